@@ -1,0 +1,358 @@
+// Package history defines faultline's history: the events of a run, their
+// JSON Lines encoding (history.jsonl), and the concurrent Recorder that stamps
+// and streams them to disk.
+//
+// Semantics follow Jepsen. A client operation is an "invoke" event followed
+// by exactly one completion by the same process: "ok" (took effect, output
+// known), "fail" (certainly did not take effect) or "info" (unknown). A
+// process whose operation ended "info" never invokes again. Fault events carry
+// process "nemesis" and observer events process "observer"; both use type
+// "info".
+//
+// This package depends on nothing else in faultline.
+package history
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Type is an event's "type" field.
+type Type string
+
+// Event types.
+const (
+	Invoke Type = "invoke" // a client began an operation
+	OK     Type = "ok"     // the operation took effect and its output is known
+	Fail   Type = "fail"   // the operation certainly did not take effect
+	Info   Type = "info"   // unknown outcome; also every nemesis and observer event
+	Header Type = "header" // the first line of a faultline history
+)
+
+// Valid reports whether t is one of the event types above.
+func (t Type) Valid() bool {
+	switch t {
+	case Invoke, OK, Fail, Info, Header:
+		return true
+	}
+	return false
+}
+
+// Process identifies who recorded an event. Non-negative values are client
+// processes; the two negative constants are the nemesis and the observer and
+// are encoded as the JSON strings "nemesis" and "observer".
+type Process int
+
+// Special processes.
+const (
+	Nemesis  Process = -1
+	Observer Process = -2
+)
+
+// IsClient reports whether p is a client process.
+func (p Process) IsClient() bool { return p >= 0 }
+
+// String returns "nemesis", "observer" or the decimal id.
+func (p Process) String() string {
+	switch p {
+	case Nemesis:
+		return "nemesis"
+	case Observer:
+		return "observer"
+	}
+	return strconv.Itoa(int(p))
+}
+
+// MarshalJSON encodes clients as numbers and the special processes as strings.
+func (p Process) MarshalJSON() ([]byte, error) {
+	return appendProcess(nil, p), nil
+}
+
+// UnmarshalJSON accepts a number, "nemesis", "observer", or a numeric string.
+func (p *Process) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		switch s {
+		case "nemesis":
+			*p = Nemesis
+			return nil
+		case "observer":
+			*p = Observer
+			return nil
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return fmt.Errorf("process %q: want a non-negative integer, \"nemesis\" or \"observer\"", s)
+		}
+		*p = Process(n)
+		return nil
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("process %s: want a non-negative integer, \"nemesis\" or \"observer\"", b)
+	}
+	*p = Process(n)
+	return nil
+}
+
+func appendProcess(dst []byte, p Process) []byte {
+	switch p {
+	case Nemesis:
+		return append(dst, `"nemesis"`...)
+	case Observer:
+		return append(dst, `"observer"`...)
+	}
+	return strconv.AppendInt(dst, int64(p), 10)
+}
+
+// Null is the JSON value null, used as the Value of a read of an absent key.
+var Null = json.RawMessage("null")
+
+// Event is one line of history.jsonl (other than the header).
+//
+// Value holds raw JSON: nil means "no value" (the field is omitted), while
+// Null means the JSON value null (a read of an absent key). Extra holds any
+// further fields (for example "version", "attempt", "intended") and is
+// encoded after the fixed ones; keys of Extra that collide with a fixed field
+// are ignored on encoding.
+type Event struct {
+	Type    Type            `json:"type"`
+	Process Process         `json:"process"`
+	Time    int64           `json:"time"` // nanoseconds since the run's start (monotonic)
+	F       string          `json:"f,omitempty"`
+	Key     string          `json:"key,omitempty"`
+	Value   json.RawMessage `json:"value,omitempty"`
+	Node    string          `json:"node,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	Phase   string          `json:"phase,omitempty"` // nemesis events: "start" or "end"
+	Extra   map[string]json.RawMessage
+}
+
+// Duration returns Time as a time.Duration since the run's start.
+func (e *Event) Duration() time.Duration { return time.Duration(e.Time) }
+
+// Op is what a workload asks a client to do: a function, a key and an
+// argument (the value to put, or {"from":X,"to":Y} for a cas).
+type Op struct {
+	F     string
+	Key   string
+	Value json.RawMessage
+}
+
+// Outcome is what a client reports for one Op. Type is OK, Fail or Info; a
+// client never reports failure any other way. Value is what a read returned
+// (Null for an absent key). Node names the node that answered, if known.
+type Outcome struct {
+	Type  Type
+	Value json.RawMessage
+	Error string
+	Node  string
+}
+
+// CAS is the argument of a "cas" operation.
+type CAS struct {
+	From json.RawMessage `json:"from"`
+	To   json.RawMessage `json:"to"`
+}
+
+var fixedFields = map[string]bool{
+	"type": true, "process": true, "time": true, "f": true, "key": true,
+	"value": true, "node": true, "error": true, "phase": true,
+}
+
+// AppendJSON appends e's JSON encoding (one object, no newline) to dst.
+// Values in Value and Extra must be valid JSON; they are compacted, not
+// re-validated in depth.
+func (e *Event) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = strconv.AppendQuote(dst, string(e.Type))
+	dst = append(dst, `,"process":`...)
+	dst = appendProcess(dst, e.Process)
+	dst = append(dst, `,"time":`...)
+	dst = strconv.AppendInt(dst, e.Time, 10)
+	dst = appendStringField(dst, "f", e.F)
+	dst = appendStringField(dst, "key", e.Key)
+	if e.Value != nil {
+		dst = append(dst, `,"value":`...)
+		dst = appendRaw(dst, e.Value)
+	}
+	dst = appendStringField(dst, "node", e.Node)
+	dst = appendStringField(dst, "error", e.Error)
+	dst = appendStringField(dst, "phase", e.Phase)
+	if len(e.Extra) > 0 {
+		keys := sortedKeys(e.Extra)
+		for _, k := range keys {
+			if fixedFields[k] {
+				continue
+			}
+			dst = append(dst, ',')
+			dst = appendJSONString(dst, k)
+			dst = append(dst, ':')
+			dst = appendRaw(dst, e.Extra[k])
+		}
+	}
+	return append(dst, '}')
+}
+
+// MarshalJSON implements json.Marshaler with the same encoding as AppendJSON.
+func (e Event) MarshalJSON() ([]byte, error) {
+	if e.Value != nil && !json.Valid(e.Value) {
+		return nil, fmt.Errorf("history: event value is not valid JSON: %q", e.Value)
+	}
+	return e.AppendJSON(nil), nil
+}
+
+// UnmarshalJSON decodes an event; fields other than the fixed ones go to Extra.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*e = Event{}
+	for k, v := range m {
+		var err error
+		switch k {
+		case "type":
+			var s string
+			err = json.Unmarshal(v, &s)
+			e.Type = Type(s)
+		case "process":
+			err = e.Process.UnmarshalJSON(v)
+		case "time":
+			var f json.Number
+			if err = json.Unmarshal(v, &f); err == nil {
+				e.Time, err = f.Int64()
+				if err != nil {
+					var x float64
+					if x, err = f.Float64(); err == nil {
+						e.Time = int64(x)
+					}
+				}
+			}
+		case "f":
+			err = json.Unmarshal(v, &e.F)
+		case "key":
+			err = unmarshalKey(v, &e.Key)
+		case "value":
+			e.Value = append(json.RawMessage(nil), v...)
+		case "node":
+			err = json.Unmarshal(v, &e.Node)
+		case "error":
+			// Other tools write structured errors; keep their text.
+			if len(v) > 0 && v[0] == '"' {
+				err = json.Unmarshal(v, &e.Error)
+			} else if string(v) != "null" {
+				e.Error = string(v)
+			}
+		case "phase":
+			err = json.Unmarshal(v, &e.Phase)
+		default:
+			if e.Extra == nil {
+				e.Extra = make(map[string]json.RawMessage)
+			}
+			e.Extra[k] = append(json.RawMessage(nil), v...)
+		}
+		if err != nil {
+			return fmt.Errorf("field %q: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// unmarshalKey accepts a string key or a number (histories from other tools
+// often use integer keys); numbers keep their JSON text.
+func unmarshalKey(v json.RawMessage, key *string) error {
+	if len(v) > 0 && v[0] == '"' {
+		return json.Unmarshal(v, key)
+	}
+	if string(v) == "null" {
+		*key = ""
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(v, &n); err != nil {
+		return fmt.Errorf("want a string or a number")
+	}
+	*key = n.String()
+	return nil
+}
+
+func appendStringField(dst []byte, name, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	dst = append(dst, ',', '"')
+	dst = append(dst, name...)
+	dst = append(dst, '"', ':')
+	return appendJSONString(dst, v)
+}
+
+// appendRaw appends raw JSON, compacting it if it contains a newline (a
+// history line must be one line).
+func appendRaw(dst []byte, raw json.RawMessage) []byte {
+	if bytes.IndexByte(raw, '\n') < 0 && bytes.IndexByte(raw, '\r') < 0 {
+		return append(dst, raw...)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return appendJSONString(dst, string(raw))
+	}
+	return append(dst, buf.Bytes()...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, escaping like encoding/json
+// (including <, > and & so that histories are safe to embed in HTML).
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < 0x80 {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		// Multi-byte: let encoding/json handle invalid UTF-8 and U+2028/9.
+		r, size := decodeRune(s[i:])
+		if r == 0xFFFD && size == 1 || r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			if r == 0xFFFD {
+				dst = append(dst, `\ufffd`...)
+			} else {
+				dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			}
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
