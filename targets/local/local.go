@@ -1,0 +1,239 @@
+// Package local is the embedded default runtime: every node is a child
+// process of a faultline binary (`faultline node ...`), listening on
+// 127.0.0.1 ports. No Docker is needed.
+//
+// Each node runs in its own process group, so process faults act on the
+// whole group: kill is SIGKILL, a graceful stop is SIGTERM (then SIGKILL
+// after a grace period), pause is SIGSTOP and resume is SIGCONT. A node's
+// standard output and error are appended to DIR/nodes/ID.log across
+// restarts (a line marks every start and every exit), and its data lives in
+// DIR/data/ID, which survives kills and restarts.
+//
+// Nothing is left running. Cluster.Close terminates every node. If the
+// faultline process dies hard (SIGKILL, a crash), Linux delivers SIGKILL to
+// every node through the parent-death signal (see Runtime.Start). KillAll is
+// a last resort for a signal handler.
+package local
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/faultline/faultline/targets"
+)
+
+// Defaults for the zero fields of Options.
+const (
+	DefaultReadyTimeout  = 20 * time.Second
+	DefaultStopTimeout   = 5 * time.Second
+	DefaultCloseGrace    = 2 * time.Second
+	DefaultStatusTimeout = 2 * time.Second
+)
+
+// Options configure a Runtime. The zero value is ready to use.
+type Options struct {
+	// ReadyTimeout bounds how long a starting node may take before its
+	// GET /admin/status answers 200. Zero means DefaultReadyTimeout.
+	ReadyTimeout time.Duration
+	// StopTimeout is how long Stop waits after SIGTERM before it sends
+	// SIGKILL. Zero means DefaultStopTimeout.
+	StopTimeout time.Duration
+	// CloseGrace is how long Close waits after SIGTERM before it sends
+	// SIGKILL. Zero means DefaultCloseGrace.
+	CloseGrace time.Duration
+	// StatusTimeout bounds one Cluster.Status call (a paused node never
+	// answers), whatever the caller's context says. Zero means
+	// DefaultStatusTimeout.
+	StatusTimeout time.Duration
+	// Log receives one-line progress messages when the ClusterSpec has no
+	// Log of its own. Nil means silent. It may be called from several
+	// goroutines at once.
+	Log func(format string, args ...any)
+}
+
+func (o Options) withDefaults() Options {
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = DefaultReadyTimeout
+	}
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = DefaultStopTimeout
+	}
+	if o.CloseGrace <= 0 {
+		o.CloseGrace = DefaultCloseGrace
+	}
+	if o.StatusTimeout <= 0 {
+		o.StatusTimeout = DefaultStatusTimeout
+	}
+	return o
+}
+
+// Runtime starts clusters of local processes. It holds no resources of its
+// own; it is safe for concurrent use and may start any number of clusters.
+type Runtime struct {
+	opts Options
+}
+
+var _ targets.Runtime = (*Runtime)(nil)
+
+// New returns a local Runtime.
+func New(opts Options) *Runtime {
+	return &Runtime{opts: opts.withDefaults()}
+}
+
+// Name returns "local".
+func (r *Runtime) Name() string { return "local" }
+
+// allocPorts is FreePorts; tests replace it to provoke bind failures.
+var allocPorts = FreePorts
+
+var portState struct {
+	mu     sync.Mutex
+	handed map[int]bool // ports FreePorts returned in this process
+}
+
+// minPort is the lowest port FreePorts picks outside the ephemeral range.
+const minPort = 10000
+
+// FreePorts returns n distinct TCP ports that were free on 127.0.0.1 when
+// it checked them. It is safe for concurrent use.
+//
+// A free port can still be taken by another process before its user binds
+// it. To make that unlikely, FreePorts picks ports outside the kernel's
+// ephemeral range (from which connect() and bind to port 0 draw their
+// ports; on Linux read from /proc/sys/net/ipv4/ip_local_port_range), and it
+// never returns a port twice in the life of the process (until it runs
+// short, then it forgets the old ones), so a killed node can restart on its
+// ports while a later cluster of the same process allocates others. When no
+// large enough range lies outside the ephemeral one, it asks the kernel for
+// port 0.
+func FreePorts(n int) ([]int, error) {
+	if n <= 0 {
+		return nil, fmt.Errorf("FreePorts: n must be positive, got %d", n)
+	}
+	lo, hi, ok := candidateRange()
+	if !ok {
+		return kernelPorts(n)
+	}
+	portState.mu.Lock()
+	defer portState.mu.Unlock()
+	if portState.handed == nil {
+		portState.handed = map[int]bool{}
+	}
+	if len(portState.handed)+n > (hi-lo+1)/2 {
+		portState.handed = map[int]bool{}
+	}
+	var (
+		held  []net.Listener
+		ports []int
+		taken = map[int]bool{}
+	)
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	for tries := 0; len(ports) < n && tries < 100*n; tries++ {
+		p := lo + rand.IntN(hi-lo+1)
+		if taken[p] || portState.handed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue // in use: try another
+		}
+		taken[p] = true
+		held = append(held, l)
+		ports = append(ports, p)
+	}
+	if len(ports) < n {
+		return nil, fmt.Errorf("FreePorts: found only %d of %d free ports in %d-%d on 127.0.0.1", len(ports), n, lo, hi)
+	}
+	for _, p := range ports {
+		portState.handed[p] = true
+	}
+	return ports, nil
+}
+
+// kernelPorts asks the kernel for n ports (bind to port 0), holding every
+// listener until all are known so the ports are distinct.
+func kernelPorts(n int) ([]int, error) {
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("FreePorts: listen on 127.0.0.1:0: %w", err)
+		}
+		held = append(held, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// candidateRange returns a port range below or above the ephemeral range,
+// if one of at least 1000 ports exists.
+func candidateRange() (lo, hi int, ok bool) {
+	elo, ehi := ephemeralRange()
+	switch {
+	case elo-minPort >= 1000:
+		return minPort, elo - 1, true
+	case 65535-ehi >= 1000:
+		return ehi + 1, 65535, true
+	}
+	return 0, 0, false
+}
+
+// ephemeralRange returns the kernel's ephemeral port range (inclusive).
+func ephemeralRange() (lo, hi int) {
+	if runtime.GOOS == "linux" {
+		if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+			f := strings.Fields(string(b))
+			if len(f) == 2 {
+				l, err1 := strconv.Atoi(f[0])
+				h, err2 := strconv.Atoi(f[1])
+				if err1 == nil && err2 == nil && l > 0 && h >= l {
+					return l, h
+				}
+			}
+		}
+		return 32768, 60999 // the Linux default
+	}
+	return 49152, 65535 // IANA, the BSD and macOS default
+}
+
+// validateSpec checks the parts of a ClusterSpec this runtime relies on.
+func validateSpec(spec targets.ClusterSpec) error {
+	if spec.System == "" {
+		return errors.New("local runtime: ClusterSpec.System is empty: name the system to run (e.g. raftkv)")
+	}
+	if spec.Dir == "" {
+		return errors.New("local runtime: ClusterSpec.Dir is empty: set the run directory that receives nodes/<id>.log and data/<id>/")
+	}
+	if len(spec.Nodes) == 0 {
+		return errors.New("local runtime: ClusterSpec.Nodes is empty: list at least one node id")
+	}
+	seen := map[string]bool{}
+	for _, id := range spec.Nodes {
+		if id == "" || strings.ContainsAny(id, "=/\\ \t\n") || id == "." || id == ".." {
+			return fmt.Errorf("local runtime: node id %q is not usable: ids name files and appear in --peer ID=ADDR, so they must be non-empty without '=', '/', '\\' or spaces", id)
+		}
+		if seen[id] {
+			return fmt.Errorf("local runtime: node id %q is listed twice in ClusterSpec.Nodes", id)
+		}
+		seen[id] = true
+	}
+	return nil
+}
