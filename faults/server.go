@@ -1,0 +1,208 @@
+// Package faults injects faults into a running cluster: Toxiproxy proxies on
+// every directed link (server.go, links.go, linkfaults.go) and, later, process and clock faults
+// and the schedules that drive them.
+//
+// The link layer has two halves. A ProxyServer is Toxiproxy's own server
+// (github.com/Shopify/toxiproxy/v2) running in this process with its HTTP API
+// on a loopback port; `faultline proxy` runs the same server in a container
+// through ServeProxy. Links talks to any Toxiproxy API address, embedded or
+// remote, only through Toxiproxy's client package: it creates one proxy per
+// directed node pair and per client -> node link (it is the
+// targets.LinkMapper), and adds and removes named toxics to cut, slow down or
+// reset those links.
+package faults
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	toxiclient "github.com/Shopify/toxiproxy/v2/client"
+	"github.com/rs/zerolog"
+)
+
+// ServerOptions configures a Toxiproxy server started by StartProxyServer.
+type ServerOptions struct {
+	// Listen is the address of the HTTP API, host:port. "" means
+	// "127.0.0.1:0" (a free loopback port; read it back with APIAddr).
+	Listen string
+	// Verbose makes the server log every request, proxy and connection
+	// (Toxiproxy's zerolog output, JSON lines) to Log. Off by default: the
+	// server is silent.
+	Verbose bool
+	// Log receives the verbose log; nil means io.Discard.
+	Log io.Writer
+}
+
+// ProxyServer is a Toxiproxy v2 server running inside this process. Control
+// it through its HTTP API at APIAddr (for example with Links); its methods
+// are safe for concurrent use.
+type ProxyServer struct {
+	api  *toxiproxy.ApiServer
+	http *http.Server
+	addr string
+
+	served   chan struct{} // closed when http.Serve has returned
+	serveErr error         // Serve's result, readable once served is closed
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewProxyServer starts a silent Toxiproxy server with its API on a free
+// 127.0.0.1 port. ctx bounds the start only; the server runs until Close.
+func NewProxyServer(ctx context.Context) (*ProxyServer, error) {
+	return StartProxyServer(ctx, ServerOptions{})
+}
+
+// StartProxyServer starts a Toxiproxy server as opts say and returns once its
+// API answers. ctx bounds the start only; the server runs until Close.
+func StartProxyServer(ctx context.Context, opts ServerOptions) (*ProxyServer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	listen := opts.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	logger := zerolog.Nop()
+	if opts.Verbose {
+		w := opts.Log
+		if w == nil {
+			w = io.Discard
+		}
+		logger = zerolog.New(w).With().Timestamp().Str("component", "toxiproxy").Logger()
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("toxiproxy API: cannot listen on %s: %w (pick a free address)", listen, err)
+	}
+	api := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), logger)
+	s := &ProxyServer{
+		api:    api,
+		addr:   ln.Addr().String(),
+		served: make(chan struct{}),
+		// Same limits as toxiproxy's own ApiServer.Listen.
+		http: &http.Server{
+			Handler:      api.Routes(),
+			ReadTimeout:  15 * time.Second,
+			WriteTimeout: 30 * time.Second,
+			IdleTimeout:  60 * time.Second,
+		},
+	}
+	go func() {
+		err := s.http.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveErr = err
+		close(s.served)
+	}()
+	// The listener is bound, so the API answers; check it once through the
+	// client so a broken server fails here and not at the first fault.
+	if _, err := toxiclient.NewClient(s.addr).Version(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("toxiproxy API at %s does not answer: %w", s.addr, err)
+	}
+	return s, nil
+}
+
+// APIAddr returns the host:port of the server's HTTP API (the address to
+// give NewLinks).
+func (s *ProxyServer) APIAddr() string { return s.addr }
+
+// Close deletes every proxy on the server (removing their toxics first, so
+// no held data or goroutine outlives them), which closes every proxy
+// listener and proxied connection, then stops the HTTP API. It returns the
+// first error met but always does all of it. Safe to call more than once;
+// later calls return the first call's result.
+func (s *ProxyServer) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *ProxyServer) close() error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	select {
+	case <-s.served:
+		// The API is gone, so the client cannot reach the proxies: stop
+		// them directly as the last resort.
+		keep(s.api.Collection.Clear())
+	default:
+		keep(removeAllProxies(toxiclient.NewClient(s.addr)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.http.Shutdown(ctx); err != nil {
+		keep(fmt.Errorf("toxiproxy API shutdown: %w", err))
+		keep(s.http.Close())
+	}
+	<-s.served
+	keep(s.serveErr)
+	// Whatever the API could not remove (it failed half way) must not keep
+	// a port open.
+	keep(s.api.Collection.Clear())
+	return first
+}
+
+// removeAllProxies removes every toxic of every proxy, then every proxy.
+func removeAllProxies(c *toxiclient.Client) error {
+	proxies, err := c.Proxies()
+	if err != nil {
+		return fmt.Errorf("toxiproxy: list proxies: %w", err)
+	}
+	var first error
+	for name, p := range proxies {
+		for _, t := range p.ActiveToxics {
+			if err := p.RemoveToxic(t.Name); err != nil && first == nil {
+				first = fmt.Errorf("toxiproxy: remove toxic %s from proxy %s: %w", t.Name, name, err)
+			}
+		}
+		if err := p.Delete(); err != nil && first == nil {
+			first = fmt.Errorf("toxiproxy: delete proxy %s: %w", name, err)
+		}
+	}
+	return first
+}
+
+// ServeProxy runs a Toxiproxy server with its API on apiListenAddr (for
+// example ":8474" in a container) until ctx is cancelled, then deletes every
+// proxy and stops. It returns nil after a clean stop and an error if the
+// server cannot start or stop cleanly. This is `faultline proxy`.
+func ServeProxy(ctx context.Context, apiListenAddr string) error {
+	return ServeProxyWith(ctx, ServerOptions{Listen: apiListenAddr})
+}
+
+// ServeProxyWith is ServeProxy with every server option (verbose logging).
+func ServeProxyWith(ctx context.Context, opts ServerOptions) error {
+	s, err := StartProxyServer(ctx, opts)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return s.Close()
+	case <-s.served:
+		// The API stopped by itself; release the proxies and say why.
+		err := s.serveErr
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = errors.New("toxiproxy API stopped unexpectedly")
+		}
+		return err
+	}
+}
