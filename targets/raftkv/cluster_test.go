@@ -1,0 +1,423 @@
+package raftkv
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/httpkv"
+)
+
+// relay is a TCP forwarder on loopback standing in for a per-link proxy:
+// every node dials a peer through that peer's relay, so cutting a relay
+// stops all Raft traffic into that peer.
+type relay struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]bool
+}
+
+func newRelay(t *testing.T, target string) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close(); r.setCut(true) })
+	go r.serve()
+	return r
+}
+
+func (r *relay) addr() string { return r.ln.Addr().String() }
+
+func (r *relay) serve() {
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		go r.pipe(c)
+	}
+}
+
+func (r *relay) track(cs ...net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cut {
+		return false
+	}
+	for _, c := range cs {
+		r.conns[c] = true
+	}
+	return true
+}
+
+func (r *relay) pipe(in net.Conn) {
+	out, err := net.DialTimeout("tcp", r.target, time.Second)
+	if err != nil {
+		in.Close()
+		return
+	}
+	if !r.track(in, out) {
+		in.Close()
+		out.Close()
+		return
+	}
+	go func() { io.Copy(out, in); out.Close() }()
+	io.Copy(in, out)
+	in.Close()
+}
+
+// setCut(true) closes every relayed connection and refuses new ones.
+func (r *relay) setCut(cut bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cut = cut
+	if cut {
+		for c := range r.conns {
+			c.Close()
+		}
+		r.conns = map[net.Conn]bool{}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type testNode struct {
+	cfg    targets.NodeConfig
+	relay  *relay
+	cancel context.CancelFunc
+	done   chan error
+}
+
+type cluster struct {
+	t     *testing.T
+	ids   []string
+	nodes map[string]*testNode
+}
+
+// startCluster runs n raftkv nodes in this process, each on its own
+// loopback ports and data directory, with Raft traffic through relays.
+func startCluster(t *testing.T, n int, bugs ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, nodes: map[string]*testNode{}}
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("n%d", i)
+		c.ids = append(c.ids, id)
+		peer := freeAddr(t)
+		c.nodes[id] = &testNode{
+			cfg: targets.NodeConfig{
+				System: Name, ID: id, Listen: freeAddr(t), Admin: freeAddr(t), PeerListen: peer,
+				DataDir: t.TempDir(), Bugs: bugs, Peers: map[string]string{},
+			},
+			relay: newRelay(t, peer),
+		}
+	}
+	for _, a := range c.nodes {
+		for id, b := range c.nodes {
+			if b != a {
+				a.cfg.Peers[id] = b.relay.addr()
+			}
+		}
+	}
+	for _, id := range c.ids {
+		c.start(id)
+	}
+	t.Cleanup(func() {
+		for _, id := range c.ids {
+			c.stop(id)
+		}
+	})
+	return c
+}
+
+func (c *cluster) start(id string) {
+	c.t.Helper()
+	nd := c.nodes[id]
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	cfg := nd.cfg
+	cfg.Ready = func() { close(ready) }
+	nd.cancel, nd.done = cancel, make(chan error, 1)
+	go func(done chan error) { done <- targets.RunNode(ctx, cfg) }(nd.done)
+	select {
+	case <-ready:
+	case err := <-nd.done:
+		c.t.Fatalf("node %s did not start: %v", id, err)
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("node %s not ready after 10s", id)
+	}
+}
+
+// stop cancels the node's context and waits for RunNode to return.
+func (c *cluster) stop(id string) {
+	nd := c.nodes[id]
+	if nd.cancel == nil {
+		return
+	}
+	nd.cancel()
+	nd.cancel = nil
+	select {
+	case err := <-nd.done:
+		if err != nil {
+			c.t.Errorf("node %s stopped with error: %v", id, err)
+		}
+	case <-time.After(10 * time.Second):
+		c.t.Errorf("node %s did not stop within 10s of its context being cancelled", id)
+	}
+}
+
+func (c *cluster) status(id string) (status, error) {
+	var s status
+	resp, err := http.Get("http://" + c.nodes[id].cfg.Admin + "/admin/status")
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return s, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+// waitFor polls cond every 20ms for at most 10s.
+func (c *cluster) waitFor(what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out after 10s waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// leader waits until one of the running nodes is leader and every running
+// node names it, and returns it.
+func (c *cluster) leader() string {
+	c.t.Helper()
+	var leader string
+	c.waitFor("a leader known to every running node", func() bool {
+		leader = ""
+		for _, id := range c.ids {
+			if c.nodes[id].cancel == nil {
+				continue
+			}
+			s, err := c.status(id)
+			if err != nil || s.Leader == "" || (leader != "" && s.Leader != leader) {
+				return false
+			}
+			leader = s.Leader
+		}
+		s, err := c.status(leader)
+		return err == nil && s.Role == "leader"
+	})
+	return leader
+}
+
+func (c *cluster) follower(leader string) string {
+	for _, id := range c.ids {
+		if id != leader && c.nodes[id].cancel != nil {
+			return id
+		}
+	}
+	c.t.Fatal("no running follower")
+	return ""
+}
+
+func (c *cluster) client(home string) *httpkv.Client {
+	c.t.Helper()
+	addrs := map[string]string{}
+	for id, nd := range c.nodes {
+		addrs[id] = nd.cfg.Listen
+	}
+	cl, err := httpkv.New(addrs, home, httpkv.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// waitApplied waits until node id has applied at least index.
+func (c *cluster) waitApplied(id string, index uint64) {
+	c.t.Helper()
+	c.waitFor(fmt.Sprintf("%s to apply index %d", id, index), func() bool {
+		s, err := c.status(id)
+		return err == nil && s.AppliedIndex >= index
+	})
+}
+
+func (c *cluster) commitIndex(id string) uint64 {
+	c.t.Helper()
+	s, err := c.status(id)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return s.CommitIndex
+}
+
+func do(t *testing.T, cl *httpkv.Client, f, key, value string) history.Outcome {
+	t.Helper()
+	op := history.Op{F: f, Key: key}
+	if value != "" {
+		op.Value = json.RawMessage(value)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return cl.Do(ctx, op)
+}
+
+func mustOK(t *testing.T, out history.Outcome, wantValue string) {
+	t.Helper()
+	if out.Type != history.OK {
+		t.Fatalf("want ok, got %+v", out)
+	}
+	if wantValue != "" && string(out.Value) != wantValue {
+		t.Fatalf("read %s, want %s (from %s)", out.Value, wantValue, out.Node)
+	}
+}
+
+func TestCluster(t *testing.T) {
+	c := startCluster(t, 3)
+	leader := c.leader()
+	f := c.follower(leader)
+	cl := c.client(f)
+
+	// Writes and reads through a follower are redirected to the leader.
+	out := do(t, cl, "put", "k", "1")
+	mustOK(t, out, "")
+	if out.Node != leader {
+		t.Fatalf("put answered by %s, want the leader %s", out.Node, leader)
+	}
+	mustOK(t, do(t, cl, "get", "k", ""), "1")
+	mustOK(t, do(t, cl, "get", "absent", ""), "null")
+
+	// CAS: success, mismatch, and JSON (not byte) comparison.
+	mustOK(t, do(t, cl, "cas", "k", `{"from":1,"to":{"b":2,"a":1}}`), "")
+	if out := do(t, cl, "cas", "k", `{"from":1,"to":3}`); out.Type != history.Fail || out.Error != "mismatch" {
+		t.Fatalf("cas from a value the register does not hold: got %+v, want fail mismatch", out)
+	}
+	mustOK(t, do(t, cl, "get", "k", ""), `{"a":1,"b":2}`)
+	mustOK(t, do(t, cl, "cas", "k", `{"from":{"a":1.0,"b":2},"to":3}`), "")
+	mustOK(t, do(t, cl, "cas", "absent2", `{"from":null,"to":"x"}`), "")
+	mustOK(t, do(t, cl, "get", "k", ""), "3")
+
+	// A follower refuses definitely and names the leader; bad input is a definite 400.
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+	}{
+		{"GET", "/kv/k", "", 503},
+		{"PUT", "/kv/k", `{"value":1}`, 503},
+		{"PUT", "/kv/k", `{"v":1}`, 400},
+		{"POST", "/kv/k/cas", `{"from":1}`, 400},
+	} {
+		req, _ := http.NewRequest(tc.method, "http://"+c.nodes[f].cfg.Listen+tc.path, strings.NewReader(tc.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb errorBody
+		json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || !eb.Definite || eb.Error == "" || (tc.code == 503 && eb.Leader != leader) {
+			t.Fatalf("%s %s at follower: %d %+v, want %d definite (leader %s)", tc.method, tc.path, resp.StatusCode, eb, tc.code, leader)
+		}
+	}
+
+	// A follower cut off from the leader never serves a stale value.
+	c.nodes[f].relay.setCut(true)
+	mustOK(t, do(t, c.client(leader), "put", "k", "4"), "")
+	if out := do(t, cl, "get", "k", ""); out.Type == history.OK && string(out.Value) != "4" {
+		t.Fatalf("partitioned follower %s served stale value %s without the stale-read bug", f, out.Value)
+	}
+	c.nodes[f].relay.setCut(false)
+
+	// Stop the leader: a new one is elected and the data survives.
+	c.stop(leader)
+	leader2 := c.leader()
+	if leader2 == leader {
+		t.Fatalf("stopped node %s still leader", leader)
+	}
+	cl2 := c.client(c.follower(leader2))
+	mustOK(t, do(t, cl2, "get", "k", ""), "4")
+	mustOK(t, do(t, cl2, "put", "k", "5"), "")
+	mustOK(t, do(t, cl2, "put", "other", `"while down"`), "")
+	idx := c.commitIndex(leader2)
+
+	// Restart the old leader on its data directory: it catches up.
+	c.start(leader)
+	c.waitApplied(leader, idx)
+	s, err := c.status(leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Keys != 3 {
+		t.Fatalf("restarted node has %d keys, want 3 (k, absent2, other); status %+v", s.Keys, s)
+	}
+	mustOK(t, do(t, c.client(leader), "get", "other", ""), `"while down"`)
+
+	// Counters and the clock offset show in the status.
+	s, _ = c.status(leader2)
+	if s.Counters["writes"] < 2 || s.Counters["reads"] < 1 {
+		t.Fatalf("leader counters %v: want writes >= 2 and reads >= 1", s.Counters)
+	}
+	resp, err := http.Post("http://"+c.nodes[leader2].cfg.Admin+"/admin/clock", "application/json", strings.NewReader(`{"offset_ms": -1500}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if s, _ := c.status(leader2); resp.StatusCode != 200 || s.ClockOffsetMS != -1500 {
+		t.Fatalf("clock offset: http %d, status reports %d, want -1500", resp.StatusCode, s.ClockOffsetMS)
+	}
+}
+
+func TestStaleReadBug(t *testing.T) {
+	c := startCluster(t, 3, BugStaleRead)
+	leader := c.leader()
+	f := c.follower(leader)
+	atLeader, atFollower := c.client(leader), c.client(f)
+
+	mustOK(t, do(t, atLeader, "put", "k", "1"), "")
+	c.waitApplied(f, c.commitIndex(leader))
+	mustOK(t, do(t, atFollower, "get", "k", ""), "1")
+
+	// Cut the follower off; the leader commits with the other follower.
+	c.nodes[f].relay.setCut(true)
+	mustOK(t, do(t, atLeader, "put", "k", "2"), "")
+	mustOK(t, do(t, atLeader, "get", "k", ""), "2")
+	out := do(t, atFollower, "get", "k", "")
+	mustOK(t, out, "1") // stale: the bug serves the follower's local state
+	if out.Node != f {
+		t.Fatalf("stale read answered by %s, want the follower %s", out.Node, f)
+	}
+
+	// Healed, the follower catches up.
+	c.nodes[f].relay.setCut(false)
+	c.waitFor("the follower to catch up after healing", func() bool {
+		out := do(t, atFollower, "get", "k", "")
+		return out.Type == history.OK && string(out.Value) == "2"
+	})
+}
