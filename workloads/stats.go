@@ -1,0 +1,270 @@
+package workloads
+
+import (
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/faultline/faultline/history"
+)
+
+// Histogram range: microseconds, from 1 µs to one hour, 3 significant
+// figures. Longer values are recorded as one hour.
+const (
+	histLowest  = 1
+	histHighest = int64(time.Hour / time.Microsecond)
+	histSigFigs = 3
+)
+
+// NewHistogram returns an empty histogram with the range every histogram of
+// this package uses: values in microseconds, 1 µs .. 1 h, 3 significant
+// figures (about 190 KB).
+func NewHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(histLowest, histHighest, histSigFigs)
+}
+
+func recordUS(h *hdrhistogram.Histogram, d time.Duration) {
+	us := int64(d / time.Microsecond)
+	if us < 0 {
+		us = 0
+	}
+	if us > histHighest {
+		us = histHighest
+	}
+	_ = h.RecordValue(us) // in range by construction
+}
+
+// Counts are the outcomes of one function (or of all).
+type Counts struct {
+	Ops, OK, Fail, Info int64
+	// Latency is the latency histogram of this function's ops, in
+	// microseconds (from the intended start in open loop).
+	Latency *hdrhistogram.Histogram
+}
+
+func (c *Counts) add(t history.Type) {
+	c.Ops++
+	switch t {
+	case history.OK:
+		c.OK++
+	case history.Fail:
+		c.Fail++
+	default:
+		c.Info++
+	}
+}
+
+// Stats summarizes one Run. Histograms hold microseconds.
+type Stats struct {
+	// Ops is the number of ops sent (each recorded as an invoke and a
+	// completion); OK + Fail + Info == Ops.
+	Ops, OK, Fail, Info int64
+	// Scheduled is the number of ops the open-loop schedule made due during
+	// the phase: Scheduled == Ops + Missed + Unsent. Closed loop: Ops.
+	Scheduled int64
+	// Missed counts open-loop ops that became due while the backlog was full
+	// (Config.MaxBacklog): never sent, not in the history.
+	Missed int64
+	// Unsent counts open-loop ops that were due but still waiting for a
+	// worker when the phase ended: never sent, not in the history.
+	Unsent int64
+	// ByF has the counts and latency per function ("get", "put", ...).
+	ByF map[string]*Counts
+
+	OpenLoop bool
+	// TargetRate is the scheduled load, ops/s averaged over Duration
+	// (for a constant rate, Config.Rate); 0 in closed loop.
+	TargetRate float64
+	// AchievedRate is Ops / Duration: the rate at which ops were sent.
+	AchievedRate float64
+	// Duration is the main phase, from its start until it was stopped (by
+	// Config.Duration or ctx). Drain is the time after that spent waiting
+	// for in-flight ops to finish.
+	Duration, Drain time.Duration
+
+	// Latency is completion - intended start (open loop) or completion -
+	// send (closed loop). Service is completion - send. Lag is send -
+	// intended start; it is empty in closed loop.
+	Latency, Service, Lag *hdrhistogram.Histogram
+
+	// NextProcess is one past the highest process id the run used; pass it
+	// as Config.FirstProcess (or to FinalReads) for the next phase.
+	NextProcess history.Process
+}
+
+// Percentile keys of Percentiles, in order.
+var PercentileKeys = []string{"p50", "p90", "p99", "p999", "max", "mean"}
+
+// Percentiles returns the latency percentiles, in microseconds, under the
+// keys "p50", "p90", "p99", "p999", "max" and "mean".
+func (s *Stats) Percentiles() map[string]float64 { return Percentiles(s.Latency) }
+
+// Percentiles returns p50, p90, p99, p999, max and mean of h (its unit,
+// microseconds for this package's histograms). An empty or nil histogram
+// gives zeros.
+func Percentiles(h *hdrhistogram.Histogram) map[string]float64 {
+	m := make(map[string]float64, len(PercentileKeys))
+	for _, k := range PercentileKeys {
+		m[k] = 0
+	}
+	if h == nil || h.TotalCount() == 0 {
+		return m
+	}
+	m["p50"] = float64(h.ValueAtQuantile(50))
+	m["p90"] = float64(h.ValueAtQuantile(90))
+	m["p99"] = float64(h.ValueAtQuantile(99))
+	m["p999"] = float64(h.ValueAtQuantile(99.9))
+	m["max"] = float64(h.Max())
+	m["mean"] = h.Mean()
+	return m
+}
+
+// Functions returns the function names in s.ByF, sorted.
+func (s *Stats) Functions() []string {
+	fs := make([]string, 0, len(s.ByF))
+	for f := range s.ByF {
+		fs = append(fs, f)
+	}
+	sort.Strings(fs)
+	return fs
+}
+
+// shard holds the histograms and counts of a group of workers. Workers
+// record under mu; the interval-log goroutine swaps the interval histogram
+// under mu. A shard per worker would cost ~1 MB each (about 190 KB per
+// histogram), so workers share min(Concurrency, 2*GOMAXPROCS) shards: the
+// lock is then almost never contended.
+type shard struct {
+	mu       sync.Mutex
+	all      Counts
+	byF      map[string]*Counts
+	lat      *hdrhistogram.Histogram
+	svc      *hdrhistogram.Histogram
+	lag      *hdrhistogram.Histogram
+	interval *hdrhistogram.Histogram // latency since the last interval snapshot
+	_        [64]byte                // keep shards' locks on separate cache lines
+}
+
+func newShard(withInterval bool) *shard {
+	s := &shard{
+		byF: make(map[string]*Counts),
+		lat: NewHistogram(),
+		svc: NewHistogram(),
+		lag: NewHistogram(),
+	}
+	if withInterval {
+		s.interval = NewHistogram()
+	}
+	return s
+}
+
+func (s *shard) record(f string, t history.Type, latency, service, lag time.Duration, open bool) {
+	s.mu.Lock()
+	s.all.add(t)
+	c := s.byF[f]
+	if c == nil {
+		c = &Counts{Latency: NewHistogram()}
+		s.byF[f] = c
+	}
+	c.add(t)
+	recordUS(c.Latency, latency)
+	recordUS(s.lat, latency)
+	recordUS(s.svc, service)
+	if open {
+		recordUS(s.lag, lag)
+	}
+	if s.interval != nil {
+		recordUS(s.interval, latency)
+	}
+	s.mu.Unlock()
+}
+
+// swapInterval replaces the shard's interval histogram by fresh (which
+// must be empty) and returns the old one.
+func (s *shard) swapInterval(fresh *hdrhistogram.Histogram) *hdrhistogram.Histogram {
+	s.mu.Lock()
+	old := s.interval
+	s.interval = fresh
+	s.mu.Unlock()
+	return old
+}
+
+func (s *shard) counts() Counts {
+	s.mu.Lock()
+	c := s.all
+	s.mu.Unlock()
+	return c
+}
+
+// ProgressSnapshot is a live view of a running phase.
+type ProgressSnapshot struct {
+	Running bool          // false before the run starts and after it ends
+	Elapsed time.Duration // since the phase start (frozen at its end)
+	// Ops completed so far and their outcomes; Missed as in Stats.
+	Ops, OK, Fail, Info, Missed int64
+	Backlog                     int     // open loop: due ops waiting for a worker
+	TargetRate                  float64 // open loop: the schedule's rate now; 0 closed loop
+	// Rate is ops completed per second since the previous Snapshot (or
+	// since the start, for the first one).
+	Rate float64
+}
+
+// Progress lets another goroutine (a CLI progress line) watch a Run. Pass
+// the same *Progress as Config.Progress; Snapshot is then safe to call
+// concurrently with Run, at any time. A Progress watches one Run at a time.
+type Progress struct {
+	mu      sync.Mutex
+	r       *runner
+	lastOps int64
+	lastAt  time.Duration
+}
+
+func (p *Progress) attach(r *runner) {
+	p.mu.Lock()
+	p.r = r
+	p.lastOps, p.lastAt = 0, 0
+	p.mu.Unlock()
+}
+
+// Snapshot returns the counts so far. It takes each shard's lock briefly.
+func (p *Progress) Snapshot() ProgressSnapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.r
+	if r == nil {
+		return ProgressSnapshot{}
+	}
+	var snap ProgressSnapshot
+	for _, s := range r.shards {
+		c := s.counts()
+		snap.Ops += c.Ops
+		snap.OK += c.OK
+		snap.Fail += c.Fail
+		snap.Info += c.Info
+	}
+	snap.Missed = r.missed.Load()
+	end := r.endAt.Load()
+	snap.Running = end == 0
+	if snap.Running {
+		snap.Elapsed = time.Since(r.start)
+	} else {
+		snap.Elapsed = time.Duration(end)
+	}
+	if r.sched != nil {
+		snap.Backlog = len(r.due)
+		if snap.Running {
+			snap.TargetRate = r.sched.rate(snap.Elapsed)
+		}
+	}
+	if dt := (snap.Elapsed - p.lastAt).Seconds(); dt > 0 {
+		snap.Rate = float64(snap.Ops-p.lastOps) / dt
+	}
+	if math.IsNaN(snap.Rate) {
+		snap.Rate = 0
+	}
+	p.lastOps, p.lastAt = snap.Ops, snap.Elapsed
+	return snap
+}
