@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/faultline/faultline/internal/version"
+	"github.com/faultline/faultline/targets/local"
+	// Reference systems register themselves with targets.
+	_ "github.com/faultline/faultline/targets/raftkv"
+)
+
+func killChildren() { local.KillAll(2 * time.Second) }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "faultline",
+		Short: "Chaos testing and load generation with Jepsen-grade checking",
+		Long: `faultline starts a cluster (its own reference systems, locally or in Docker,
+or one you already run), drives a concurrent workload at it, injects faults,
+records every operation into a history and checks it: linearizability,
+lost writes, split brain, retry storms, convergence.
+
+Exit codes: 0 valid, 1 violation found, 2 unknown (inconclusive),
+3 performance threshold not met, 4 the run itself was invalid,
+64 bad usage or scenario, 70 internal or infrastructure error,
+130 interrupted.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version.String(),
+	}
+	root.SetVersionTemplate("faultline {{.Version}}\n")
+	root.AddCommand(newRunCmd(), newCheckCmd(), newNodeCmd(), newVersionCmd())
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print faultline's version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(cmd.OutOrStdout(), "faultline %s\n", version.String())
+			return nil
+		},
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/faultline/faultline/internal/exitcode"
+	"github.com/faultline/faultline/reports"
+	"github.com/faultline/faultline/scenario"
+)
+
+type runFlags struct {
+	duration    time.Duration
+	rate        float64
+	concurrency int
+	seed        int64
+	runtime     string
+	out         string
+	baseDir     string
+	quiet       bool
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run SCENARIO.yaml",
+		Short: "Run a scenario: start the cluster, drive the load, inject faults, check the history",
+		Long: `Run a scenario file end to end and judge it.
+
+The run directory (history.jsonl, results.json, latency.hlog,
+linearizability.html, nodes/<id>.log, scenario.yaml as run) goes under
+faultline-runs/<scenario>/<UTC timestamp>/ with a "latest" link beside it,
+or exactly at --out. The exit code is the verdict (see faultline --help).`,
+		Example: `  faultline run examples/raft-basic.yaml
+  faultline run examples/raft-basic.yaml --duration 5s --rate 200 --seed 42 --out /tmp/run1`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: yamlFiles,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := scenario.Load(args[0])
+			if err != nil {
+				return exitcode.New(exitcode.Usage, err)
+			}
+			var o scenario.Overrides
+			fl := cmd.Flags()
+			if fl.Changed("duration") {
+				d := scenario.Duration(f.duration)
+				o.Duration = &d
+			}
+			if fl.Changed("rate") {
+				o.Rate = &f.rate
+			}
+			if fl.Changed("concurrency") {
+				o.Concurrency = &f.concurrency
+			}
+			if fl.Changed("seed") {
+				o.Seed = &f.seed
+			}
+			if fl.Changed("runtime") {
+				o.Runtime = &f.runtime
+			}
+			if err := s.Apply(o); err != nil {
+				return exitcode.New(exitcode.Usage, err)
+			}
+			stderr := cmd.ErrOrStderr()
+			var logw io.Writer = stderr
+			if f.quiet {
+				logw = nil
+			}
+			opt := scenario.RunOptions{Out: f.out, BaseDir: f.baseDir, Log: logw}
+			if !f.quiet {
+				opt.Progress = progressPrinter(stderr)
+			}
+			res, err := scenario.Run(cmd.Context(), s, opt)
+			if err != nil {
+				return err
+			}
+			reports.Summary(cmd.OutOrStdout(), res)
+			if res.ExitCode != 0 {
+				return &exitcode.Error{Code: res.ExitCode}
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.DurationVar(&f.duration, "duration", 0, "length of the main phase (overrides the scenario), e.g. 30s")
+	fl.Float64Var(&f.rate, "rate", 0, "total target ops/s in open loop; 0 = closed loop (overrides the scenario)")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "workers (closed loop) or max in-flight ops (open loop)")
+	fl.Int64Var(&f.seed, "seed", 0, "seed for every random choice (recorded in the results; replays the op mix and fault schedule)")
+	fl.StringVar(&f.runtime, "runtime", "", "where nodes run: local, docker or external")
+	fl.StringVar(&f.out, "out", "", "write the run directory exactly here (must be new or empty)")
+	fl.StringVar(&f.baseDir, "runs-dir", "faultline-runs", "parent of run directories when --out is not given")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the final summary")
+	cmd.RegisterFlagCompletionFunc("runtime", cobra.FixedCompletions([]string{"local", "docker", "external"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func yamlFiles(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return []string{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
+}
+
+// progressPrinter prints the run's progress: a line rewritten in place on a
+// terminal, a plain line every 5 s otherwise (CI logs).
+func progressPrinter(w io.Writer) func(scenario.Progress) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = isTerminal(f) && os.Getenv("CI") == "" && os.Getenv("TERM") != "dumb"
+	}
+	var last time.Duration
+	return func(p scenario.Progress) {
+		line := fmt.Sprintf("%s %5.1fs/%s  ops %d  %.0f ops/s  errors %d", p.Phase, p.Elapsed.Seconds(), p.Total, p.Ops, p.Rate, p.Errors)
+		if p.Fault != "" {
+			line += "  fault: " + p.Fault
+		}
+		if tty {
+			fmt.Fprintf(w, "\r\033[K%s", line)
+			if p.Elapsed >= p.Total {
+				fmt.Fprintln(w)
+			}
+			return
+		}
+		if p.Elapsed-last >= 5*time.Second || last == 0 {
+			last = p.Elapsed
+			fmt.Fprintln(w, "  "+line)
+		}
+	}
+}

@@ -1,0 +1,176 @@
+// Package reports writes what a run leaves behind: the run directory, the
+// results.json contract, and the terminal summary. It formats verdicts; it
+// never computes them.
+package reports
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/faultline/faultline/checkers"
+)
+
+// Results is results.json. Field names are a contract with CI scripts (see
+// DESIGN.md); add fields, never rename them.
+type Results struct {
+	Faultline   string   `json:"faultline"`
+	Scenario    string   `json:"scenario"`
+	Description string   `json:"description,omitempty"`
+	Seed        int64    `json:"seed"`
+	Verdict     string   `json:"verdict"` // valid, invalid, unknown
+	ExitCode    int      `json:"exit_code"`
+	ExitReason  string   `json:"exit_reason"` // one line: why this exit code
+	Runtime     string   `json:"runtime,omitempty"`
+	System      string   `json:"system,omitempty"`
+	Nodes       []string `json:"nodes,omitempty"`
+	Bugs        []string `json:"bugs,omitempty"`
+	Start       string   `json:"start,omitempty"` // RFC 3339 UTC
+	End         string   `json:"end,omitempty"`
+	RunDir      string   `json:"run_dir,omitempty"`
+	// RunInvalid says why the run itself could not mean anything (exit 4).
+	RunInvalid string             `json:"run_invalid,omitempty"`
+	Checkers   []checkers.Result  `json:"checkers"`
+	Faults     []Fault            `json:"faults"`
+	Schedule   []Fault            `json:"schedule,omitempty"` // planned faults (seeded), before injection
+	Phases     []Phase            `json:"phases,omitempty"`
+	Stats      Stats              `json:"stats"`
+	Extra      map[string]any     `json:"extra,omitempty"`
+	Thresholds map[string]float64 `json:"thresholds,omitempty"`
+}
+
+// Phase is one phase of the run, in ns since the run's start.
+type Phase struct {
+	Name  string `json:"name"`
+	Start int64  `json:"start_ns"`
+	End   int64  `json:"end_ns"`
+}
+
+// Fault is one fault as planned or injected, in ns since the run's start.
+type Fault struct {
+	Name    string         `json:"name"`
+	Targets []string       `json:"targets,omitempty"`
+	Params  map[string]any `json:"params,omitempty"`
+	Start   int64          `json:"start_ns"`
+	End     int64          `json:"end_ns,omitempty"`
+	Error   string         `json:"error,omitempty"`
+}
+
+// Stats summarises the load. Latencies are in microseconds.
+type Stats struct {
+	Ops          int64              `json:"ops"`
+	OK           int64              `json:"ok"`
+	Fail         int64              `json:"fail"`
+	Info         int64              `json:"info"`
+	Missed       int64              `json:"missed,omitempty"` // open loop: scheduled ops never sent
+	TargetRate   float64            `json:"target_rate"`      // ops/s; 0 = closed loop
+	AchievedRate float64            `json:"achieved_rate"`    // completed ops/s over the main phase
+	Duration     float64            `json:"duration_s"`
+	Latency      Percentiles        `json:"latency_us"` // from intended start (open loop)
+	Service      *Percentiles       `json:"service_us,omitempty"`
+	DispatchLag  *Percentiles       `json:"dispatch_lag_us,omitempty"`
+	ByF          map[string]OpStats `json:"by_f,omitempty"`
+}
+
+// Percentiles of a latency distribution, in microseconds.
+type Percentiles struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// OpStats counts outcomes of one operation type.
+type OpStats struct {
+	Ops  int64 `json:"ops"`
+	OK   int64 `json:"ok"`
+	Fail int64 `json:"fail"`
+	Info int64 `json:"info"`
+}
+
+// WriteResults writes results.json into dir atomically.
+func WriteResults(dir string, r *Results) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(dir, "results.json"), append(b, '\n'))
+}
+
+// ReadResults reads dir/results.json.
+func ReadResults(dir string) (*Results, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return nil, err
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "results.json"), err)
+	}
+	return &r, nil
+}
+
+// WriteFileAtomic writes data to a temporary file beside path and renames it.
+func WriteFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// NewRunDir creates the run directory. If out is not empty the run goes
+// exactly there (it must not exist or be empty); else under
+// base/<scenario>/<UTC timestamp>/ with a `latest` symlink beside it.
+func NewRunDir(base, scenario, out string, now time.Time) (string, error) {
+	if out != "" {
+		if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
+			return "", fmt.Errorf("--out %s: the directory exists and is not empty; choose a new path so no earlier run is overwritten", out)
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("--out %s: %w", out, err)
+		}
+		if err := os.MkdirAll(filepath.Join(out, "nodes"), 0o755); err != nil {
+			return "", err
+		}
+		return out, nil
+	}
+	parent := filepath.Join(base, scenario)
+	stamp := now.UTC().Format("20060102T150405Z")
+	dir := filepath.Join(parent, stamp)
+	for i := 2; ; i++ {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dir = filepath.Join(parent, fmt.Sprintf("%s-%d", stamp, i))
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "nodes"), 0o755); err != nil {
+		return "", err
+	}
+	latest := filepath.Join(parent, "latest")
+	tmp := latest + ".tmp"
+	os.Remove(tmp)
+	if err := os.Symlink(filepath.Base(dir), tmp); err == nil {
+		if err := os.Rename(tmp, latest); err != nil {
+			os.Remove(tmp)
+		}
+	}
+	return dir, nil
+}

@@ -1,0 +1,120 @@
+package reports
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Summary writes the short end-of-run summary: the verdict of each checker,
+// the load figures, the latency percentiles, and where the results are.
+// It is plain text (no colour, no cursor control) so it reads the same on a
+// terminal and in a CI log.
+func Summary(w io.Writer, r *Results) {
+	head := fmt.Sprintf("faultline %s", r.Scenario)
+	if r.Seed != 0 {
+		head += fmt.Sprintf("  seed %d", r.Seed)
+	}
+	if r.Runtime != "" {
+		head += "  runtime " + r.Runtime
+	}
+	if r.System != "" {
+		head += fmt.Sprintf("  %s x%d", r.System, len(r.Nodes))
+	}
+	if len(r.Bugs) > 0 {
+		head += "  bugs " + strings.Join(r.Bugs, ",")
+	}
+	fmt.Fprintln(w, head)
+	width := 0
+	for _, c := range r.Checkers {
+		if len(c.Name) > width {
+			width = len(c.Name)
+		}
+	}
+	for _, c := range r.Checkers {
+		fmt.Fprintf(w, "  %-*s  %-7s  %s\n", width, c.Name, c.Verdict, c.Summary)
+		if c.Verdict != "valid" && c.Explanation != "" {
+			for _, line := range firstLines(c.Explanation, 6) {
+				fmt.Fprintf(w, "  %*s    %s\n", width, "", line)
+			}
+		}
+	}
+	if len(r.Faults) > 0 {
+		fmt.Fprintf(w, "  faults: %d injected (%s)\n", len(r.Faults), faultNames(r.Faults))
+	}
+	s := r.Stats
+	if s.Ops > 0 {
+		line := fmt.Sprintf("  ops %d (ok %d, fail %d, info %d)", s.Ops, s.OK, s.Fail, s.Info)
+		if s.AchievedRate > 0 {
+			line += fmt.Sprintf("  %.1f ops/s", s.AchievedRate)
+			if s.TargetRate > 0 {
+				line += fmt.Sprintf(" (target %.0f, %.1f%%)", s.TargetRate, 100*s.AchievedRate/s.TargetRate)
+			} else {
+				line += " (closed loop)"
+			}
+		}
+		if s.Missed > 0 {
+			line += fmt.Sprintf("  missed %d", s.Missed)
+		}
+		fmt.Fprintln(w, line)
+		l := s.Latency
+		fmt.Fprintf(w, "  latency p50 %s  p99 %s  p99.9 %s  max %s\n", us(l.P50), us(l.P99), us(l.P999), us(l.Max))
+	}
+	if r.RunInvalid != "" {
+		fmt.Fprintf(w, "  run invalid: %s\n", r.RunInvalid)
+	}
+	fmt.Fprintf(w, "verdict: %s (exit %d: %s)\n", strings.ToUpper(r.Verdict), r.ExitCode, r.ExitReason)
+	if r.RunDir != "" {
+		for _, name := range []string{"report.html", "results.json"} {
+			p := filepath.Join(r.RunDir, name)
+			if fileExists(p) {
+				fmt.Fprintf(w, "%-8s %s\n", strings.TrimSuffix(name, filepath.Ext(name))+":", p)
+				break
+			}
+		}
+	}
+}
+
+func firstLines(s string, n int) []string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], fmt.Sprintf("... (%d more lines in results.json)", len(lines)-n))
+	}
+	return lines
+}
+
+func faultNames(fs []Fault) string {
+	seen := map[string]int{}
+	var order []string
+	for _, f := range fs {
+		if seen[f.Name] == 0 {
+			order = append(order, f.Name)
+		}
+		seen[f.Name]++
+	}
+	var parts []string
+	for _, n := range order {
+		if seen[n] > 1 {
+			parts = append(parts, fmt.Sprintf("%s x%d", n, seen[n]))
+		} else {
+			parts = append(parts, n)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// us formats microseconds for people.
+func us(v float64) string {
+	d := time.Duration(v * float64(time.Microsecond))
+	switch {
+	case d == 0:
+		return "0"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", v)
+	case d < time.Second:
+		return fmt.Sprintf("%.2fms", v/1e3)
+	}
+	return fmt.Sprintf("%.2fs", v/1e6)
+}

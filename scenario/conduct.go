@@ -1,0 +1,403 @@
+package scenario
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/faultline/faultline/checkers"
+	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/internal/exitcode"
+	"github.com/faultline/faultline/internal/version"
+	"github.com/faultline/faultline/reports"
+	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/httpkv"
+	"github.com/faultline/faultline/targets/local"
+	"github.com/faultline/faultline/workloads"
+)
+
+// RunOptions are the settings of one run that are not part of the scenario.
+type RunOptions struct {
+	// Out, if set, is exactly where the run directory goes; else it goes
+	// under BaseDir/<scenario>/<UTC timestamp>/.
+	Out     string
+	BaseDir string // default "faultline-runs"
+	// Binary is the faultline executable that runs the nodes; "" means this one.
+	Binary string
+	// Log receives plain progress lines (phase changes, node events); nil = none.
+	Log io.Writer
+	// Progress, if set, is called about once a second during the main phase.
+	Progress func(Progress)
+}
+
+// Progress is a snapshot of a run in progress.
+type Progress struct {
+	Phase   string
+	Elapsed time.Duration // in the main phase
+	Total   time.Duration // the main phase's length
+	Ops     int64         // completed operations
+	Errors  int64         // fail + info
+	Rate    float64       // completed ops/s over the last second
+	Fault   string        // the fault in force, if any
+}
+
+func (o RunOptions) logf(format string, args ...any) {
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, format+"\n", args...)
+	}
+}
+
+// NodeIDs returns the scenario's node ids, n1..nN.
+func (s *Scenario) NodeIDs() []string {
+	ids := make([]string, s.Nodes)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("n%d", i+1)
+	}
+	return ids
+}
+
+// Keys returns the workload's key names.
+func (s *Scenario) Keys() []string {
+	keys := make([]string, s.Workload.Keys)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%d", i)
+	}
+	return keys
+}
+
+func randomSeed() int64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return time.Now().UnixNano() & (1<<62 - 1)
+	}
+	s := int64(binary.LittleEndian.Uint64(b[:]) & (1<<53 - 1)) // exact in JSON numbers
+	if s == 0 {
+		s = 1
+	}
+	return s
+}
+
+func runtimeFor(name string) (targets.Runtime, error) {
+	switch name {
+	case "local":
+		return local.New(local.Options{}), nil
+	case "docker", "external":
+		return nil, exitcode.Usagef("runtime %q is not available in this version yet; use --runtime local", name)
+	}
+	return nil, exitcode.Usagef("unknown runtime %q: use local, docker or external", name)
+}
+
+// Run carries a scenario through every phase and returns its results. The
+// returned error is non-nil only when the run could not be carried out
+// (bad input: exit 64; infrastructure: exit 70; interrupted: exit 130); a
+// violation is not an error but a verdict in the results. Whatever happens,
+// every process Run started has ended when it returns.
+func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results, err error) {
+	if s.Seed == 0 {
+		s.Seed = randomSeed()
+	}
+	rt, err := runtimeFor(s.Runtime)
+	if err != nil {
+		return nil, err
+	}
+	base := opt.BaseDir
+	if base == "" {
+		base = "faultline-runs"
+	}
+	startWall := time.Now()
+	dir, err := reports.NewRunDir(base, s.Name, opt.Out, startWall)
+	if err != nil {
+		return nil, exitcode.New(exitcode.Usage, err)
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	opt.logf("run directory: %s", dir)
+	if err := s.saveEffective(filepath.Join(dir, "scenario.yaml")); err != nil {
+		return nil, exitcode.New(exitcode.Internal, err)
+	}
+
+	hf, err := os.Create(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		return nil, exitcode.New(exitcode.Internal, err)
+	}
+	defer hf.Close()
+	hw := bufio.NewWriterSize(hf, 256<<10)
+	rec, err := history.NewRecorderAt(hw, &history.HeaderLine{
+		Faultline: version.String(), Scenario: s.Name, Seed: s.Seed,
+	}, startWall)
+	if err != nil {
+		return nil, exitcode.New(exitcode.Internal, err)
+	}
+	recClosed := false
+	closeRec := func() error {
+		if recClosed {
+			return nil
+		}
+		recClosed = true
+		if err := rec.Close(); err != nil {
+			return err
+		}
+		return hw.Flush()
+	}
+	defer closeRec()
+
+	r := &reports.Results{
+		Faultline: version.String(), Scenario: s.Name, Description: s.Description, Seed: s.Seed,
+		Runtime: s.Runtime, System: s.System, Nodes: s.NodeIDs(), Bugs: s.Bugs,
+		Start: startWall.UTC().Format(time.RFC3339Nano), RunDir: dir,
+		Faults: []reports.Fault{},
+	}
+	phase := func(name string, start time.Duration) {
+		r.Phases = append(r.Phases, reports.Phase{Name: name, Start: int64(start), End: int64(rec.Now())})
+	}
+
+	// Setup.
+	opt.logf("setup: starting %d %s nodes on the %s runtime", s.Nodes, s.System, s.Runtime)
+	t0 := rec.Now()
+	var nodeArgs []string
+	for k, v := range s.NodeOpts {
+		nodeArgs = append(nodeArgs, "--opt", k+"="+v)
+	}
+	spec := targets.ClusterSpec{
+		RunID: filepath.Base(dir), System: s.System, Nodes: s.NodeIDs(), Bugs: s.Bugs, Args: nodeArgs,
+		Dir: dir, Binary: opt.Binary,
+		Log: func(format string, args ...any) { opt.logf("  "+format, args...) },
+	}
+	cluster, err := rt.Start(ctx, spec)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, interrupted(ctx)
+		}
+		return nil, infra(fmt.Errorf("starting the cluster: %w (node logs: %s)", err, filepath.Join(dir, "nodes")))
+	}
+	clusterClosed := false
+	closeCluster := func() {
+		if !clusterClosed {
+			clusterClosed = true
+			if err := cluster.Close(); err != nil {
+				opt.logf("warning: stopping the cluster: %v", err)
+			}
+		}
+	}
+	defer closeCluster()
+	phase("setup", t0)
+
+	obs := startObserver(ctx, cluster, rec, 250*time.Millisecond)
+	obsStopped := false
+	stopObs := func() {
+		if !obsStopped {
+			obsStopped = true
+			obs.Stop()
+		}
+	}
+	defer stopObs()
+
+	clientAddrs := map[string]string{}
+	for _, n := range cluster.Nodes() {
+		clientAddrs[n.ID] = n.ClientVia
+	}
+	ids := s.NodeIDs()
+	newClient := func(worker int) (workloads.Client, error) {
+		return httpkv.New(clientAddrs, ids[worker%len(ids)], httpkv.Options{Timeout: s.Workload.Timeout.D()})
+	}
+
+	// Warm-up: the cluster must serve a read through every node before the
+	// load starts, within the warm-up window.
+	t0 = rec.Now()
+	opt.logf("warm-up: waiting for the cluster to serve (up to %s)", s.Warmup)
+	if err := warmUp(ctx, clientAddrs, ids, s.Workload.Timeout.D(), s.Warmup.D()); err != nil {
+		if ctx.Err() != nil {
+			return nil, interrupted(ctx)
+		}
+		return nil, infra(fmt.Errorf("warm-up: %w (node logs: %s)", err, filepath.Join(dir, "nodes")))
+	}
+	phase("warmup", t0)
+
+	// Main phase.
+	hlog, err := os.Create(filepath.Join(dir, "latency.hlog"))
+	if err != nil {
+		return nil, exitcode.New(exitcode.Internal, err)
+	}
+	defer hlog.Close()
+	t0 = rec.Now()
+	opt.logf("main: %s of %s", s.Duration, loadDescription(s))
+	gen, err := workloads.NewKV(workloads.KVConfig{
+		Keys: s.Workload.Keys, Get: s.Workload.Mix.Get, Put: s.Workload.Mix.Put, CAS: s.Workload.Mix.CAS,
+	})
+	if err != nil {
+		return nil, exitcode.New(exitcode.Usage, err)
+	}
+	wcfg := workloads.Config{
+		Duration:    s.Duration.D(),
+		Rate:        s.Workload.Rate,
+		Concurrency: s.Workload.Concurrency,
+		Seed:        s.Seed,
+		NewClient:   newClient,
+		Generator:   gen,
+		Recorder:    rec,
+		HLog:        hlog,
+		OpTimeout:   s.Workload.Timeout.D() * 2,
+		Progress:    &workloads.Progress{},
+	}
+	for _, st := range s.Workload.Stages {
+		wcfg.Stages = append(wcfg.Stages, workloads.Stage{Duration: st.Duration.D(), Rate: st.Rate})
+	}
+	wstats, werr := runMain(ctx, wcfg, opt)
+	phase("main", t0)
+	if ctx.Err() != nil {
+		return nil, interrupted(ctx)
+	}
+	if werr != nil {
+		return nil, infra(fmt.Errorf("workload: %w", werr))
+	}
+
+	// Heal: nothing to heal without faults (the fault schedule arrives in
+	// the faults package); recovery window; final reads.
+	t0 = rec.Now()
+	phase("heal", t0)
+	t0 = rec.Now()
+	opt.logf("recovery: %s", s.Recovery)
+	select {
+	case <-ctx.Done():
+		return nil, interrupted(ctx)
+	case <-time.After(s.Recovery.D()):
+	}
+	phase("recovery", t0)
+	t0 = rec.Now()
+	opt.logf("final reads: %d keys", len(s.Keys()))
+	fc, err := httpkv.New(clientAddrs, ids[0], httpkv.Options{Timeout: s.Workload.Timeout.D()})
+	if err != nil {
+		return nil, infra(err)
+	}
+	fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
+	_, _, ferr := workloads.FinalReads(fctx, fc, s.Keys(), rec, wstats.NextProcess)
+	fcancel()
+	if ctx.Err() != nil {
+		return nil, interrupted(ctx)
+	}
+	if ferr != nil {
+		opt.logf("final reads: %v", ferr)
+	}
+	fc.Close()
+	phase("final-reads", t0)
+
+	stopObs()
+	closeCluster()
+	if err := closeRec(); err != nil {
+		return nil, exitcode.New(exitcode.Internal, fmt.Errorf("writing the history: %w", err))
+	}
+	if err := hf.Sync(); err != nil {
+		return nil, exitcode.New(exitcode.Internal, err)
+	}
+
+	// Check: judge the history as written to disk, exactly as
+	// `faultline check` would.
+	opt.logf("check: judging %d events", rec.Count())
+	hdr, evs, err := history.ReadFile(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		return nil, exitcode.New(exitcode.Internal, fmt.Errorf("reading back the history: %w", err))
+	}
+	in := checkers.Input{Header: hdr, Events: evs, OutDir: dir, Budget: s.Checkers.Linearizability.Budget.D()}
+	r.Stats = workloadStats(wstats)
+	r.Checkers = runCheckers(ctx, in, s.checkers(&r.Stats))
+	if ctx.Err() != nil {
+		return nil, interrupted(ctx)
+	}
+	if wstats.OK < int64(s.MinOps) {
+		r.RunInvalid = fmt.Sprintf("only %d operations succeeded in the main phase (min_ops is %d): the cluster was not really exercised; look at the node logs and the fail/info errors", wstats.OK, s.MinOps)
+	}
+	r.Verdict, r.ExitCode, r.ExitReason = Verdict(r.Checkers, r.RunInvalid)
+	r.End = time.Now().UTC().Format(time.RFC3339Nano)
+	if err := reports.WriteResults(dir, r); err != nil {
+		return r, exitcode.New(exitcode.Internal, err)
+	}
+	return r, nil
+}
+
+func infra(err error) error { return exitcode.New(exitcode.Internal, err) }
+
+// ExitInterrupted is the exit code of a run stopped by SIGINT or SIGTERM.
+const ExitInterrupted = 130
+
+func interrupted(ctx context.Context) error {
+	cause := context.Cause(ctx)
+	if cause == nil || errors.Is(cause, context.Canceled) {
+		cause = errors.New("interrupted")
+	}
+	return exitcode.New(ExitInterrupted, fmt.Errorf("run stopped: %v; every node it started has been stopped", cause))
+}
+
+func loadDescription(s *Scenario) string {
+	w := s.Workload
+	if w.Rate > 0 {
+		return fmt.Sprintf("open-loop load at %.0f ops/s (up to %d in flight) over %d keys", w.Rate, w.Concurrency, w.Keys)
+	}
+	return fmt.Sprintf("closed-loop load with %d workers over %d keys", w.Concurrency, w.Keys)
+}
+
+// runMain runs the workload and reports progress about once a second.
+func runMain(ctx context.Context, cfg workloads.Config, opt RunOptions) (*workloads.Stats, error) {
+	type result struct {
+		st  *workloads.Stats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := workloads.Run(ctx, cfg)
+		done <- result{st, err}
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-done:
+			return r.st, r.err
+		case <-tick.C:
+			p := cfg.Progress.Snapshot()
+			if opt.Progress != nil && p.Running {
+				opt.Progress(Progress{Phase: "main", Elapsed: p.Elapsed, Total: cfg.Duration, Ops: p.Ops, Errors: p.Fail + p.Info, Rate: p.Rate})
+			}
+		}
+	}
+}
+
+func workloadStats(ws *workloads.Stats) reports.Stats {
+	st := reports.Stats{
+		Ops: ws.Ops, OK: ws.OK, Fail: ws.Fail, Info: ws.Info, Missed: ws.Missed,
+		TargetRate: ws.TargetRate, AchievedRate: ws.AchievedRate, Duration: ws.Duration.Seconds(),
+		Latency: percentiles(ws.Latency), ByF: map[string]reports.OpStats{},
+	}
+	if ws.Service != nil {
+		p := percentiles(ws.Service)
+		st.Service = &p
+	}
+	if ws.Lag != nil && ws.TargetRate > 0 {
+		p := percentiles(ws.Lag)
+		st.DispatchLag = &p
+	}
+	for f, c := range ws.ByF {
+		st.ByF[f] = reports.OpStats{Ops: c.Ops, OK: c.OK, Fail: c.Fail, Info: c.Info}
+	}
+	return st
+}
+
+// saveEffective writes the scenario as run (defaults, overrides and the
+// seed applied), so `faultline run RUN_DIR/scenario.yaml` replays it.
+func (s *Scenario) saveEffective(path string) error {
+	b, err := yaml.Marshal(s)
+	if err != nil {
+		return err
+	}
+	head := fmt.Sprintf("# The scenario as run by faultline %s (defaults, overrides and seed applied).\n# Replay: faultline run %s\n", version.String(), path)
+	return os.WriteFile(path, append([]byte(head), b...), 0o644)
+}

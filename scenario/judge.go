@@ -1,0 +1,103 @@
+package scenario
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/faultline/faultline/checkers"
+	"github.com/faultline/faultline/internal/exitcode"
+	"github.com/faultline/faultline/reports"
+)
+
+// checkers returns the checkers a scenario asks for, in report order. st,
+// if not nil, holds the workload's own load figures for the thresholds.
+func (s *Scenario) checkers(st *reports.Stats) []checkers.Checker {
+	var cs []checkers.Checker
+	if s.LinearizabilityEnabled() {
+		cs = append(cs, &checkers.Linearizability{})
+	}
+	cs = append(cs, &checkers.Stats{})
+	if l := s.Checkers.Latency; l != nil && st != nil {
+		t := &checkers.Thresholds{
+			Limits:     map[string]time.Duration{},
+			MinRate:    l.MinRate,
+			Observed:   map[string]float64{"p50": st.Latency.P50, "p90": st.Latency.P90, "p99": st.Latency.P99, "p999": st.Latency.P999, "max": st.Latency.Max},
+			TargetRate: st.TargetRate, AchievedRate: st.AchievedRate,
+		}
+		for name, d := range map[string]Duration{"p50": l.P50, "p99": l.P99, "p999": l.P999, "max": l.Max} {
+			if d > 0 {
+				t.Limits[name] = d.D()
+			}
+		}
+		cs = append(cs, t)
+	}
+	return cs
+}
+
+// Verdict turns checker results (and whether the run itself was valid) into
+// the overall verdict and exit code, with a one-line reason.
+//
+// Precedence: a violation (1) beats an invalid run (4), which beats an
+// unknown verdict (2), which beats a missed threshold (3).
+func Verdict(results []checkers.Result, runInvalid string) (verdict string, code int, reason string) {
+	var violated, unknown, thresholds []string
+	for _, r := range results {
+		switch {
+		case r.Verdict == checkers.Invalid && r.Threshold:
+			thresholds = append(thresholds, r.Name)
+		case r.Verdict == checkers.Invalid:
+			violated = append(violated, r.Name)
+		case r.Verdict == checkers.Unknown:
+			unknown = append(unknown, r.Name)
+		}
+	}
+	switch {
+	case len(violated) > 0:
+		return "invalid", exitcode.Violation, "violation found by " + strings.Join(violated, ", ")
+	case runInvalid != "":
+		return "unknown", exitcode.InvalidRun, "the run itself was invalid: " + runInvalid
+	case len(unknown) > 0:
+		return "unknown", exitcode.Unknown, "inconclusive: " + strings.Join(unknown, ", ")
+	case len(thresholds) > 0:
+		return "invalid", exitcode.Threshold, "threshold not met: " + strings.Join(thresholds, ", ")
+	case len(results) == 0:
+		return "unknown", exitcode.Unknown, "no checker ran"
+	}
+	return "valid", exitcode.Valid, "every checker valid"
+}
+
+// runCheckers runs cs on in, each with the scenario's budget.
+func runCheckers(ctx context.Context, in checkers.Input, cs []checkers.Checker) []checkers.Result {
+	return checkers.Run(ctx, in, cs...)
+}
+
+// statsFromChecker fills the results' stats from the stats checker's details
+// when the workload's own figures are not available (faultline check).
+func statsFromChecker(results []checkers.Result) reports.Stats {
+	var st reports.Stats
+	for _, r := range results {
+		if r.Name != "stats" || r.Details == nil {
+			continue
+		}
+		num := func(k string) float64 {
+			switch v := r.Details[k].(type) {
+			case float64:
+				return v
+			case int64:
+				return float64(v)
+			case int:
+				return float64(v)
+			}
+			return 0
+		}
+		st.Ops = int64(num("ops"))
+		st.OK = int64(num("ok"))
+		st.Fail = int64(num("fail"))
+		st.Info = int64(num("info"))
+		st.AchievedRate = num("achieved_rate")
+		st.Duration = num("duration_s")
+		st.Latency = reports.Percentiles{P50: num("p50_us"), P90: num("p90_us"), P99: num("p99_us"), P999: num("p999_us"), Max: num("max_us"), Mean: num("mean_us")}
+	}
+	return st
+}

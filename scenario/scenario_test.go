@@ -1,0 +1,96 @@
+package scenario
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseDefaults(t *testing.T) {
+	s, err := Parse("dir/basic.yaml", []byte("duration: 30s\nworkload:\n  rate: 500\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "basic" || s.Runtime != "local" || s.System != "raftkv" || s.Nodes != 3 {
+		t.Errorf("defaults: %+v", s)
+	}
+	if s.Duration.D() != 30*time.Second || s.Workload.Rate != 500 || s.Workload.Keys != 8 {
+		t.Errorf("values: %+v", s.Workload)
+	}
+	if !s.LinearizabilityEnabled() || s.Checkers.Linearizability.Budget.D() != time.Minute {
+		t.Errorf("linearizability defaults: %+v", s.Checkers.Linearizability)
+	}
+}
+
+func TestParseErrorsNameLineAndField(t *testing.T) {
+	cases := []struct {
+		name, src          string
+		line, col          int
+		field, msgContains string
+	}{
+		{"unknown top-level key", "name: x\ndurration: 20s\n", 2, 1, "durration", "unknown field"},
+		{"unknown nested key", "workload:\n  keys: 4\n  mixx: {get: 1}\n", 3, 3, "workload.mixx", "unknown field"},
+		{"wrong type", "workload:\n  keys: many\n", 2, 9, "workload.keys", "whole number"},
+		{"bad duration", "duration: 20 seconds\n", 1, 11, "duration", "not a duration"},
+		{"duration without unit", "recovery: 5\n", 1, 11, "recovery", "not a duration"},
+		{"float for int", "nodes: 3.5\n", 1, 8, "nodes", "whole number"},
+		{"string for number", "workload:\n  rate: fast\n", 2, 9, "workload.rate", "number"},
+		{"list for mapping", "workload: [1, 2]\n", 1, 11, "workload", "mapping"},
+		{"duplicate key", "nodes: 3\nnodes: 5\n", 2, 1, "nodes", "twice"},
+		{"bad runtime value", "runtime: kubernetes\n", 1, 10, "runtime", "local, docker or external"},
+		{"negative weight", "workload:\n  mix:\n    get: -1\n", 3, 10, "workload.mix.get", "negative"},
+		{"bad stage", "workload:\n  rate: 10\n  stages:\n    - rate: 100\n", 4, 7, "workload.stages[0].duration", "positive duration"},
+		{"bool as string", "checkers:\n  linearizability:\n    enabled: yes please\n", 3, 14, "checkers.linearizability.enabled", "true or false"},
+		{"nested unknown in stage", "workload:\n  rate: 1\n  stages:\n    - {duration: 1s, rte: 2}\n", 4, 22, "workload.stages[0].rte", "unknown field"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("bad.yaml", []byte(c.src))
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("err = %v (%T), want a *FieldError", err, err)
+			}
+			if fe.File != "bad.yaml" || fe.Line != c.line || fe.Field != c.field || (c.col != 0 && fe.Col != c.col) {
+				t.Errorf("got %s (line %d col %d field %q), want line %d col %d field %q", err, fe.Line, fe.Col, fe.Field, c.line, c.col, c.field)
+			}
+			if !strings.Contains(err.Error(), c.msgContains) {
+				t.Errorf("error %q does not say %q", err, c.msgContains)
+			}
+			if !strings.HasPrefix(err.Error(), "bad.yaml:") {
+				t.Errorf("error %q does not start with the file name", err)
+			}
+		})
+	}
+}
+
+func TestParseSyntaxError(t *testing.T) {
+	_, err := Parse("s.yaml", []byte("name: x\nworkload:\n  keys: [1,\n"))
+	if err == nil || !strings.Contains(err.Error(), "s.yaml:") || !strings.Contains(err.Error(), "YAML syntax") {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = Parse("s.yaml", []byte("name: a\n---\nname: b\n"))
+	if err == nil || !strings.Contains(err.Error(), "one YAML document") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	s, err := Parse("x.yaml", []byte("workload: {rate: 100, stages: [{duration: 1s, rate: 200}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Duration(3 * time.Second)
+	rate := 0.0
+	seed := int64(7)
+	if err := s.Apply(Overrides{Duration: &d, Rate: &rate, Seed: &seed}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Duration != d || s.Workload.Rate != 0 || s.Workload.Stages != nil || s.Seed != 7 {
+		t.Errorf("after overrides: %+v", s)
+	}
+	bad := -1
+	if err := s.Apply(Overrides{Concurrency: &bad}); err == nil || !strings.Contains(err.Error(), "workload.concurrency") {
+		t.Errorf("err = %v", err)
+	}
+}

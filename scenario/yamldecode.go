@@ -1,0 +1,303 @@
+package scenario
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// FieldError is a problem with one field of a scenario file.
+type FieldError struct {
+	File  string
+	Line  int
+	Col   int
+	Field string // dotted path, e.g. workload.mix.get
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc = fmt.Sprintf("%s:%d:%d", e.File, e.Line, e.Col)
+	}
+	if e.Field == "" {
+		return fmt.Sprintf("%s: %s", loc, e.Msg)
+	}
+	return fmt.Sprintf("%s: field %q: %s", loc, e.Field, e.Msg)
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string
+// ("20s", "1m30s", "250ms"). A bare 0 is accepted.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML writes the duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// MarshalJSON writes the duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(strconv.Quote(time.Duration(d).String())), nil
+}
+
+// decoder decodes a yaml.Node tree into Go values strictly: unknown keys,
+// duplicate keys and wrong types are errors naming file, line, column and
+// the dotted field path.
+type decoder struct {
+	file string
+}
+
+var durationType = reflect.TypeOf(Duration(0))
+
+type nodeDecoder interface {
+	decodeNode(d *decoder, n *yaml.Node, path string) error
+}
+
+func (d *decoder) errf(n *yaml.Node, path, format string, args ...any) error {
+	e := &FieldError{File: d.file, Field: path, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Col = n.Line, n.Column
+	}
+	return e
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "null"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return "something else"
+}
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return nil
+		}
+		return d.decode(n.Content[0], v, path)
+	}
+	if n.Kind == yaml.AliasNode {
+		return d.decode(n.Alias, v, path)
+	}
+	if v.CanAddr() {
+		if nd, ok := v.Addr().Interface().(nodeDecoder); ok {
+			return nd.decodeNode(d, n, path)
+		}
+	}
+	if v.Type() == durationType {
+		if n.Kind != yaml.ScalarNode {
+			return d.errf(n, path, "want a duration such as 30s or 1m30s, got %s", kindName(n))
+		}
+		if n.Value == "0" {
+			v.SetInt(0)
+			return nil
+		}
+		dur, err := time.ParseDuration(n.Value)
+		if err != nil {
+			return d.errf(n, path, "%q is not a duration: write a number with a unit, such as 500ms, 30s or 2m", n.Value)
+		}
+		if dur < 0 {
+			return d.errf(n, path, "duration %s is negative", n.Value)
+		}
+		v.SetInt(int64(dur))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			v.Set(reflect.Zero(v.Type()))
+			return nil
+		}
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		return d.decode(n, v.Elem(), path)
+	case reflect.Struct:
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return nil
+		}
+		if n.Kind != yaml.MappingNode {
+			return d.errf(n, path, "want a mapping of fields, got %s", kindName(n))
+		}
+		fields := structFields(v.Type())
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			name := k.Value
+			if seen[name] {
+				return d.errf(k, join(path, name), "appears twice")
+			}
+			seen[name] = true
+			idx, ok := fields[name]
+			if !ok {
+				return d.errf(k, join(path, name), "unknown field (known fields here: %s)", strings.Join(sortedNames(fields), ", "))
+			}
+			if err := d.decode(val, v.Field(idx), join(path, name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case reflect.Map:
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return nil
+		}
+		if n.Kind != yaml.MappingNode {
+			return d.errf(n, path, "want a mapping, got %s", kindName(n))
+		}
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(v.Type()))
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if seen[k.Value] {
+				return d.errf(k, join(path, k.Value), "appears twice")
+			}
+			seen[k.Value] = true
+			kv := reflect.New(v.Type().Key()).Elem()
+			if err := d.decode(k, kv, join(path, k.Value)); err != nil {
+				return err
+			}
+			ev := reflect.New(v.Type().Elem()).Elem()
+			if err := d.decode(val, ev, join(path, k.Value)); err != nil {
+				return err
+			}
+			v.SetMapIndex(kv, ev)
+		}
+		return nil
+	case reflect.Slice:
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			v.Set(reflect.Zero(v.Type()))
+			return nil
+		}
+		if n.Kind != yaml.SequenceNode {
+			return d.errf(n, path, "want a list, got %s", kindName(n))
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			if err := d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+		v.Set(s)
+		return nil
+	case reflect.Interface:
+		var x any
+		if err := n.Decode(&x); err != nil {
+			return d.errf(n, path, "%v", err)
+		}
+		if x != nil {
+			v.Set(reflect.ValueOf(x))
+		}
+		return nil
+	}
+	if n.Kind != yaml.ScalarNode {
+		return d.errf(n, path, "want %s, got %s", typeWord(v.Type()), kindName(n))
+	}
+	switch v.Kind() {
+	case reflect.String:
+		if n.Tag == "!!null" {
+			v.SetString("")
+			return nil
+		}
+		v.SetString(n.Value)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(n.Value)
+		if err != nil || n.Tag != "!!bool" {
+			return d.errf(n, path, "want true or false, got %s", kindName(n))
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, v.Type().Bits())
+		if err != nil || n.Tag != "!!int" {
+			return d.errf(n, path, "want a whole number, got %s", kindName(n))
+		}
+		v.SetInt(i)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		i, err := strconv.ParseUint(strings.ReplaceAll(n.Value, "_", ""), 0, v.Type().Bits())
+		if err != nil || n.Tag != "!!int" {
+			return d.errf(n, path, "want a non-negative whole number, got %s", kindName(n))
+		}
+		v.SetUint(i)
+	case reflect.Float32, reflect.Float64:
+		if n.Tag != "!!int" && n.Tag != "!!float" {
+			return d.errf(n, path, "want a number, got %s", kindName(n))
+		}
+		f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
+		if err != nil {
+			return d.errf(n, path, "want a number, got %s", kindName(n))
+		}
+		v.SetFloat(f)
+	default:
+		return d.errf(n, path, "cannot decode into %s (internal)", v.Type())
+	}
+	return nil
+}
+
+func typeWord(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return t.String()
+}
+
+func structFields(t reflect.Type) map[string]int {
+	out := map[string]int{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		if tag == "-" {
+			continue
+		}
+		name := strings.Split(tag, ",")[0]
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = i
+	}
+	return out
+}
+
+func sortedNames(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
