@@ -109,3 +109,31 @@ type InfraError struct{ Err error }
 
 func (e *InfraError) Error() string { return e.Err.Error() }
 func (e *InfraError) Unwrap() error { return e.Err }
+
+// ClientLink is the From of a client -> node link in ProxyPlacement.
+const ClientLink = "client"
+
+// ProxyPlacement says where a run's Toxiproxy server is and how its proxies
+// are placed. A runtime that hosts the proxy itself (Docker: a proxy
+// container) returns one from ProxyHost.StartProxy; the local runtime has
+// none and the conductor embeds the server in process.
+type ProxyPlacement struct {
+	// APIAddr is the Toxiproxy HTTP API, host:port, reachable from faultline.
+	APIAddr string
+	// Listen returns the address the proxy of link from -> to listens on
+	// inside the proxy's host (from is ClientLink for client links).
+	Listen func(from, to string) string
+	// Dial returns the address that from must dial to use that proxy, given
+	// the listen address the proxy reports.
+	Dial func(from, to, listen string) (string, error)
+	// Upstream maps a node's address (as in NodeAddrs) to the address the
+	// proxy must dial to reach it; nil means unchanged.
+	Upstream func(from, to, nodeAddr string) string
+}
+
+// ProxyHost is implemented by runtimes that host the Toxiproxy server of a
+// run themselves. StartProxy is called before Start with the same spec; the
+// proxy is removed by the cluster's Close (or by Start's failure path).
+type ProxyHost interface {
+	StartProxy(ctx context.Context, spec ClusterSpec) (ProxyPlacement, error)
+}
