@@ -1,0 +1,498 @@
+package checkers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// DefaultLinearizabilityBudget is the time the linearizability checker
+// spends when Input.Budget is 0.
+const DefaultLinearizabilityBudget = 60 * time.Second
+
+// DefaultVisualizeMaxOps bounds the operations drawn in linearizability.html
+// (a browser struggles with more).
+const DefaultVisualizeMaxOps = 20000
+
+// DefaultMaxKeyOps bounds the operations checked on one key. Porcupine's
+// memory grows with the square of a key's operations (about 0.5 GB at
+// 20,000); beyond the bound only a prefix of the key's history is checked.
+const DefaultMaxKeyOps = 20000
+
+// explainGrace is the least time given to explaining a violation (and
+// drawing it) once the verdict is known, even if the budget is spent.
+const explainGrace = time.Second
+
+// maxExplainedKeys bounds the keys for which a violation is explained.
+const maxExplainedKeys = 8
+
+// Linearizability checks that the register operations of a history (get or
+// read, put or write, cas) are linearizable, key by key, with Porcupine.
+//
+// Model: each key is a register that starts absent (null). An ok operation
+// took effect between its invoke and its completion. An info operation, or
+// an invoke with no completion, may have taken effect at any time after its
+// invoke or never (its return is after every event of the history). Failed
+// reads and failed writes are dropped; a cas that failed with error
+// "mismatch" did not take effect but observed that the register did not
+// hold its "from" value. Values are compared as JSON (1 equals 1.0, object
+// key order does not matter).
+//
+// Keys are checked concurrently. Running out of Input.Budget (default
+// DefaultLinearizabilityBudget) or ctx gives Unknown, never Valid; once a
+// violation is found, up to one more second may be spent explaining it. If
+// Input.OutDir is set, linearizability.html (Porcupine's visualization, with
+// fault windows as annotations) is written there.
+//
+// The zero value is ready to use; a Linearizability is safe for concurrent
+// use.
+type Linearizability struct {
+	// VisualizeMaxOps bounds the operations drawn in linearizability.html;
+	// 0 means DefaultVisualizeMaxOps. Keys are drawn whole, violations first.
+	VisualizeMaxOps int
+	// Workers is the number of keys checked at once; 0 means GOMAXPROCS.
+	Workers int
+	// MaxKeyOps bounds the operations checked on one key; 0 means
+	// DefaultMaxKeyOps. A key with more is checked on the prefix of its
+	// history up to the bound: a violation there is a violation (Invalid),
+	// but a valid prefix leaves the key Unknown.
+	MaxKeyOps int
+
+	disablePruning bool // tests: check info writes nobody observed, too
+}
+
+// Name returns "linearizability".
+func (Linearizability) Name() string { return "linearizability" }
+
+// keyOutcome is the verdict on one key.
+type keyOutcome struct {
+	key       string
+	ops       int      // operations on the key
+	checked   []*regOp // what was checked (a prefix if truncated)
+	truncated bool     // only a prefix was checked
+	result    porcupine.CheckResult
+	why       string // for Unknown: "budget", "cancelled" or "truncated"
+	elapsed   time.Duration
+}
+
+// Check implements Checker.
+func (l Linearizability) Check(ctx context.Context, in Input) (res Result) {
+	start := time.Now()
+	res = Result{Name: l.Name()}
+	defer func() { res.Elapsed = time.Since(start) }()
+
+	budget := in.Budget
+	if budget <= 0 {
+		budget = DefaultLinearizabilityBudget
+	}
+	deadline := start.Add(budget)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+
+	h, probs, err := buildRegisterHistory(in.Events, !l.disablePruning)
+	if err != nil {
+		res.Verdict = Unknown
+		res.Summary = "could not read the history's register operations"
+		res.Explanation = fmt.Sprintf("A register value could not be read: %v. Values must be JSON; a cas value must be {\"from\":X,\"to\":Y}. Fix the tool that wrote the history.", err)
+		return res
+	}
+	if len(probs) > 0 {
+		res.Verdict = Unknown
+		res.Summary = fmt.Sprintf("history is malformed (%s): invokes and completions cannot be paired", plural(len(probs), "problem"))
+		res.Explanation = fmt.Sprintf("Linearizability needs every client process to alternate invoke and completion; %s (line %d). The stats checker reports every such problem. Fix the recorder or the tool that wrote the history.",
+			probs[0].Message, lineOf(in, probs[0].Event))
+		for i, p := range probs {
+			if i == 20 {
+				break
+			}
+			res.Anomalies = append(res.Anomalies, problemAnomaly(in, p))
+		}
+		return res
+	}
+	details := map[string]any{
+		"keys":     len(h.keys),
+		"ops":      h.ops,
+		"clock":    h.clock,
+		"budget_s": budget.Seconds(),
+	}
+	for k, v := range h.count {
+		details[k] = v
+	}
+	res.Details = details
+	if h.ops == 0 {
+		res.Verdict = Unknown
+		res.Summary = "nothing to check: no completed get/put/cas operations"
+		res.Explanation = "The history has no register operations that completed (f get/read, put/write or cas), so linearizability says nothing about it. Check that the workload ran (see the stats checker) and that it is a register/kv workload."
+		return res
+	}
+
+	var stop atomic.Bool
+	unwatch := context.AfterFunc(ctx, func() { stop.Store(true) })
+	defer unwatch()
+	model := h.registerModel(&stop)
+
+	outcomes := l.checkKeys(model, h, deadline, &stop)
+	var illegal, unknown []*keyOutcome
+	for i := range outcomes {
+		switch outcomes[i].result {
+		case porcupine.Illegal:
+			illegal = append(illegal, &outcomes[i])
+		case porcupine.Ok:
+		default:
+			unknown = append(unknown, &outcomes[i])
+		}
+	}
+	details["keys_invalid"] = len(illegal)
+	details["keys_unknown"] = len(unknown)
+	details["keys_valid"] = len(outcomes) - len(illegal) - len(unknown)
+	details["per_key"] = perKeyDetails(outcomes)
+	truncated := 0
+	for _, o := range outcomes {
+		if o.truncated {
+			truncated++
+		}
+	}
+	if truncated > 0 {
+		details["keys_truncated"] = truncated
+	}
+
+	// Explain violations and draw the visualization (one verbose pass).
+	var explained map[string]Anomaly
+	if !stop.Load() && (len(illegal) > 0 || in.OutDir != "") {
+		explained = l.explainAndDraw(h, illegal, outcomes, in, deadline, details)
+	}
+
+	switch {
+	case len(illegal) > 0:
+		res.Verdict = Invalid
+		res.Summary = fmt.Sprintf("not linearizable: no valid order for %d of %s (%s); %d ops checked",
+			len(illegal), plural(len(outcomes), "key"), keyList(illegal, 5), h.ops)
+		var b strings.Builder
+		n := 0
+		for _, o := range illegal {
+			a, ok := explained[o.key]
+			if !ok {
+				continue
+			}
+			res.Anomalies = append(res.Anomalies, a)
+			if n < 3 {
+				if n > 0 {
+					b.WriteString("\n\n")
+				}
+				b.WriteString(a.Message)
+				if m, ok := a.Data["meaning"].(string); ok {
+					b.WriteString(" ")
+					b.WriteString(m)
+				}
+			}
+			n++
+		}
+		for _, o := range illegal {
+			if _, ok := explained[o.key]; !ok {
+				res.Anomalies = append(res.Anomalies, Anomaly{
+					Kind: "nonlinearizable", Key: o.key,
+					Message: fmt.Sprintf("key %q: Porcupine found no order of its %d operations consistent with a register and their real-time order", o.key, o.ops),
+				})
+			}
+		}
+		if n == 0 {
+			fmt.Fprintf(&b, "Porcupine found no order of the operations on key %q consistent with a single register and their real-time order.", illegal[0].key)
+		}
+		if len(illegal) > 1 {
+			fmt.Fprintf(&b, "\n\nIn all, %d keys are not linearizable: %s.", len(illegal), keyList(illegal, 20))
+		}
+		if p, ok := details["visualization"].(string); ok {
+			fmt.Fprintf(&b, " Open %s to see the longest valid order Porcupine found and the operation that breaks it.", p)
+		}
+		res.Explanation = b.String()
+	case len(unknown) > 0:
+		res.Verdict = Unknown
+		var slow, cut []*keyOutcome
+		for _, o := range unknown {
+			if o.why == "truncated" {
+				cut = append(cut, o)
+			} else {
+				slow = append(slow, o)
+			}
+		}
+		var parts, expl []string
+		if len(slow) > 0 {
+			reason := fmt.Sprintf("did not finish within the budget of %s", budget)
+			if ctx.Err() != nil {
+				reason = fmt.Sprintf("were not finished when the check was cancelled (%v)", ctx.Err())
+			}
+			parts = append(parts, fmt.Sprintf("%d of %d keys %s", len(slow), len(outcomes), reason))
+			expl = append(expl, fmt.Sprintf("Porcupine could not decide keys %s: they %s. The search grows exponentially with the number of concurrent operations on a key, and an operation with unknown outcome (info) stays concurrent with everything after it. Give the checker more time (checkers.linearizability.budget), spread the load over more keys, lower the concurrency, or shorten the faults that cause timeouts.",
+				keyList(slow, 10), reason))
+		}
+		if len(cut) > 0 {
+			maxKeyOps := l.MaxKeyOps
+			if maxKeyOps <= 0 {
+				maxKeyOps = DefaultMaxKeyOps
+			}
+			parts = append(parts, fmt.Sprintf("%d keys too large to check whole", len(cut)))
+			expl = append(expl, fmt.Sprintf("Keys %s have more than %d operations each (the first has %d). Porcupine's memory grows with the square of a key's operations, so only the first %d operations of each were checked, and they are linearizable; the rest is undecided. Spread the workload over more keys or shorten the run.",
+				keyList(cut, 10), maxKeyOps, cut[0].ops, maxKeyOps))
+		}
+		res.Summary = "undecided: " + strings.Join(parts, "; ")
+		res.Explanation = strings.Join(expl, "\n\n")
+	default:
+		res.Verdict = Valid
+		res.Summary = fmt.Sprintf("linearizable: %d ops on %d keys", h.ops, len(outcomes))
+	}
+	return res
+}
+
+// checkKeys runs Porcupine on every key with a worker pool, biggest keys
+// first. Keys not started by the deadline are left undecided.
+func (l Linearizability) checkKeys(model porcupine.Model, h *regHistory, deadline time.Time, stop *atomic.Bool) []keyOutcome {
+	keys := h.keysBySize()
+	outcomes := make([]keyOutcome, len(keys))
+	maxKeyOps := l.MaxKeyOps
+	if maxKeyOps <= 0 {
+		maxKeyOps = DefaultMaxKeyOps
+	}
+	workers := l.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if workers > len(keys) {
+		workers = len(keys)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(keys) {
+					return
+				}
+				k := keys[i]
+				o := &outcomes[i]
+				o.key, o.ops, o.checked = k, len(h.byKey[k]), h.byKey[k]
+				if o.ops > maxKeyOps {
+					o.checked, o.truncated = truncateKey(o.checked, maxKeyOps, h.end), true
+				}
+				if o.ops == 0 {
+					o.result = porcupine.Ok
+					continue
+				}
+				timeout := time.Until(deadline)
+				if stop.Load() {
+					o.result, o.why = porcupine.Unknown, "cancelled"
+					continue
+				}
+				if timeout <= 0 {
+					o.result, o.why = porcupine.Unknown, "budget"
+					continue
+				}
+				t0 := time.Now()
+				r := porcupine.CheckOperationsTimeout(model, porcupineOps(o.checked), timeout)
+				o.elapsed = time.Since(t0)
+				switch {
+				case stop.Load():
+					// The search was cut short; its answer means nothing.
+					r, o.why = porcupine.Unknown, "cancelled"
+				case r == porcupine.Unknown:
+					o.why = "budget"
+				case r == porcupine.Ok && o.truncated:
+					// Only a prefix is known to be valid.
+					r, o.why = porcupine.Unknown, "truncated"
+				}
+				o.result = r
+			}
+		}()
+	}
+	wg.Wait()
+	// Report in the history's key order.
+	pos := make(map[string]int, len(h.keys))
+	for i, k := range h.keys {
+		pos[k] = i
+	}
+	sort.Slice(outcomes, func(i, j int) bool { return pos[outcomes[i].key] < pos[outcomes[j].key] })
+	return outcomes
+}
+
+// explainAndDraw reruns Porcupine verbosely on the keys worth showing: the
+// illegal ones, or, for a valid history, as many keys as the visualization
+// can hold. It explains each illegal key and writes linearizability.html if
+// in.OutDir is set.
+func (l Linearizability) explainAndDraw(h *regHistory, illegal []*keyOutcome, outcomes []keyOutcome, in Input, deadline time.Time, details map[string]any) map[string]Anomaly {
+	maxOps := l.VisualizeMaxOps
+	if maxOps <= 0 {
+		maxOps = DefaultVisualizeMaxOps
+	}
+	var selected []*keyOutcome
+	total := 0
+	if len(illegal) > 0 {
+		for _, o := range illegal {
+			if len(selected) >= maxExplainedKeys || (len(selected) > 0 && total+len(o.checked) > maxOps) {
+				break
+			}
+			selected = append(selected, o)
+			total += len(o.checked)
+		}
+	} else {
+		for i := range outcomes {
+			o := &outcomes[i]
+			if o.result != porcupine.Ok || len(o.checked) == 0 {
+				continue
+			}
+			if len(selected) > 0 && total+len(o.checked) > maxOps {
+				break
+			}
+			selected = append(selected, o)
+			total += len(o.checked)
+		}
+	}
+	if len(selected) == 0 {
+		return nil
+	}
+	var ops []porcupine.Operation
+	for _, o := range selected {
+		ops = append(ops, porcupineOps(o.checked)...)
+	}
+	timeout := time.Until(deadline)
+	if timeout < explainGrace {
+		timeout = explainGrace
+	}
+	// No stop flag: a replay for the visualization must not fail a step.
+	model := h.registerModel(nil)
+	verdict, info := porcupine.CheckOperationsVerbose(model, ops, timeout)
+	partials := info.PartialLinearizationsOperations()
+
+	explained := make(map[string]Anomaly)
+	if len(illegal) > 0 {
+		for i, o := range selected {
+			if i < len(partials) {
+				explained[o.key] = h.explainKey(o, partials[i], in, verdict == porcupine.Unknown)
+			}
+		}
+	}
+	if in.OutDir != "" {
+		info.AddAnnotations(faultAnnotations(in.Events, h))
+		path := filepath.Join(in.OutDir, "linearizability.html")
+		if err := writeVisualization(model, info, path); err != nil {
+			details["visualization_error"] = err.Error()
+		} else {
+			details["visualization"] = path
+			details["visualized_keys"] = len(selected)
+			details["visualized_ops"] = total
+			if verdict == porcupine.Unknown {
+				details["visualization_note"] = "drawing ran out of time: the orders shown may be incomplete"
+			}
+		}
+	}
+	return explained
+}
+
+// writeVisualization writes the HTML to a temporary file and renames it.
+func writeVisualization(model porcupine.Model, info porcupine.LinearizationInfo, path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".linearizability-*.html")
+	if err != nil {
+		return err
+	}
+	if err := porcupine.Visualize(model, info, f); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// perKeyDetails reports every key's verdict when there are few keys, else
+// only the keys that are not valid.
+func perKeyDetails(outcomes []keyOutcome) map[string]string {
+	m := make(map[string]string)
+	for _, o := range outcomes {
+		v := Valid
+		switch o.result {
+		case porcupine.Illegal:
+			v = Invalid
+		case porcupine.Ok:
+		default:
+			v = Unknown
+		}
+		if len(outcomes) <= 64 || v != Valid {
+			m[o.key] = string(v)
+		}
+	}
+	return m
+}
+
+// truncateKey returns the prefix of a key's operations (in invoke order) up
+// to max, made safe to check alone: an operation of the prefix that had not
+// completed when the first excluded one was invoked is weakened, since ops
+// outside the prefix may have taken effect before it. Reads and mismatches
+// among them are dropped, writes become info. If the whole history is
+// linearizable, so is this prefix.
+func truncateKey(ops []*regOp, max int, end int64) []*regOp {
+	cut := ops[max].call
+	out := make([]*regOp, 0, max)
+	for _, op := range ops[:max] {
+		if op.ret < cut {
+			out = append(out, op)
+			continue
+		}
+		switch op.kind {
+		case opPut, opCAS:
+			w := *op
+			w.info, w.ret = true, end
+			out = append(out, &w)
+		}
+	}
+	return out
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func keyList(os []*keyOutcome, max int) string {
+	var parts []string
+	for i, o := range os {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("and %d more", len(os)-max))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%q", o.key))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// problemAnomaly turns a malformation into evidence.
+func problemAnomaly(in Input, p problem) Anomaly {
+	a := Anomaly{
+		Kind:    string(p.Kind),
+		Message: fmt.Sprintf("line %d: %s", lineOf(in, p.Event), p.Message),
+		Events:  []int{p.Event},
+	}
+	if p.Other >= 0 {
+		a.Events = append(a.Events, p.Other)
+	}
+	if p.Event >= 0 && p.Event < len(in.Events) {
+		a.Time = in.Events[p.Event].Time
+		a.Key = in.Events[p.Event].Key
+	}
+	return a
+}

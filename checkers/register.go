@@ -1,0 +1,413 @@
+package checkers
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/faultline/faultline/history"
+)
+
+// opKind is what a register operation does in the model.
+type opKind uint8
+
+const (
+	opGet      opKind = iota // observes: state == val
+	opPut                    // state := val
+	opCAS                    // if state == from { state := to (val) }; ok ops require it
+	opMismatch               // a cas that failed with "mismatch": observes state != from
+)
+
+// regOp is one operation on one register (key), as the model sees it. It is
+// both the Input and the Metadata of the porcupine.Operation built from it.
+type regOp struct {
+	kind opKind
+	info bool // outcome unknown: never returned, may or may not have taken effect
+	key  string
+	f    string // f as written in the history
+	val  int32  // get: value read; put: value written; cas: "to"
+	from int32  // cas and mismatch: "from"
+	proc history.Process
+	call int64 // in the checker's clock (see regHistory.clock)
+	ret  int64 // h.end for info ops
+	inv  int   // event index of the invoke
+	comp int   // event index of the completion, -1 if none
+	node string
+	err  string
+	row  int // dense client row for the visualization
+}
+
+// regHistory is a history reduced to register operations, partitioned by key.
+type regHistory struct {
+	vals  *valueTable
+	keys  []string            // in order of first appearance
+	byKey map[string][]*regOp // operations per key, in invoke order
+	clock string              // "time" (event times, ns) or "index" (event positions)
+	times func(i int) int64   // the checker's clock for event i
+	end   int64               // greater than every time in the clock: "never returned"
+	count map[string]int      // what was kept and dropped, for Details
+	ops   int                 // operations kept for checking
+}
+
+// normalizeF maps the function names of faultline and of other tools
+// (Jepsen's :read/:write/:cas, Knossos, Porcupine tests) to get, put, cas.
+func normalizeF(f string) string {
+	switch strings.ToLower(strings.TrimPrefix(f, ":")) {
+	case "get", "read", "r":
+		return "get"
+	case "put", "write", "w", "set":
+		return "put"
+	case "cas", "compare-and-set", "compare_and_set", "compareandset":
+		return "cas"
+	}
+	return ""
+}
+
+// isMismatch reports whether a failed cas says that the comparison failed.
+func isMismatch(errText string) bool {
+	return strings.EqualFold(strings.TrimSpace(errText), "mismatch")
+}
+
+// parseCAS reads a cas argument: {"from":X,"to":Y}, or [X, Y] as other tools
+// write it.
+func parseCAS(raw json.RawMessage) (from, to json.RawMessage, err error) {
+	var c struct {
+		// A JSON null arrives as "null"; a missing field stays nil.
+		From json.RawMessage `json:"from"`
+		To   json.RawMessage `json:"to"`
+	}
+	if json.Unmarshal(raw, &c) == nil && c.From != nil && c.To != nil {
+		return c.From, c.To, nil
+	}
+	var a []json.RawMessage
+	if json.Unmarshal(raw, &a) == nil && len(a) == 2 {
+		return a[0], a[1], nil
+	}
+	return nil, nil, fmt.Errorf("want {\"from\":X,\"to\":Y} or [X,Y], got %.80s", raw)
+}
+
+// buildRegisterHistory pairs the client operations of evs and turns those on
+// registers (get/read, put/write, cas) into model operations, partitioned by
+// key. Operations with other f names are ignored (and counted).
+//
+// It returns the problems that make pairing ambiguous, if any, and an error
+// for values it cannot read.
+//
+// If prune is true, info writes whose value nothing ever observed are
+// dropped (see pruneUnobserved): this keeps the search from exploring orders
+// that cannot matter, and does not change the verdict.
+func buildRegisterHistory(evs []history.Event, prune bool) (*regHistory, []problem, error) {
+	cops, probs := pairOps(evs)
+	var amb []problem
+	for _, p := range probs {
+		if p.ambiguous() {
+			amb = append(amb, p)
+		}
+	}
+	if len(amb) > 0 {
+		return nil, amb, nil
+	}
+	h := &regHistory{
+		vals:  newValueTable(),
+		byKey: make(map[string][]*regOp),
+		count: make(map[string]int),
+	}
+	// Use event times if they are usable; else positions (the recorded order
+	// is a valid real-time order).
+	monotone, varied := true, false
+	for i := 1; i < len(evs); i++ {
+		if evs[i].Time < evs[i-1].Time {
+			monotone = false
+			break
+		}
+		if evs[i].Time != evs[0].Time {
+			varied = true
+		}
+	}
+	if monotone && varied {
+		h.clock = "time"
+		h.times = func(i int) int64 { return evs[i].Time }
+		h.end = evs[len(evs)-1].Time + 1
+	} else {
+		h.clock = "index"
+		h.times = func(i int) int64 { return int64(i) }
+		h.end = int64(len(evs))
+	}
+	rows := make(map[history.Process]int)
+	for ci := range cops {
+		c := &cops[ci]
+		f := normalizeF(c.F)
+		if f == "" {
+			h.count["other_ops"]++
+			continue
+		}
+		inv := &evs[c.Inv]
+		var comp *history.Event
+		if c.Comp >= 0 {
+			comp = &evs[c.Comp]
+		}
+		op := &regOp{
+			key: c.Key, f: c.F, proc: c.Process, inv: c.Inv, comp: c.Comp,
+			call: h.times(c.Inv), ret: h.end,
+			info: c.Type == history.Info,
+		}
+		if comp != nil {
+			op.node, op.err = comp.Node, comp.Error
+			if !op.info {
+				op.ret = h.times(c.Comp)
+			}
+		}
+		arg := inv.Value
+		if arg == nil && comp != nil {
+			arg = comp.Value
+		}
+		var err error
+		switch f {
+		case "get":
+			if c.Type != history.OK {
+				// A failed read did nothing; an unknown read tells nothing.
+				h.count["dropped_"+string(c.Type)+"_reads"]++
+				continue
+			}
+			op.kind = opGet
+			op.val, err = h.vals.internRaw(comp.Value)
+		case "put":
+			if c.Type == history.Fail {
+				h.count["dropped_fail_writes"]++
+				continue
+			}
+			op.kind = opPut
+			op.val, err = h.vals.internRaw(arg)
+		case "cas":
+			if c.Type == history.Fail && !isMismatch(comp.Error) {
+				h.count["dropped_fail_cas"]++
+				continue
+			}
+			var from, to json.RawMessage
+			if from, to, err = parseCAS(arg); err == nil {
+				if op.from, err = h.vals.internRaw(from); err == nil {
+					op.val, err = h.vals.internRaw(to)
+				}
+			}
+			op.kind = opCAS
+			if c.Type == history.Fail {
+				op.kind = opMismatch
+			}
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("event %d (%s of key %q by process %s): %v", c.Inv, c.F, c.Key, c.Process, err)
+		}
+		if _, ok := h.byKey[op.key]; !ok {
+			h.keys = append(h.keys, op.key)
+		}
+		if r, ok := rows[op.proc]; ok {
+			op.row = r
+		} else {
+			op.row = len(rows)
+			rows[op.proc] = op.row
+		}
+		h.byKey[op.key] = append(h.byKey[op.key], op)
+	}
+	for _, k := range h.keys {
+		if prune {
+			var n int
+			h.byKey[k], n = pruneUnobserved(h.byKey[k])
+			h.count["pruned_unobserved_info_writes"] += n
+		}
+		for _, op := range h.byKey[k] {
+			if op.info {
+				h.count["info_ops"]++
+			}
+			if op.kind == opMismatch {
+				h.count["cas_mismatch_ops"]++
+			}
+		}
+		h.ops += len(h.byKey[k])
+	}
+	return h, nil, nil
+}
+
+// pruneUnobserved drops info writes (put or cas) of a value v on one key
+// when nothing observes v: no ok read returned v, no cas of the key compares
+// against v, and no mismatch cas of the key can be ordered after the write
+// (every mismatch returned before the write was invoked).
+//
+// This does not change the verdict. An info write may always be ordered last
+// (its return is at infinity), which is the same as never happening, so
+// dropping it cannot make a linearizable history illegal. Conversely, given a
+// linearization that contains the write, removing it changes the register
+// only between the write and the next write; under the conditions above no
+// operation there can tell: reads there would have returned v, cas ops
+// comparing against v are excluded, info cas ops there did not take effect
+// (the register held v, not their from) and can move to the end, and
+// mismatch cas ops cannot be there.
+func pruneUnobserved(ops []*regOp) ([]*regOp, int) {
+	observed := make(map[int32]bool)
+	lastMismatch := int64(-1 << 63)
+	anyInfoWrite := false
+	for _, op := range ops {
+		switch op.kind {
+		case opGet:
+			observed[op.val] = true
+		case opCAS, opMismatch:
+			observed[op.from] = true
+		}
+		if op.kind == opMismatch && op.ret > lastMismatch {
+			lastMismatch = op.ret
+		}
+		if op.info && (op.kind == opPut || op.kind == opCAS) {
+			anyInfoWrite = true
+		}
+	}
+	if !anyInfoWrite {
+		return ops, 0
+	}
+	kept := ops[:0:0]
+	n := 0
+	for _, op := range ops {
+		if op.info && (op.kind == opPut || op.kind == opCAS) && !observed[op.val] && lastMismatch < op.call {
+			n++
+			continue
+		}
+		kept = append(kept, op)
+	}
+	return kept, n
+}
+
+// registerModel is the Porcupine model of a register per key. States are
+// value ids (int32) of h.vals; 0 is null, an absent key. If stop is not nil
+// and becomes true, every step fails so that a search ends quickly; the
+// caller must then discard the result.
+func (h *regHistory) registerModel(stop *atomic.Bool) porcupine.Model {
+	vals := h.vals
+	step := func(state, input, _ any) (bool, any) {
+		if stop != nil && stop.Load() {
+			return false, state
+		}
+		s := state.(int32)
+		ok, next := applyOp(s, input.(*regOp))
+		if !ok {
+			return false, state
+		}
+		if next == s {
+			return true, state
+		}
+		return true, vals.boxed[next]
+	}
+	return porcupine.Model{
+		Partition: partitionByKey,
+		Init:      func() any { return vals.boxed[0] },
+		Step:      step,
+		Equal:     func(a, b any) bool { return a.(int32) == b.(int32) },
+		Hash:      func(s any) uint64 { return uint64(uint32(s.(int32))) * 0x9E3779B97F4A7C15 },
+		DescribeOperation: func(input, _ any) string {
+			return h.describeOp(input.(*regOp))
+		},
+		DescribeState: func(state any) string { return vals.text[state.(int32)] },
+		DescribeOperationMetadata: func(md any) string {
+			op, ok := md.(*regOp)
+			if !ok {
+				return ""
+			}
+			return h.describeMeta(op)
+		},
+	}
+}
+
+// applyOp is the register's sequential specification: whether op can take
+// effect when the register holds s, and what it holds afterwards.
+func applyOp(s int32, op *regOp) (bool, int32) {
+	switch op.kind {
+	case opGet:
+		return s == op.val, s
+	case opPut:
+		return true, op.val
+	case opCAS:
+		if s == op.from {
+			return true, op.val
+		}
+		// An info cas that found another value did nothing; an ok cas
+		// requires the value it compared against.
+		return op.info, s
+	case opMismatch:
+		return s != op.from, s
+	}
+	panic("checkers: unknown register op kind")
+}
+
+// partitionByKey splits operations by key, in order of first appearance.
+func partitionByKey(ops []porcupine.Operation) [][]porcupine.Operation {
+	idx := make(map[string]int)
+	var out [][]porcupine.Operation
+	for _, o := range ops {
+		k := o.Input.(*regOp).key
+		i, ok := idx[k]
+		if !ok {
+			i = len(out)
+			idx[k] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], o)
+	}
+	return out
+}
+
+// porcupineOps converts one key's operations.
+func porcupineOps(ops []*regOp) []porcupine.Operation {
+	out := make([]porcupine.Operation, len(ops))
+	for i, op := range ops {
+		out[i] = porcupine.Operation{ClientId: op.row, Input: op, Call: op.call, Return: op.ret, Metadata: op}
+	}
+	return out
+}
+
+// describeOp renders an operation for the visualization and for messages.
+func (h *regHistory) describeOp(op *regOp) string {
+	var s string
+	switch op.kind {
+	case opGet:
+		s = fmt.Sprintf("get(%s) → %s", op.key, h.vals.String(op.val))
+	case opPut:
+		s = fmt.Sprintf("put(%s, %s)", op.key, h.vals.String(op.val))
+	case opCAS:
+		s = fmt.Sprintf("cas(%s, %s→%s)", op.key, h.vals.String(op.from), h.vals.String(op.val))
+	case opMismatch:
+		s = fmt.Sprintf("cas(%s, %s→%s) ✗ mismatch", op.key, h.vals.String(op.from), h.vals.String(op.val))
+	}
+	if op.info {
+		s += " ?"
+	}
+	return s
+}
+
+// describeMeta renders where an operation came from.
+func (h *regHistory) describeMeta(op *regOp) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "process %s, f %q, ", op.proc, op.f)
+	if op.comp >= 0 {
+		fmt.Fprintf(&b, "events %d→%d", op.inv, op.comp)
+	} else {
+		fmt.Fprintf(&b, "event %d, never completed", op.inv)
+	}
+	if op.info {
+		b.WriteString(", outcome unknown (info)")
+	}
+	if op.node != "" {
+		fmt.Fprintf(&b, ", node %s", op.node)
+	}
+	if op.err != "" {
+		fmt.Fprintf(&b, ", error %q", op.err)
+	}
+	return b.String()
+}
+
+// keysBySize returns the keys, largest partition first (to balance workers).
+func (h *regHistory) keysBySize() []string {
+	keys := append([]string(nil), h.keys...)
+	sort.SliceStable(keys, func(i, j int) bool { return len(h.byKey[keys[i]]) > len(h.byKey[keys[j]]) })
+	return keys
+}

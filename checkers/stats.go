@@ -1,0 +1,237 @@
+package checkers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/faultline/faultline/history"
+)
+
+// Stats summarises a history: operation counts by outcome and f, the
+// achieved rate over the main phase, and latency percentiles computed from
+// invoke to completion. These are the figures `faultline check` can
+// reproduce from a history alone (the workload's own HdrHistograms, which
+// measure from the intended start, are not in the history).
+//
+// Its verdict is Valid unless the history is malformed: a completion
+// without an invoke, two invokes of one process without a completion in
+// between, a process invoking again after an info completion, a completion
+// whose f or key differs from its invoke, or one stamped before its invoke.
+//
+// The main phase is [MainStart, MainEnd] if MainEnd > 0; else the span
+// between phase markers in the history, events of a non-client process with
+// f "phase", value "main" and phase "start" / "end"; else the span from the
+// first invoke to the last completion.
+//
+// The zero value is ready to use; a Stats is safe for concurrent use.
+type Stats struct {
+	MainStart, MainEnd int64 // ns since the run's start
+}
+
+// Name returns "stats".
+func (Stats) Name() string { return "stats" }
+
+// Check implements Checker. It is linear in the history and ignores Budget.
+func (s Stats) Check(ctx context.Context, in Input) (res Result) {
+	start := time.Now()
+	res = Result{Name: s.Name()}
+	defer func() { res.Elapsed = time.Since(start) }()
+
+	ops, probs := pairOps(in.Events)
+	d := make(map[string]any)
+	res.Details = d
+
+	type counts struct{ ops, ok, fail, info, pending int64 }
+	var total counts
+	byF := make(map[string]*counts)
+	latOK := make(map[string][]int64)
+	var okLat, allLat []int64
+	procs := make(map[history.Process]bool)
+	for i := range ops {
+		op := &ops[i]
+		procs[op.Process] = true
+		c := byF[op.F]
+		if c == nil {
+			c = new(counts)
+			byF[op.F] = c
+		}
+		c.ops++
+		total.ops++
+		switch {
+		case op.Pending():
+			c.pending++
+			total.pending++
+			continue
+		case op.Type == history.OK:
+			c.ok++
+			total.ok++
+		case op.Type == history.Fail:
+			c.fail++
+			total.fail++
+		default:
+			c.info++
+			total.info++
+		}
+		lat := op.Return - op.Call
+		if lat < 0 {
+			continue // reported as a problem
+		}
+		allLat = append(allLat, lat)
+		if op.Type == history.OK {
+			okLat = append(okLat, lat)
+			latOK[op.F] = append(latOK[op.F], lat)
+		}
+	}
+	d["ops"] = total.ops
+	d["ok"] = total.ok
+	d["fail"] = total.fail
+	d["info"] = total.info
+	d["pending"] = total.pending
+	d["processes"] = len(procs)
+	fs := make(map[string]any, len(byF))
+	for f, c := range byF {
+		m := map[string]any{"ops": c.ops, "ok": c.ok, "fail": c.fail, "info": c.info}
+		if c.pending > 0 {
+			m["pending"] = c.pending
+		}
+		if l := latOK[f]; len(l) > 0 {
+			m["latency_us"] = percentilesUS(l)
+		}
+		fs[f] = m
+	}
+	d["by_f"] = fs
+	d["latency_us"] = percentilesUS(okLat)
+	d["latency_all_us"] = percentilesUS(allLat)
+	if n := len(in.Events); n > 0 {
+		d["duration_s"] = float64(in.Events[n-1].Time-in.Events[0].Time) / 1e9
+	} else {
+		d["duration_s"] = 0.0
+	}
+	faults := 0
+	for _, w := range faultWindows(in.Events) {
+		if w.Start != w.End {
+			faults++
+		}
+	}
+	d["faults"] = faults
+
+	// Rate over the main phase.
+	ws, we, source := s.window(in.Events, ops)
+	var done, okDone int64
+	for i := range ops {
+		op := &ops[i]
+		if op.Pending() || op.Return < ws || op.Return > we {
+			continue
+		}
+		done++
+		if op.Type == history.OK {
+			okDone++
+		}
+	}
+	d["rate_window"] = map[string]any{"start_ns": ws, "end_ns": we, "source": source}
+	if span := float64(we-ws) / 1e9; span > 0 {
+		d["achieved_rate"] = float64(done) / span
+		d["ok_rate"] = float64(okDone) / span
+	} else {
+		d["achieved_rate"] = 0.0
+		d["ok_rate"] = 0.0
+	}
+
+	if len(probs) > 0 {
+		res.Verdict = Invalid
+		p := probs[0]
+		res.Summary = fmt.Sprintf("history is malformed: %s, the first at line %d", plural(len(probs), "problem"), lineOf(in, p.Event))
+		res.Explanation = fmt.Sprintf("The history breaks the process-sequential rule at event %d (line %d): %s. Every client process must alternate invoke and completion, and must not invoke again after an info completion; no checker can trust the pairing of operations otherwise. Fix the recorder or the tool that wrote the history.",
+			p.Event, lineOf(in, p.Event), p.Message)
+		for i, p := range probs {
+			if i == 30 {
+				break
+			}
+			res.Anomalies = append(res.Anomalies, problemAnomaly(in, p))
+		}
+		d["problems"] = len(probs)
+		return res
+	}
+	res.Verdict = Valid
+	lat := d["latency_us"].(map[string]float64)
+	res.Summary = fmt.Sprintf("%d ops (%d ok, %d fail, %d info, %d pending) at %.1f ops/s; latency p50 %s p99 %s max %s",
+		total.ops, total.ok, total.fail, total.info, total.pending, d["achieved_rate"],
+		usText(lat["p50"]), usText(lat["p99"]), usText(lat["max"]))
+	return res
+}
+
+// window returns the main phase and where it came from.
+func (s Stats) window(evs []history.Event, ops []clientOp) (int64, int64, string) {
+	if s.MainEnd > 0 {
+		return s.MainStart, s.MainEnd, "given"
+	}
+	ms, me := int64(-1), int64(-1)
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Process.IsClient() || ev.F != "phase" {
+			continue
+		}
+		var name string
+		if json.Unmarshal(ev.Value, &name) != nil || name != "main" {
+			continue
+		}
+		switch ev.Phase {
+		case "start":
+			if ms < 0 {
+				ms = ev.Time
+			}
+		case "end":
+			me = ev.Time
+		}
+	}
+	if ms >= 0 && me > ms {
+		return ms, me, "phase markers"
+	}
+	ws, we := int64(math.MaxInt64), int64(math.MinInt64)
+	for i := range ops {
+		op := &ops[i]
+		ws = min(ws, op.Call)
+		if !op.Pending() {
+			we = max(we, op.Return)
+		}
+	}
+	if we < ws {
+		return 0, 0, "history"
+	}
+	return ws, we, "history"
+}
+
+// percentilesUS returns p50, p90, p99, p99.9, max and mean of latencies in
+// ns, in microseconds (nearest rank). It sorts lat.
+func percentilesUS(lat []int64) map[string]float64 {
+	m := map[string]float64{"p50": 0, "p90": 0, "p99": 0, "p999": 0, "max": 0, "mean": 0, "count": float64(len(lat))}
+	if len(lat) == 0 {
+		return m
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	rank := func(p float64) float64 {
+		i := int(math.Ceil(p/100*float64(len(lat))-1e-9)) - 1 // nearest rank
+		i = max(0, min(i, len(lat)-1))
+		return float64(lat[i]) / 1e3
+	}
+	var sum float64
+	for _, v := range lat {
+		sum += float64(v)
+	}
+	m["p50"], m["p90"], m["p99"], m["p999"] = rank(50), rank(90), rank(99), rank(99.9)
+	m["max"] = float64(lat[len(lat)-1]) / 1e3
+	m["mean"] = sum / float64(len(lat)) / 1e3
+	return m
+}
+
+func usText(us float64) string {
+	d := time.Duration(us * 1e3)
+	if d >= 10*time.Microsecond {
+		d = d.Round(time.Microsecond)
+	}
+	return d.String()
+}
