@@ -10,11 +10,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/faultline/faultline/checkers"
+	"github.com/faultline/faultline/faults"
 	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/internal/exitcode"
 	"github.com/faultline/faultline/internal/version"
@@ -157,22 +159,38 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		Start: startWall.UTC().Format(time.RFC3339Nano), RunDir: dir,
 		Faults: []reports.Fault{},
 	}
+	// Phases are marked in the history (observer events, f "phase") so
+	// that checkers and reports of a saved run know them too.
+	beginPhase := func(name string) time.Duration {
+		rec.Record(history.Event{Type: history.Info, Process: history.Observer, F: "phase", Value: jsonString(name), Phase: "start"})
+		return rec.Now()
+	}
 	phase := func(name string, start time.Duration) {
+		rec.Record(history.Event{Type: history.Info, Process: history.Observer, F: "phase", Value: jsonString(name), Phase: "end"})
 		r.Phases = append(r.Phases, reports.Phase{Name: name, Start: int64(start), End: int64(rec.Now())})
 	}
 
 	// Setup.
 	opt.logf("setup: starting %d %s nodes on the %s runtime", s.Nodes, s.System, s.Runtime)
-	t0 := rec.Now()
+	t0 := beginPhase("setup")
 	var nodeArgs []string
 	for k, v := range s.NodeOpts {
 		nodeArgs = append(nodeArgs, "--opt", k+"="+v)
 	}
 	spec := targets.ClusterSpec{
-		RunID: filepath.Base(dir), System: s.System, Nodes: s.NodeIDs(), Bugs: s.Bugs, Args: nodeArgs,
+		RunID: runID(dir), System: s.System, Nodes: s.NodeIDs(), Bugs: s.Bugs, Args: nodeArgs,
 		Dir: dir, Binary: opt.Binary,
 		Log: func(format string, args ...any) { opt.logf("  "+format, args...) },
 	}
+	links, closeLinks, err := setupLinks(ctx, rt, spec)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, interrupted(ctx)
+		}
+		return nil, infra(fmt.Errorf("setting up the link proxies: %w", err))
+	}
+	defer closeLinks()
+	spec.Links = links
 	cluster, err := rt.Start(ctx, spec)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -213,7 +231,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 
 	// Warm-up: the cluster must serve a read through every node before the
 	// load starts, within the warm-up window.
-	t0 = rec.Now()
+	t0 = beginPhase("warmup")
 	opt.logf("warm-up: waiting for the cluster to serve (up to %s)", s.Warmup)
 	if err := warmUp(ctx, clientAddrs, ids, s.Workload.Timeout.D(), s.Warmup.D()); err != nil {
 		if ctx.Err() != nil {
@@ -229,8 +247,13 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		return nil, exitcode.New(exitcode.Internal, err)
 	}
 	defer hlog.Close()
-	t0 = rec.Now()
-	opt.logf("main: %s of %s", s.Duration, loadDescription(s))
+	nem := faults.NewNemesis(cluster, links, rec)
+	plan := s.Faults.Plan(ids, s.Seed, s.Duration.D())
+	for _, p := range plan {
+		r.Schedule = append(r.Schedule, plannedFault(p))
+	}
+	t0 = beginPhase("main")
+	opt.logf("main: %s of %s; %d faults planned", s.Duration, loadDescription(s), len(plan))
 	gen, err := workloads.NewKV(workloads.KVConfig{
 		Keys: s.Workload.Keys, Get: s.Workload.Mix.Get, Put: s.Workload.Mix.Put, CAS: s.Workload.Mix.CAS,
 	})
@@ -252,7 +275,19 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	for _, st := range s.Workload.Stages {
 		wcfg.Stages = append(wcfg.Stages, workloads.Stage{Duration: st.Duration.D(), Rate: st.Rate})
 	}
-	wstats, werr := runMain(ctx, wcfg, opt)
+	nemDone := make(chan struct{})
+	mainCtx, endMain := context.WithCancel(ctx)
+	go func() {
+		defer close(nemDone)
+		nem.Run(mainCtx, plan, t0, func() {
+			if f := nem.InForce(); len(f) > 0 {
+				opt.logf("  faults in force: %v", f)
+			}
+		})
+	}()
+	wstats, werr := runMain(ctx, wcfg, opt, nem)
+	endMain()
+	<-nemDone
 	phase("main", t0)
 	if ctx.Err() != nil {
 		return nil, interrupted(ctx)
@@ -261,19 +296,33 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		return nil, infra(fmt.Errorf("workload: %w", werr))
 	}
 
-	// Heal: nothing to heal without faults (the fault schedule arrives in
-	// the faults package); recovery window; final reads.
-	t0 = rec.Now()
+	// Heal every fault, give the cluster its recovery window, then read
+	// every key once.
+	t0 = beginPhase("heal")
+	if err := nem.Heal(ctx); err != nil {
+		opt.logf("heal: %v", err)
+		if ctx.Err() != nil {
+			return nil, interrupted(ctx)
+		}
+	}
 	phase("heal", t0)
-	t0 = rec.Now()
+	r.Faults = injectedFaults(nem.Injected())
+	t0 = beginPhase("recovery")
 	opt.logf("recovery: %s", s.Recovery)
 	select {
 	case <-ctx.Done():
 		return nil, interrupted(ctx)
 	case <-time.After(s.Recovery.D()):
 	}
+	if err := warmUp(ctx, clientAddrs, ids, s.Workload.Timeout.D(), 30*time.Second); err != nil {
+		if ctx.Err() != nil {
+			return nil, interrupted(ctx)
+		}
+		opt.logf("recovery: the cluster does not serve every node 30 s after the heal: %v", err)
+		r.Extra = map[string]any{"recovery_error": err.Error()}
+	}
 	phase("recovery", t0)
-	t0 = rec.Now()
+	t0 = beginPhase("final-reads")
 	opt.logf("final reads: %d keys", len(s.Keys()))
 	fc, err := httpkv.New(clientAddrs, ids[0], httpkv.Options{Timeout: s.Workload.Timeout.D()})
 	if err != nil {
@@ -346,7 +395,7 @@ func loadDescription(s *Scenario) string {
 }
 
 // runMain runs the workload and reports progress about once a second.
-func runMain(ctx context.Context, cfg workloads.Config, opt RunOptions) (*workloads.Stats, error) {
+func runMain(ctx context.Context, cfg workloads.Config, opt RunOptions, nem *faults.Nemesis) (*workloads.Stats, error) {
 	type result struct {
 		st  *workloads.Stats
 		err error
@@ -365,7 +414,7 @@ func runMain(ctx context.Context, cfg workloads.Config, opt RunOptions) (*worklo
 		case <-tick.C:
 			p := cfg.Progress.Snapshot()
 			if opt.Progress != nil && p.Running {
-				opt.Progress(Progress{Phase: "main", Elapsed: p.Elapsed, Total: cfg.Duration, Ops: p.Ops, Errors: p.Fail + p.Info, Rate: p.Rate})
+				opt.Progress(Progress{Phase: "main", Elapsed: p.Elapsed, Total: cfg.Duration, Ops: p.Ops, Errors: p.Fail + p.Info, Rate: p.Rate, Fault: strings.Join(nem.InForce(), ",")})
 			}
 		}
 	}

@@ -17,6 +17,9 @@ func (s *Scenario) checkers(st *reports.Stats) []checkers.Checker {
 	if s.LinearizabilityEnabled() {
 		cs = append(cs, &checkers.Linearizability{})
 	}
+	if s.Checkers.LostWrites.on() {
+		cs = append(cs, checkers.LostWrites{})
+	}
 	cs = append(cs, &checkers.Stats{})
 	if l := s.Checkers.Latency; l != nil && st != nil {
 		t := &checkers.Thresholds{

@@ -20,6 +20,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/faultline/faultline/faults"
 )
 
 // Scenario is one scenario file.
@@ -37,6 +39,7 @@ type Scenario struct {
 	Recovery    Duration          `yaml:"recovery"`    // after the heal, before final reads, default 5s
 	MinOps      int               `yaml:"min_ops"`     // fewer ok ops than this makes the run invalid (exit 4), default 100
 	Workload    Workload          `yaml:"workload"`
+	Faults      *faults.Schedule  `yaml:"faults"` // none: no faults (links still go through proxies)
 	Checkers    Checkers          `yaml:"checkers"`
 
 	// File is the path the scenario was read from ("" if built in code).
@@ -74,8 +77,16 @@ type Stage struct {
 // Checkers configures the checkers; an absent section means the default.
 type Checkers struct {
 	Linearizability *Linearizability `yaml:"linearizability"`
+	LostWrites      *Toggle          `yaml:"lost_writes"`
 	Latency         *LatencyLimits   `yaml:"latency"`
 }
+
+// Toggle turns a checker without settings on or off (default on).
+type Toggle struct {
+	Enabled *bool `yaml:"enabled"`
+}
+
+func (t *Toggle) on() bool { return t == nil || t.Enabled == nil || *t.Enabled }
 
 // Linearizability configures the Porcupine checker.
 type Linearizability struct {
@@ -301,6 +312,13 @@ func (s *Scenario) Validate() error {
 	}
 	if w.Concurrency < 1 || w.Concurrency > 100_000 {
 		return s.errAt("workload.concurrency", "%d: use 1 to 100000", w.Concurrency)
+	}
+	if err := s.Faults.Validate(s.NodeIDs()); err != nil {
+		var se *faults.SpecError
+		if errors.As(err, &se) {
+			return s.errAt("faults."+se.Field, "%s", se.Msg)
+		}
+		return s.errAt("faults", "%v", err)
 	}
 	if l := s.Checkers.Latency; l != nil && (l.MinRate < 0 || l.MinRate > 1) {
 		return s.errAt("checkers.latency.min_rate", "%v: use a fraction between 0 and 1, e.g. 0.95", l.MinRate)

@@ -56,7 +56,10 @@ type decoder struct {
 	file string
 }
 
-var durationType = reflect.TypeOf(Duration(0))
+var (
+	durationType   = reflect.TypeOf(Duration(0))
+	stdDurationTyp = reflect.TypeOf(time.Duration(0))
+)
 
 type nodeDecoder interface {
 	decodeNode(d *decoder, n *yaml.Node, path string) error
@@ -109,7 +112,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
 			return nd.decodeNode(d, n, path)
 		}
 	}
-	if v.Type() == durationType {
+	if v.Type() == durationType || v.Type() == stdDurationTyp {
 		if n.Kind != yaml.ScalarNode {
 			return d.errf(n, path, "want a duration such as 30s or 1m30s, got %s", kindName(n))
 		}

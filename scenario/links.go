@@ -1,0 +1,130 @@
+package scenario
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+
+	"github.com/faultline/faultline/faults"
+	"github.com/faultline/faultline/reports"
+	"github.com/faultline/faultline/targets"
+)
+
+// setupLinks puts a Toxiproxy proxy on every directed link and every
+// client -> node link: in a server the runtime hosts (Docker), or in one
+// embedded here (local). The returned func removes the proxies and stops an
+// embedded server; it is safe to call more than once.
+func setupLinks(ctx context.Context, rt targets.Runtime, spec targets.ClusterSpec) (*faults.Links, func(), error) {
+	if ph, ok := rt.(targets.ProxyHost); ok {
+		pl, err := ph.StartProxy(ctx, spec)
+		if err != nil {
+			return nil, func() {}, err
+		}
+		opts := faults.LinksOptions{Prefix: ""}
+		if pl.Listen != nil {
+			opts.Listen = func(l faults.Link) string { return pl.Listen(l.From, l.To) }
+		}
+		if pl.Dial != nil {
+			opts.Dial = func(l faults.Link, listen string) (string, error) { return pl.Dial(l.From, l.To, listen) }
+		}
+		if pl.Upstream != nil {
+			opts.Upstream = func(l faults.Link, addr string) string { return pl.Upstream(l.From, l.To, addr) }
+		}
+		links := faults.NewLinks(pl.APIAddr, opts)
+		done := false
+		return links, func() {
+			if !done {
+				done = true
+				links.Close()
+			}
+		}, nil
+	}
+	srv, err := faults.NewProxyServer(ctx)
+	if err != nil {
+		return nil, func() {}, err
+	}
+	links := faults.NewLinks(srv.APIAddr(), faults.LinksOptions{})
+	done := false
+	return links, func() {
+		if !done {
+			done = true
+			links.Close()
+			srv.Close()
+		}
+	}, nil
+}
+
+// runID names a run for labels and container names: the run directory's
+// base name plus a random suffix, lower case, [a-z0-9-] only.
+func runID(dir string) string {
+	var b [3]byte
+	rand.Read(b[:])
+	base := strings.ToLower(filepath.Base(dir))
+	var sb strings.Builder
+	for _, r := range base {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-' {
+			sb.WriteRune(r)
+		} else {
+			sb.WriteByte('-')
+		}
+	}
+	return strings.Trim(sb.String(), "-") + "-" + hex.EncodeToString(b[:])
+}
+
+func jsonString(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+func plannedFault(p faults.Planned) reports.Fault {
+	f := reports.Fault{Name: p.Spec.Fault, Targets: p.Spec.Nodes, Start: int64(p.At), End: int64(p.At + p.For), Params: specParams(p.Spec)}
+	if f.Targets == nil && p.Spec.Target != "" {
+		f.Targets = []string{p.Spec.Target}
+	}
+	return f
+}
+
+func injectedFaults(in []faults.Injected) []reports.Fault {
+	out := []reports.Fault{}
+	for _, i := range in {
+		f := reports.Fault{Name: i.Name, Targets: i.Targets, Start: int64(i.Start), End: int64(i.End), Error: i.Error, Params: specParams(i.Spec)}
+		if len(i.Groups) > 0 {
+			f.Params["groups"] = i.Groups
+		}
+		f.Params["family"] = i.Family
+		out = append(out, f)
+	}
+	return out
+}
+
+func specParams(sp faults.Spec) map[string]any {
+	m := map[string]any{}
+	if sp.Mode != "" {
+		m["mode"] = sp.Mode
+	}
+	if sp.Target != "" {
+		m["target"] = sp.Target
+	}
+	if sp.Clients {
+		m["clients"] = true
+	}
+	if sp.Latency != 0 {
+		m["latency"] = sp.Latency.String()
+	}
+	if sp.Jitter != 0 {
+		m["jitter"] = sp.Jitter.String()
+	}
+	if sp.Rate != 0 {
+		m["rate_kbps"] = sp.Rate
+	}
+	if sp.Offset != 0 {
+		m["offset"] = sp.Offset.String()
+	}
+	if len(sp.Groups) > 0 {
+		m["groups"] = sp.Groups
+	}
+	return m
+}
