@@ -39,6 +39,9 @@ type RunOptions struct {
 	Log io.Writer
 	// Progress, if set, is called about once a second during the main phase.
 	Progress func(Progress)
+	// StepSummary, if set, is a file the Markdown summary is appended to
+	// (GitHub Actions' $GITHUB_STEP_SUMMARY).
+	StepSummary string
 }
 
 // Progress is a snapshot of a run in progress.
@@ -369,6 +372,9 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	r.End = time.Now().UTC().Format(time.RFC3339Nano)
 	if err := reports.WriteResults(dir, r); err != nil {
 		return r, exitcode.New(exitcode.Internal, err)
+	}
+	if err := reports.Build(dir, reports.BuildOptions{StepSummary: opt.StepSummary}); err != nil {
+		return r, exitcode.New(exitcode.Internal, fmt.Errorf("writing report.html and junit.xml: %w", err))
 	}
 	return r, nil
 }

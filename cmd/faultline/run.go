@@ -70,7 +70,7 @@ or exactly at --out. The exit code is the verdict (see faultline --help).`,
 			if f.quiet {
 				logw = nil
 			}
-			opt := scenario.RunOptions{Out: f.out, BaseDir: f.baseDir, Log: logw}
+			opt := scenario.RunOptions{Out: f.out, BaseDir: f.baseDir, Log: logw, StepSummary: os.Getenv("GITHUB_STEP_SUMMARY")}
 			if !f.quiet {
 				opt.Progress = progressPrinter(stderr)
 			}

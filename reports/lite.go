@@ -1,0 +1,299 @@
+package reports
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/faultline/faultline/history"
+)
+
+// The report reads a history once, and a 1,000,000-operation history has
+// 2,000,000 lines: decoding each into a history.Event (a map per line) costs
+// seconds and gigabytes of garbage. liteEvent is the subset of an event the
+// report needs, read by a small scanner of top-level JSON fields that
+// allocates nothing for the common line. A line it cannot read is decoded
+// by history.Event's own decoder instead, so the accepted format and the
+// error messages stay history's.
+
+type liteEvent struct {
+	Type    history.Type
+	Process history.Process
+	Time    int64
+	F       []byte // aliases the line: valid until the next line
+	Key     []byte
+	Node    []byte
+	Error   []byte
+	Phase   []byte
+	Value   []byte
+}
+
+var errLite = errors.New("not a simple event line")
+
+// liteReader yields the events of a history one line at a time.
+type liteReader struct {
+	sc     *bufio.Scanner
+	name   string
+	line   int
+	header *history.HeaderLine
+	events int
+}
+
+func newLiteReader(r io.Reader, name string) *liteReader {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 256<<10), 64<<20)
+	return &liteReader{sc: sc, name: name}
+}
+
+// next reads the next event into ev; io.EOF at the end.
+func (lr *liteReader) next(ev *liteEvent) error {
+	for lr.sc.Scan() {
+		lr.line++
+		b := bytes.TrimSpace(lr.sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		if b[0] != '{' {
+			return fmt.Errorf("%s:%d: not a JSON object (a history has one JSON object per line)", lr.name, lr.line)
+		}
+		*ev = liteEvent{}
+		err := parseLite(b, ev)
+		if err == nil && ev.Type == history.Header {
+			if lr.events > 0 || lr.header != nil {
+				return fmt.Errorf("%s:%d: a header line may only be the first line", lr.name, lr.line)
+			}
+			var h history.HeaderLine
+			if err := json.Unmarshal(b, &h); err != nil {
+				return fmt.Errorf("%s:%d: header: %v", lr.name, lr.line, err)
+			}
+			lr.header = &h
+			continue
+		}
+		if err != nil {
+			// The slow path: history's decoder, for its acceptance and errors.
+			var full history.Event
+			if err := full.UnmarshalJSON(b); err != nil {
+				return fmt.Errorf("%s:%d: %v", lr.name, lr.line, err)
+			}
+			*ev = liteEvent{Type: full.Type, Process: full.Process, Time: full.Time, F: []byte(full.F), Key: []byte(full.Key),
+				Node: []byte(full.Node), Error: []byte(full.Error), Phase: []byte(full.Phase), Value: full.Value}
+		}
+		if !ev.Type.Valid() {
+			return fmt.Errorf("%s:%d: field \"type\": %q is not one of invoke, ok, fail, info", lr.name, lr.line, ev.Type)
+		}
+		lr.events++
+		return nil
+	}
+	if err := lr.sc.Err(); err != nil {
+		return fmt.Errorf("%s:%d: %v", lr.name, lr.line+1, err)
+	}
+	return io.EOF
+}
+
+// parseLite reads the top-level fields of one JSON object. It returns
+// errLite for anything unusual (escapes in keys, odd types), leaving the
+// line to the slow path.
+func parseLite(b []byte, ev *liteEvent) error {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return errLite
+	}
+	i++
+	for {
+		i = skipWS(b, i)
+		if i >= len(b) {
+			return errLite
+		}
+		if b[i] == '}' {
+			return nil
+		}
+		if b[i] != '"' {
+			return errLite
+		}
+		ke, esc := scanString(b, i)
+		if ke < 0 || esc {
+			return errLite
+		}
+		key := b[i+1 : ke-1]
+		i = skipWS(b, ke)
+		if i >= len(b) || b[i] != ':' {
+			return errLite
+		}
+		i = skipWS(b, i+1)
+		ve := scanValue(b, i)
+		if ve < 0 {
+			return errLite
+		}
+		v := b[i:ve]
+		var err error
+		switch string(key) {
+		case "type":
+			var s []byte
+			s, err = liteString(v)
+			ev.Type = history.Type(internType(s))
+		case "process":
+			err = liteProcess(v, &ev.Process)
+		case "time":
+			ev.Time, err = strconv.ParseInt(string(v), 10, 64)
+			if err != nil {
+				var f float64
+				f, err = strconv.ParseFloat(string(v), 64)
+				ev.Time = int64(f)
+			}
+		case "f":
+			ev.F, err = liteString(v)
+		case "key":
+			if len(v) > 0 && v[0] != '"' {
+				if string(v) == "null" {
+					break
+				}
+				if _, perr := strconv.ParseFloat(string(v), 64); perr != nil {
+					return errLite
+				}
+				ev.Key = v // a number keeps its JSON text
+				break
+			}
+			ev.Key, err = liteString(v)
+		case "node":
+			ev.Node, err = liteString(v)
+		case "error":
+			if len(v) > 0 && v[0] == '"' {
+				ev.Error, err = liteString(v)
+			} else if string(v) != "null" {
+				ev.Error = v
+			}
+		case "phase":
+			ev.Phase, err = liteString(v)
+		case "value":
+			ev.Value = v
+		}
+		if err != nil {
+			return errLite
+		}
+		i = skipWS(b, ve)
+		if i >= len(b) {
+			return errLite
+		}
+		switch b[i] {
+		case ',':
+			i++
+		case '}':
+			return nil
+		default:
+			return errLite
+		}
+	}
+}
+
+func internType(s []byte) string {
+	switch string(s) {
+	case "invoke":
+		return "invoke"
+	case "ok":
+		return "ok"
+	case "fail":
+		return "fail"
+	case "info":
+		return "info"
+	case "header":
+		return "header"
+	}
+	return string(s)
+}
+
+// liteString returns the contents of a JSON string without escapes, or
+// errLite (the slow path decodes escapes).
+func liteString(v []byte) ([]byte, error) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return nil, errLite
+	}
+	s := v[1 : len(v)-1]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		return nil, errLite
+	}
+	return s, nil
+}
+
+func liteProcess(v []byte, p *history.Process) error {
+	switch string(v) {
+	case `"nemesis"`:
+		*p = history.Nemesis
+		return nil
+	case `"observer"`:
+		*p = history.Observer
+		return nil
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || n < 0 {
+		return errLite
+	}
+	*p = history.Process(n)
+	return nil
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// scanString returns the index after the string starting at b[i] (a
+// quote) and whether it holds an escape; -1 if it does not end.
+func scanString(b []byte, i int) (int, bool) {
+	esc := false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			esc = true
+			j++
+		case '"':
+			return j + 1, esc
+		}
+	}
+	return -1, esc
+}
+
+// scanValue returns the index after the JSON value starting at b[i], or -1.
+func scanValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		e, _ := scanString(b, i)
+		return e
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				e, _ := scanString(b, j)
+				if e < 0 {
+					return -1
+				}
+				j = e - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\r' && b[j] != '\n' {
+		j++
+	}
+	if j == i {
+		return -1
+	}
+	return j
+}
