@@ -57,7 +57,9 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 		}
 	}
 	if s == nil {
-		s, _ = Parse(filepath.Base(histPath), nil) // defaults only
+		if s, err = Parse(filepath.Base(histPath), nil); err != nil { // defaults only
+			return nil, exitcode.New(exitcode.Internal, err)
+		}
 	}
 	if opt.NoArtifacts {
 		outDir = ""

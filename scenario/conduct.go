@@ -22,6 +22,7 @@ import (
 	"github.com/faultline/faultline/internal/version"
 	"github.com/faultline/faultline/reports"
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/docker"
 	"github.com/faultline/faultline/targets/httpkv"
 	"github.com/faultline/faultline/targets/local"
 	"github.com/faultline/faultline/workloads"
@@ -95,8 +96,10 @@ func runtimeFor(name string) (targets.Runtime, error) {
 	switch name {
 	case "local":
 		return local.New(local.Options{}), nil
-	case "docker", "external":
-		return nil, exitcode.Usagef("runtime %q is not available in this version yet; use --runtime local", name)
+	case "docker":
+		return docker.New(docker.Options{}), nil
+	case "external":
+		return nil, exitcode.Usagef("runtime %q is not available in this version yet; use --runtime local or docker", name)
 	}
 	return nil, exitcode.Usagef("unknown runtime %q: use local, docker or external", name)
 }
@@ -185,14 +188,14 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		Dir: dir, Binary: opt.Binary,
 		Log: func(format string, args ...any) { opt.logf("  "+format, args...) },
 	}
-	links, closeLinks, err := setupLinks(ctx, rt, spec)
+	links, closeLinks, closeProxy, err := setupLinks(ctx, rt, spec)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, interrupted(ctx)
 		}
 		return nil, infra(fmt.Errorf("setting up the link proxies: %w", err))
 	}
-	defer closeLinks()
+	defer closeProxy()
 	spec.Links = links
 	cluster, err := rt.Start(ctx, spec)
 	if err != nil {
@@ -202,9 +205,13 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		return nil, infra(fmt.Errorf("starting the cluster: %w (node logs: %s)", err, filepath.Join(dir, "nodes")))
 	}
 	clusterClosed := false
+	// Teardown order: the proxies first (while their server still runs),
+	// then the nodes (and, for Docker, the proxy container), then an
+	// embedded proxy server.
 	closeCluster := func() {
 		if !clusterClosed {
 			clusterClosed = true
+			closeLinks()
 			if err := cluster.Close(); err != nil {
 				opt.logf("warning: stopping the cluster: %v", err)
 			}

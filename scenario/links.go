@@ -15,13 +15,15 @@ import (
 
 // setupLinks puts a Toxiproxy proxy on every directed link and every
 // client -> node link: in a server the runtime hosts (Docker), or in one
-// embedded here (local). The returned func removes the proxies and stops an
-// embedded server; it is safe to call more than once.
-func setupLinks(ctx context.Context, rt targets.Runtime, spec targets.ClusterSpec) (*faults.Links, func(), error) {
+// embedded here (local). closeLinks removes the proxies (call it before the
+// cluster's Close, which removes a hosted server); closeProxy stops an
+// embedded server (call it last). Both are safe to call more than once.
+func setupLinks(ctx context.Context, rt targets.Runtime, spec targets.ClusterSpec) (links *faults.Links, closeLinks, closeProxy func(), err error) {
+	nop := func() {}
 	if ph, ok := rt.(targets.ProxyHost); ok {
 		pl, err := ph.StartProxy(ctx, spec)
 		if err != nil {
-			return nil, func() {}, err
+			return nil, nop, nop, err
 		}
 		opts := faults.LinksOptions{Prefix: ""}
 		if pl.Listen != nil {
@@ -34,27 +36,25 @@ func setupLinks(ctx context.Context, rt targets.Runtime, spec targets.ClusterSpe
 			opts.Upstream = func(l faults.Link, addr string) string { return pl.Upstream(l.From, l.To, addr) }
 		}
 		links := faults.NewLinks(pl.APIAddr, opts)
-		done := false
-		return links, func() {
-			if !done {
-				done = true
-				links.Close()
-			}
-		}, nil
+		return links, once(func() { links.Close() }), nop, nil
 	}
 	srv, err := faults.NewProxyServer(ctx)
 	if err != nil {
-		return nil, func() {}, err
+		return nil, nop, nop, err
 	}
-	links := faults.NewLinks(srv.APIAddr(), faults.LinksOptions{})
+	links = faults.NewLinks(srv.APIAddr(), faults.LinksOptions{})
+	closeLinks = once(func() { links.Close() })
+	return links, closeLinks, once(func() { closeLinks(); srv.Close() }), nil
+}
+
+func once(f func()) func() {
 	done := false
-	return links, func() {
+	return func() {
 		if !done {
 			done = true
-			links.Close()
-			srv.Close()
+			f()
 		}
-	}, nil
+	}
 }
 
 // runID names a run for labels and container names: the run directory's

@@ -141,8 +141,10 @@ func Parse(name string, b []byte) (*Scenario, error) {
 	d := &decoder{file: name}
 	s.pos = map[string]*yaml.Node{}
 	indexPositions(&root, "", s.pos)
-	if err := d.decode(&root, reflectValue(s), ""); err != nil {
-		return nil, err
+	if root.Kind != 0 { // an empty file is a scenario of defaults
+		if err := d.decode(&root, reflectValue(s), ""); err != nil {
+			return nil, err
+		}
 	}
 	s.applyDefaults()
 	if err := s.Validate(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/faultline/faultline/internal/exitcode"
@@ -21,7 +22,16 @@ func main() {
 // run builds the command tree and executes it with a context that the first
 // SIGINT/SIGTERM cancels (the run stops cleanly) and a second one ends at
 // once after killing every child process.
-func run() error {
+func run() (err error) {
+	// A panic is an internal error (exit 70); Go's own exit status for a
+	// panic, 2, would read as the verdict "unknown".
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(os.Stderr, "faultline: internal error: %v\n%s", p, debug.Stack())
+			killChildren()
+			err = &exitcode.Error{Code: exitcode.Internal}
+		}
+	}()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sigs := make(chan os.Signal, 2)
@@ -36,7 +46,7 @@ func run() error {
 		os.Exit(130)
 	}()
 	root := newRootCmd()
-	err := root.ExecuteContext(ctx)
+	err = root.ExecuteContext(ctx)
 	if err != nil {
 		var ec *exitcode.Error
 		if !errors.As(err, &ec) || ec.Err != nil {

@@ -8,12 +8,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/faultline/faultline/internal/version"
+	"github.com/faultline/faultline/targets/docker"
 	"github.com/faultline/faultline/targets/local"
 	// Reference systems register themselves with targets.
 	_ "github.com/faultline/faultline/targets/raftkv"
 )
 
-func killChildren() { local.KillAll(2 * time.Second) }
+// killChildren is the last resort of a second Ctrl-C or a panic: every
+// node process and container this process started goes.
+func killChildren() {
+	local.KillAll(2 * time.Second)
+	docker.RemoveAll(5 * time.Second)
+}
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{

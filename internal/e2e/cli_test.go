@@ -1,0 +1,222 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/faultline/faultline/internal/testbin"
+)
+
+// childrenOf lists the processes whose command line starts with bin (the
+// nodes a run starts are `bin node ...`).
+func processesOf(t *testing.T, bin string) []string {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if args[0] == bin {
+			stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			if strings.Contains(string(stat), ") Z ") {
+				continue // a zombie is already dead
+			}
+			out = append(out, e.Name()+": "+strings.Join(args, " "))
+		}
+	}
+	return out
+}
+
+func readResults(t *testing.T, dir string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestCheckExitCodes(t *testing.T) {
+	cases := []struct {
+		file string
+		code int
+		says string
+	}{
+		{"checkers/testdata/valid-register.jsonl", 0, "VALID"},
+		{"checkers/testdata/stale-read.jsonl", 1, "stale read"},
+		{"checkers/testdata/lost-write.jsonl", 1, "lost"},
+		{"checkers/testdata/foreign-read-write.jsonl", 0, "VALID"},
+		{"checkers/testdata/no-such-file.jsonl", 64, "no such file"},
+	}
+	for _, c := range cases {
+		code, out := faultline(t, time.Minute, "check", c.file, "--no-artifacts")
+		if code != c.code || !strings.Contains(out, c.says) {
+			t.Errorf("faultline check %s: exit %d, want %d saying %q\n%s", c.file, code, c.code, c.says, out)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	os.WriteFile(bad, []byte("{\"type\":\"invoke\",\"process\":0,\"time\":1,\"f\":\"get\",\"key\":\"a\"}\n{\"type\":\"okay\",\"process\":0,\"time\":2}\n"), 0o644)
+	if code, out := faultline(t, time.Minute, "check", bad); code != 64 || !strings.Contains(out, "bad.jsonl:2") || !strings.Contains(out, "type") {
+		t.Errorf("check of a malformed history: exit %d, want 64 naming line 2 and the field\n%s", code, out)
+	}
+}
+
+func TestRunBadScenario(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("name: x\nworkload:\n  rate: 100\n  concurency: 4\n"), 0o644)
+	code, out := faultline(t, time.Minute, "run", bad, "--out", filepath.Join(dir, "run"))
+	if code != 64 || !strings.Contains(out, "bad.yaml:4:3") || !strings.Contains(out, "workload.concurency") || !strings.Contains(out, "unknown field") {
+		t.Errorf("exit %d, want 64 naming bad.yaml:4:3 and the field\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run")); err == nil {
+		t.Errorf("a run directory was created for an invalid scenario")
+	}
+	if code, out := faultline(t, time.Minute, "run", "examples/raft-basic.yaml", "--runtime", "mainframe"); code != 64 || !strings.Contains(out, "runtime") {
+		t.Errorf("bad --runtime: exit %d\n%s", code, out)
+	}
+	if code, out := faultline(t, time.Minute, "run", "examples/raft-basic.yaml", "--bogus-flag"); code != 64 || !strings.Contains(out, "bogus-flag") {
+		t.Errorf("bad flag: exit %d\n%s", code, out)
+	}
+}
+
+// TestExamples runs every example as is and checks its documented verdict,
+// that results.json carries the contract's fields, and that nothing is
+// left running. With -short the main phase is cut to 8 s.
+func TestExamples(t *testing.T) {
+	want := map[string]int{
+		"raft-basic.yaml":      0,
+		"raft-partitions.yaml": 0,
+		"raft-stale-read.yaml": 1,
+	}
+	if _, err := os.Stat(filepath.Join(moduleRoot(t), "examples", "raft-lost-writes.yaml")); err == nil {
+		want["raft-lost-writes.yaml"] = 1
+	}
+	files, _ := filepath.Glob(filepath.Join(moduleRoot(t), "examples", "*.yaml"))
+	for _, f := range files {
+		if _, ok := want[filepath.Base(f)]; !ok {
+			t.Errorf("example %s has no expected verdict in this test", filepath.Base(f))
+		}
+	}
+	bin, err := testbin.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, code := range want {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "run")
+			args := []string{"run", "examples/" + name, "--out", dir, "--seed", "7"}
+			if testing.Short() {
+				args = append(args, "--duration", "8s")
+			}
+			got, out := faultline(t, 5*time.Minute, args...)
+			if got != code {
+				t.Fatalf("exit %d, want %d\n%s", got, code, out)
+			}
+			r := readResults(t, dir)
+			for _, k := range []string{"verdict", "exit_code", "seed", "checkers", "faults", "stats"} {
+				if _, ok := r[k]; !ok {
+					t.Errorf("results.json has no %q", k)
+				}
+			}
+			if int(r["exit_code"].(float64)) != code || r["seed"].(float64) != 7 {
+				t.Errorf("results.json: exit_code %v seed %v", r["exit_code"], r["seed"])
+			}
+			st := r["stats"].(map[string]any)
+			for _, k := range []string{"ops", "ok", "fail", "info", "target_rate", "achieved_rate", "latency_us"} {
+				if _, ok := st[k]; !ok {
+					t.Errorf("results.json stats has no %q", k)
+				}
+			}
+			for _, f := range []string{"history.jsonl", "latency.hlog", "report.html", "junit.xml", "linearizability.html", "scenario.yaml", "nodes/n1.log"} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Errorf("run directory lacks %s", f)
+				}
+			}
+			if left := processesOf(t, bin); len(left) > 0 {
+				t.Errorf("processes left after the run: %v", left)
+			}
+			// The saved run re-judges to the same verdict without the cluster.
+			if got2, out2 := faultline(t, 3*time.Minute, "check", dir, "--no-artifacts"); got2 != code {
+				t.Errorf("faultline check of the saved run: exit %d, want %d\n%s", got2, code, out2)
+			}
+		})
+	}
+}
+
+// TestExampleLoadAndPacing checks the first slice's promise: raft-basic in
+// open loop reaches its target rate within 5% with several thousand ops.
+func TestExampleLoadAndPacing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the full 20 s example")
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	code, out := faultline(t, 3*time.Minute, "run", "examples/raft-basic.yaml", "--out", dir, "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	st := readResults(t, dir)["stats"].(map[string]any)
+	target, achieved, ops := st["target_rate"].(float64), st["achieved_rate"].(float64), st["ops"].(float64)
+	if ops < 5000 || achieved < 0.95*target || achieved > 1.05*target {
+		t.Errorf("ops %v, achieved %.1f of target %.1f ops/s: want several thousand ops within 5%% of the target", ops, achieved, target)
+	}
+}
+
+// TestInterruptStopsEverything sends SIGINT in the middle of a run with
+// faults and checks the exit code and that no node process is left.
+func TestInterruptStopsEverything(t *testing.T) {
+	bin, err := testbin.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	cmd := exec.Command(bin, "run", "examples/raft-partitions.yaml", "--out", dir, "--seed", "3")
+	cmd.Dir = moduleRoot(t)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "main:") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(4 * time.Second) // into the faults
+	cmd.Process.Signal(syscall.SIGINT)
+	err = cmd.Wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if code != 130 {
+		t.Errorf("exit %d after SIGINT, want 130\n%s", code, out.String())
+	}
+	if left := processesOf(t, bin); len(left) > 0 {
+		t.Errorf("processes left after SIGINT: %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "history.jsonl")); err != nil {
+		t.Errorf("the history of the interrupted run is gone: %v", err)
+	}
+}
+
+func moduleRoot(t *testing.T) string {
+	root, err := testbin.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}

@@ -1,0 +1,612 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
+	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/faultline/faultline/targets"
+)
+
+// Start starts spec.Nodes as containers of the run StartProxy prepared for
+// spec.RunID and returns once every node answers GET /admin/status, or
+// returns an error after removing every container and network of the run
+// (the proxy's too). ctx bounds the start only; call Close on the returned
+// cluster (a *Cluster) to remove it.
+//
+// spec.Links is required: Start calls its MapLinks once, with every node's
+// in-network addresses (ALIAS:7000 client, ALIAS:7001 admin, ALIAS:7002
+// peer), before any node starts, and gives each node the peer addresses it
+// returns (they must be reachable from the node's network: the proxy's).
+// Client addresses it returns are used as NodeInfo.ClientVia (a returned
+// in-network client address is replaced by the node's published one).
+//
+// Errors of the infrastructure are *targets.InfraError and quote the end
+// of the node's log; an unusable spec, or Start without StartProxy, gives a
+// plain error.
+func (r *Runtime) Start(ctx context.Context, spec targets.ClusterSpec) (targets.Cluster, error) {
+	if err := validateSpec(spec); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	ru, reserved := r.runs[spec.RunID]
+	if ru != nil {
+		delete(r.runs, spec.RunID)
+	}
+	r.mu.Unlock()
+	if ru == nil {
+		if reserved {
+			return nil, fmt.Errorf("docker runtime: Start of run %q while its StartProxy is still running: wait for StartProxy to return", spec.RunID)
+		}
+		return nil, fmt.Errorf("docker runtime: no proxy for run %q: call StartProxy with the same spec first (nodes reach peers only through the run's proxy container) and pass a faults.Links built from its placement as ClusterSpec.Links", spec.RunID)
+	}
+	fail := func(err error) (targets.Cluster, error) {
+		ru.teardown(context.Background(), 0, true)
+		return nil, cutShort(ctx, "Start", err)
+	}
+	if spec.Links == nil {
+		return fail(errors.New("docker runtime: ClusterSpec.Links is nil: nodes reach peers only through the proxy; build a faults.Links from StartProxy's placement and pass it"))
+	}
+	if strings.Join(spec.Nodes, "\x00") != strings.Join(ru.spec.Nodes, "\x00") {
+		return fail(fmt.Errorf("docker runtime: Start's nodes %v differ from StartProxy's %v: give both the same spec", spec.Nodes, ru.spec.Nodes))
+	}
+	if spec.Log != nil {
+		ru.logf = spec.Log
+	}
+	c, err := ru.startCluster(ctx, spec)
+	if err != nil {
+		return fail(err)
+	}
+	return c, nil
+}
+
+func (ru *run) startCluster(ctx context.Context, spec targets.ClusterSpec) (*Cluster, error) {
+	t0 := time.Now()
+	addrs := make([]targets.NodeAddrs, len(spec.Nodes))
+	for i, id := range spec.Nodes {
+		a := ru.alias[id]
+		addrs[i] = targets.NodeAddrs{
+			ID:     id,
+			Client: net.JoinHostPort(a, strconv.Itoa(ClientPort)),
+			Admin:  net.JoinHostPort(a, strconv.Itoa(AdminPort)),
+			Peer:   net.JoinHostPort(a, strconv.Itoa(PeerPort)),
+		}
+	}
+	peers, clients, err := spec.Links.MapLinks(ctx, addrs)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("docker runtime: map links: %w", err)
+		}
+		return nil, infraf("map links through the proxy at %s: %w", ru.apiAddr, err)
+	}
+	for _, from := range spec.Nodes {
+		for _, to := range spec.Nodes {
+			if from != to && peers[from][to] == "" {
+				return nil, fmt.Errorf("docker runtime: the LinkMapper gave no address for link %s -> %s: it must map every directed pair", from, to)
+			}
+		}
+		if clients[from] == "" {
+			return nil, fmt.Errorf("docker runtime: the LinkMapper gave no client address for node %s: it must map every node", from)
+		}
+	}
+
+	ops, opsCancel := context.WithCancel(context.Background())
+	c := &Cluster{
+		ru:        ru,
+		opts:      ru.opts,
+		nodes:     map[string]*node{},
+		ops:       ops,
+		opsCancel: opsCancel,
+		http: &http.Client{Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
+			MaxIdleConnsPerHost: 2,
+		}},
+	}
+	for i, id := range spec.Nodes {
+		a := ru.alias[id]
+		argv := []string{"node",
+			"--system", spec.System,
+			"--id", id,
+			"--listen", "0.0.0.0:" + strconv.Itoa(ClientPort),
+			"--admin", "0.0.0.0:" + strconv.Itoa(AdminPort),
+			"--peer-listen", addrs[i].Peer,
+		}
+		for _, other := range spec.Nodes {
+			if other != id {
+				argv = append(argv, "--peer", other+"="+peers[id][other])
+			}
+		}
+		argv = append(argv, "--data", "/data")
+		for _, b := range spec.Bugs {
+			argv = append(argv, "--bug", b)
+		}
+		argv = append(argv, spec.Args...)
+		l, err := ru.openLog("node "+id, filepath.Join(ru.dir, "nodes", id+".log"))
+		if err != nil {
+			return nil, &targets.InfraError{Err: err}
+		}
+		n := &node{
+			id: id, alias: a, name: ru.prefix + a, net: ru.nets[id],
+			argv: argv, log: l,
+			clientVia: clients[id], inClient: addrs[i].Client,
+			info: targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: id, Peer: addrs[i].Peer}},
+		}
+		c.order = append(c.order, n)
+		c.nodes[id] = n
+	}
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(c.order))
+	var wg sync.WaitGroup
+	for i, n := range c.order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = c.create(sctx, n); errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := pickError(errs); err != nil {
+		c.opsCancel()
+		return nil, err
+	}
+	for _, n := range c.order {
+		info := n.nodeInfo()
+		ru.logf("docker: node %s ready (container %s, client %s via %s, admin %s)", n.id, n.name, info.Client, info.ClientVia, info.Admin)
+	}
+	ru.logf("docker: %d nodes of run %s ready in %s", len(c.order), spec.RunID, time.Since(t0).Round(time.Millisecond))
+	return c, nil
+}
+
+// pickError prefers a node's own failure to a start cut short by it.
+func pickError(errs []error) error {
+	var own, other error
+	for _, err := range errs {
+		var ie *targets.InfraError
+		switch {
+		case err == nil:
+		case errors.As(err, &ie) && !errors.Is(err, context.Canceled):
+			if own == nil {
+				own = err
+			}
+		default:
+			if other == nil {
+				other = err
+			}
+		}
+	}
+	if own != nil {
+		return own
+	}
+	return other
+}
+
+// Cluster is a set of node containers started by Runtime.Start, plus the
+// run's proxy container and networks. Its methods are safe for concurrent
+// use; process control of one node is serialised (a Kill waits for a Start
+// of the same node in progress). Like the local runtime, Kill or Stop of a
+// node that is not running, Start of a running node, Pause of a paused node
+// and Resume of a running node do nothing and return nil.
+type Cluster struct {
+	ru    *run
+	opts  Options
+	http  *http.Client
+	order []*node
+	nodes map[string]*node
+
+	ops       context.Context // cancelled by Close: ends every operation in progress
+	opsCancel context.CancelFunc
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ targets.Cluster = (*Cluster)(nil)
+
+// node is one node container.
+type node struct {
+	id, alias, name, net string
+	argv                 []string
+	log                  *containerLog
+	clientVia            string // from MapLinks
+	inClient             string // ALIAS:7000
+
+	mu  sync.Mutex // serialises process control
+	ctr *testcontainers.DockerContainer
+
+	amu  sync.Mutex // guards info
+	info targets.NodeInfo
+}
+
+func (n *node) nodeInfo() targets.NodeInfo {
+	n.amu.Lock()
+	defer n.amu.Unlock()
+	return n.info
+}
+
+func (n *node) containerID() string {
+	n.amu.Lock()
+	defer n.amu.Unlock()
+	if n.ctr == nil {
+		return ""
+	}
+	return n.ctr.ID
+}
+
+// create creates and starts the node's container and waits until it is
+// ready.
+func (c *Cluster) create(ctx context.Context, n *node) error {
+	ru := c.ru
+	exposed := []string{portSpec(ClientPort), portSpec(AdminPort)}
+	req := testcontainers.ContainerRequest{
+		Image:          ru.image,
+		Cmd:            n.argv,
+		ExposedPorts:   exposed,
+		Labels:         runLabels(ru.spec.RunID, LabelRole, "node", LabelNode, n.id),
+		Name:           n.name,
+		Networks:       []string{n.net},
+		NetworkAliases: map[string][]string{n.net: {n.alias}},
+		ConfigModifier: func(cfg *container.Config) { cfg.Hostname = n.alias },
+		HostConfigModifier: func(hc *container.HostConfig) {
+			hc.NetworkMode = container.NetworkMode(n.net)
+			hc.PortBindings = ru.bindings(exposed)
+		},
+		WaitingFor: wait.ForHTTP("/admin/status").WithPort(portSpec(AdminPort)).
+			WithStartupTimeout(c.opts.ReadyTimeout).WithPollInterval(50 * time.Millisecond),
+		LifecycleHooks: []testcontainers.ContainerLifecycleHooks{followHook(n.log)},
+	}
+	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+		ContainerRequest: req, Started: true, Logger: tclog.NewNoopLogger(),
+	})
+	if dc, ok := ctr.(*testcontainers.DockerContainer); ok && dc != nil {
+		n.amu.Lock()
+		n.ctr = dc
+		n.amu.Unlock()
+	}
+	if err != nil {
+		return c.startFailed(ctx, n, err)
+	}
+	return c.refresh(ctx, n)
+}
+
+// startFailed kills a node that did not get ready and describes why.
+func (c *Cluster) startFailed(ctx context.Context, n *node, err error) error {
+	if id := n.containerID(); id != "" {
+		kctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c.ru.cli.ContainerKill(kctx, id, client.ContainerKillOptions{Signal: "KILL"})
+		cancel()
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("docker runtime: start of node %s cut short: %w", n.id, ctx.Err())
+	}
+	n.log.wait(time.Second)
+	return infraf("node %s did not become ready (GET /admin/status must answer 200 within %s): %w%s", n.id, c.opts.ReadyTimeout, err, quoteTail(n.log))
+}
+
+// refresh re-reads the node's published ports (they change when the
+// container starts again).
+func (c *Cluster) refresh(ctx context.Context, n *node) error {
+	ports, err := c.ru.hostPorts(ctx, n.containerID())
+	if err != nil {
+		return &targets.InfraError{Err: err}
+	}
+	if ports[ClientPort] == "" || ports[AdminPort] == "" {
+		return infraf("node %s runs but its ports %d and %d are not published (got %v)", n.id, ClientPort, AdminPort, ports)
+	}
+	n.amu.Lock()
+	defer n.amu.Unlock()
+	n.info.Client = ports[ClientPort]
+	n.info.Admin = ports[AdminPort]
+	n.info.ClientVia = n.clientVia
+	if n.clientVia == n.inClient {
+		n.info.ClientVia = ports[ClientPort]
+	}
+	return nil
+}
+
+func (c *Cluster) node(id string) (*node, error) {
+	n, ok := c.nodes[id]
+	if !ok {
+		ids := make([]string, len(c.order))
+		for i, n := range c.order {
+			ids[i] = n.id
+		}
+		return nil, fmt.Errorf("docker runtime: no node %q in this cluster (nodes: %s)", id, strings.Join(ids, ", "))
+	}
+	return n, nil
+}
+
+// Nodes returns the nodes in the order of ClusterSpec.Nodes. Client and
+// Admin are the node's published addresses on the Docker host as of its
+// latest start (they change across restarts: call Nodes again, or use
+// Status); Peer is its in-network address (ALIAS:7002); ClientVia is the
+// client link's proxy on the Docker host, which does not change.
+func (c *Cluster) Nodes() []targets.NodeInfo {
+	out := make([]targets.NodeInfo, len(c.order))
+	for i, n := range c.order {
+		out[i] = n.nodeInfo()
+	}
+	return out
+}
+
+// RunID returns the run id the cluster's resources are labelled with.
+func (c *Cluster) RunID() string { return c.ru.spec.RunID }
+
+// LogPath returns the file that receives the node's output ("" for an
+// unknown node); "proxy" names the proxy's.
+func (c *Cluster) LogPath(id string) string {
+	if id == "proxy" {
+		return filepath.Join(c.ru.dir, "nodes", "proxy.log")
+	}
+	n, ok := c.nodes[id]
+	if !ok {
+		return ""
+	}
+	return n.log.path
+}
+
+// ContainerName returns the Docker name of the node's container, or of the
+// proxy's for "proxy".
+func (c *Cluster) ContainerName(id string) string {
+	if id == "proxy" {
+		return c.ru.prefix + "proxy"
+	}
+	n, ok := c.nodes[id]
+	if !ok {
+		return ""
+	}
+	return n.name
+}
+
+// NetworkName returns the name of the node's own network.
+func (c *Cluster) NetworkName(id string) string {
+	n, ok := c.nodes[id]
+	if !ok {
+		return ""
+	}
+	return n.net
+}
+
+// ProxyAPI returns the Toxiproxy API address of the run, host:port.
+func (c *Cluster) ProxyAPI() string { return c.ru.apiAddr }
+
+// state returns the container's state as Docker reports it.
+func (c *Cluster) state(ctx context.Context, n *node) (*container.State, error) {
+	res, err := c.ru.cli.ContainerInspect(ctx, n.containerID(), client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("docker runtime: inspect node %s (container %s): %w", n.id, n.name, err)
+	}
+	if res.Container.State == nil {
+		return &container.State{}, nil
+	}
+	return res.Container.State, nil
+}
+
+// control runs f on node id with the node's lock held and a context that
+// Close cancels.
+func (c *Cluster) control(ctx context.Context, id string, f func(ctx context.Context, n *node) error) error {
+	n, err := c.node(id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := mergeCtx(ctx, c.ops)
+	defer cancel()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c.ops.Err() != nil {
+		return fmt.Errorf("docker runtime: node %s: the cluster is closed", id)
+	}
+	return f(ctx, n)
+}
+
+// Status asks the node for GET /admin/status on its published admin port.
+// The call takes at most Options.StatusTimeout (or less if ctx says so): a
+// paused node gives a deadline error.
+func (c *Cluster) Status(ctx context.Context, id string) (targets.Status, error) {
+	n, err := c.node(id)
+	if err != nil {
+		return targets.Status{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.StatusTimeout)
+	defer cancel()
+	admin := n.nodeInfo().Admin
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/admin/status", nil)
+	if err != nil {
+		return targets.Status{}, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer scancel()
+		if st, serr := c.state(sctx, n); serr == nil && !st.Running {
+			return targets.Status{}, fmt.Errorf("docker runtime: node %s is not running (%s; see %s): start it first", id, st.Status, n.log.path)
+		}
+		return targets.Status{}, fmt.Errorf("node %s: GET /admin/status: %w", id, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return targets.Status{}, fmt.Errorf("node %s: GET /admin/status: %w", id, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return targets.Status{}, fmt.Errorf("node %s: GET /admin/status: HTTP %d: %s", id, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	var st targets.Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		return targets.Status{}, fmt.Errorf("node %s: GET /admin/status: the answer is not a status object: %w", id, err)
+	}
+	st.Raw = json.RawMessage(body)
+	return st, nil
+}
+
+// Kill sends SIGKILL to the node's container (paused or not) and returns
+// once Docker reports it stopped. Its data stays in the container.
+func (c *Cluster) Kill(ctx context.Context, id string) error {
+	return c.control(ctx, id, func(ctx context.Context, n *node) error {
+		st, err := c.state(ctx, n)
+		if err != nil {
+			return err
+		}
+		if !st.Running {
+			return nil
+		}
+		if _, err := c.ru.cli.ContainerKill(ctx, n.containerID(), client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+			return fmt.Errorf("docker runtime: kill node %s: %w", id, err)
+		}
+		if err := c.waitStopped(ctx, n); err != nil {
+			return err
+		}
+		c.ru.logf("docker: node %s killed", id)
+		return nil
+	})
+}
+
+// waitStopped polls until Docker reports the container not running.
+func (c *Cluster) waitStopped(ctx context.Context, n *node) error {
+	for {
+		st, err := c.state(ctx, n)
+		if err != nil {
+			return err
+		}
+		if !st.Running {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("docker runtime: node %s still running: %w", n.id, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops the node's container: SIGTERM (a paused container is
+// resumed by Docker to handle it), then SIGKILL after Options.StopTimeout.
+// It returns once the container has stopped.
+func (c *Cluster) Stop(ctx context.Context, id string) error {
+	return c.control(ctx, id, func(ctx context.Context, n *node) error {
+		st, err := c.state(ctx, n)
+		if err != nil {
+			return err
+		}
+		if !st.Running {
+			return nil
+		}
+		secs := int((c.opts.StopTimeout + time.Second - 1) / time.Second)
+		if _, err := c.ru.cli.ContainerStop(ctx, n.containerID(), client.ContainerStopOptions{Timeout: &secs}); err != nil {
+			return fmt.Errorf("docker runtime: stop node %s: %w", id, err)
+		}
+		c.ru.logf("docker: node %s stopped", id)
+		return nil
+	})
+}
+
+// Start starts the node's stopped or killed container again (same data,
+// new published ports) and waits until it is ready; if it does not get
+// ready, Start kills it and returns an InfraError quoting its log. Start of
+// a running (or paused) node returns nil at once.
+func (c *Cluster) Start(ctx context.Context, id string) error {
+	return c.control(ctx, id, func(ctx context.Context, n *node) error {
+		st, err := c.state(ctx, n)
+		if err != nil {
+			return err
+		}
+		if st.Running {
+			return nil
+		}
+		if err := n.ctr.Start(ctx); err != nil {
+			return c.startFailed(ctx, n, err)
+		}
+		if err := c.refresh(ctx, n); err != nil {
+			return err
+		}
+		info := n.nodeInfo()
+		c.ru.logf("docker: node %s started (client %s, admin %s)", id, info.Client, info.Admin)
+		return nil
+	})
+}
+
+// Restart is Stop then Start.
+func (c *Cluster) Restart(ctx context.Context, id string) error {
+	if err := c.Stop(ctx, id); err != nil {
+		return err
+	}
+	return c.Start(ctx, id)
+}
+
+// Pause freezes every process of the node's container (docker pause, the
+// cgroup freezer). Pausing a node that is not running is an error.
+func (c *Cluster) Pause(ctx context.Context, id string) error {
+	return c.control(ctx, id, func(ctx context.Context, n *node) error {
+		st, err := c.state(ctx, n)
+		if err != nil {
+			return err
+		}
+		if !st.Running {
+			return fmt.Errorf("docker runtime: cannot pause node %s: it is not running", id)
+		}
+		if st.Paused {
+			return nil
+		}
+		if _, err := c.ru.cli.ContainerPause(ctx, n.containerID(), client.ContainerPauseOptions{}); err != nil {
+			return fmt.Errorf("docker runtime: pause node %s: %w", id, err)
+		}
+		c.ru.logf("docker: node %s paused", id)
+		return nil
+	})
+}
+
+// Resume thaws a paused node. Resuming a node that is not running is an
+// error; resuming a running node does nothing.
+func (c *Cluster) Resume(ctx context.Context, id string) error {
+	return c.control(ctx, id, func(ctx context.Context, n *node) error {
+		st, err := c.state(ctx, n)
+		if err != nil {
+			return err
+		}
+		if !st.Running {
+			return fmt.Errorf("docker runtime: cannot resume node %s: it is not running", id)
+		}
+		if !st.Paused {
+			return nil
+		}
+		if _, err := c.ru.cli.ContainerUnpause(ctx, n.containerID(), client.ContainerUnpauseOptions{}); err != nil {
+			return fmt.Errorf("docker runtime: resume node %s: %w", id, err)
+		}
+		c.ru.logf("docker: node %s resumed", id)
+		return nil
+	})
+}
+
+// Close ends any operation in progress, stops every container of the run
+// (SIGTERM, SIGKILL after Options.CloseGrace) so that logs are complete,
+// and removes every container and network labelled with the run id, the
+// proxy's included. Logs stay in the run directory; node data goes with
+// the containers. Later calls return the first call's result; process
+// control after Close fails.
+func (c *Cluster) Close() error {
+	c.closeOnce.Do(func() {
+		c.opsCancel()
+		c.closeErr = c.ru.teardown(context.Background(), c.opts.CloseGrace, false)
+		c.http.CloseIdleConnections()
+	})
+	return c.closeErr
+}

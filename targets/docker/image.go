@@ -1,0 +1,249 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+)
+
+// ImageRepo is the repository of the images EnsureImage builds; the tag is
+// the first 12 hex digits of the binary's SHA-256.
+const ImageRepo = "faultline"
+
+// CheckStatic returns nil if path is an ELF executable without a program
+// interpreter (statically linked), which is what a FROM scratch image can
+// run, and otherwise an error that says how to build one.
+func CheckStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("docker runtime: %s is not an ELF executable (%v): the node image needs a static Linux faultline binary; build one with CGO_ENABLED=0 GOOS=linux go build ./cmd/faultline", path, err)
+	}
+	defer f.Close()
+	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		return fmt.Errorf("docker runtime: %s is an ELF %s, not an executable: build faultline with CGO_ENABLED=0 GOOS=linux go build ./cmd/faultline", path, f.Type)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			interp, _ := io.ReadAll(io.LimitReader(p.Open(), 256))
+			return fmt.Errorf("docker runtime: %s is dynamically linked (interpreter %s), so it cannot run in the FROM scratch node image: build it with CGO_ENABLED=0 go build ./cmd/faultline",
+				path, strings.TrimRight(string(interp), "\x00"))
+		}
+	}
+	return nil
+}
+
+// elfMachine returns the ELF machine of path.
+func elfMachine(path string) (elf.Machine, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return f.Machine, nil
+}
+
+// daemonMachine maps a Docker daemon's architecture to an ELF machine; ok
+// is false for an architecture this check does not know.
+func daemonMachine(arch string) (m elf.Machine, ok bool) {
+	switch arch {
+	case "x86_64", "amd64":
+		return elf.EM_X86_64, true
+	case "aarch64", "arm64":
+		return elf.EM_AARCH64, true
+	case "i386", "i686", "386":
+		return elf.EM_386, true
+	case "armv7l", "armv6l", "arm":
+		return elf.EM_ARM, true
+	case "s390x":
+		return elf.EM_S390, true
+	case "ppc64le":
+		return elf.EM_PPC64, true
+	case "riscv64":
+		return elf.EM_RISCV, true
+	}
+	return 0, false
+}
+
+var hashCache struct {
+	mu sync.Mutex
+	m  map[string]string // path|size|mtime -> hex sha256
+}
+
+// fileHash returns the hex SHA-256 of the file, cached per path, size and
+// modification time.
+func fileHash(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	key := fmt.Sprintf("%s|%d|%d", path, st.Size(), st.ModTime().UnixNano())
+	hashCache.mu.Lock()
+	if h, ok := hashCache.m[key]; ok {
+		hashCache.mu.Unlock()
+		return h, nil
+	}
+	hashCache.mu.Unlock()
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	hashCache.mu.Lock()
+	if hashCache.m == nil {
+		hashCache.m = map[string]string{}
+	}
+	hashCache.m[key] = sum
+	hashCache.mu.Unlock()
+	return sum, nil
+}
+
+// buildMu serialises image builds in this process (two runs of one binary
+// build its image once).
+var buildMu sync.Mutex
+
+// EnsureImage returns the tag of the node image for binary,
+// ImageRepo:<sha256[:12]>, building it when the daemon does not have it:
+//
+//	FROM scratch
+//	COPY faultline /faultline
+//	ENTRYPOINT ["/faultline"]
+//
+// The binary must be a static executable for the daemon's architecture
+// (see CheckStatic). Nothing is pulled. logf, if not nil, hears about a
+// build.
+func EnsureImage(ctx context.Context, cli client.APIClient, binary string, logf func(string, ...any)) (string, error) {
+	return ensureImage(ctx, cli, binary, ImageRepo, "faultline", logf)
+}
+
+// ensureImage builds repo:<hash12> holding binary as /name, the entry point.
+func ensureImage(ctx context.Context, cli client.APIClient, binary, repo, name string, logf func(string, ...any)) (string, error) {
+	if err := CheckStatic(binary); err != nil {
+		return "", err
+	}
+	sum, err := fileHash(binary)
+	if err != nil {
+		return "", fmt.Errorf("docker runtime: read %s: %w", binary, err)
+	}
+	tag := repo + ":" + sum[:12]
+
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if _, err := cli.ImageInspect(ctx, tag); err == nil {
+		return tag, nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return "", fmt.Errorf("docker runtime: inspect image %s: %w", tag, err)
+	}
+	if m, err := elfMachine(binary); err == nil {
+		if info, err := cli.Info(ctx, client.InfoOptions{}); err == nil {
+			if want, ok := daemonMachine(info.Info.Architecture); ok && want != m {
+				return "", fmt.Errorf("docker runtime: %s is built for %s but the Docker daemon runs %s: build it with GOARCH for that machine (CGO_ENABLED=0)", binary, m, info.Info.Architecture)
+			}
+		}
+	}
+	if logf != nil {
+		logf("docker: building image %s from %s", tag, binary)
+	}
+	t0 := time.Now()
+	buildCtx, err := buildContext(binary, name)
+	if err != nil {
+		return "", err
+	}
+	res, err := cli.ImageBuild(ctx, buildCtx, client.ImageBuildOptions{
+		Tags:        []string{tag},
+		Remove:      true,
+		ForceRemove: true,
+		Labels:      map[string]string{LabelFaultline: "1", LabelImage: "1"},
+	})
+	if err != nil {
+		return "", fmt.Errorf("docker runtime: build image %s: %w", tag, err)
+	}
+	defer res.Body.Close()
+	if err := readBuildStream(res.Body); err != nil {
+		return "", fmt.Errorf("docker runtime: build image %s: %w", tag, err)
+	}
+	if _, err := cli.ImageInspect(ctx, tag); err != nil {
+		return "", fmt.Errorf("docker runtime: image %s is missing after its build: %w", tag, err)
+	}
+	if logf != nil {
+		logf("docker: built image %s in %s", tag, time.Since(t0).Round(time.Millisecond))
+	}
+	return tag, nil
+}
+
+// buildContext returns a tar stream holding a Dockerfile and the binary.
+func buildContext(binary, name string) (io.Reader, error) {
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		return nil, fmt.Errorf("docker runtime: read %s: %w", binary, err)
+	}
+	dockerfile := fmt.Sprintf("FROM scratch\nCOPY %s /%s\nENTRYPOINT [\"/%s\"]\n", name, name, name)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	now := time.Unix(0, 0)
+	for _, e := range []struct {
+		name string
+		mode int64
+		data []byte
+	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {name, 0o755, data}} {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: e.mode, Size: int64(len(e.data)), ModTime: now, Typeflag: tar.TypeReg}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return &buf, nil
+}
+
+// readBuildStream reads the daemon's JSON build messages to the end and
+// returns the error one of them reports.
+func readBuildStream(r io.Reader) error {
+	dec := json.NewDecoder(r)
+	var last string
+	for {
+		var m struct {
+			Stream      string `json:"stream"`
+			Error       string `json:"error"`
+			ErrorDetail *struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+		}
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("reading the build output: %w (last message: %s)", err, last)
+		}
+		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
+			return errors.New(m.ErrorDetail.Message)
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
+		}
+		if s := strings.TrimSpace(m.Stream); s != "" {
+			last = s
+		}
+	}
+}

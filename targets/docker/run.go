@@ -1,0 +1,468 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
+	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/faultline/faultline/targets"
+)
+
+// run is what one RunID owns: its networks, its proxy container, and later
+// its node containers; and the logs of all of them.
+type run struct {
+	opts   Options
+	spec   targets.ClusterSpec
+	logf   func(string, ...any)
+	cli    *testcontainers.DockerClient
+	dir    string // absolute run directory
+	image  string
+	host   string // where published ports are reachable
+	bindIP string // host IP published ports bind to ("" = all)
+	prefix string // NamePrefix + sanitized RunID + "-"
+
+	index map[string]int    // node id -> position in spec.Nodes
+	alias map[string]string // node id -> DNS name on its network
+	nets  map[string]string // node id -> network name
+
+	proxy       *testcontainers.DockerContainer
+	apiAddr     string         // Toxiproxy API, host:port
+	clientAddrs map[int]string // proxy container port -> host:port
+
+	logsCtx    context.Context // ends every log stream
+	logsCancel context.CancelFunc
+	logsMu     sync.Mutex
+	logs       []*containerLog
+
+	tornOnce sync.Once
+	tornErr  error
+}
+
+// StartProxy creates the run's networks (one per node) and its proxy
+// container, `faultline proxy --listen 0.0.0.0:8474` attached to all of
+// them, builds the node image first if needed, and returns where the proxy
+// listens: the placement to build a faults.Links from (see the package doc).
+// It fails with a *targets.InfraError when Docker is unreachable or a
+// container does not start, and removes whatever it created then.
+//
+// ctx bounds the start only. The run's resources are removed by the
+// Cluster's Close, by Start when it fails, or by Abort.
+func (r *Runtime) StartProxy(ctx context.Context, spec targets.ClusterSpec) (targets.ProxyPlacement, error) {
+	if err := validateSpec(spec); err != nil {
+		return targets.ProxyPlacement{}, err
+	}
+	r.mu.Lock()
+	if _, dup := r.runs[spec.RunID]; dup {
+		r.mu.Unlock()
+		return targets.ProxyPlacement{}, fmt.Errorf("docker runtime: StartProxy called twice for run %q: one proxy per run", spec.RunID)
+	}
+	r.runs[spec.RunID] = nil // reserved while starting
+	r.mu.Unlock()
+
+	ru, err := r.newRun(ctx, spec)
+	err = cutShort(ctx, "StartProxy", err)
+	r.mu.Lock()
+	if err != nil {
+		delete(r.runs, spec.RunID)
+	} else {
+		r.runs[spec.RunID] = ru
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return targets.ProxyPlacement{}, err
+	}
+	return ru.placement(), nil
+}
+
+func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run, err error) {
+	logf := spec.Log
+	if logf == nil {
+		logf = r.opts.Log
+	}
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	dir, err := filepath.Abs(spec.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("docker runtime: run directory %q: %w", spec.Dir, err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "nodes"), 0o755); err != nil {
+		return nil, &targets.InfraError{Err: fmt.Errorf("docker runtime: create %s: %w", filepath.Join(dir, "nodes"), err)}
+	}
+	binary := spec.Binary
+	if binary == "" {
+		if binary, err = os.Executable(); err != nil {
+			return nil, &targets.InfraError{Err: fmt.Errorf("docker runtime: cannot find this executable to build the node image from (%v): set ClusterSpec.Binary", err)}
+		}
+	}
+	if err := CheckStatic(binary); err != nil {
+		return nil, &targets.InfraError{Err: err}
+	}
+	cli, err := connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	image, err := EnsureImage(ctx, cli, binary, logf)
+	if err != nil {
+		cli.Close()
+		return nil, &targets.InfraError{Err: err}
+	}
+	host, bindIP, err := publishedHost(ctx)
+	if err != nil {
+		cli.Close()
+		return nil, &targets.InfraError{Err: fmt.Errorf("docker runtime: find the host of published ports: %w", err)}
+	}
+	activeRuns.add(spec.RunID)
+	lctx, lcancel := context.WithCancel(context.Background())
+	ru := &run{
+		opts: r.opts, spec: spec, logf: logf, cli: cli, dir: dir, image: image,
+		host: host, bindIP: bindIP,
+		prefix: NamePrefix + sanitizeName(spec.RunID) + "-",
+		index:  map[string]int{}, alias: aliases(spec.Nodes), nets: map[string]string{},
+		logsCtx: lctx, logsCancel: lcancel,
+	}
+	defer func() {
+		if err != nil {
+			ru.teardown(context.Background(), 0, true)
+		}
+	}()
+	for i, id := range spec.Nodes {
+		ru.index[id] = i
+		ru.nets[id] = ru.prefix + ru.alias[id]
+	}
+	t0 := time.Now()
+	for _, id := range spec.Nodes {
+		_, err := cli.NetworkCreate(ctx, ru.nets[id], client.NetworkCreateOptions{
+			Driver: "bridge",
+			Labels: runLabels(spec.RunID, LabelNode, id),
+		})
+		if err != nil {
+			return nil, infraf("create network %s: %w%s", ru.nets[id], err, conflictHint(err))
+		}
+	}
+
+	proxyLog, err := ru.openLog("proxy", filepath.Join(dir, "nodes", "proxy.log"))
+	if err != nil {
+		return nil, &targets.InfraError{Err: err}
+	}
+	exposed := []string{portSpec(ProxyAPIPort)}
+	for j := range spec.Nodes {
+		exposed = append(exposed, portSpec(ClientLinkPort(j)))
+	}
+	networks := make([]string, len(spec.Nodes))
+	netAliases := map[string][]string{}
+	for i, id := range spec.Nodes {
+		networks[i] = ru.nets[id]
+		netAliases[ru.nets[id]] = []string{ProxyAlias}
+	}
+	req := testcontainers.ContainerRequest{
+		Image:          image,
+		Cmd:            []string{"proxy", "--listen", "0.0.0.0:" + strconv.Itoa(ProxyAPIPort)},
+		ExposedPorts:   exposed,
+		Labels:         runLabels(spec.RunID, LabelRole, "proxy"),
+		Name:           ru.prefix + "proxy",
+		Networks:       networks,
+		NetworkAliases: netAliases,
+		ConfigModifier: func(c *container.Config) { c.Hostname = ProxyAlias },
+		HostConfigModifier: func(hc *container.HostConfig) {
+			hc.NetworkMode = container.NetworkMode(networks[0])
+			hc.PortBindings = ru.bindings(exposed)
+		},
+		WaitingFor: wait.ForHTTP("/version").WithPort(portSpec(ProxyAPIPort)).
+			WithStartupTimeout(r.opts.ReadyTimeout).WithPollInterval(50 * time.Millisecond),
+		LifecycleHooks: []testcontainers.ContainerLifecycleHooks{followHook(proxyLog)},
+	}
+	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+		ContainerRequest: req, Started: true, Logger: tclog.NewNoopLogger(),
+	})
+	if err != nil {
+		proxyLog.wait(time.Second)
+		return nil, infraf("the proxy container did not start: %w%s", err, quoteTail(proxyLog))
+	}
+	ru.proxy = ctr.(*testcontainers.DockerContainer)
+	ports, err := ru.hostPorts(ctx, ru.proxy.ID)
+	if err != nil {
+		return nil, &targets.InfraError{Err: err}
+	}
+	ru.apiAddr = ports[ProxyAPIPort]
+	ru.clientAddrs = map[int]string{}
+	for j := range spec.Nodes {
+		p := ClientLinkPort(j)
+		if ports[p] == "" {
+			return nil, infraf("the proxy container's port %d is not published", p)
+		}
+		ru.clientAddrs[p] = ports[p]
+	}
+	if ru.apiAddr == "" {
+		return nil, infraf("the proxy container's API port %d is not published", ProxyAPIPort)
+	}
+	logf("docker: proxy of run %s ready in %s (API %s, image %s)", spec.RunID, time.Since(t0).Round(time.Millisecond), ru.apiAddr, image)
+	return ru, nil
+}
+
+// placement says where the run's proxies listen; see the package doc.
+func (ru *run) placement() targets.ProxyPlacement {
+	n := len(ru.spec.Nodes)
+	return targets.ProxyPlacement{
+		APIAddr: ru.apiAddr,
+		Listen: func(from, to string) string {
+			j, ok := ru.index[to]
+			if !ok {
+				return "0.0.0.0:0"
+			}
+			if from == targets.ClientLink {
+				return "0.0.0.0:" + strconv.Itoa(ClientLinkPort(j))
+			}
+			i, ok := ru.index[from]
+			if !ok {
+				return "0.0.0.0:0"
+			}
+			return "0.0.0.0:" + strconv.Itoa(PeerLinkPort(i, j, n))
+		},
+		Dial: func(from, to, listen string) (string, error) {
+			_, ps, err := net.SplitHostPort(listen)
+			if err != nil {
+				return "", fmt.Errorf("docker runtime: proxy listen address %q: %w", listen, err)
+			}
+			if from != targets.ClientLink {
+				return net.JoinHostPort(ProxyAlias, ps), nil
+			}
+			p, _ := strconv.Atoi(ps)
+			addr, ok := ru.clientAddrs[p]
+			if !ok {
+				return "", fmt.Errorf("docker runtime: the proxy of link %s -> %s listens on port %s, which is not published on the Docker host (client links must listen where ProxyPlacement.Listen says)", from, to, ps)
+			}
+			return addr, nil
+		},
+		Upstream: func(from, to, nodeAddr string) string { return nodeAddr },
+	}
+}
+
+func portSpec(p int) string { return strconv.Itoa(p) + "/tcp" }
+
+// bindings publishes every port on a random host port of ru.bindIP.
+func (ru *run) bindings(ports []string) network.PortMap {
+	m := network.PortMap{}
+	var ip netip.Addr
+	if ru.bindIP != "" {
+		ip, _ = netip.ParseAddr(ru.bindIP)
+	}
+	for _, p := range ports {
+		m[network.MustParsePort(p)] = []network.PortBinding{{HostIP: ip, HostPort: "0"}}
+	}
+	return m
+}
+
+// hostPorts returns the published address, host:port, of every published
+// TCP port of a container (by container port), as Docker reports it now.
+func (ru *run) hostPorts(ctx context.Context, id string) (map[int]string, error) {
+	res, err := ru.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("docker runtime: inspect container %.12s: %w", id, err)
+	}
+	out := map[int]string{}
+	if res.Container.NetworkSettings == nil {
+		return out, nil
+	}
+	for p, bs := range res.Container.NetworkSettings.Ports {
+		if p.Proto() != "tcp" {
+			continue
+		}
+		for _, b := range bs {
+			if b.HostPort == "" || (b.HostIP.IsValid() && b.HostIP.Is6()) {
+				continue
+			}
+			out[int(p.Num())] = net.JoinHostPort(ru.host, b.HostPort)
+			break
+		}
+	}
+	return out, nil
+}
+
+func (ru *run) openLog(name, path string) (*containerLog, error) {
+	l, err := openContainerLog(ru.logsCtx, ru.cli, name, path)
+	if err != nil {
+		return nil, err
+	}
+	ru.logsMu.Lock()
+	ru.logs = append(ru.logs, l)
+	ru.logsMu.Unlock()
+	return l, nil
+}
+
+// followHook starts following a container's output right after each start,
+// before the readiness check.
+func followHook(l *containerLog) testcontainers.ContainerLifecycleHooks {
+	return testcontainers.ContainerLifecycleHooks{
+		PostStarts: []testcontainers.ContainerHook{func(_ context.Context, c testcontainers.Container) error {
+			l.follow(c.GetContainerID())
+			return nil
+		}},
+	}
+}
+
+// teardown stops every container of the run (SIGTERM, SIGKILL after
+// grace; at once for grace 0), lets the log streams drain, then removes
+// every container and network labelled with the run id. Later calls return
+// the first result.
+//
+// settle sweeps a second time after a pause: for the failure paths of a
+// start, where a create request cut short may still complete.
+func (ru *run) teardown(ctx context.Context, grace time.Duration, settle bool) error {
+	ru.tornOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace+60*time.Second)
+		defer cancel()
+		var errs []error
+		stopRun(ctx, ru.cli, ru.spec.RunID, grace)
+		ru.logsMu.Lock()
+		logs := append([]*containerLog(nil), ru.logs...)
+		ru.logsMu.Unlock()
+		var wg sync.WaitGroup
+		for _, l := range logs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l.close(2 * time.Second)
+			}()
+		}
+		wg.Wait()
+		ru.logsCancel()
+		removed, err := removeByLabel(ctx, ru.cli, ru.spec.RunID)
+		if settle && err == nil {
+			// A create cut short by a cancelled context may still complete
+			// in the daemon after the first sweep saw nothing.
+			time.Sleep(500 * time.Millisecond)
+			var more []string
+			more, err = removeByLabel(ctx, ru.cli, ru.spec.RunID)
+			removed = append(removed, more...)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if err == nil {
+			activeRuns.remove(ru.spec.RunID)
+		}
+		ru.logf("docker: run %s removed (%d containers and networks)", ru.spec.RunID, len(removed))
+		ru.cli.Close()
+		ru.tornErr = errors.Join(errs...)
+	})
+	return ru.tornErr
+}
+
+// stopRun stops every running container of the run at once, each with
+// SIGTERM and SIGKILL after grace (whole seconds, rounded up; 0 = SIGKILL
+// at once).
+func stopRun(ctx context.Context, cli client.APIClient, runID string, grace time.Duration) {
+	list, err := cli.ContainerList(ctx, client.ContainerListOptions{Filters: runFilter(runID)})
+	if err != nil {
+		return
+	}
+	secs := int((grace + time.Second - 1) / time.Second)
+	var wg sync.WaitGroup
+	for _, c := range list.Items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cli.ContainerStop(ctx, c.ID, client.ContainerStopOptions{Timeout: &secs})
+		}()
+	}
+	wg.Wait()
+}
+
+// cutShort turns the error of a start that ctx cancelled into a plain error
+// that wraps ctx's (an interruption is not an infrastructure failure).
+func cutShort(ctx context.Context, what string, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	return fmt.Errorf("docker runtime: %s cut short (%w); everything it created is removed: %v", what, ctx.Err(), err)
+}
+
+func infraf(format string, args ...any) error {
+	return &targets.InfraError{Err: fmt.Errorf("docker runtime: "+format, args...)}
+}
+
+func conflictHint(err error) string {
+	switch {
+	case cerrdefs.IsConflict(err) || cerrdefs.IsAlreadyExists(err):
+		return " (left over from an earlier run with this id? remove it with `faultline clean`)"
+	case strings.Contains(err.Error(), "address pool"):
+		return " (Docker has no address range left for another network, and every node needs one: remove unused networks with `faultline clean` or `docker network prune`)"
+	}
+	return ""
+}
+
+// activeRuns holds the runs this process started and has not removed yet.
+var activeRuns = runSet{m: map[string]bool{}}
+
+type runSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (s *runSet) add(id string)    { s.mu.Lock(); s.m[id] = true; s.mu.Unlock() }
+func (s *runSet) remove(id string) { s.mu.Lock(); delete(s.m, id); s.mu.Unlock() }
+func (s *runSet) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.m))
+	for id := range s.m {
+		out = append(out, id)
+	}
+	return out
+}
+
+// RemoveAll removes, within timeout, every container and network of every
+// run this process started and has not removed yet, without waiting for
+// anything else (no graceful stop, logs may miss their last lines). It is
+// the last resort of a signal handler before exiting; it returns how many
+// containers and networks it removed.
+func RemoveAll(timeout time.Duration) int {
+	runs := activeRuns.list()
+	if len(runs) == 0 {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cli, err := connect(ctx)
+	if err != nil {
+		return 0
+	}
+	defer cli.Close()
+	n := 0
+	for _, id := range runs {
+		removed, err := removeByLabel(ctx, cli, id)
+		n += len(removed)
+		if err == nil {
+			activeRuns.remove(id)
+		}
+	}
+	return n
+}
+
+func quoteTail(l *containerLog) string {
+	if l == nil {
+		return ""
+	}
+	t := l.tail(20)
+	if t == "" {
+		return " (its log " + l.path + " is empty)"
+	}
+	return "; the end of " + l.path + ":\n" + t
+}
