@@ -108,6 +108,7 @@ type testNode struct {
 	cfg    targets.NodeConfig
 	relay  *relay
 	cancel context.CancelFunc
+	crash  *crashSwitch
 	done   chan error
 }
 
@@ -121,6 +122,12 @@ type cluster struct {
 // loopback ports and data directory, with Raft traffic through relays.
 func startCluster(t *testing.T, n int, bugs ...string) *cluster {
 	t.Helper()
+	return startClusterOpts(t, n, nil, bugs...)
+}
+
+// startClusterOpts is startCluster with NodeConfig.Opts for every node.
+func startClusterOpts(t *testing.T, n int, opts map[string]string, bugs ...string) *cluster {
+	t.Helper()
 	c := &cluster{t: t, nodes: map[string]*testNode{}}
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("n%d", i)
@@ -129,7 +136,7 @@ func startCluster(t *testing.T, n int, bugs ...string) *cluster {
 		c.nodes[id] = &testNode{
 			cfg: targets.NodeConfig{
 				System: Name, ID: id, Listen: freeAddr(t), Admin: freeAddr(t), PeerListen: peer,
-				DataDir: t.TempDir(), Bugs: bugs, Peers: map[string]string{},
+				DataDir: t.TempDir(), Bugs: bugs, Peers: map[string]string{}, Opts: opts,
 			},
 			relay: newRelay(t, peer),
 		}
@@ -156,6 +163,8 @@ func (c *cluster) start(id string) {
 	c.t.Helper()
 	nd := c.nodes[id]
 	ctx, cancel := context.WithCancel(context.Background())
+	nd.crash = &crashSwitch{cancel: cancel}
+	ctx = context.WithValue(ctx, crashKey{}, nd.crash)
 	ready := make(chan struct{})
 	cfg := nd.cfg
 	cfg.Ready = func() { close(ready) }
@@ -171,12 +180,22 @@ func (c *cluster) start(id string) {
 }
 
 // stop cancels the node's context and waits for RunNode to return.
-func (c *cluster) stop(id string) {
+func (c *cluster) stop(id string) { c.halt(id, false) }
+
+// kill stops the node as SIGKILL would, as far as its data directory can
+// tell: nothing it has not yet written durably is written (see crashSwitch).
+func (c *cluster) kill(id string) { c.halt(id, true) }
+
+func (c *cluster) halt(id string, crash bool) {
 	nd := c.nodes[id]
 	if nd.cancel == nil {
 		return
 	}
-	nd.cancel()
+	if crash {
+		nd.crash.crash()
+	} else {
+		nd.cancel()
+	}
 	nd.cancel = nil
 	select {
 	case err := <-nd.done:

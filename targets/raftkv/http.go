@@ -241,6 +241,12 @@ func (n *node) status() status {
 			"barrier_errors": n.counters.barrierErr.Load(),
 		},
 	}
+	if u := n.unsynced; u != nil {
+		// Bug lose-unsynced: entries in memory only, and flush progress.
+		s.Counters["unsynced_pending"] = u.pendingN.Load()
+		s.Counters["unsynced_flushes"] = u.flushes.Load()
+		s.Counters["unsynced_flushed"] = u.flushed.Load()
+	}
 	switch lc := n.raft.LastContact(); {
 	case st == raft.Leader:
 	case lc.IsZero():

@@ -57,8 +57,21 @@
 //
 // # Bug switches
 //
-//	stale-read  GET is served from the local FSM on any node without
-//	            confirming leadership (breaks linearizability).
+//	stale-read     GET is served from the local FSM on any node without
+//	               confirming leadership (breaks linearizability).
+//	lose-unsynced  log entries are reported stored (so acknowledged to the
+//	               leader, and counted towards commit) while they are only
+//	               in process memory; they reach bbolt every unsynced-flush
+//	               interval, before a snapshot is taken, and on a graceful
+//	               stop (SIGTERM), so only a kill (SIGKILL) loses them.
+//	               Breaks durability of acknowledged writes: kill every node
+//	               holding a write before its next flush and the write is
+//	               gone; kill a majority and it is gone only if the
+//	               restarted majority elects a leader that lacks it (the
+//	               survivor usually wins). Term and vote stay durable; a
+//	               restarted node resumes from its durable log. The status
+//	               counters add unsynced_pending, unsynced_flushes and
+//	               unsynced_flushed. See unsyncedLogStore.
 //
 // # Options (NodeConfig.Opts)
 //
@@ -69,7 +82,9 @@
 //	heartbeat-timeout=300ms election-timeout=300ms leader-lease-timeout=150ms
 //	commit-timeout=20ms snapshot-threshold=4096 snapshot-interval=10s
 //	trailing-logs=1024 apply-timeout=3s transport-timeout=2s max-pool=3
-//	lock-timeout=5s log-level=info
+//	lock-timeout=5s log-level=info unsynced-flush=2s
+//
+// unsynced-flush is read only with --bug lose-unsynced.
 //
 // Raft requires leader-lease-timeout <= heartbeat-timeout <= election-timeout.
 package raftkv
@@ -105,7 +120,8 @@ const BugStaleRead = "stale-read"
 
 // Bugs lists raftkv's bug switches: name -> the guarantee it breaks.
 var Bugs = map[string]string{
-	BugStaleRead: "GET is served from the local state machine on any node (leader or follower) without confirming leadership: a partitioned or lagging node returns stale values (breaks linearizability)",
+	BugStaleRead:    "GET is served from the local state machine on any node (leader or follower) without confirming leadership: a partitioned or lagging node returns stale values (breaks linearizability)",
+	BugLoseUnsynced: "log entries are acknowledged (and writes answered ok) while only in process memory; they reach disk every unsynced-flush interval (default 2s): killing every node holding a write before the next flush loses the acknowledged write (breaks durability; caught by the final reads)",
 }
 
 func init() {
@@ -133,6 +149,7 @@ var optionDefaults = map[string]string{
 	"max-pool":             "3",     // pooled Raft connections per peer
 	"lock-timeout":         "5s",    // how long to wait for the data directory's lock (another process using it)
 	"log-level":            "info",  // hclog level: trace, debug, info, warn, error
+	"unsynced-flush":       "2s",    // bug lose-unsynced: how often in-memory log entries are written to disk
 }
 
 // OptionDefaults returns a copy of the accepted options with their defaults.
@@ -150,6 +167,7 @@ type options struct {
 	snapInterval                       time.Duration
 	applyTimeout, transportTimeout     time.Duration
 	lockTimeout                        time.Duration
+	unsyncedFlush                      time.Duration
 	maxPool                            int
 	logLevel                           string
 }
@@ -198,6 +216,7 @@ func parseOptions(opts map[string]string) (options, error) {
 	o.transportTimeout = dur("transport-timeout")
 	o.maxPool = int(num("max-pool"))
 	o.lockTimeout = dur("lock-timeout")
+	o.unsyncedFlush = dur("unsynced-flush")
 	o.logLevel = get("log-level")
 	if hclog.LevelFromString(o.logLevel) == hclog.NoLevel {
 		errs = append(errs, fmt.Errorf("raftkv: option log-level=%q: want trace, debug, info, warn or error", o.logLevel))
@@ -238,8 +257,9 @@ type node struct {
 	raft     *raft.Raft
 	fsm      *fsm
 	barrier  *readBarrier
-	staleOK  bool         // bug stale-read
-	clockOff atomic.Int64 // clock offset, ms
+	staleOK  bool              // bug stale-read
+	unsynced *unsyncedLogStore // bug lose-unsynced; nil without it
+	clockOff atomic.Int64      // clock offset, ms
 	started  time.Time
 
 	counters struct {
@@ -260,10 +280,13 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 		return err
 	}
 	n := &node{cfg: cfg, opts: opts, fsm: newFSM(), started: time.Now()}
+	loseUnsynced := false
 	for _, b := range cfg.Bugs {
 		switch b {
 		case BugStaleRead:
 			n.staleOK = true
+		case BugLoseUnsynced:
+			loseUnsynced = true
 		default:
 			return fmt.Errorf("raftkv: unknown bug switch %q (known: %s)", b, strings.Join(sortedKeys(Bugs), ", "))
 		}
@@ -346,7 +369,24 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 		n.log.Info("bootstrapped", "servers", len(servers))
 	}
 
-	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, trans)
+	// Bootstrap (above) wrote to the durable store directly; with the bug,
+	// raft's log goes through the unsynced wrapper from here on.
+	var logs raft.LogStore = store
+	var raftSnaps raft.SnapshotStore = snaps
+	if loseUnsynced {
+		n.unsynced = newUnsyncedLogStore(store, opts.unsyncedFlush, func(err error) { n.log.Error("periodic flush", "error", err) })
+		logs, raftSnaps = n.unsynced, flushingSnapshots{SnapshotStore: snaps, logs: n.unsynced}
+		// Runs after raft's shutdown (defers run last-in first-out), before
+		// the store closes. After a crash it writes nothing.
+		defer func() {
+			if err := n.unsynced.Close(); err != nil {
+				n.log.Error("flush unsynced log entries on stop", "error", err)
+			}
+		}()
+		n.log.Warn("bug lose-unsynced: log entries are acknowledged before they are durable", "flush_interval", opts.unsyncedFlush)
+	}
+
+	r, err := raft.NewRaft(rc, n.fsm, logs, store, raftSnaps, trans)
 	if err != nil {
 		return fmt.Errorf("raftkv: start raft: %w", err)
 	}
@@ -382,6 +422,17 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 	case <-ctx.Done():
 	case err := <-errc:
 		runErr = fmt.Errorf("raftkv: http server: %w", err)
+	}
+	if cs, ok := ctx.Value(crashKey{}).(*crashSwitch); ok && cs.crashed.Load() {
+		// In-process stand-in for SIGKILL (tests only): nothing more
+		// reaches the disk, listeners close at once.
+		if n.unsynced != nil {
+			n.unsynced.abandon()
+		}
+		n.log.Info("crashing (test hook): unsynced log entries discarded")
+		clientSrv.Close()
+		adminSrv.Close()
+		return nil
 	}
 	n.log.Info("stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
