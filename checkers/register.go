@@ -39,6 +39,9 @@ type regOp struct {
 	node string
 	err  string
 	row  int // dense client row for the visualization
+	// tookEffect is set on an info write whose value a completed operation
+	// observed: it certainly took effect (see boundObservedInfoWrites).
+	tookEffect bool
 }
 
 // regHistory is a history reduced to register operations, partitioned by key.
@@ -217,6 +220,7 @@ func buildRegisterHistory(evs []history.Event, prune bool) (*regHistory, []probl
 			var n int
 			h.byKey[k], n = pruneUnobserved(h.byKey[k])
 			h.count["pruned_unobserved_info_writes"] += n
+			h.count["bounded_observed_info_writes"] += boundObservedInfoWrites(h.byKey[k])
 		}
 		for _, op := range h.byKey[k] {
 			if op.info {
@@ -278,6 +282,59 @@ func pruneUnobserved(ops []*regOp) ([]*regOp, int) {
 	return kept, n
 }
 
+// boundObservedInfoWrites gives an info write of a value v a finite return
+// when v is the value of no other write of the key and a completed
+// operation observed v (an ok read of v, or an ok cas from v): the write
+// then returns at the earliest such observer's return, and counts as having
+// taken effect. It returns how many writes it bounded.
+//
+// This does not change the verdict. The write is the only way the register
+// can hold v, so in every legal linearization it comes before each op that
+// observed v, whose point is at or before its return: the new bound excludes
+// no legal linearization. An info cas whose "to" was observed must have
+// succeeded, so requiring it to find its "from" likewise excludes only
+// illegal ones. What it buys is speed: an info write left open to infinity
+// can be placed anywhere, and a few hundred of them (a killed node behind a
+// live proxy turns every in-flight write into info) make the search
+// explode.
+func boundObservedInfoWrites(ops []*regOp) int {
+	writers := make(map[int32]int)
+	for _, op := range ops {
+		if op.kind == opPut || op.kind == opCAS {
+			writers[op.val]++
+		}
+	}
+	firstObs := make(map[int32]int64) // value -> earliest return of an op that observed it
+	note := func(v int32, ret int64) {
+		if old, ok := firstObs[v]; !ok || ret < old {
+			firstObs[v] = ret
+		}
+	}
+	for _, op := range ops {
+		if op.info {
+			continue
+		}
+		switch op.kind {
+		case opGet:
+			note(op.val, op.ret)
+		case opCAS:
+			note(op.from, op.ret)
+		}
+	}
+	n := 0
+	for _, op := range ops {
+		if !op.info || (op.kind != opPut && op.kind != opCAS) || op.val == 0 || writers[op.val] != 1 {
+			continue
+		}
+		if r, ok := firstObs[op.val]; ok && r > op.call && r < op.ret {
+			op.ret = r
+			op.tookEffect = true
+			n++
+		}
+	}
+	return n
+}
+
 // registerModel is the Porcupine model of a register per key. States are
 // value ids (int32) of h.vals; 0 is null, an absent key. If stop is not nil
 // and becomes true, every step fails so that a search ends quickly; the
@@ -331,8 +388,9 @@ func applyOp(s int32, op *regOp) (bool, int32) {
 			return true, op.val
 		}
 		// An info cas that found another value did nothing; an ok cas
-		// requires the value it compared against.
-		return op.info, s
+		// (or an info cas known to have taken effect) requires the value
+		// it compared against.
+		return op.info && !op.tookEffect, s
 	case opMismatch:
 		return s != op.from, s
 	}
@@ -393,7 +451,9 @@ func (h *regHistory) describeMeta(op *regOp) string {
 	} else {
 		fmt.Fprintf(&b, "event %d, never completed", op.inv)
 	}
-	if op.info {
+	if op.info && op.tookEffect {
+		b.WriteString(", outcome unknown (info) but its value was read later, so it took effect; drawn ending at the first such read")
+	} else if op.info {
 		b.WriteString(", outcome unknown (info)")
 	}
 	if op.node != "" {

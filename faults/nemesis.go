@@ -238,6 +238,18 @@ func (n *Nemesis) inject(ctx context.Context, a *Active, kind Kind) error {
 	case "reset":
 		lf, err = n.links.ResetPeer(ctx, n.linksFor(a, sp.Clients))
 	case "kill":
+		// A dead process refuses connections; a live proxy in front of it
+		// would instead accept and close them, turning requests that never
+		// reached any process into unknown outcomes. So the links into the
+		// nodes refuse while they are down (cut first, so no request slips
+		// in between), as a real dead node's port would.
+		if n.links != nil {
+			lf, err := n.links.Cut(ctx, n.linksInto(a.Targets), Refuse)
+			if err != nil {
+				return fmt.Errorf("kill: refusing the links into %v: %w", a.Targets, err)
+			}
+			a.link = &lf
+		}
 		for _, id := range a.Targets {
 			if err = n.cluster.Kill(ctx, id); err != nil {
 				return fmt.Errorf("kill %s: %w", id, err)
@@ -288,6 +300,21 @@ func (n *Nemesis) linksFor(a *Active, clients bool) []Link {
 				seen[l] = true
 				out = append(out, l)
 			}
+		}
+	}
+	return out
+}
+
+// linksInto returns every link (peer and client) that ends at one of ids.
+func (n *Nemesis) linksInto(ids []string) []Link {
+	in := map[string]bool{}
+	for _, id := range ids {
+		in[id] = true
+	}
+	var out []Link
+	for _, l := range n.links.All() {
+		if in[l.To] && !in[l.From] {
+			out = append(out, l)
 		}
 	}
 	return out
@@ -371,19 +398,20 @@ func (n *Nemesis) End(ctx context.Context, a *Active) error {
 
 func (n *Nemesis) undo(ctx context.Context, a *Active) error {
 	var errs []error
-	if a.link != nil {
-		if err := n.links.End(ctx, *a.link); err != nil {
-			errs = append(errs, err)
-		}
-	}
 	for _, id := range a.paused {
 		if err := n.cluster.Resume(ctx, id); err != nil {
 			errs = append(errs, fmt.Errorf("resume %s: %w", id, err))
 		}
 	}
+	// Killed nodes start before their links open again (see inject).
 	for _, id := range a.killed {
 		if err := n.cluster.Start(ctx, id); err != nil {
 			errs = append(errs, fmt.Errorf("restart %s: %w", id, err))
+		}
+	}
+	if a.link != nil {
+		if err := n.links.End(ctx, *a.link); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, id := range a.clocked {
