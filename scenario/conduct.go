@@ -168,6 +168,9 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	// Phases are marked in the history (observer events, f "phase") so
 	// that checkers and reports of a saved run know them too.
 	beginPhase := func(name string) time.Duration {
+		if opt.Progress != nil {
+			opt.Progress(Progress{Phase: name})
+		}
 		rec.Record(history.Event{Type: history.Info, Process: history.Observer, F: "phase", Value: jsonString(name), Phase: "start"})
 		return rec.Now()
 	}

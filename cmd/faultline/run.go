@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -65,14 +63,11 @@ or exactly at --out. The exit code is the verdict (see faultline --help).`,
 			if err := s.Apply(o); err != nil {
 				return exitcode.New(exitcode.Usage, err)
 			}
-			stderr := cmd.ErrOrStderr()
-			var logw io.Writer = stderr
-			if f.quiet {
-				logw = nil
-			}
-			opt := scenario.RunOptions{Out: f.out, BaseDir: f.baseDir, Log: logw, StepSummary: os.Getenv("GITHUB_STEP_SUMMARY")}
+			opt := scenario.RunOptions{Out: f.out, BaseDir: f.baseDir, StepSummary: os.Getenv("GITHUB_STEP_SUMMARY")}
 			if !f.quiet {
-				opt.Progress = progressPrinter(stderr)
+				con := newConsole(cmd.ErrOrStderr())
+				defer con.Done()
+				opt.Log, opt.Progress = con, con.Progress
 			}
 			res, err := scenario.Run(cmd.Context(), s, opt)
 			if err != nil {
@@ -100,31 +95,4 @@ or exactly at --out. The exit code is the verdict (see faultline --help).`,
 
 func yamlFiles(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 	return []string{"yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
-}
-
-// progressPrinter prints the run's progress: a line rewritten in place on a
-// terminal, a plain line every 5 s otherwise (CI logs).
-func progressPrinter(w io.Writer) func(scenario.Progress) {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = isTerminal(f) && os.Getenv("CI") == "" && os.Getenv("TERM") != "dumb"
-	}
-	var last time.Duration
-	return func(p scenario.Progress) {
-		line := fmt.Sprintf("%s %5.1fs/%s  ops %d  %.0f ops/s  errors %d", p.Phase, p.Elapsed.Seconds(), p.Total, p.Ops, p.Rate, p.Errors)
-		if p.Fault != "" {
-			line += "  fault: " + p.Fault
-		}
-		if tty {
-			fmt.Fprintf(w, "\r\033[K%s", line)
-			if p.Elapsed >= p.Total {
-				fmt.Fprintln(w)
-			}
-			return
-		}
-		if p.Elapsed-last >= 5*time.Second || last == 0 {
-			last = p.Elapsed
-			fmt.Fprintln(w, "  "+line)
-		}
-	}
 }

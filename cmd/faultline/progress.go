@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/faultline/faultline/scenario"
+)
+
+// console prints a run's log lines and its progress. On a terminal the
+// progress is one status line, redrawn in place, that log lines scroll
+// above; elsewhere (CI logs, pipes) every line is plain and the progress is
+// a line every 5 s.
+type console struct {
+	w   io.Writer
+	tty bool
+
+	mu      sync.Mutex
+	status  string
+	partial []byte
+	last    time.Duration
+}
+
+func newConsole(w io.Writer) *console {
+	c := &console{w: w}
+	if f, ok := w.(*os.File); ok {
+		c.tty = isTerminal(f) && os.Getenv("CI") == "" && os.Getenv("TERM") != "dumb"
+	}
+	return c
+}
+
+// Write prints log output, whole lines at a time.
+func (c *console) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.partial = append(c.partial, p...)
+	i := bytes.LastIndexByte(c.partial, '\n')
+	if i < 0 {
+		return len(p), nil
+	}
+	lines := c.partial[:i+1]
+	if c.tty && c.status != "" {
+		fmt.Fprint(c.w, "\r\033[K")
+	}
+	c.w.Write(lines)
+	if c.tty && c.status != "" {
+		fmt.Fprint(c.w, c.status)
+	}
+	c.partial = append(c.partial[:0], c.partial[i+1:]...)
+	return len(p), nil
+}
+
+// Progress shows a progress snapshot.
+func (c *console) Progress(p scenario.Progress) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p.Total == 0 { // a phase without a set length began: no status line
+		if c.tty && c.status != "" {
+			fmt.Fprint(c.w, "\r\033[K")
+		}
+		c.status = ""
+		return
+	}
+	line := fmt.Sprintf("%s %5.1fs/%s  %d ops  %.0f ops/s  %d errors", p.Phase, p.Elapsed.Seconds(), p.Total, p.Ops, p.Rate, p.Errors)
+	if p.Fault != "" {
+		line += "  fault: " + strings.ReplaceAll(p.Fault, ",", ", ")
+	}
+	if c.tty {
+		bar := progressBar(p.Elapsed, p.Total, 20)
+		c.status = "\r\033[K" + bar + " " + line
+		fmt.Fprint(c.w, c.status)
+		return
+	}
+	if c.last == 0 || p.Elapsed-c.last >= 5*time.Second {
+		c.last = p.Elapsed
+		fmt.Fprintln(c.w, "  "+line)
+	}
+}
+
+// Done clears the status line.
+func (c *console) Done() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tty && c.status != "" {
+		fmt.Fprint(c.w, "\r\033[K")
+	}
+	c.status = ""
+}
+
+func progressBar(done, total time.Duration, width int) string {
+	if total <= 0 {
+		return ""
+	}
+	n := int(float64(width) * float64(done) / float64(total))
+	if n > width {
+		n = width
+	}
+	if n < 0 {
+		n = 0
+	}
+	return "[" + strings.Repeat("#", n) + strings.Repeat("-", width-n) + "]"
+}
