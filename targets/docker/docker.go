@@ -273,7 +273,7 @@ func connect(ctx context.Context) (*testcontainers.DockerClient, error) {
 		return nil, &targets.InfraError{Err: err}
 	}
 	unreachable := func(err error) error {
-		return &targets.InfraError{Err: fmt.Errorf("Docker is not reachable at %s (%v): start the daemon or use --runtime local", dockerHostForErrors(), err)}
+		return &targets.InfraError{Err: fmt.Errorf("the Docker daemon is not reachable at %s (%v): start it or use --runtime local", dockerHostForErrors(), err)}
 	}
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

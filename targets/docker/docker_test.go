@@ -833,7 +833,7 @@ func TestUnreachable(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	s := string(out)
-	if !strings.Contains(s, "infra=true") || !strings.Contains(s, "Docker is not reachable at unix:///nonexistent/docker.sock") || !strings.Contains(s, "--runtime local") {
+	if !strings.Contains(s, "infra=true") || !strings.Contains(s, "Docker daemon is not reachable at unix:///nonexistent/docker.sock") || !strings.Contains(s, "--runtime local") {
 		t.Errorf("StartProxy with an unreachable daemon said:\n%s\nwant an InfraError naming the address and --runtime local", s)
 	}
 }
