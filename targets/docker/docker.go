@@ -109,40 +109,15 @@ const (
 	DefaultStatusTimeout = 2 * time.Second
 )
 
-// Options configure a Runtime. The zero value is ready to use.
-type Options struct {
-	// ReadyTimeout bounds how long a starting container (node or proxy) may
-	// take until its HTTP API answers. Zero means DefaultReadyTimeout.
-	ReadyTimeout time.Duration
-	// StopTimeout is how long Stop waits after SIGTERM before Docker sends
-	// SIGKILL (whole seconds, rounded up). Zero means DefaultStopTimeout.
-	StopTimeout time.Duration
-	// CloseGrace is how long Close waits after SIGTERM before SIGKILL, so
-	// that logs are complete. Zero means DefaultCloseGrace.
-	CloseGrace time.Duration
-	// StatusTimeout bounds one Cluster.Status call (a paused node never
-	// answers). Zero means DefaultStatusTimeout.
-	StatusTimeout time.Duration
-	// Log receives one-line progress messages when the ClusterSpec has no
-	// Log of its own. Nil means silent. It may be called from several
-	// goroutines at once.
-	Log func(format string, args ...any)
-}
+// Options configure a Runtime: see targets.RuntimeOptions. The zero value
+// is ready to use; zero fields get the Default* values above.
+type Options = targets.RuntimeOptions
 
-func (o Options) withDefaults() Options {
-	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = DefaultReadyTimeout
-	}
-	if o.StopTimeout <= 0 {
-		o.StopTimeout = DefaultStopTimeout
-	}
-	if o.CloseGrace <= 0 {
-		o.CloseGrace = DefaultCloseGrace
-	}
-	if o.StatusTimeout <= 0 {
-		o.StatusTimeout = DefaultStatusTimeout
-	}
-	return o
+func withDefaults(o Options) Options {
+	return o.WithDefaults(targets.RuntimeOptions{
+		ReadyTimeout: DefaultReadyTimeout, StopTimeout: DefaultStopTimeout,
+		CloseGrace: DefaultCloseGrace, StatusTimeout: DefaultStatusTimeout,
+	})
 }
 
 // Runtime starts clusters of containers. It is safe for concurrent use and
@@ -166,7 +141,7 @@ var (
 // New returns a Docker Runtime. It does not contact Docker until a run
 // starts.
 func New(opts Options) *Runtime {
-	return &Runtime{opts: opts.withDefaults(), runs: map[string]*run{}}
+	return &Runtime{opts: withDefaults(opts), runs: map[string]*run{}}
 }
 
 // Name returns "docker".

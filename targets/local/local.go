@@ -38,41 +38,15 @@ const (
 	DefaultStatusTimeout = 2 * time.Second
 )
 
-// Options configure a Runtime. The zero value is ready to use.
-type Options struct {
-	// ReadyTimeout bounds how long a starting node may take before its
-	// GET /admin/status answers 200. Zero means DefaultReadyTimeout.
-	ReadyTimeout time.Duration
-	// StopTimeout is how long Stop waits after SIGTERM before it sends
-	// SIGKILL. Zero means DefaultStopTimeout.
-	StopTimeout time.Duration
-	// CloseGrace is how long Close waits after SIGTERM before it sends
-	// SIGKILL. Zero means DefaultCloseGrace.
-	CloseGrace time.Duration
-	// StatusTimeout bounds one Cluster.Status call (a paused node never
-	// answers), whatever the caller's context says. Zero means
-	// DefaultStatusTimeout.
-	StatusTimeout time.Duration
-	// Log receives one-line progress messages when the ClusterSpec has no
-	// Log of its own. Nil means silent. It may be called from several
-	// goroutines at once.
-	Log func(format string, args ...any)
-}
+// Options configure a Runtime: see targets.RuntimeOptions. The zero value
+// is ready to use; zero fields get the Default* values above.
+type Options = targets.RuntimeOptions
 
-func (o Options) withDefaults() Options {
-	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = DefaultReadyTimeout
-	}
-	if o.StopTimeout <= 0 {
-		o.StopTimeout = DefaultStopTimeout
-	}
-	if o.CloseGrace <= 0 {
-		o.CloseGrace = DefaultCloseGrace
-	}
-	if o.StatusTimeout <= 0 {
-		o.StatusTimeout = DefaultStatusTimeout
-	}
-	return o
+func withDefaults(o Options) Options {
+	return o.WithDefaults(targets.RuntimeOptions{
+		ReadyTimeout: DefaultReadyTimeout, StopTimeout: DefaultStopTimeout,
+		CloseGrace: DefaultCloseGrace, StatusTimeout: DefaultStatusTimeout,
+	})
 }
 
 // Runtime starts clusters of local processes. It holds no resources of its
@@ -85,7 +59,7 @@ var _ targets.Runtime = (*Runtime)(nil)
 
 // New returns a local Runtime.
 func New(opts Options) *Runtime {
-	return &Runtime{opts: opts.withDefaults()}
+	return &Runtime{opts: withDefaults(opts)}
 }
 
 // Name returns "local".
