@@ -17,6 +17,7 @@ import (
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/local"
 )
 
 const (
@@ -691,13 +692,14 @@ func TestCloseLeavesNoListener(t *testing.T) {
 }
 
 func TestServeProxy(t *testing.T) {
-	// Find a free port, then serve the API on it as `faultline proxy` would.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// Find a free port (outside the ephemeral range, where no outgoing
+	// connection takes it meanwhile), then serve the API on it as
+	// `faultline proxy` would.
+	ports, err := local.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := ln.Addr().String()
-	ln.Close()
+	api := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ServeProxy(ctx, api) }()

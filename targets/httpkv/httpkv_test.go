@@ -3,6 +3,7 @@ package httpkv
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/targets/local"
 )
 
 // server is a real HTTP server on loopback whose answers a test scripts.
@@ -54,13 +56,13 @@ func newClient(t *testing.T, nodes map[string]string, home string, o Options) *C
 
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port outside the ephemeral range that nothing listens on: a port
+	// from :0 could be taken by another test's outgoing connection.
+	ports, err := local.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := ln.Addr().String()
-	ln.Close()
-	return a
+	return fmt.Sprintf("127.0.0.1:%d", ports[0])
 }
 
 var (

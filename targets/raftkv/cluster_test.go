@@ -15,6 +15,7 @@ import (
 	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/targets"
 	"github.com/faultline/faultline/targets/httpkv"
+	"github.com/faultline/faultline/targets/local"
 )
 
 // relay is a TCP forwarder on loopback standing in for a per-link proxy:
@@ -94,14 +95,16 @@ func (r *relay) setCut(cut bool) {
 	}
 }
 
+// freeAddr returns a free 127.0.0.1 address outside the kernel's ephemeral
+// port range: a port from :0 is closed and reused later, and in between an
+// outgoing connection of a test running in parallel may take it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := local.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", ports[0])
 }
 
 type testNode struct {
