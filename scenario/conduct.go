@@ -165,6 +165,26 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		Start: startWall.UTC().Format(time.RFC3339Nano), RunDir: dir,
 		Faults: []reports.Fault{},
 	}
+	var nem *faults.Nemesis
+	// An interrupted run still leaves results.json (exit 130, verdict
+	// unknown) beside its history, so it can be looked at and re-judged with
+	// `faultline check`. This runs after the deferred teardown below.
+	defer func() {
+		var ec *exitcode.Error
+		if !errors.As(err, &ec) || ec.Code != ExitInterrupted {
+			return
+		}
+		if nem != nil {
+			r.Faults = injectedFaults(nem.Injected())
+		}
+		r.Verdict, r.ExitCode = "unknown", ExitInterrupted
+		r.ExitReason = "interrupted: " + ec.Error()
+		r.RunInvalid = "the run was interrupted before it finished; the history holds what happened until then"
+		r.End = time.Now().UTC().Format(time.RFC3339Nano)
+		if werr := reports.WriteResults(dir, r); werr != nil {
+			opt.logf("warning: writing results.json of the interrupted run: %v", werr)
+		}
+	}()
 	// Phases are marked in the history (observer events, f "phase") so
 	// that checkers and reports of a saved run know them too.
 	beginPhase := func(name string) time.Duration {
@@ -260,7 +280,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		return nil, exitcode.New(exitcode.Internal, err)
 	}
 	defer hlog.Close()
-	nem := faults.NewNemesis(cluster, links, rec)
+	nem = faults.NewNemesis(cluster, links, rec)
 	plan := s.Faults.Plan(ids, s.Seed, s.Duration.D())
 	for _, p := range plan {
 		r.Schedule = append(r.Schedule, plannedFault(p))

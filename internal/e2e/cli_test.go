@@ -212,6 +212,10 @@ func TestInterruptStopsEverything(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "history.jsonl")); err != nil {
 		t.Errorf("the history of the interrupted run is gone: %v", err)
 	}
+	r := readResults(t, dir)
+	if r["exit_code"].(float64) != 130 || r["verdict"] != "unknown" {
+		t.Errorf("results.json of the interrupted run: exit_code %v verdict %v", r["exit_code"], r["verdict"])
+	}
 }
 
 func moduleRoot(t *testing.T) string {
