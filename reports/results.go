@@ -31,6 +31,9 @@ type Results struct {
 	Start       string   `json:"start,omitempty"` // RFC 3339 UTC
 	End         string   `json:"end,omitempty"`
 	RunDir      string   `json:"run_dir,omitempty"`
+	// RunID labels everything the run started (Docker: faultline.run=RunID;
+	// `faultline clean --run RunID` removes what a killed run left).
+	RunID string `json:"run_id,omitempty"`
 	// RunInvalid says why the run itself could not mean anything (exit 4).
 	RunInvalid string             `json:"run_invalid,omitempty"`
 	Checkers   []checkers.Result  `json:"checkers"`

@@ -211,6 +211,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		Dir: dir, Binary: opt.Binary,
 		Log: func(format string, args ...any) { opt.logf("  "+format, args...) },
 	}
+	r.RunID = spec.RunID
 	links, closeLinks, closeProxy, err := setupLinks(ctx, rt, spec)
 	if err != nil {
 		if ctx.Err() != nil {
