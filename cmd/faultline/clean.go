@@ -13,9 +13,10 @@ func newCleanCmd() *cobra.Command {
 	var runID string
 	cmd := &cobra.Command{
 		Use:   "clean [--run RUN_ID]",
-		Short: "Remove the Docker containers and networks that faultline runs left behind",
-		Long: `Remove every Docker container and network labelled faultline.run=RUN_ID
-(--run), or made by any faultline run (no --run). A run removes its own at
+		Short: "Remove the Docker containers, networks and volumes that faultline runs left behind",
+		Long: `Remove every Docker container, network and volume labelled
+faultline.run=RUN_ID (--run; results.json names it as run_id), or made by
+any faultline run (no --run). A run removes its own at
 the end, also when it fails or is interrupted; this is for runs that were
 killed (SIGKILL, a crash) before they could. Node images (faultline:HASH)
 are kept: they are a cache. Exit 70 if Docker is unreachable or something
@@ -38,6 +39,6 @@ could not be removed.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&runID, "run", "", "remove only this run's containers and networks (RUN_ID as in their names, faultline-RUN_ID-...)")
+	cmd.Flags().StringVar(&runID, "run", "", "remove only this run's containers, networks and volumes (run_id in results.json; faultline-RUN_ID-... in their names)")
 	return cmd
 }

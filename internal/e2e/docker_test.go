@@ -28,12 +28,13 @@ func requireDocker(t *testing.T) {
 	t.Skipf("Docker is not available (under CI=true this fails): %v %s", err, msg)
 }
 
-// leftovers lists faultline's containers and networks.
+// leftovers lists faultline's containers, networks and volumes.
 func leftovers(t *testing.T) string {
 	t.Helper()
 	ps, _ := exec.Command("docker", "ps", "-a", "--filter", "label=faultline.run", "--format", "{{.Names}}").CombinedOutput()
 	nets, _ := exec.Command("docker", "network", "ls", "--filter", "label=faultline.run", "--format", "{{.Name}}").CombinedOutput()
-	return strings.TrimSpace(string(ps) + string(nets))
+	vols, _ := exec.Command("docker", "volume", "ls", "--filter", "label=faultline.run", "--format", "{{.Name}}").CombinedOutput()
+	return strings.TrimSpace(string(ps) + string(nets) + string(vols))
 }
 
 // TestExamplesOnDocker runs every example on the Docker runtime with a

@@ -12,12 +12,13 @@ import (
 )
 
 // Clean removes every container (running or not, with its anonymous
-// volumes) and then every network that faultline made for run runID, found
-// by label (faultline.run=runID), or for every run when runID is "". It
-// returns what it removed, as "container NAME" and "network NAME", and an
-// error naming anything it could not remove. Node images are kept (they
-// are a cache keyed by the binary's hash). This is `faultline clean`: use
-// it after a run that was killed before it could clean up.
+// volumes), then every network, then every volume (the nodes' data) that
+// faultline made for run runID, found by label (faultline.run=runID), or
+// for every run when runID is "". It returns what it removed, as
+// "container NAME", "network NAME" and "volume NAME", and an error naming
+// anything it could not remove. Node images are kept (they are a cache
+// keyed by the binary's hash). This is `faultline clean`: use it after a
+// run that was killed before it could clean up.
 func Clean(ctx context.Context, runID string) (removed []string, err error) {
 	cli, err := connect(ctx)
 	if err != nil {
@@ -76,6 +77,26 @@ func removeByLabel(ctx context.Context, cli client.APIClient, runID string) ([]s
 				removed = append(removed, "network "+n.Name)
 			} else {
 				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
+			}
+		}
+	}
+	vols, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: runFilter(runID)})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list volumes of run %q: %w", runID, err))
+	} else {
+		for _, v := range vols.Items {
+			var err error
+			// A container being removed may still use its volume briefly.
+			for try := 0; try < 20; try++ {
+				if _, err = cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err == nil || cerrdefs.IsNotFound(err) || ctx.Err() != nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err == nil || cerrdefs.IsNotFound(err) {
+				removed = append(removed, "volume "+v.Name)
+			} else {
+				errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
 			}
 		}
 	}

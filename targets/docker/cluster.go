@@ -14,7 +14,9 @@ import (
 	"sync"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
@@ -24,9 +26,10 @@ import (
 )
 
 // Start starts spec.Nodes as containers of the run StartProxy prepared for
-// spec.RunID and returns once every node answers GET /admin/status, or
-// returns an error after removing every container and network of the run
-// (the proxy's too). ctx bounds the start only; call Close on the returned
+// spec.RunID, each with a data volume of its own at DataDir, and returns
+// once every node answers GET /admin/status, or returns an error after
+// removing every container, network and volume of the run (the proxy's
+// too). ctx bounds the start only; call Close on the returned
 // cluster (a *Cluster) to remove it.
 //
 // spec.Links is required: Start calls its MapLinks once, with every node's
@@ -132,7 +135,7 @@ func (ru *run) startCluster(ctx context.Context, spec targets.ClusterSpec) (*Clu
 				argv = append(argv, "--peer", other+"="+peers[id][other])
 			}
 		}
-		argv = append(argv, "--data", "/data")
+		argv = append(argv, "--data", DataDir)
 		for _, b := range spec.Bugs {
 			argv = append(argv, "--bug", b)
 		}
@@ -142,7 +145,7 @@ func (ru *run) startCluster(ctx context.Context, spec targets.ClusterSpec) (*Clu
 			return nil, &targets.InfraError{Err: err}
 		}
 		n := &node{
-			id: id, alias: a, name: ru.prefix + a, net: ru.nets[id],
+			id: id, alias: a, name: ru.prefix + a, net: ru.nets[id], vol: ru.prefix + a + DataVolumeSuffix,
 			argv: argv, log: l,
 			clientVia: clients[id], inClient: addrs[i].Client,
 			info: targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: id, Peer: addrs[i].Peer}},
@@ -200,12 +203,13 @@ func pickError(errs []error) error {
 	return other
 }
 
-// Cluster is a set of node containers started by Runtime.Start, plus the
-// run's proxy container and networks. Its methods are safe for concurrent
-// use; process control of one node is serialised (a Kill waits for a Start
-// of the same node in progress). Like the local runtime, Kill or Stop of a
-// node that is not running, Start of a running node, Pause of a paused node
-// and Resume of a running node do nothing and return nil.
+// Cluster is a set of node containers, with their data volumes, started by
+// Runtime.Start, plus the run's proxy container and networks. Its methods
+// are safe for concurrent use; process control of one node is serialised
+// (a Kill waits for a Start of the same node in progress). Like the local
+// runtime, Kill or Stop of a node that is not running, Start of a running
+// node, Pause of a paused node and Resume of a running node do nothing and
+// return nil.
 type Cluster struct {
 	ru    *run
 	opts  Options
@@ -225,6 +229,7 @@ var _ targets.Cluster = (*Cluster)(nil)
 // node is one node container.
 type node struct {
 	id, alias, name, net string
+	vol                  string // named volume mounted at /data
 	argv                 []string
 	log                  *containerLog
 	clientVia            string // from MapLinks
@@ -252,10 +257,16 @@ func (n *node) containerID() string {
 	return n.ctr.ID
 }
 
-// create creates and starts the node's container and waits until it is
-// ready.
+// create creates the node's data volume, then creates and starts the
+// node's container with the volume at /data, and waits until it is ready.
 func (c *Cluster) create(ctx context.Context, n *node) error {
 	ru := c.ru
+	if err := ru.createVolume(ctx, n); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("docker runtime: start of node %s cut short: %w", n.id, ctx.Err())
+		}
+		return err
+	}
 	exposed := []string{portSpec(ClientPort), portSpec(AdminPort)}
 	req := testcontainers.ContainerRequest{
 		Image:          ru.image,
@@ -269,6 +280,7 @@ func (c *Cluster) create(ctx context.Context, n *node) error {
 		HostConfigModifier: func(hc *container.HostConfig) {
 			hc.NetworkMode = container.NetworkMode(n.net)
 			hc.PortBindings = ru.bindings(exposed)
+			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: n.vol, Target: DataDir})
 		},
 		WaitingFor: wait.ForHTTP("/admin/status").WithPort(portSpec(AdminPort)).
 			WithStartupTimeout(c.opts.ReadyTimeout).WithPollInterval(50 * time.Millisecond),
@@ -286,6 +298,26 @@ func (c *Cluster) create(ctx context.Context, n *node) error {
 		return c.startFailed(ctx, n, err)
 	}
 	return c.refresh(ctx, n)
+}
+
+// createVolume creates the node's data volume, labelled like the run's
+// other resources. Docker's create returns an existing volume of that name
+// as is, so a volume already there (left over from an earlier run with this
+// id, with its data) is refused rather than reused.
+func (ru *run) createVolume(ctx context.Context, n *node) error {
+	if _, err := ru.cli.VolumeInspect(ctx, n.vol, client.VolumeInspectOptions{}); err == nil {
+		return infraf("create volume %s for node %s's %s: it already exists (left over from an earlier run with this id? remove it with `faultline clean`)", n.vol, n.id, DataDir)
+	} else if !cerrdefs.IsNotFound(err) {
+		return infraf("inspect volume %s for node %s's %s: %w", n.vol, n.id, DataDir, err)
+	}
+	_, err := ru.cli.VolumeCreate(ctx, client.VolumeCreateOptions{
+		Name:   n.vol,
+		Labels: runLabels(ru.spec.RunID, LabelNode, n.id),
+	})
+	if err != nil {
+		return infraf("create volume %s for node %s's %s: %w", n.vol, n.id, DataDir, err)
+	}
+	return nil
 }
 
 // startFailed kills a node that did not get ready and describes why.
@@ -375,6 +407,16 @@ func (c *Cluster) ContainerName(id string) string {
 		return ""
 	}
 	return n.name
+}
+
+// VolumeName returns the name of the node's data volume, mounted at
+// DataDir ("" for an unknown node).
+func (c *Cluster) VolumeName(id string) string {
+	n, ok := c.nodes[id]
+	if !ok {
+		return ""
+	}
+	return n.vol
 }
 
 // NetworkName returns the name of the node's own network.
@@ -519,10 +561,10 @@ func (c *Cluster) Stop(ctx context.Context, id string) error {
 	})
 }
 
-// Start starts the node's stopped or killed container again (same data,
-// new published ports) and waits until it is ready; if it does not get
-// ready, Start kills it and returns an InfraError quoting its log. Start of
-// a running (or paused) node returns nil at once.
+// Start starts the node's stopped or killed container again (same data
+// volume, new published ports) and waits until it is ready; if it does not
+// get ready, Start kills it and returns an InfraError quoting its log.
+// Start of a running (or paused) node returns nil at once.
 func (c *Cluster) Start(ctx context.Context, id string) error {
 	return c.control(ctx, id, func(ctx context.Context, n *node) error {
 		st, err := c.state(ctx, n)
@@ -598,10 +640,10 @@ func (c *Cluster) Resume(ctx context.Context, id string) error {
 
 // Close ends any operation in progress, stops every container of the run
 // (SIGTERM, SIGKILL after Options.CloseGrace) so that logs are complete,
-// and removes every container and network labelled with the run id, the
-// proxy's included. Logs stay in the run directory; node data goes with
-// the containers. Later calls return the first call's result; process
-// control after Close fails.
+// and removes every container, network and volume labelled with the run
+// id, the proxy's included. Logs stay in the run directory; node data (the
+// nodes' volumes) is removed. Later calls return the first call's result;
+// process control after Close fails.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
 		c.opsCancel()

@@ -29,9 +29,12 @@
 // /etc/hosts) to the node's own address: the peer listener binds that one
 // address, which a system such as raftkv can also advertise. Its client and
 // admin ports are published on the Docker host (on 127.0.0.1 when the
-// daemon is local); its data lives in /data in the container's own layer,
-// which survives kills, stops and restarts of the container and goes with
-// it at Close.
+// daemon is local). Its data lives in DataDir (/data), on a named volume of
+// its own, faultline-RUN-ALIAS-data, created before the container: it
+// survives kills, stops and restarts of the container and is removed with
+// the run's containers. A volume is a directory on the Docker host's own
+// file system, so fsync does not go through the storage driver (on
+// fuse-overlayfs, a container's writable layer is a FUSE mount).
 //
 // # Use
 //
@@ -39,9 +42,9 @@
 // targets.ProxyPlacement) and passes it as ClusterSpec.Links to Start, which
 // calls MapLinks with the nodes' in-network addresses (ALIAS:7000,
 // ALIAS:7001, ALIAS:7002) before it starts any node. Cluster.Close removes
-// every container and network of the run; Clean removes what a killed run
-// left behind. Every container and network carries the labels
-// faultline=1 and faultline.run=RUN.
+// every container, network and volume of the run; Clean removes what a
+// killed run left behind. Every container, network and volume carries the
+// labels faultline=1 and faultline.run=RUN.
 package docker
 
 import (
@@ -65,20 +68,28 @@ import (
 
 // Labels and names shared by every resource of a run.
 const (
-	// LabelFaultline marks every container, network and image faultline made.
+	// LabelFaultline marks every container, network, volume and image
+	// faultline made.
 	LabelFaultline = "faultline"
-	// LabelRun holds the run id (ClusterSpec.RunID) of a container or network.
+	// LabelRun holds the run id (ClusterSpec.RunID) of a container, network
+	// or volume.
 	LabelRun = "faultline.run"
 	// LabelRole is "node" or "proxy" on a container.
 	LabelRole = "faultline.role"
-	// LabelNode holds the node id of a node container or network.
+	// LabelNode holds the node id of a node container, network or volume.
 	LabelNode = "faultline.node"
 	// LabelImage marks images built by EnsureImage.
 	LabelImage = "faultline.image"
-	// NamePrefix starts every container and network name: NamePrefix + RUN +
-	// "-" + ALIAS for a node's container and network, NamePrefix + RUN +
+	// NamePrefix starts every container, network and volume name:
+	// NamePrefix + RUN + "-" + ALIAS for a node's container and network,
+	// the same + DataVolumeSuffix for its data volume, NamePrefix + RUN +
 	// "-proxy" for the proxy container.
 	NamePrefix = "faultline-"
+	// DataVolumeSuffix ends the name of a node's data volume.
+	DataVolumeSuffix = "-data"
+	// DataDir is where a node's data volume is mounted in its container,
+	// and the node's --data.
+	DataDir = "/data"
 	// ProxyAlias is the proxy container's DNS name on every node network.
 	ProxyAlias = "faultline-proxy"
 )

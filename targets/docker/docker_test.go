@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
@@ -326,6 +327,43 @@ func checkLabels(t *testing.T, tr *testRun) {
 	if len(ns.Items) != 3 {
 		t.Errorf("%d networks labelled with the run, want 3 (one per node)", len(ns.Items))
 	}
+	vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: runFilter(tr.spec.RunID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vols := map[string]string{} // name -> node label
+	for _, v := range vs.Items {
+		vols[v.Name] = v.Labels[LabelNode]
+	}
+	if len(vols) != 3 {
+		t.Errorf("volumes labelled with the run: %v, want 3 (one per node)", vols)
+	}
+	// Each node's /data is its own named volume (not the container's layer).
+	for _, id := range tr.spec.Nodes {
+		want := NamePrefix + tr.spec.RunID + "-" + id + "-data"
+		if got := tr.c.VolumeName(id); got != want {
+			t.Errorf("VolumeName(%s) = %q, want %q", id, got, want)
+		}
+		if vols[want] != id {
+			t.Errorf("volume %s: labelled %s=%q, want %q (labelled volumes: %v)", want, LabelNode, vols[want], id, vols)
+		}
+		res, err := cli.ContainerInspect(ctx, tr.c.ContainerName(id), client.ContainerInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, m := range res.Container.Mounts {
+			if m.Destination == DataDir {
+				found = true
+				if m.Type != "volume" || m.Name != want || !m.RW {
+					t.Errorf("%s's %s is a %s mount of %q (rw %v), want the writable volume %s", id, DataDir, m.Type, m.Name, m.RW, want)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s has nothing mounted at %s (mounts %+v): its data would be on the container's layer", id, DataDir, res.Container.Mounts)
+		}
+	}
 }
 
 func dockerClient(t *testing.T) *testcontainers.DockerClient {
@@ -617,8 +655,9 @@ func testClose(t *testing.T, tr *testRun) {
 	}
 }
 
-// assertGone checks, as `docker ps -a --filter label=faultline.run=ID` and
-// `docker network ls --filter ...` would, that nothing of the run is left.
+// assertGone checks, as `docker ps -a --filter label=faultline.run=ID`,
+// `docker network ls --filter ...` and `docker volume ls --filter ...`
+// would, that nothing of the run is left.
 func assertGone(t *testing.T, runID string) {
 	t.Helper()
 	cli := dockerClient(t)
@@ -635,8 +674,15 @@ func assertGone(t *testing.T, runID string) {
 	for _, c := range cs.Items {
 		t.Errorf("container %v (%s) left behind", c.Names, c.State)
 	}
+	vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range ns.Items {
 		t.Errorf("network %s left behind", n.Name)
+	}
+	for _, v := range vs.Items {
+		t.Errorf("volume %s left behind", v.Name)
 	}
 }
 
@@ -683,10 +729,34 @@ func TestStartFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertGone(t, spec2.RunID)
+
+	// A data volume left over from an earlier run with this id is refused,
+	// not reused (it holds that run's data), and removed with the run.
+	spec3 := spec
+	spec3.RunID = newRunID(t)
+	spec3.System = "raftkv"
+	spec3.Nodes = []string{"a"}
+	cli := dockerClient(t)
+	stale := NamePrefix + spec3.RunID + "-a" + DataVolumeSuffix
+	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: stale, Labels: runLabels(spec3.RunID, LabelNode, "a")}); err != nil {
+		t.Fatal(err)
+	}
+	pl3, err := rt.StartProxy(ctx, spec3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	links3 := linksFor(pl3)
+	defer links3.Close()
+	spec3.Links = links3
+	_, err = rt.Start(ctx, spec3)
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), stale) || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("Start with a leftover data volume: %v, want an InfraError saying %s already exists", err, stale)
+	}
+	assertGone(t, spec3.RunID)
 }
 
-// TestClean removes what a killed run would leave: containers (one running)
-// and networks of one run, and nothing of another.
+// TestClean removes what a killed run would leave: containers (one running,
+// using a volume), networks and volumes of one run, and nothing of another.
 func TestClean(t *testing.T) {
 	requireDocker(t)
 	ctx := context.Background()
@@ -701,11 +771,19 @@ func TestClean(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for _, run := range []string{victim, other} {
+		if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: NamePrefix + run + "-vol", Labels: runLabels(run)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i, cmd := range [][]string{{"version"}, {"proxy", "--listen", "0.0.0.0:8474"}} {
 		res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-			Name:       fmt.Sprintf("%s%s-c%d", NamePrefix, victim, i),
-			Config:     &container.Config{Image: image, Cmd: cmd, Labels: runLabels(victim)},
-			HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(NamePrefix + victim + "-net")},
+			Name:   fmt.Sprintf("%s%s-c%d", NamePrefix, victim, i),
+			Config: &container.Config{Image: image, Cmd: cmd, Labels: runLabels(victim)},
+			HostConfig: &container.HostConfig{
+				NetworkMode: container.NetworkMode(NamePrefix + victim + "-net"),
+				Mounts:      []mount.Mount{{Type: mount.TypeVolume, Source: NamePrefix + victim + "-vol", Target: DataDir}},
+			},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -718,7 +796,7 @@ func TestClean(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"container " + NamePrefix + victim + "-c0", "container " + NamePrefix + victim + "-c1", "network " + NamePrefix + victim + "-net"}
+	want := []string{"container " + NamePrefix + victim + "-c0", "container " + NamePrefix + victim + "-c1", "network " + NamePrefix + victim + "-net", "volume " + NamePrefix + victim + "-vol"}
 	if strings.Join(sortedCopy(removed), ",") != strings.Join(want, ",") {
 		t.Errorf("Clean removed %v, want %v", removed, want)
 	}
@@ -727,8 +805,12 @@ func TestClean(t *testing.T) {
 	if err != nil || len(ns.Items) != 1 {
 		t.Errorf("the other run's network: %d found (%v), want it kept", len(ns.Items), err)
 	}
-	if removed, err := Clean(ctx, other); err != nil || len(removed) != 1 {
-		t.Errorf("Clean(other) = %v, %v", removed, err)
+	vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: runFilter(other)})
+	if err != nil || len(vs.Items) != 1 {
+		t.Errorf("the other run's volume: %d found (%v), want it kept", len(vs.Items), err)
+	}
+	if removed, err := Clean(ctx, other); err != nil || len(removed) != 2 {
+		t.Errorf("Clean(other) = %v, %v, want its network and volume", removed, err)
 	}
 }
 

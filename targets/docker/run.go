@@ -319,7 +319,7 @@ func followHook(l *containerLog) testcontainers.ContainerLifecycleHooks {
 
 // teardown stops every container of the run (SIGTERM, SIGKILL after
 // grace; at once for grace 0), lets the log streams drain, then removes
-// every container and network labelled with the run id. Later calls return
+// every container, network and volume labelled with the run id. Later calls return
 // the first result.
 //
 // settle sweeps a second time after a pause: for the failure paths of a
@@ -358,7 +358,7 @@ func (ru *run) teardown(ctx context.Context, grace time.Duration, settle bool) e
 		if err == nil {
 			activeRuns.remove(ru.spec.RunID)
 		}
-		ru.logf("docker: run %s removed (%d containers and networks)", ru.spec.RunID, len(removed))
+		ru.logf("docker: run %s removed (%d containers, networks and volumes)", ru.spec.RunID, len(removed))
 		ru.cli.Close()
 		ru.tornErr = errors.Join(errs...)
 	})
@@ -428,11 +428,11 @@ func (s *runSet) list() []string {
 	return out
 }
 
-// RemoveAll removes, within timeout, every container and network of every
-// run this process started and has not removed yet, without waiting for
-// anything else (no graceful stop, logs may miss their last lines). It is
-// the last resort of a signal handler before exiting; it returns how many
-// containers and networks it removed.
+// RemoveAll removes, within timeout, every container, network and volume
+// of every run this process started and has not removed yet, without
+// waiting for anything else (no graceful stop, logs may miss their last
+// lines). It is the last resort of a signal handler before exiting; it
+// returns how many containers, networks and volumes it removed.
 func RemoveAll(timeout time.Duration) int {
 	runs := activeRuns.list()
 	if len(runs) == 0 {
