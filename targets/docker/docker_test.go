@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -278,11 +280,20 @@ func TestCluster(t *testing.T) {
 	lead, term := leader(t, c, nodes, 0, 20*time.Second)
 	t.Logf("leader %s (term %d) elected %s after ready", lead, term, time.Since(t0).Round(time.Millisecond))
 
-	for _, n := range c.Nodes() {
-		for what, addr := range map[string]string{"Client": n.Client, "Admin": n.Admin, "ClientVia": n.ClientVia} {
+	proxyIP := c.ru.containerIP(context.Background(), c.ru.proxy.ID, c.NetworkName(nodes[0]))
+	for j, n := range c.Nodes() {
+		for what, addr := range map[string]string{"Client": n.Client, "Admin": n.Admin} {
 			if !strings.HasPrefix(addr, "127.0.0.1:") {
 				t.Errorf("%s %s = %q, want a published address on 127.0.0.1", n.ID, what, addr)
 			}
+		}
+		// Clients reach the proxy container directly when the daemon is
+		// local (see newRun), else through a published port.
+		direct := net.JoinHostPort(proxyIP, strconv.Itoa(ClientLinkPort(j)))
+		if localDaemon() && n.ClientVia != direct {
+			t.Errorf("%s ClientVia = %q, want the proxy container's own %s (local daemon)", n.ID, n.ClientVia, direct)
+		} else if !localDaemon() && !strings.HasPrefix(n.ClientVia, "127.0.0.1:") {
+			t.Errorf("%s ClientVia = %q, want a published address on 127.0.0.1", n.ID, n.ClientVia)
 		}
 		if want := n.ID + ":7002"; n.Peer != want {
 			t.Errorf("%s Peer = %q, want %q", n.ID, n.Peer, want)

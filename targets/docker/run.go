@@ -43,7 +43,7 @@ type run struct {
 
 	proxy       *testcontainers.DockerContainer
 	apiAddr     string         // Toxiproxy API, host:port
-	clientAddrs map[int]string // proxy container port -> host:port
+	clientAddrs map[int]string // proxy container port -> address clients dial (container IP:port, or published host:port)
 
 	logsCtx    context.Context // ends every log stream
 	logsCancel context.CancelFunc
@@ -212,6 +212,25 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 	if ru.apiAddr == "" {
 		return nil, infraf("the proxy container's API port %d is not published", ProxyAPIPort)
 	}
+	// Clients dial the proxy container's own address when this host can
+	// reach it (a local daemon in our network namespace). A published port
+	// goes through Docker's userland proxy, which accepts every connection
+	// and closes it when the container port refuses: a request to a killed
+	// node (whose links refuse) would look like one cut after sending, an
+	// unknown outcome, instead of the definite refusal it is.
+	if localDaemon() {
+		if ip := ru.containerIP(ctx, ru.proxy.ID, networks[0]); ip != "" {
+			api := net.JoinHostPort(ip, strconv.Itoa(ProxyAPIPort))
+			if c, derr := net.DialTimeout("tcp", api, time.Second); derr == nil {
+				c.Close()
+				for j := range spec.Nodes {
+					p := ClientLinkPort(j)
+					ru.clientAddrs[p] = net.JoinHostPort(ip, strconv.Itoa(p))
+				}
+				logf("docker: clients reach the proxy at %s directly (not through published ports)", ip)
+			}
+		}
+	}
 	logf("docker: proxy of run %s ready in %s (API %s, image %s)", spec.RunID, time.Since(t0).Round(time.Millisecond), ru.apiAddr, image)
 	return ru, nil
 }
@@ -267,6 +286,20 @@ func (ru *run) bindings(ports []string) network.PortMap {
 		m[network.MustParsePort(p)] = []network.PortBinding{{HostIP: ip, HostPort: "0"}}
 	}
 	return m
+}
+
+// containerIP returns a container's IPv4 address on the named network, or
+// "" if it has none.
+func (ru *run) containerIP(ctx context.Context, id, network string) string {
+	res, err := ru.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil || res.Container.NetworkSettings == nil {
+		return ""
+	}
+	ep := res.Container.NetworkSettings.Networks[network]
+	if ep == nil || !ep.IPAddress.IsValid() || !ep.IPAddress.Is4() {
+		return ""
+	}
+	return ep.IPAddress.String()
 }
 
 // hostPorts returns the published address, host:port, of every published
