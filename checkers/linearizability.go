@@ -129,6 +129,15 @@ func (l Linearizability) Check(ctx context.Context, in Input) (res Result) {
 		details[k] = v
 	}
 	res.Details = details
+	if len(h.foreign) > 0 {
+		details["keys_with_other_ops"] = len(h.foreign)
+	}
+	if h.ops == 0 && len(h.foreign) > 0 {
+		res.Verdict = Unknown
+		res.Summary = fmt.Sprintf("cannot judge: %s touched by operations a register does not have (%s)", plural(len(h.foreign), "key"), foreignList(h.foreign, 5))
+		res.Explanation = "The linearizability checker models a register (get/read, put/write, cas). Operations of other kinds that may have taken effect change keys in ways it cannot follow, so those keys are left undecided rather than judged as if the operations never happened."
+		return res
+	}
 	if h.ops == 0 {
 		res.Verdict = Unknown
 		res.Summary = "nothing to check: no completed get/put/cas operations"
@@ -246,11 +255,34 @@ func (l Linearizability) Check(ctx context.Context, in Input) (res Result) {
 		}
 		res.Summary = "undecided: " + strings.Join(parts, "; ")
 		res.Explanation = strings.Join(expl, "\n\n")
+	case len(h.foreign) > 0:
+		res.Verdict = Unknown
+		res.Summary = fmt.Sprintf("linearizable on %s; %s undecided: touched by operations a register does not have (%s)",
+			plural(len(outcomes), "key"), plural(len(h.foreign), "key"), foreignList(h.foreign, 5))
+		res.Explanation = "The linearizability checker models a register (get/read, put/write, cas). Operations of other kinds that may have taken effect change keys in ways it cannot follow, so those keys are left undecided rather than judged as if the operations never happened."
 	default:
 		res.Verdict = Valid
-		res.Summary = fmt.Sprintf("linearizable: %d ops on %d keys", h.ops, len(outcomes))
+		res.Summary = fmt.Sprintf("linearizable: %d ops on %s", h.ops, plural(len(outcomes), "key"))
 	}
 	return res
+}
+
+// foreignList names up to n keys and the operation that took them out.
+func foreignList(m map[string]string, n int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for i, k := range keys {
+		if i == n {
+			parts = append(parts, fmt.Sprintf("and %d more", len(keys)-n))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%q by %s", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // checkKeys runs Porcupine on every key with a worker pool, biggest keys
@@ -453,8 +485,10 @@ func truncateKey(ops []*regOp, max int, end int64) []*regOp {
 		}
 		switch op.kind {
 		case opPut, opCAS:
+			// Its completion (or the read that proved it took effect) is
+			// past the cut: in the prefix it may or may not take effect.
 			w := *op
-			w.info, w.ret = true, end
+			w.info, w.ret, w.tookEffect = true, end, false
 			out = append(out, &w)
 		}
 	}

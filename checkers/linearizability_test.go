@@ -154,7 +154,7 @@ func TestNothingToCheckIsUnknown(t *testing.T) {
 		},
 	} {
 		r := Linearizability{}.Check(context.Background(), Input{Events: evs})
-		if r.Verdict != Unknown || !strings.Contains(r.Summary, "nothing to check") {
+		if r.Verdict != Unknown || !(strings.Contains(r.Summary, "nothing to check") || strings.Contains(r.Summary, "cannot judge")) {
 			t.Errorf("%s: got %s %q", name, r.Verdict, r.Summary)
 		}
 	}
@@ -235,10 +235,10 @@ func TestCancelGivesUnknown(t *testing.T) {
 func TestAgainstBruteForce(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	var valid, invalid int
-	for i := 0; i < 400; i++ {
+	for i := 0; i < 1500; i++ {
 		evs := genHistory(genConfig{
 			Seed: int64(i), Ops: 6 + rng.Intn(7), Keys: 1 + rng.Intn(2), Workers: 2 + rng.Intn(3),
-			InfoProb: 0.25, FailProb: 0.1, MaxDur: 100, MaxGap: 40,
+			InfoProb: 0.15 + 0.3*rng.Float64(), FailProb: 0.1, MaxDur: 100, MaxGap: 40,
 		})
 		if rng.Intn(2) == 0 {
 			corruptRead(evs, rng)

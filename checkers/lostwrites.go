@@ -55,11 +55,16 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 	writes := map[string][]lwWrite{}         // key -> writes (ok and info)
 	writers := map[string]map[string][]int{} // key -> value -> indexes into writes[key]
 	var reads []clientOp                     // ok reads
+	foreign := map[string]string{}           // keys touched by other operations
 	var readVals []string
 	for i := range ops {
 		op := &ops[i]
 		ev := &in.Events[op.Inv]
 		f := normalizeF(op.F)
+		if f == "" && op.Type != history.Fail {
+			foreign[op.Key] = op.F // an operation this check cannot follow
+			continue
+		}
 		switch {
 		case f == "put" || (f == "cas" && op.Type == history.OK) || (f == "cas" && op.Type == history.Info):
 			if op.Type == history.Fail {
@@ -150,6 +155,9 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 			r.Summary = "cancelled"
 			return done()
 		}
+		if _, bad := foreign[k]; bad {
+			continue
+		}
 		ws := writes[k]
 		for _, w := range ws {
 			if w.op.Type == history.OK {
@@ -165,14 +173,14 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 		lostHere := map[int]bool{}
 		for _, f := range fr {
 			var after int64 // writes that began after this completed must be visible
-			if f.v == "null" {
-				after = -1
-			} else if idx, ok := writers[k][f.v]; ok {
+			if idx, ok := writers[k][f.v]; ok {
 				wv := ws[idx[0]]
 				if wv.op.Type != history.OK {
 					continue // an info write: it may have taken effect at any time
 				}
 				after = wv.op.Return
+			} else if f.v == "null" {
+				after = -1 // absent: no write was ever visible
 			} else {
 				anomalies = append(anomalies, Anomaly{Kind: "phantom-value", Key: k, Time: f.op.Call, Events: []int{f.op.Inv, f.op.Comp},
 					Message: fmt.Sprintf("final read of %s returned %.60s, a value no operation wrote", k, f.v)})
@@ -206,6 +214,9 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 	if len(missingFinal) > 0 {
 		r.Details["keys_without_final_read"] = missingFinal
 	}
+	if len(foreign) > 0 {
+		r.Details["keys_with_other_ops"] = len(foreign)
+	}
 	switch {
 	case len(anomalies) > 0:
 		r.Verdict = Invalid
@@ -235,6 +246,10 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 		r.Verdict = Unknown
 		r.Summary = fmt.Sprintf("no loss among %d keys read at the end, but %d keys had no successful final read (%s)", checkedKeys, len(missingFinal), strings.Join(firstN(missingFinal, 5), ", "))
 		r.Explanation = "Some keys could not be read after the heal, so their acknowledged writes could not be confirmed. The cluster may not have recovered within the recovery window; look at the final-reads phase and the node logs."
+	case len(foreign) > 0:
+		r.Verdict = Unknown
+		r.Summary = fmt.Sprintf("no loss among %d keys; %d keys undecided: touched by operations other than get/put/cas", checkedKeys, len(foreign))
+		r.Explanation = "Keys that operations of other kinds (delete, incr, ...) may have changed cannot be judged by comparing final reads with writes; they are left undecided."
 	default:
 		r.Verdict = Valid
 		r.Summary = fmt.Sprintf("all %d acknowledged writes consistent with the final reads of %d keys", acked, checkedKeys)

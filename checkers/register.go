@@ -3,6 +3,7 @@ package checkers
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -51,9 +52,12 @@ type regHistory struct {
 	byKey map[string][]*regOp // operations per key, in invoke order
 	clock string              // "time" (event times, ns) or "index" (event positions)
 	times func(i int) int64   // the checker's clock for event i
-	end   int64               // greater than every time in the clock: "never returned"
-	count map[string]int      // what was kept and dropped, for Details
-	ops   int                 // operations kept for checking
+	// foreign maps keys that operations other than get/put/cas (which may
+	// have taken effect) touched to the first such f; they are not checked.
+	foreign map[string]string
+	end     int64          // greater than every time in the clock: "never returned"
+	count   map[string]int // what was kept and dropped, for Details
+	ops     int            // operations kept for checking
 }
 
 // normalizeF maps the function names of faultline and of other tools
@@ -120,7 +124,11 @@ func buildRegisterHistory(evs []history.Event, prune bool) (*regHistory, []probl
 		count: make(map[string]int),
 	}
 	// Use event times if they are usable; else positions (the recorded order
-	// is a valid real-time order).
+	// is a valid real-time order). Times are made strictly increasing in
+	// file order: two events with the same time (a coarse clock, or another
+	// tool's millisecond stamps) are still ordered as the file orders them,
+	// which by contract is the order they happened in; Porcupine would
+	// otherwise take a completion and a call at the same time as concurrent.
 	monotone, varied := true, false
 	for i := 1; i < len(evs); i++ {
 		if evs[i].Time < evs[i-1].Time {
@@ -131,10 +139,17 @@ func buildRegisterHistory(evs []history.Event, prune bool) (*regHistory, []probl
 			varied = true
 		}
 	}
-	if monotone && varied {
+	if n := len(evs); monotone && varied && evs[0].Time >= 0 && evs[n-1].Time < math.MaxInt64/2 {
+		clk := make([]int64, n)
+		for i := range evs {
+			clk[i] = evs[i].Time
+			if i > 0 && clk[i] <= clk[i-1] {
+				clk[i] = clk[i-1] + 1
+			}
+		}
 		h.clock = "time"
-		h.times = func(i int) int64 { return evs[i].Time }
-		h.end = evs[len(evs)-1].Time + 1
+		h.times = func(i int) int64 { return clk[i] }
+		h.end = clk[n-1] + 1
 	} else {
 		h.clock = "index"
 		h.times = func(i int) int64 { return int64(i) }
@@ -146,6 +161,17 @@ func buildRegisterHistory(evs []history.Event, prune bool) (*regHistory, []probl
 		f := normalizeF(c.F)
 		if f == "" {
 			h.count["other_ops"]++
+			// An operation the register model does not know (delete,
+			// incr, append...) that may have taken effect changes the key
+			// in ways the model cannot follow: the key cannot be judged.
+			if c.Type != history.Fail && c.Key != "" {
+				if h.foreign == nil {
+					h.foreign = map[string]string{}
+				}
+				if _, seen := h.foreign[c.Key]; !seen {
+					h.foreign[c.Key] = c.F
+				}
+			}
 			continue
 		}
 		inv := &evs[c.Inv]
@@ -214,6 +240,17 @@ func buildRegisterHistory(evs []history.Event, prune bool) (*regHistory, []probl
 			rows[op.proc] = op.row
 		}
 		h.byKey[op.key] = append(h.byKey[op.key], op)
+	}
+	if len(h.foreign) > 0 {
+		kept := h.keys[:0]
+		for _, k := range h.keys {
+			if _, bad := h.foreign[k]; bad {
+				delete(h.byKey, k)
+				continue
+			}
+			kept = append(kept, k)
+		}
+		h.keys = kept
 	}
 	for _, k := range h.keys {
 		if prune {
