@@ -35,8 +35,11 @@ type Result struct {
 	Details map[string]any `json:"details,omitempty"`
 	// Threshold is true for performance thresholds: an Invalid threshold
 	// result maps to exit code 3, not 1.
-	Threshold bool          `json:"threshold,omitempty"`
-	Elapsed   time.Duration `json:"elapsed_ns"`
+	Threshold bool `json:"threshold,omitempty"`
+	// Internal is true when the checker itself failed (a bug in faultline,
+	// not a finding about the system): the CLI exits 70.
+	Internal bool          `json:"internal,omitempty"`
+	Elapsed  time.Duration `json:"elapsed_ns"`
 }
 
 // Anomaly is one piece of evidence of a violation.

@@ -25,6 +25,7 @@ func Run(ctx context.Context, in Input, cs ...Checker) []Result {
 					results[i] = Result{
 						Name:        c.Name(),
 						Verdict:     Unknown,
+						Internal:    true,
 						Summary:     fmt.Sprintf("checker failed: %v", p),
 						Explanation: fmt.Sprintf("The %s checker panicked, which is a bug in faultline: please report it with the history. %v\n%s", c.Name(), p, debug.Stack()),
 						Elapsed:     time.Since(start),

@@ -142,7 +142,9 @@ func (s Stats) Check(ctx context.Context, in Input) (res Result) {
 	}
 
 	if len(probs) > 0 {
-		res.Verdict = Invalid
+		// A malformed history says nothing about the system under test:
+		// the verdict is inconclusive (exit 2), not a violation.
+		res.Verdict = Unknown
 		p := probs[0]
 		res.Summary = fmt.Sprintf("history is malformed: %s, the first at line %d", plural(len(probs), "problem"), lineOf(in, p.Event))
 		res.Explanation = fmt.Sprintf("The history breaks the process-sequential rule at event %d (line %d): %s. Every client process must alternate invoke and completion, and must not invoke again after an info completion; no checker can trust the pairing of operations otherwise. Fix the recorder or the tool that wrote the history.",

@@ -60,7 +60,7 @@ func TestStatsMalformed(t *testing.T) {
 	}
 	for file, c := range cases {
 		r := Stats{}.Check(context.Background(), loadFixture(t, file))
-		if r.Verdict != Invalid {
+		if r.Verdict != Unknown {
 			t.Errorf("%s: got %s", file, r.Verdict)
 			continue
 		}
@@ -81,7 +81,7 @@ func TestStatsMalformed(t *testing.T) {
 		{Type: history.OK, Process: 1, Time: 25, F: "get", Key: "a", Value: history.Null},
 	}
 	r := Stats{}.Check(context.Background(), Input{Events: evs})
-	if r.Verdict != Invalid || len(r.Anomalies) != 2 ||
+	if r.Verdict != Unknown || len(r.Anomalies) != 2 ||
 		r.Anomalies[0].Kind != string(probMismatchedPair) || r.Anomalies[1].Kind != string(probTimeBackwards) {
 		t.Fatalf("got %s %+v", r.Verdict, r.Anomalies)
 	}

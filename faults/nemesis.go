@@ -29,6 +29,16 @@ type Nemesis struct {
 	nextID  int
 	active  map[int]*Active
 	injects []Injected
+	touched map[string]bool // nodes ever killed or paused: Heal makes sure they run
+}
+
+func (n *Nemesis) touch(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.touched == nil {
+		n.touched = map[string]bool{}
+	}
+	n.touched[id] = true
 }
 
 // Active is a fault in force.
@@ -251,18 +261,24 @@ func (n *Nemesis) inject(ctx context.Context, a *Active, kind Kind) error {
 			a.link = &lf
 		}
 		for _, id := range a.Targets {
+			// Noted before the call: a kill that fails part way (its wait
+			// cancelled) may still have killed the node, and ending the
+			// fault must start it again (Start of a running node does
+			// nothing).
+			a.killed = append(a.killed, id)
+			n.touch(id)
 			if err = n.cluster.Kill(ctx, id); err != nil {
 				return fmt.Errorf("kill %s: %w", id, err)
 			}
-			a.killed = append(a.killed, id)
 		}
 		return nil
 	case "pause":
 		for _, id := range a.Targets {
+			a.paused = append(a.paused, id)
+			n.touch(id)
 			if err = n.cluster.Pause(ctx, id); err != nil {
 				return fmt.Errorf("pause %s: %w", id, err)
 			}
-			a.paused = append(a.paused, id)
 		}
 		return nil
 	case "clock-skew":
@@ -437,6 +453,22 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 	for _, a := range act {
 		if err := n.End(ctx, a); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// Every node a fault ever killed or paused runs again, whatever became
+	// of the fault that touched it (an ending that failed, a kill cut
+	// short): resume (a no-op for a running node) then start (likewise).
+	n.mu.Lock()
+	var touched []string
+	for id := range n.touched {
+		touched = append(touched, id)
+	}
+	n.mu.Unlock()
+	sort.Strings(touched)
+	for _, id := range touched {
+		n.cluster.Resume(ctx, id) // fails harmlessly for a node that is not running
+		if err := n.cluster.Start(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("heal: start %s: %w", id, err))
 		}
 	}
 	value := map[string]any{"fault": "heal", "ended": len(act)}

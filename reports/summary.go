@@ -111,6 +111,8 @@ func us(v float64) string {
 	switch {
 	case d == 0:
 		return "0"
+	case v < 10:
+		return fmt.Sprintf("%.1fµs", v)
 	case d < time.Millisecond:
 		return fmt.Sprintf("%.0fµs", v)
 	case d < time.Second:

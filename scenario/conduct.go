@@ -71,15 +71,6 @@ func (s *Scenario) NodeIDs() []string {
 	return ids
 }
 
-// Keys returns the workload's key names.
-func (s *Scenario) Keys() []string {
-	keys := make([]string, s.Workload.Keys)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("k%d", i)
-	}
-	return keys
-}
-
 func randomSeed() int64 {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -333,7 +324,9 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	// Heal every fault, give the cluster its recovery window, then read
 	// every key once.
 	t0 = beginPhase("heal")
+	var healErr error
 	if err := nem.Heal(ctx); err != nil {
+		healErr = err
 		opt.logf("heal: %v", err)
 		if ctx.Err() != nil {
 			return nil, interrupted(ctx)
@@ -357,13 +350,17 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	}
 	phase("recovery", t0)
 	t0 = beginPhase("final-reads")
-	opt.logf("final reads: %d keys", len(s.Keys()))
-	fc, err := httpkv.New(clientAddrs, ids[0], httpkv.Options{Timeout: s.Workload.Timeout.D()})
+	opt.logf("final reads: %d keys", len(gen.Keys()))
+	home := obs.Leader() // fewer hops, and no dependence on n1 being up
+	if home == "" {
+		home = ids[0]
+	}
+	fc, err := httpkv.New(clientAddrs, home, httpkv.Options{Timeout: s.Workload.Timeout.D()})
 	if err != nil {
 		return nil, infra(err)
 	}
 	fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
-	_, _, ferr := workloads.FinalReads(fctx, fc, s.Keys(), rec, wstats.NextProcess)
+	_, _, ferr := workloads.FinalReads(fctx, fc, gen.Keys(), rec, wstats.NextProcess)
 	fcancel()
 	if ctx.Err() != nil {
 		return nil, interrupted(ctx)
@@ -395,6 +392,9 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	r.Checkers = runCheckers(ctx, in, s.checkers(&r.Stats))
 	if ctx.Err() != nil {
 		return nil, interrupted(ctx)
+	}
+	if healErr != nil {
+		r.RunInvalid = fmt.Sprintf("the heal failed, so the cluster was not whole for the recovery and the final reads: %v", healErr)
 	}
 	if wstats.OK < int64(s.MinOps) {
 		r.RunInvalid = fmt.Sprintf("only %d operations succeeded in the main phase (min_ops is %d): the cluster was not really exercised; look at the node logs and the fail/info errors", wstats.OK, s.MinOps)

@@ -41,12 +41,15 @@ func (s *Scenario) checkers(st *reports.Stats) []checkers.Checker {
 // Verdict turns checker results (and whether the run itself was valid) into
 // the overall verdict and exit code, with a one-line reason.
 //
-// Precedence: a violation (1) beats an invalid run (4), which beats an
-// unknown verdict (2), which beats a missed threshold (3).
+// Precedence: a violation (1) beats a checker's own failure (70), which
+// beats an invalid run (4), which beats an unknown verdict (2), which beats
+// a missed threshold (3).
 func Verdict(results []checkers.Result, runInvalid string) (verdict string, code int, reason string) {
-	var violated, unknown, thresholds []string
+	var violated, unknown, thresholds, crashed []string
 	for _, r := range results {
 		switch {
+		case r.Internal:
+			crashed = append(crashed, r.Name)
 		case r.Verdict == checkers.Invalid && r.Threshold:
 			thresholds = append(thresholds, r.Name)
 		case r.Verdict == checkers.Invalid:
@@ -58,6 +61,8 @@ func Verdict(results []checkers.Result, runInvalid string) (verdict string, code
 	switch {
 	case len(violated) > 0:
 		return "invalid", exitcode.Violation, "violation found by " + strings.Join(violated, ", ")
+	case len(crashed) > 0:
+		return "unknown", exitcode.Internal, "internal error in checker " + strings.Join(crashed, ", ") + " (a faultline bug; the explanation has the stack)"
 	case runInvalid != "":
 		return "unknown", exitcode.InvalidRun, "the run itself was invalid: " + runInvalid
 	case len(unknown) > 0:
@@ -100,7 +105,18 @@ func statsFromChecker(results []checkers.Result) reports.Stats {
 		st.Info = int64(num("info"))
 		st.AchievedRate = num("achieved_rate")
 		st.Duration = num("duration_s")
-		st.Latency = reports.Percentiles{P50: num("p50_us"), P90: num("p90_us"), P99: num("p99_us"), P999: num("p999_us"), Max: num("max_us"), Mean: num("mean_us")}
+		lat := func(k string) float64 {
+			switch m := r.Details["latency_us"].(type) {
+			case map[string]float64:
+				return m[k]
+			case map[string]any:
+				if f, ok := m[k].(float64); ok {
+					return f
+				}
+			}
+			return 0
+		}
+		st.Latency = reports.Percentiles{P50: lat("p50"), P90: lat("p90"), P99: lat("p99"), P999: lat("p999"), Max: lat("max"), Mean: lat("mean")}
 	}
 	return st
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -290,14 +291,14 @@ func (s *Scenario) Validate() error {
 		return s.errAt("workload.keys", "%d keys: use 1 to 1000000", w.Keys)
 	}
 	for name, v := range map[string]float64{"get": w.Mix.Get, "put": w.Mix.Put, "cas": w.Mix.CAS} {
-		if v < 0 {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 			return s.errAt("workload.mix."+name, "weight %v is negative: weights are relative and must be 0 or more", v)
 		}
 	}
 	if w.Mix.Get+w.Mix.Put+w.Mix.CAS <= 0 {
 		return s.errAt("workload.mix", "at least one weight must be positive")
 	}
-	if w.Rate < 0 || w.Rate > 10_000_000 {
+	if math.IsNaN(w.Rate) || w.Rate < 0 || w.Rate > 10_000_000 {
 		return s.errAt("workload.rate", "%v ops/s: use 0 (closed loop) up to 10000000", w.Rate)
 	}
 	for i, st := range w.Stages {
@@ -305,7 +306,7 @@ func (s *Scenario) Validate() error {
 		if st.Duration <= 0 {
 			return s.errAt(p+".duration", "each stage needs a positive duration")
 		}
-		if st.Rate < 0 {
+		if math.IsNaN(st.Rate) || st.Rate < 0 || st.Rate > 10_000_000 {
 			return s.errAt(p+".rate", "must not be negative")
 		}
 	}
@@ -322,7 +323,7 @@ func (s *Scenario) Validate() error {
 		}
 		return s.errAt("faults", "%v", err)
 	}
-	if l := s.Checkers.Latency; l != nil && (l.MinRate < 0 || l.MinRate > 1) {
+	if l := s.Checkers.Latency; l != nil && (math.IsNaN(l.MinRate) || l.MinRate < 0 || l.MinRate > 1) {
 		return s.errAt("checkers.latency.min_rate", "%v: use a fraction between 0 and 1, e.g. 0.95", l.MinRate)
 	}
 	return nil

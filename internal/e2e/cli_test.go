@@ -137,6 +137,24 @@ func TestExamples(t *testing.T) {
 			if int(r["exit_code"].(float64)) != code || r["seed"].(float64) != 7 {
 				t.Errorf("results.json: exit_code %v seed %v", r["exit_code"], r["seed"])
 			}
+			// Each bug must be caught by the checker meant for it, on a
+			// real run: that is what makes a "valid" elsewhere mean something.
+			verdicts := map[string]string{}
+			for _, c := range r["checkers"].([]any) {
+				m := c.(map[string]any)
+				verdicts[m["name"].(string)] = m["verdict"].(string)
+			}
+			wantChecker := map[string]map[string]string{
+				"raft-basic.yaml":       {"linearizability": "valid", "lost-writes": "valid"},
+				"raft-partitions.yaml":  {"linearizability": "valid", "lost-writes": "valid"},
+				"raft-stale-read.yaml":  {"linearizability": "invalid"},
+				"raft-lost-writes.yaml": {"lost-writes": "invalid"},
+			}[name]
+			for checker, v := range wantChecker {
+				if verdicts[checker] != v {
+					t.Errorf("checker %s: %s, want %s (all: %v)", checker, verdicts[checker], v, verdicts)
+				}
+			}
 			st := r["stats"].(map[string]any)
 			for _, k := range []string{"ops", "ok", "fail", "info", "target_rate", "achieved_rate", "latency_us"} {
 				if _, ok := st[k]; !ok {
