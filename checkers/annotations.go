@@ -43,7 +43,20 @@ func faultWindows(evs []history.Event) []faultWindow {
 			out = append(out, faultWindow{F: ev.F, Value: val, Start: i, End: -1})
 		case "end":
 			match := -1
+			// faultline's events carry the fault's id: pair by it first,
+			// so overlapping faults of one family pair up right.
+			if id := faultID(ev.Value); id != "" {
+				for j, w := range open {
+					if out[w].F == ev.F && faultID(json.RawMessage(out[w].Value)) == id {
+						match = j
+						break
+					}
+				}
+			}
 			for j, w := range open {
+				if match >= 0 {
+					break
+				}
 				if out[w].F == ev.F && (out[w].Value == val || ev.Value == nil) {
 					match = j
 					break
@@ -163,3 +176,14 @@ func faultAnnotations(evs []history.Event, h *regHistory) []porcupine.Annotation
 }
 
 func durationText(ns int64) string { return time.Duration(ns).String() }
+
+// faultID returns the "id" field of a nemesis event's value, or "".
+func faultID(v json.RawMessage) string {
+	var m struct {
+		ID json.RawMessage `json:"id"`
+	}
+	if len(v) == 0 || v[0] != '{' || json.Unmarshal(v, &m) != nil || len(m.ID) == 0 {
+		return ""
+	}
+	return string(m.ID)
+}

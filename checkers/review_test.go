@@ -60,3 +60,20 @@ func TestNullWrittenIsNotLost(t *testing.T) {
 		t.Fatalf("linearizability: %s %s", r.Verdict, r.Summary)
 	}
 }
+
+// Overlapping faults of one family pair their start and end by id.
+func TestFaultWindowsPairByID(t *testing.T) {
+	ev := func(t int64, phase, v string) history.Event {
+		return history.Event{Type: history.Info, Process: history.Nemesis, Time: t, F: "partition", Phase: phase, Value: []byte(v)}
+	}
+	evs := []history.Event{
+		ev(1, "start", `{"fault":"partition-one","id":1,"targets":["n1"]}`),
+		ev(2, "start", `{"fault":"partition-one","id":2,"targets":["n2"]}`),
+		ev(3, "end", `{"fault":"partition-one","id":2}`),
+		ev(4, "end", `{"fault":"partition-one","id":1}`),
+	}
+	ws := faultWindows(evs)
+	if len(ws) != 2 || ws[0].Start != 0 || ws[0].End != 3 || ws[1].Start != 1 || ws[1].End != 2 {
+		t.Fatalf("windows %+v: want fault 1 from event 0 to 3, fault 2 from 1 to 2", ws)
+	}
+}
