@@ -22,9 +22,7 @@ import (
 	"github.com/faultline/faultline/internal/version"
 	"github.com/faultline/faultline/reports"
 	"github.com/faultline/faultline/targets"
-	"github.com/faultline/faultline/targets/docker"
 	"github.com/faultline/faultline/targets/httpkv"
-	"github.com/faultline/faultline/targets/local"
 	"github.com/faultline/faultline/workloads"
 )
 
@@ -83,16 +81,14 @@ func randomSeed() int64 {
 	return s
 }
 
+// runtimeFor returns the named runtime from the registry in targets; the
+// program links the runtimes it offers (cmd/faultline: local and docker).
 func runtimeFor(name string) (targets.Runtime, error) {
-	switch name {
-	case "local":
-		return local.New(local.Options{}), nil
-	case "docker":
-		return docker.New(docker.Options{}), nil
-	case "external":
-		return nil, exitcode.Usagef("runtime %q is not available in this version yet; use --runtime local or docker", name)
+	rt, err := targets.NewRuntime(name)
+	if err != nil {
+		return nil, exitcode.New(exitcode.Usage, err)
 	}
-	return nil, exitcode.Usagef("unknown runtime %q: use local, docker or external", name)
+	return rt, nil
 }
 
 // Run carries a scenario through every phase and returns its results. The

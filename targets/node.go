@@ -106,3 +106,37 @@ func sortedBugNames(s System) []string {
 	sort.Strings(out)
 	return out
 }
+
+var (
+	rtMu     sync.RWMutex
+	runtimes = map[string]func() Runtime{}
+)
+
+// RegisterRuntime makes a runtime available by name (local, docker, ...).
+// newRuntime returns one with default options. It panics if the name is
+// taken (a programming error). Call it from an init function; a program
+// gets a runtime by importing its package.
+func RegisterRuntime(name string, newRuntime func() Runtime) {
+	rtMu.Lock()
+	defer rtMu.Unlock()
+	if _, dup := runtimes[name]; dup {
+		panic("targets: runtime registered twice: " + name)
+	}
+	runtimes[name] = newRuntime
+}
+
+// NewRuntime returns the named runtime with default options.
+func NewRuntime(name string) (Runtime, error) {
+	rtMu.RLock()
+	defer rtMu.RUnlock()
+	f, ok := runtimes[name]
+	if !ok {
+		var names []string
+		for n := range runtimes {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("runtime %q is not available in this build (available: %v)", name, names)
+	}
+	return f(), nil
+}

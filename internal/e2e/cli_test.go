@@ -150,6 +150,12 @@ func TestExamples(t *testing.T) {
 				"raft-stale-read.yaml":  {"linearizability": "invalid"},
 				"raft-lost-writes.yaml": {"lost-writes": "invalid"},
 			}[name]
+			if testing.Short() && name == "raft-lost-writes.yaml" {
+				// Cut to 8 s, the run lacks the final kill that leaves losses
+				// for the final reads; the reads after each restart still
+				// show them.
+				wantChecker = map[string]string{"linearizability": "invalid"}
+			}
 			for checker, v := range wantChecker {
 				if verdicts[checker] != v {
 					t.Errorf("checker %s: %s, want %s (all: %v)", checker, verdicts[checker], v, verdicts)

@@ -131,6 +131,10 @@ func withDefaults(o Options) Options {
 	})
 }
 
+func init() {
+	targets.RegisterRuntime("docker", func() targets.Runtime { return New(Options{}) })
+}
+
 // Runtime starts clusters of containers. It is safe for concurrent use and
 // may host any number of runs at once, each with a distinct RunID.
 //

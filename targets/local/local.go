@@ -57,6 +57,10 @@ type Runtime struct {
 
 var _ targets.Runtime = (*Runtime)(nil)
 
+func init() {
+	targets.RegisterRuntime("local", func() targets.Runtime { return New(Options{}) })
+}
+
 // New returns a local Runtime.
 func New(opts Options) *Runtime {
 	return &Runtime{opts: withDefaults(opts)}
