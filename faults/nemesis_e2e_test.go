@@ -96,7 +96,6 @@ func clientFor(t *testing.T, c targets.Cluster, home string) *httpkv.Client {
 // It also checks at the TCP level that n1's peer proxies carry no data.
 func TestPartitionReallyCuts(t *testing.T) {
 	c, links, _, rec := startRaft(t)
-	ids := []string{"n1", "n2", "n3"}
 	ctx := context.Background()
 	waitFor(t, "a leader", 10*time.Second, func() bool { return status(t, c, "n2").Leader != "" })
 	cl := clientFor(t, c, "n2")
@@ -172,7 +171,6 @@ func TestPartitionReallyCuts(t *testing.T) {
 			t.Errorf("after heal, %s has toxics %v, enabled %v", s.Link, s.Toxics, s.Enabled)
 		}
 	}
-	_ = ids
 }
 
 // answered reports whether a peer behind the proxy reacts to a garbage
@@ -203,14 +201,29 @@ func TestKillPauseHealLeavesNothing(t *testing.T) {
 	ctx := context.Background()
 	waitFor(t, "a leader", 10*time.Second, func() bool { return status(t, c, "n1").Leader != "" })
 	nem := faults.NewNemesis(c, links, rec)
-	if _, err := nem.Start(ctx, faults.Planned{Spec: faults.Spec{Fault: "kill", Target: "leader"}}); err != nil {
+	killed, err := nem.Start(ctx, faults.Planned{Spec: faults.Spec{Fault: "kill", Target: "leader"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := "n1"
+	if killed.Targets[0] == other {
+		other = "n2"
+	}
+	if _, err := nem.Start(ctx, faults.Planned{Spec: faults.Spec{Fault: "pause", Target: other, Nodes: []string{other}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := nem.Start(ctx, faults.Planned{Spec: faults.Spec{Fault: "latency", Target: "all", Latency: 20 * time.Millisecond, Nodes: []string{"n1", "n2", "n3"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := nem.InForce(); len(got) != 2 {
+	if got := nem.InForce(); len(got) != 3 {
 		t.Fatalf("in force: %v", got)
+	}
+	for _, id := range []string{killed.Targets[0], other} {
+		sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		if _, err := c.Status(sctx, id); err == nil {
+			t.Errorf("node %s answers its status while killed or paused", id)
+		}
+		cancel()
 	}
 	if err := nem.Heal(ctx); err != nil {
 		t.Fatal(err)
@@ -225,8 +238,13 @@ func TestKillPauseHealLeavesNothing(t *testing.T) {
 		}
 	}
 	inj := nem.Injected()
-	if len(inj) != 2 || inj[0].End == 0 || inj[1].End == 0 {
+	if len(inj) != 3 {
 		t.Fatalf("injected: %+v", inj)
+	}
+	for _, f := range inj {
+		if f.End == 0 || f.Error != "" {
+			t.Errorf("fault %s not ended cleanly: %+v", f.Name, f)
+		}
 	}
 	var pids []int
 	for _, id := range []string{"n1", "n2", "n3"} {

@@ -88,6 +88,13 @@ type Percentiles struct {
 	Mean float64 `json:"mean"`
 }
 
+// PercentilesFrom reads percentiles from a map keyed "p50", "p90", "p99",
+// "p999", "max" and "mean" (as workloads.Percentiles and the stats
+// checker's "latency_us" give them); a missing key reads as 0.
+func PercentilesFrom(m map[string]float64) Percentiles {
+	return Percentiles{P50: m["p50"], P90: m["p90"], P99: m["p99"], P999: m["p999"], Max: m["max"], Mean: m["mean"]}
+}
+
 // OpStats counts outcomes of one operation type.
 type OpStats struct {
 	Ops  int64 `json:"ops"`

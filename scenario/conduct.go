@@ -44,15 +44,7 @@ type RunOptions struct {
 }
 
 // Progress is a snapshot of a run in progress.
-type Progress struct {
-	Phase   string
-	Elapsed time.Duration // in the main phase
-	Total   time.Duration // the main phase's length
-	Ops     int64         // completed operations
-	Errors  int64         // fail + info
-	Rate    float64       // completed ops/s over the last second
-	Fault   string        // the fault in force, if any
-}
+type Progress = reports.Progress
 
 func (o RunOptions) logf(format string, args ...any) {
 	if o.Log != nil {
@@ -457,14 +449,14 @@ func workloadStats(ws *workloads.Stats) reports.Stats {
 	st := reports.Stats{
 		Ops: ws.Ops, OK: ws.OK, Fail: ws.Fail, Info: ws.Info, Missed: ws.Missed,
 		TargetRate: ws.TargetRate, AchievedRate: ws.AchievedRate, Duration: ws.Duration.Seconds(),
-		Latency: percentiles(ws.Latency), ByF: map[string]reports.OpStats{},
+		Latency: reports.PercentilesFrom(workloads.Percentiles(ws.Latency)), ByF: map[string]reports.OpStats{},
 	}
 	if ws.Service != nil {
-		p := percentiles(ws.Service)
+		p := reports.PercentilesFrom(workloads.Percentiles(ws.Service))
 		st.Service = &p
 	}
 	if ws.Lag != nil && ws.TargetRate > 0 {
-		p := percentiles(ws.Lag)
+		p := reports.PercentilesFrom(workloads.Percentiles(ws.Lag))
 		st.DispatchLag = &p
 	}
 	for f, c := range ws.ByF {

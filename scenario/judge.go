@@ -105,18 +105,16 @@ func statsFromChecker(results []checkers.Result) reports.Stats {
 		st.Info = int64(num("info"))
 		st.AchievedRate = num("achieved_rate")
 		st.Duration = num("duration_s")
-		lat := func(k string) float64 {
-			switch m := r.Details["latency_us"].(type) {
-			case map[string]float64:
-				return m[k]
-			case map[string]any:
-				if f, ok := m[k].(float64); ok {
-					return f
-				}
+		switch m := r.Details["latency_us"].(type) {
+		case map[string]float64:
+			st.Latency = reports.PercentilesFrom(m)
+		case map[string]any: // decoded from JSON
+			f := map[string]float64{}
+			for k, v := range m {
+				f[k], _ = v.(float64)
 			}
-			return 0
+			st.Latency = reports.PercentilesFrom(f)
 		}
-		st.Latency = reports.Percentiles{P50: lat("p50"), P90: lat("p90"), P99: lat("p99"), P999: lat("p999"), Max: lat("max"), Mean: lat("mean")}
 	}
 	return st
 }

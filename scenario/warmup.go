@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
-
 	"github.com/faultline/faultline/history"
-	"github.com/faultline/faultline/reports"
 	"github.com/faultline/faultline/targets/httpkv"
 )
 
@@ -45,19 +42,4 @@ func warmUp(ctx context.Context, addrs map[string]string, ids []string, opTimeou
 		c.Close()
 	}
 	return nil
-}
-
-// percentiles reads a histogram recorded in microseconds.
-func percentiles(h *hdrhistogram.Histogram) reports.Percentiles {
-	if h == nil || h.TotalCount() == 0 {
-		return reports.Percentiles{}
-	}
-	return reports.Percentiles{
-		P50:  float64(h.ValueAtQuantile(50)),
-		P90:  float64(h.ValueAtQuantile(90)),
-		P99:  float64(h.ValueAtQuantile(99)),
-		P999: float64(h.ValueAtQuantile(99.9)),
-		Max:  float64(h.Max()),
-		Mean: h.Mean(),
-	}
 }

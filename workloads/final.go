@@ -41,13 +41,7 @@ func FinalReads(ctx context.Context, c Client, keys []string, rec *history.Recor
 			if rec != nil {
 				rec.Record(history.Event{Type: history.Invoke, Process: process, F: op.F, Key: key})
 			}
-			out := c.Do(ctx, op)
-			switch out.Type {
-			case history.OK, history.Fail, history.Info:
-			default:
-				out = history.Outcome{Type: history.Info, Node: out.Node,
-					Error: fmt.Sprintf("client returned outcome type %q (want ok, fail or info); %s", out.Type, out.Error)}
-			}
+			out := checkOutcome(c.Do(ctx, op))
 			if rec != nil {
 				rec.Record(history.Event{Type: out.Type, Process: process, F: op.F, Key: key,
 					Value: completionValue(op, out), Node: out.Node, Error: out.Error})

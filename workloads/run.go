@@ -401,13 +401,7 @@ func (w *worker) one(intended time.Duration, open bool) {
 	if cancel != nil {
 		cancel()
 	}
-	switch out.Type {
-	case history.OK, history.Fail, history.Info:
-	default:
-		// A client broke its contract; the op's effect is unknown.
-		out = history.Outcome{Type: history.Info, Node: out.Node,
-			Error: fmt.Sprintf("client returned outcome type %q (want ok, fail or info); %s", out.Type, out.Error)}
-	}
+	out = checkOutcome(out)
 	if rec != nil {
 		rec.Record(history.Event{Type: out.Type, Process: w.proc, F: op.F, Key: op.Key,
 			Value: completionValue(op, out), Node: out.Node, Error: out.Error})
@@ -579,3 +573,14 @@ func (l *intervalLog) write(h *hdrhistogram.Histogram, end time.Time) {
 
 // Err returns the first write error.
 func (l *intervalLog) Err() error { return l.err }
+
+// checkOutcome holds a client to its contract: an outcome of any type but
+// ok, fail or info becomes info (the op's effect is unknown), saying why.
+func checkOutcome(out history.Outcome) history.Outcome {
+	switch out.Type {
+	case history.OK, history.Fail, history.Info:
+		return out
+	}
+	return history.Outcome{Type: history.Info, Node: out.Node,
+		Error: fmt.Sprintf("client returned outcome type %q (want ok, fail or info); %s", out.Type, out.Error)}
+}

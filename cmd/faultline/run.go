@@ -65,7 +65,12 @@ or exactly at --out. The exit code is the verdict (see faultline --help).`,
 			}
 			opt := scenario.RunOptions{Out: f.out, BaseDir: f.baseDir, StepSummary: os.Getenv("GITHUB_STEP_SUMMARY")}
 			if !f.quiet {
-				con := newConsole(cmd.ErrOrStderr())
+				w := cmd.ErrOrStderr()
+				tty := false
+				if f, ok := w.(*os.File); ok {
+					tty = isTerminal(f) && os.Getenv("CI") == "" && os.Getenv("TERM") != "dumb"
+				}
+				con := reports.NewConsole(w, tty)
 				defer con.Done()
 				opt.Log, opt.Progress = con, con.Progress
 			}

@@ -201,34 +201,53 @@ func TestExampleLoadAndPacing(t *testing.T) {
 	}
 }
 
-// TestInterruptStopsEverything sends SIGINT in the middle of a run with
-// faults and checks the exit code and that no node process is left.
-func TestInterruptStopsEverything(t *testing.T) {
+// interruptRun starts `faultline run ARGS...`, waits until the main phase
+// has gone on for `into`, calls during (to check the run really started
+// what it should stop), sends SIGINT and returns the exit code and output.
+func interruptRun(t *testing.T, into time.Duration, during func(), args ...string) (int, string) {
+	t.Helper()
 	bin, err := testbin.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "run")
-	cmd := exec.Command(bin, "run", "examples/raft-partitions.yaml", "--out", dir, "--seed", "3")
+	cmd := exec.Command(bin, append([]string{"run"}, args...)...)
 	cmd.Dir = moduleRoot(t)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for !strings.Contains(out.String(), "main:") && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	time.Sleep(4 * time.Second) // into the faults
+	time.Sleep(into)
+	during()
 	cmd.Process.Signal(syscall.SIGINT)
 	err = cmd.Wait()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	}
+	return code, out.String()
+}
+
+// TestInterruptStopsEverything sends SIGINT in the middle of a run with
+// faults and checks the exit code, that no node process is left, and that
+// the run still leaves its history and results.json.
+func TestInterruptStopsEverything(t *testing.T) {
+	bin, err := testbin.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	code, out := interruptRun(t, 4*time.Second, func() {
+		if len(processesOf(t, bin)) < 3 {
+			t.Errorf("fewer than 3 node processes while the run was going: the test would prove nothing")
+		}
+	}, "examples/raft-partitions.yaml", "--out", dir, "--seed", "3")
 	if code != 130 {
-		t.Errorf("exit %d after SIGINT, want 130\n%s", code, out.String())
+		t.Errorf("exit %d after SIGINT, want 130\n%s", code, out)
 	}
 	if left := processesOf(t, bin); len(left) > 0 {
 		t.Errorf("processes left after SIGINT: %v", left)

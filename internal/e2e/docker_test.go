@@ -6,11 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/faultline/faultline/internal/testbin"
 )
 
 // requireDocker fails under CI=true when the Docker daemon is unreachable
@@ -77,34 +74,14 @@ func TestExamplesOnDocker(t *testing.T) {
 // during its faults: exit 130, and no container or network remains.
 func TestDockerInterruptLeavesNothing(t *testing.T) {
 	requireDocker(t)
-	bin, err := testbin.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(t.TempDir(), "run")
-	cmd := exec.Command(bin, "run", "examples/raft-partitions.yaml", "--runtime", "docker", "--out", dir, "--seed", "3")
-	cmd.Dir = moduleRoot(t)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(out.String(), "main:") && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	time.Sleep(5 * time.Second)
-	if l := leftovers(t); l == "" {
-		t.Errorf("no containers while the run was going: the test would prove nothing\n%s", out.String())
-	}
-	cmd.Process.Signal(syscall.SIGINT)
-	err = cmd.Wait()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	}
+	code, out := interruptRun(t, 5*time.Second, func() {
+		if leftovers(t) == "" {
+			t.Errorf("no containers while the run was going: the test would prove nothing")
+		}
+	}, "examples/raft-partitions.yaml", "--runtime", "docker", "--out", dir, "--seed", "3")
 	if code != 130 {
-		t.Errorf("exit %d after SIGINT, want 130\n%s", code, out.String())
+		t.Errorf("exit %d after SIGINT, want 130\n%s", code, out)
 	}
 	if l := leftovers(t); l != "" {
 		t.Errorf("left behind after SIGINT:\n%s", l)

@@ -484,26 +484,18 @@ func (c *Cluster) Restart(ctx context.Context, id string) error {
 // Pause sends SIGSTOP to the node's process group. On Linux it returns once
 // the process is stopped. Pausing a node that is not running is an error.
 func (c *Cluster) Pause(ctx context.Context, id string) error {
-	n, err := c.node(id)
-	if err != nil {
-		return err
-	}
-	n.mu.Lock()
-	p := n.cur
-	if p == nil || p.isReaped() {
-		n.mu.Unlock()
-		return fmt.Errorf("local runtime: cannot pause node %s: it is not running", id)
-	}
-	p.signal(syscall.SIGSTOP)
-	n.mu.Unlock()
-	waitState(ctx, p.pid, true)
-	c.logf("local: node %s paused (pid %d)", id, p.pid)
-	return nil
+	return c.signalRunning(ctx, id, syscall.SIGSTOP, true, "pause", "paused")
 }
 
 // Resume sends SIGCONT to the node's process group. Resuming a node that is
 // not paused does nothing; resuming one that is not running is an error.
 func (c *Cluster) Resume(ctx context.Context, id string) error {
+	return c.signalRunning(ctx, id, syscall.SIGCONT, false, "resume", "resumed")
+}
+
+// signalRunning sends sig to a running node's process group and waits (on
+// Linux) until the process is stopped or running again, as stopped says.
+func (c *Cluster) signalRunning(ctx context.Context, id string, sig syscall.Signal, stopped bool, verb, done string) error {
 	n, err := c.node(id)
 	if err != nil {
 		return err
@@ -512,12 +504,12 @@ func (c *Cluster) Resume(ctx context.Context, id string) error {
 	p := n.cur
 	if p == nil || p.isReaped() {
 		n.mu.Unlock()
-		return fmt.Errorf("local runtime: cannot resume node %s: it is not running", id)
+		return fmt.Errorf("local runtime: cannot %s node %s: it is not running", verb, id)
 	}
-	p.signal(syscall.SIGCONT)
+	p.signal(sig)
 	n.mu.Unlock()
-	waitState(ctx, p.pid, false)
-	c.logf("local: node %s resumed (pid %d)", id, p.pid)
+	waitState(ctx, p.pid, stopped)
+	c.logf("local: node %s %s (pid %d)", id, done, p.pid)
 	return nil
 }
 

@@ -1,22 +1,30 @@
-package main
+package reports
 
 import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/faultline/faultline/scenario"
 )
 
-// console prints a run's log lines and its progress. On a terminal the
-// progress is one status line, redrawn in place, that log lines scroll
+// Progress is a snapshot of a run in progress.
+type Progress struct {
+	Phase   string
+	Elapsed time.Duration // in the main phase
+	Total   time.Duration // the main phase's length; 0 for phases without one
+	Ops     int64         // completed operations
+	Errors  int64         // fail + info
+	Rate    float64       // completed ops/s over the last second
+	Fault   string        // the faults in force, comma-separated, if any
+}
+
+// Console prints a run's log lines and its progress. On a terminal (tty)
+// the progress is one status line, redrawn in place, that log lines scroll
 // above; elsewhere (CI logs, pipes) every line is plain and the progress is
-// a line every 5 s.
-type console struct {
+// a line every 5 s. Its methods are safe for concurrent use.
+type Console struct {
 	w   io.Writer
 	tty bool
 
@@ -26,16 +34,15 @@ type console struct {
 	last    time.Duration
 }
 
-func newConsole(w io.Writer) *console {
-	c := &console{w: w}
-	if f, ok := w.(*os.File); ok {
-		c.tty = isTerminal(f) && os.Getenv("CI") == "" && os.Getenv("TERM") != "dumb"
-	}
-	return c
+// NewConsole returns a console writing to w; tty says whether w is a
+// terminal that understands "\r" and "\033[K".
+func NewConsole(w io.Writer, tty bool) *Console {
+	return &Console{w: w, tty: tty}
 }
 
-// Write prints log output, whole lines at a time.
-func (c *console) Write(p []byte) (int, error) {
+// Write prints log output, whole lines at a time (a partial line waits for
+// its end).
+func (c *Console) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.partial = append(c.partial, p...)
@@ -55,8 +62,9 @@ func (c *console) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Progress shows a progress snapshot.
-func (c *console) Progress(p scenario.Progress) {
+// Progress shows a progress snapshot. A snapshot with no Total (a phase
+// without a set length began) clears the status line.
+func (c *Console) Progress(p Progress) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p.Total == 0 { // a phase without a set length began: no status line
@@ -83,7 +91,7 @@ func (c *console) Progress(p scenario.Progress) {
 }
 
 // Done clears the status line.
-func (c *console) Done() {
+func (c *Console) Done() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.tty && c.status != "" {
