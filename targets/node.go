@@ -2,23 +2,28 @@ package targets
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
+	"time"
 )
 
 // NodeConfig is what `faultline node` passes to a reference system. Flags:
 //
-//	faultline node --system NAME --id ID --listen ADDR --admin ADDR
-//	               [--peer-listen ADDR] [--peer ID=ADDR]... --data DIR
-//	               [--bug NAME]... [--opt KEY=VALUE]...
+//	faultline node --system NAME --id ID [--role ROLE] --listen ADDR --admin ADDR
+//	               [--peer-listen ADDR] [--peer ID=ADDR]... [--peer-role ID=ROLE]...
+//	               --data DIR [--bug NAME]... [--opt KEY=VALUE]...
 type NodeConfig struct {
 	System     string
 	ID         string
-	Listen     string            // client API listen address (HTTP)
+	Role       string            // the node's role; "" means the system's first role
+	Listen     string            // client API listen address
 	Admin      string            // admin API listen address (HTTP); faults never touch it
 	PeerListen string            // replication listen address, if the system has one
 	Peers      map[string]string // peer id -> address this node dials to reach it (maybe a proxy)
+	PeerRoles  map[string]string // peer id -> its role (multi-role systems)
 	DataDir    string            // survives restarts; created if missing
 	Bugs       []string          // bug switches that break one guarantee on purpose
 	Opts       map[string]string // system-specific tunables (e.g. election timeouts)
@@ -26,82 +31,269 @@ type NodeConfig struct {
 	Ready func()
 }
 
-// System is a reference system that `faultline node` can run.
+// Role is one kind of node of a system (replica; primary and backup;
+// frontend and backend; coordinator and participant).
+type Role struct {
+	Name string
+	Doc  string
+	// Nodes is the default count of nodes of this role.
+	Nodes int
+	// Min and Max bound the count (0: no bound beyond 1..MaxNodes).
+	Min, Max int
+}
+
+// Option is one system tunable, passed to nodes as --opt NAME=VALUE.
+type Option struct {
+	Name    string
+	Default string
+	Doc     string
+}
+
+// MaxNodes is the most nodes one cluster may have, over all roles.
+const MaxNodes = 15
+
+// System is a reference system (or another kind of target) that
+// `faultline node` can run and a scenario can name. It is a struct of
+// funcs, as porcupine.Model is: a nil func is a capability the system does
+// not have.
 type System struct {
 	Name        string
 	Description string
-	Bugs        map[string]string // bug name -> what guarantee it breaks
+	// Roles lists the system's kinds of node; at least one. With one role,
+	// node ids are n1..nN; with several, ROLE1..ROLEN per role.
+	Roles []Role
+	// Bugs maps each bug switch to the guarantee it breaks.
+	Bugs map[string]string
+	// Options lists the accepted tunables with their defaults.
+	Options []Option
+	// CheckOptions, if set, checks option values (names are checked
+	// against Options already) and says what is wrong with the first bad
+	// one. It runs at validation, before anything starts, and in the node.
+	CheckOptions func(opts map[string]string) error
+
+	// Client is the default client adapter (e.g. "http"); Workload the
+	// default workload (e.g. "register"); Checkers the default checkers.
+	Client   string
+	Workload string
+	Checkers []string
+	// PeerLinks is true when the system's nodes dial their peers at the
+	// addresses given with --peer, so a proxy can sit on every directed
+	// peer link.
+	PeerLinks bool
+
+	// Status, if set, reads a node's status on a path faults never cut (the
+	// node kit's GET /admin/status).
+	Status func(ctx context.Context, n NodeInfo) (Status, error)
+	// SetClock, if set, shifts a node's clock by offset (0 resets it).
+	SetClock func(ctx context.Context, n NodeInfo, offset time.Duration) error
+	// LocalRead, if set, reads key from the node's own state, bypassing
+	// replication; absent keys give JSON null.
+	LocalRead func(ctx context.Context, n NodeInfo, key string) (json.RawMessage, error)
+
 	// Run serves the node until ctx is cancelled (graceful stop) and returns
 	// nil then; it returns an error if the node cannot start or fails.
 	Run func(ctx context.Context, cfg NodeConfig) error
 }
 
+// Role returns the named role, or the first role for "".
+func (s *System) Role(name string) (Role, bool) {
+	if name == "" && len(s.Roles) > 0 {
+		return s.Roles[0], true
+	}
+	for _, r := range s.Roles {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Role{}, false
+}
+
+// RoleNames returns the names of the system's roles, in declared order.
+func (s *System) RoleNames() []string {
+	out := make([]string, len(s.Roles))
+	for i, r := range s.Roles {
+		out[i] = r.Name
+	}
+	return out
+}
+
+// BugNames returns the bug switches, sorted.
+func (s *System) BugNames() []string { return sortedKeys(s.Bugs) }
+
+// OptionNames returns the names of the tunables, sorted.
+func (s *System) OptionNames() []string {
+	out := make([]string, len(s.Options))
+	for i, o := range s.Options {
+		out[i] = o.Name
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CheckBug returns an error naming the known switches if b is not one.
+func (s *System) CheckBug(b string) error {
+	if _, ok := s.Bugs[b]; !ok {
+		known := "it has none"
+		if len(s.Bugs) > 0 {
+			known = "known: " + strings.Join(s.BugNames(), ", ")
+		}
+		return fmt.Errorf("system %s has no bug switch %q (%s)", s.Name, b, known)
+	}
+	return nil
+}
+
+// CheckOption returns an error naming the known options if name is not one.
+func (s *System) CheckOption(name string) error {
+	for _, o := range s.Options {
+		if o.Name == name {
+			return nil
+		}
+	}
+	known := "it has none"
+	if len(s.Options) > 0 {
+		known = "known: " + strings.Join(s.OptionNames(), ", ")
+	}
+	return fmt.Errorf("system %s has no option %q (%s)", s.Name, name, known)
+}
+
+// NodeIDs returns the ids of a cluster of the given role counts (in the
+// system's role order): n1..nN for a single-role system, ROLE1..ROLEN per
+// role otherwise.
+func (s *System) NodeIDs(counts map[string]int) []NodeSpec {
+	var out []NodeSpec
+	for _, r := range s.Roles {
+		for i := 1; i <= counts[r.Name]; i++ {
+			id := fmt.Sprintf("n%d", len(out)+1)
+			if len(s.Roles) > 1 {
+				id = fmt.Sprintf("%s%d", r.Name, i)
+			}
+			out = append(out, NodeSpec{ID: id, Role: r.Name})
+		}
+	}
+	return out
+}
+
 var (
 	sysMu   sync.RWMutex
-	systems = map[string]System{}
+	systems = map[string]*System{}
 )
 
-// RegisterSystem makes a system available to `faultline node`. It panics if
-// the name is taken (a programming error). Call it from an init function.
+// RegisterSystem makes a system available by name. It panics if the name is
+// taken or the system has no Run or no role (programming errors). Call it
+// from an init function; a program gets a system by importing its package.
 func RegisterSystem(s System) {
 	sysMu.Lock()
 	defer sysMu.Unlock()
 	if _, dup := systems[s.Name]; dup {
 		panic("targets: system registered twice: " + s.Name)
 	}
-	systems[s.Name] = s
+	if s.Run == nil || len(s.Roles) == 0 {
+		panic("targets: system " + s.Name + " needs Run and at least one role")
+	}
+	systems[s.Name] = &s
 }
 
 // LookupSystem returns the named system.
-func LookupSystem(name string) (System, error) {
+func LookupSystem(name string) (*System, error) {
 	sysMu.RLock()
 	defer sysMu.RUnlock()
 	s, ok := systems[name]
 	if !ok {
-		return System{}, fmt.Errorf("unknown system %q (known: %v)", name, systemNamesLocked())
+		return nil, fmt.Errorf("unknown system %q (known: %s)", name, strings.Join(sortedKeys(systems), ", "))
 	}
 	return s, nil
 }
 
 // Systems returns every registered system, sorted by name.
-func Systems() []System {
+func Systems() []*System {
 	sysMu.RLock()
 	defer sysMu.RUnlock()
-	out := make([]System, 0, len(systems))
-	for _, s := range systems {
-		out = append(out, s)
+	out := make([]*System, 0, len(systems))
+	for _, n := range sortedKeys(systems) {
+		out = append(out, systems[n])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-func systemNamesLocked() []string {
-	var names []string
-	for n := range systems {
-		names = append(names, n)
+// CheckNodeConfig checks a node's role, bug switches and options against
+// its system, as RunNode does before running it.
+func (s *System) CheckNodeConfig(cfg NodeConfig) error {
+	if _, ok := s.Role(cfg.Role); !ok {
+		return fmt.Errorf("system %s has no role %q (roles: %s)", s.Name, cfg.Role, strings.Join(s.RoleNames(), ", "))
 	}
-	sort.Strings(names)
-	return names
+	for _, b := range cfg.Bugs {
+		if err := s.CheckBug(b); err != nil {
+			return err
+		}
+	}
+	for k := range cfg.Opts {
+		if err := s.CheckOption(k); err != nil {
+			return err
+		}
+	}
+	if s.CheckOptions != nil {
+		if err := s.CheckOptions(cfg.Opts); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// RunNode runs cfg.System until ctx is cancelled, checking the bug switches.
+// RunNode runs cfg.System until ctx is cancelled, after checking the role,
+// bug switches and options.
 func RunNode(ctx context.Context, cfg NodeConfig) error {
 	s, err := LookupSystem(cfg.System)
 	if err != nil {
 		return err
 	}
-	for _, b := range cfg.Bugs {
-		if _, ok := s.Bugs[b]; !ok {
-			return fmt.Errorf("system %s has no bug switch %q (it has: %v)", s.Name, b, sortedBugNames(s))
-		}
+	if err := s.CheckNodeConfig(cfg); err != nil {
+		return err
+	}
+	if cfg.Role == "" {
+		cfg.Role = s.Roles[0].Name
 	}
 	return s.Run(ctx, cfg)
 }
 
-func sortedBugNames(s System) []string {
-	var out []string
-	for b := range s.Bugs {
-		out = append(out, b)
+// NodeArgs returns the arguments after the binary that start node n of
+// spec (`node --system ... --data DATA ...`): listen addresses from a,
+// peer addresses from peers (the address n dials for each other node),
+// and the data directory as the node sees it. Every runtime that runs
+// faultline's own nodes builds its command line here.
+func NodeArgs(spec ClusterSpec, n NodeSpec, a NodeAddrs, peers map[string]string, data string) []string {
+	argv := []string{"node", "--system", spec.System, "--id", n.ID}
+	if n.Role != "" {
+		argv = append(argv, "--role", n.Role)
+	}
+	argv = append(argv, "--listen", a.Client, "--admin", a.Admin)
+	if a.Peer != "" {
+		argv = append(argv, "--peer-listen", a.Peer)
+	}
+	for _, other := range spec.Nodes {
+		if other.ID == n.ID {
+			continue
+		}
+		if addr := peers[other.ID]; addr != "" {
+			argv = append(argv, "--peer", other.ID+"="+addr)
+		}
+		if other.Role != "" {
+			argv = append(argv, "--peer-role", other.ID+"="+other.Role)
+		}
+	}
+	argv = append(argv, "--data", data)
+	for _, b := range n.Bugs {
+		argv = append(argv, "--bug", b)
+	}
+	for _, k := range sortedKeys(n.Opts) {
+		argv = append(argv, "--opt", k+"="+n.Opts[k])
+	}
+	return argv
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out
@@ -131,12 +323,14 @@ func NewRuntime(name string) (Runtime, error) {
 	defer rtMu.RUnlock()
 	f, ok := runtimes[name]
 	if !ok {
-		var names []string
-		for n := range runtimes {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		return nil, fmt.Errorf("runtime %q is not available in this build (available: %v)", name, names)
+		return nil, fmt.Errorf("runtime %q is not available in this build (available: %s)", name, strings.Join(sortedKeys(runtimes), ", "))
 	}
 	return f(), nil
+}
+
+// RuntimeNames returns the registered runtimes, sorted.
+func RuntimeNames() []string {
+	rtMu.RLock()
+	defer rtMu.RUnlock()
+	return sortedKeys(runtimes)
 }

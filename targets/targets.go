@@ -1,9 +1,17 @@
 // Package targets starts and controls the systems under test.
 //
 // A Runtime (local processes, Docker containers, or an external cluster)
-// starts a Cluster from a ClusterSpec. A Cluster exposes its nodes'
-// addresses and process control (kill, stop, start, pause, resume), and a
-// Client performs operations against it and reports each outcome as data.
+// starts a Cluster from a ClusterSpec. Every Cluster has nodes and Close;
+// everything else is an optional capability, a small interface checked by
+// type assertion (ProcessControl, Pauser, StatusReader), in the way
+// Toxiproxy's toxics and hashicorp/raft's transports declare what they can
+// do. A Runtime says up front, in Capabilities, what its clusters will be
+// able to do, so that a scenario asking for more is refused before anything
+// starts.
+//
+// Systems (reference systems, process targets), client adapters and
+// runtimes register themselves by name (RegisterSystem, RegisterAdapter,
+// RegisterRuntime); the conductor only looks names up.
 //
 // This package and its subpackages must not import workloads or checkers.
 package targets
@@ -12,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/faultline/faultline/history"
 )
@@ -28,8 +37,8 @@ type Client interface {
 // NodeAddrs are the addresses of one node, as host:port.
 type NodeAddrs struct {
 	ID     string
-	Client string // client API (HTTP), as the node listens on it
-	Admin  string // admin API (HTTP); never faulted
+	Client string // client API, as the node listens on it
+	Admin  string // admin API (HTTP); never faulted; "" if the node has none
 	Peer   string // peer (replication) listener, if the system has one
 }
 
@@ -44,27 +53,45 @@ type LinkMapper interface {
 	MapLinks(ctx context.Context, nodes []NodeAddrs) (peers map[string]map[string]string, clients map[string]string, err error)
 }
 
+// NodeSpec is one node of a ClusterSpec: its id, its role, and what that
+// role's node is started with.
+type NodeSpec struct {
+	ID   string
+	Role string            // one of the system's roles
+	Bugs []string          // bug switches (--bug NAME)
+	Opts map[string]string // system tunables (--opt KEY=VALUE)
+}
+
 // ClusterSpec says what to start.
 type ClusterSpec struct {
-	RunID  string   // unique per run; used for labels and names
-	System string   // reference system, e.g. "raftkv"
-	Nodes  []string // node ids, e.g. n1 n2 n3
-	Bugs   []string // bug switches passed to every node (--bug NAME)
-	Args   []string // extra arguments for every node
-	Dir    string   // run directory: nodes/<id>.log and data/<id>/ go below it
-	Binary string   // faultline binary to run nodes with; "" = os.Executable()
+	RunID  string     // unique per run; used for labels and names
+	System string     // registered system, e.g. "raftkv"
+	Nodes  []NodeSpec // in order; ids unique
+	Dir    string     // run directory: nodes/<id>.log and data/<id>/ go below it
+	Binary string     // faultline binary to run nodes with; "" = os.Executable()
 	Links  LinkMapper
 	// Log, if set, receives one-line progress messages (node started, ...).
 	Log func(format string, args ...any)
 }
 
+// IDs returns the ids of the spec's nodes, in order.
+func (s ClusterSpec) IDs() []string {
+	out := make([]string, len(s.Nodes))
+	for i, n := range s.Nodes {
+		out[i] = n.ID
+	}
+	return out
+}
+
 // NodeInfo describes one running node.
 type NodeInfo struct {
 	NodeAddrs
+	Role      string // the node's role (NodeSpec.Role)
 	ClientVia string // the address clients should dial (a proxy, or Client)
 }
 
-// Status is a node's answer to GET /admin/status.
+// Status is a node's own account of itself (for reference systems, the
+// answer to GET /admin/status).
 type Status struct {
 	ID          string          `json:"id"`
 	Role        string          `json:"role"` // leader, follower, candidate, primary, backup, ...
@@ -76,27 +103,89 @@ type Status struct {
 	Raw         json.RawMessage `json:"-"` // the whole answer
 }
 
+// IsLeader reports whether the status names its node the leader (or primary).
+func (s Status) IsLeader() bool { return s.Role == "leader" || s.Role == "primary" }
+
 // Cluster is a started set of nodes. Its methods are safe for concurrent
-// use. Process-control methods take a node id; they return ErrUnsupported
-// when the runtime cannot do that (an external cluster without hooks).
+// use. What else a cluster can do is an optional capability: see
+// ProcessControl, Pauser and StatusReader.
 type Cluster interface {
 	Nodes() []NodeInfo
-	Status(ctx context.Context, id string) (Status, error)
-	Kill(ctx context.Context, id string) error    // SIGKILL or equivalent; data survives
-	Stop(ctx context.Context, id string) error    // graceful stop; data survives
-	Start(ctx context.Context, id string) error   // start a killed or stopped node, wait until ready
-	Restart(ctx context.Context, id string) error // Stop then Start
-	Pause(ctx context.Context, id string) error   // SIGSTOP or equivalent
-	Resume(ctx context.Context, id string) error  // SIGCONT or equivalent
 	// Close stops every node and releases every resource the cluster holds
 	// (processes, containers, networks). It leaves logs and data in the run
 	// directory. Safe to call more than once.
 	Close() error
 }
 
+// ProcessControl is the capability to kill, stop and start a cluster's
+// nodes. Methods take a node id and are safe for concurrent use. Kill of a
+// node that is not running, and Start of a running one, do nothing.
+type ProcessControl interface {
+	Kill(ctx context.Context, id string) error  // SIGKILL or equivalent; data survives
+	Stop(ctx context.Context, id string) error  // graceful stop; data survives
+	Start(ctx context.Context, id string) error // start a killed or stopped node, wait until ready
+}
+
+// Pauser is the capability to freeze a node's processes and thaw them.
+// Pause of a node that is not running is an error; Resume of a running,
+// unpaused node does nothing.
+type Pauser interface {
+	Pause(ctx context.Context, id string) error  // SIGSTOP or equivalent
+	Resume(ctx context.Context, id string) error // SIGCONT or equivalent
+}
+
+// StatusReader is the capability to ask a node for its status on a path
+// that faults never cut. Safe for concurrent use.
+type StatusReader interface {
+	Status(ctx context.Context, id string) (Status, error)
+}
+
+// Restart stops node id gracefully and starts it again.
+func Restart(ctx context.Context, pc ProcessControl, id string) error {
+	if err := pc.Stop(ctx, id); err != nil {
+		return err
+	}
+	return pc.Start(ctx, id)
+}
+
+// LinkScope says which links of a cluster carry a proxy (so link faults can
+// act on them).
+type LinkScope int
+
+// Link scopes, from none to every link.
+const (
+	// NoLinks: nothing is proxied.
+	NoLinks LinkScope = iota
+	// ClientLinks: the links from faultline's clients to each node.
+	ClientLinks
+	// PeerLinks: every directed link between nodes, and the client links.
+	PeerLinks
+)
+
+// String names the scope as `faultline faults` shows it.
+func (s LinkScope) String() string {
+	switch s {
+	case ClientLinks:
+		return "client links only"
+	case PeerLinks:
+		return "every directed peer link and every client link"
+	}
+	return "no links"
+}
+
+// Capabilities are what a runtime's clusters can do, known before anything
+// starts.
+type Capabilities struct {
+	Process bool      // ProcessControl: kill, stop, start
+	Pause   bool      // Pauser: pause, resume
+	Links   LinkScope // which links carry a proxy
+}
+
 // Runtime starts clusters.
 type Runtime interface {
 	Name() string
+	// Capabilities says what the clusters Start returns can do.
+	Capabilities() Capabilities
 	Start(ctx context.Context, spec ClusterSpec) (Cluster, error)
 }
 
@@ -136,4 +225,31 @@ type ProxyPlacement struct {
 // proxy is removed by the cluster's Close (or by Start's failure path).
 type ProxyHost interface {
 	StartProxy(ctx context.Context, spec ClusterSpec) (ProxyPlacement, error)
+}
+
+// StatusOf returns the way to read the status of c's nodes: the cluster's
+// own StatusReader if it has one, else the system's Status func over the
+// nodes' addresses, else nil (status cannot be read).
+func StatusOf(c Cluster, sys *System) StatusReader {
+	if sr, ok := c.(StatusReader); ok {
+		return sr
+	}
+	if sys == nil || sys.Status == nil {
+		return nil
+	}
+	return systemStatus{c: c, read: sys.Status}
+}
+
+type systemStatus struct {
+	c    Cluster
+	read func(ctx context.Context, n NodeInfo) (Status, error)
+}
+
+func (s systemStatus) Status(ctx context.Context, id string) (Status, error) {
+	for _, n := range s.c.Nodes() {
+		if n.ID == id {
+			return s.read(ctx, n)
+		}
+	}
+	return Status{}, fmt.Errorf("no node %q in this cluster", id)
 }

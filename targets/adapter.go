@@ -1,0 +1,90 @@
+package targets
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ClientConfig is what an adapter's New gets to build one client.
+type ClientConfig struct {
+	// Nodes maps each node id to the address a client dials to reach it
+	// (NodeInfo.ClientVia: a proxy when client links are proxied).
+	Nodes map[string]string
+	// Roles maps each node id to its role.
+	Roles map[string]string
+	// Home is the node this client sends its operations to first.
+	Home string
+	// Timeout bounds one operation.
+	Timeout time.Duration
+	// Options are the adapter's settings from the scenario (`client:`).
+	Options map[string]string
+}
+
+// Adapter is a client adapter: how faultline speaks to a kind of system.
+type Adapter struct {
+	Name string
+	Doc  string
+	// Ops are the operations its clients perform (get, put, cas, ...); a
+	// workload that needs others is refused at validation.
+	Ops []string
+	// Errors says how the system's errors map to fail (certainly no
+	// effect) and info (unknown effect), for `faultline` help texts.
+	Errors string
+	// Options lists the settings it accepts in a scenario's `client:`.
+	Options []Option
+	// New returns a client; it is called once per worker.
+	New func(cfg ClientConfig) (Client, error)
+}
+
+// Supports reports whether the adapter performs op.
+func (a *Adapter) Supports(op string) bool {
+	for _, o := range a.Ops {
+		if o == op {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	adMu     sync.RWMutex
+	adapters = map[string]*Adapter{}
+)
+
+// RegisterAdapter makes a client adapter available by name. It panics if
+// the name is taken or New is nil. Call it from an init function.
+func RegisterAdapter(a Adapter) {
+	adMu.Lock()
+	defer adMu.Unlock()
+	if _, dup := adapters[a.Name]; dup {
+		panic("targets: adapter registered twice: " + a.Name)
+	}
+	if a.New == nil {
+		panic("targets: adapter " + a.Name + " has no New")
+	}
+	adapters[a.Name] = &a
+}
+
+// LookupAdapter returns the named adapter.
+func LookupAdapter(name string) (*Adapter, error) {
+	adMu.RLock()
+	defer adMu.RUnlock()
+	a, ok := adapters[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown client adapter %q (known: %s)", name, strings.Join(sortedKeys(adapters), ", "))
+	}
+	return a, nil
+}
+
+// Adapters returns every registered adapter, sorted by name.
+func Adapters() []*Adapter {
+	adMu.RLock()
+	defer adMu.RUnlock()
+	out := make([]*Adapter, 0, len(adapters))
+	for _, n := range sortedKeys(adapters) {
+		out = append(out, adapters[n])
+	}
+	return out
+}
