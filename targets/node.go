@@ -38,8 +38,11 @@ type Role struct {
 	Doc  string
 	// Nodes is the default count of nodes of this role.
 	Nodes int
-	// Min and Max bound the count (0: no bound beyond 1..MaxNodes).
+	// Min and Max bound the count (0: no bound beyond 0..MaxNodes).
 	Min, Max int
+	// Serves is true for the roles whose nodes take the workload's
+	// operations. When no role of a system says so, every role does.
+	Serves bool
 }
 
 // Option is one system tunable, passed to nodes as --opt NAME=VALUE.
@@ -106,6 +109,20 @@ func (s *System) Role(name string) (Role, bool) {
 		}
 	}
 	return Role{}, false
+}
+
+// Serving reports whether nodes of role name take the workload's operations.
+func (s *System) Serving(name string) bool {
+	any := false
+	for _, r := range s.Roles {
+		if r.Serves {
+			any = true
+			if r.Name == name {
+				return true
+			}
+		}
+	}
+	return !any
 }
 
 // RoleNames returns the names of the system's roles, in declared order.
