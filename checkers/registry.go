@@ -1,0 +1,125 @@
+package checkers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/faultline/faultline/internal/fielderr"
+)
+
+// Entry is a registered checker: how a scenario names it, configures it
+// and makes one.
+type Entry struct {
+	Name string
+	Doc  string
+	// NewParams, if set, returns a pointer to the checker's parameter
+	// struct (yaml tags) with its defaults set; a scenario's
+	// `checkers.NAME:` mapping is decoded into it strictly. If the value
+	// has a method Check() error, it is called after decoding. Nil means
+	// the checker takes no parameter (only `enabled`).
+	NewParams func() any
+	// New makes the checker from its parameters (nil when NewParams is).
+	New func(params any) (Checker, error)
+}
+
+var (
+	regMu    sync.RWMutex
+	registry = map[string]*Entry{}
+)
+
+// Register makes a checker available by name. It panics if the name is
+// taken or New is nil. Call it from an init function.
+func Register(e Entry) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := registry[e.Name]; dup {
+		panic("checkers: registered twice: " + e.Name)
+	}
+	if e.New == nil {
+		panic("checkers: " + e.Name + " has no New")
+	}
+	registry[e.Name] = &e
+}
+
+// Lookup returns the named checker's entry.
+func Lookup(name string) (*Entry, error) {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	e, ok := registry[name]
+	if !ok {
+		return nil, fmt.Errorf("%q is not a checker (known: %s)", name, strings.Join(namesLocked(), ", "))
+	}
+	return e, nil
+}
+
+// Names returns the registered checkers, sorted.
+func Names() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	return namesLocked()
+}
+
+func namesLocked() []string {
+	out := make([]string, 0, len(registry))
+	for n := range registry {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LinearizabilityParams configure the linearizability checker.
+type LinearizabilityParams struct {
+	// Budget is the time the search may take; running out gives unknown,
+	// never valid. An Input.Budget (faultline check --budget) wins over it.
+	Budget time.Duration `yaml:"budget"`
+}
+
+// Check checks the values.
+func (p *LinearizabilityParams) Check() error {
+	if p.Budget <= 0 {
+		return fielderr.New("budget", "%s: the time budget must be positive, e.g. 60s", p.Budget)
+	}
+	return nil
+}
+
+// DefaultBudget is the linearizability checker's default time budget.
+const DefaultBudget = 60 * time.Second
+
+// withBudget runs a checker with a default budget when the input has none.
+type withBudget struct {
+	Checker
+	budget time.Duration
+}
+
+func (w withBudget) Check(ctx context.Context, in Input) Result {
+	if in.Budget == 0 {
+		in.Budget = w.budget
+	}
+	return w.Checker.Check(ctx, in)
+}
+
+func init() {
+	Register(Entry{
+		Name:      "linearizability",
+		Doc:       "Porcupine over a register model per key (get/put/cas); unknown when the budget runs out",
+		NewParams: func() any { return &LinearizabilityParams{Budget: DefaultBudget} },
+		New: func(p any) (Checker, error) {
+			return withBudget{Checker: &Linearizability{}, budget: p.(*LinearizabilityParams).Budget}, nil
+		},
+	})
+	Register(Entry{
+		Name: "lost-writes",
+		Doc:  "the final reads against the acknowledged writes: an acknowledged write replaced by an older value is lost",
+		New:  func(any) (Checker, error) { return LostWrites{}, nil },
+	})
+	Register(Entry{
+		Name: "stats",
+		Doc:  "that the history is well formed, and the load figures a history alone gives",
+		New:  func(any) (Checker, error) { return &Stats{}, nil },
+	})
+}

@@ -1,0 +1,91 @@
+package workloads
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/faultline/faultline/history"
+)
+
+// Params are a workload's parameters as a scenario's `workload:` section
+// gives them: a pointer to a struct with yaml tags, decoded strictly, with
+// its defaults set by the workload's NewParams.
+type Params interface {
+	// Check checks the values; an error about one field is a
+	// *fielderr.Error with the field's path inside the section.
+	Check() error
+	// New returns the workload for one run.
+	New() (Instance, error)
+}
+
+// Instance is one run's workload: its generator, and its final step.
+type Instance interface {
+	Generator
+	// Final runs the workload's final step after the heal and the recovery
+	// window (for KV workloads, a read of every key), with c, recording
+	// each operation in rec under process ids from process on. It returns
+	// the next unused process id; an error says what could not be done.
+	Final(ctx context.Context, c Client, rec *history.Recorder, process history.Process) (history.Process, error)
+}
+
+// Workload is a registered workload.
+type Workload struct {
+	Name string
+	Doc  string
+	// Ops are the operations it sends; the client adapter must support
+	// each of them.
+	Ops []string
+	// Checkers are the checkers that judge it by default.
+	Checkers []string
+	// NewParams returns its parameters with their defaults set.
+	NewParams func() Params
+}
+
+var (
+	regMu     sync.RWMutex
+	workloads = map[string]*Workload{}
+)
+
+// Register makes a workload available by name. It panics if the name is
+// taken or NewParams is nil. Call it from an init function.
+func Register(w Workload) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := workloads[w.Name]; dup {
+		panic("workloads: registered twice: " + w.Name)
+	}
+	if w.NewParams == nil {
+		panic("workloads: " + w.Name + " has no NewParams")
+	}
+	workloads[w.Name] = &w
+}
+
+// Lookup returns the named workload.
+func Lookup(name string) (*Workload, error) {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	w, ok := workloads[name]
+	if !ok {
+		return nil, fmt.Errorf("%q is not a workload (known: %s)", name, strings.Join(namesLocked(), ", "))
+	}
+	return w, nil
+}
+
+// Names returns the registered workloads, sorted.
+func Names() []string {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	return namesLocked()
+}
+
+func namesLocked() []string {
+	out := make([]string, 0, len(workloads))
+	for n := range workloads {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
