@@ -2,6 +2,12 @@
 // JSON Lines encoding (history.jsonl), and the concurrent Recorder that stamps
 // and streams them to disk.
 //
+// It is also the one home of the facts derived from a history, which the
+// checkers, the reports and the conductor share rather than compute each
+// their own way: fault windows (FaultWindows), phases (Phases,
+// PhaseMarker), node roles over time (Roles), latency percentiles
+// (Percentiles) and canonical JSON values (CanonicalJSON).
+//
 // Semantics follow Jepsen. A client operation is an "invoke" event followed
 // by exactly one completion by the same process: "ok" (took effect, output
 // known), "fail" (certainly did not take effect) or "info" (unknown). A
@@ -311,13 +317,17 @@ const hexDigits = "0123456789abcdef"
 
 // appendJSONString appends s as a JSON string, escaping like encoding/json
 // (including <, > and & so that histories are safe to embed in HTML).
-func appendJSONString(dst []byte, s string) []byte {
+func appendJSONString(dst []byte, s string) []byte { return appendJSONStringHTML(dst, s, true) }
+
+// appendJSONStringHTML appends s as a JSON string, escaping like
+// encoding/json; <, > and & are escaped only when html is true.
+func appendJSONStringHTML(dst []byte, s string, html bool) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < 0x80 {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= 0x20 && c != '"' && c != '\\' && (!html || c != '<' && c != '>' && c != '&') {
 				i++
 				continue
 			}
