@@ -40,10 +40,10 @@ func TestFaultWindows(t *testing.T) {
 		nem(30, "partition", "end", `{ "a" : 1.0 }`), // closes the first by (canonical) value
 		nem(35, "kill", "", `["n1"]`),
 		{Type: Invoke, Process: Nemesis, Time: 36, F: "kill", Value: json.RawMessage(`["n1"]`)}, // Jepsen-style invoke: not a fault
-		{Type: Invoke, Process: 0, Time: 37, F: "get", Key: "k"},                                 // not the nemesis
-		nem(40, "partition", "end", ""), // closes the remaining one
-		nem(45, "pause", "end", ""),     // end without start
-		nem(50, "clock", "start", ""),   // never ends
+		{Type: Invoke, Process: 0, Time: 37, F: "get", Key: "k"},                                // not the nemesis
+		nem(40, "partition", "end", ""),                                                         // closes the remaining one
+		nem(45, "pause", "end", ""),                                                             // end without start
+		nem(50, "clock", "start", ""),                                                           // never ends
 		nem(60, "partition", "start", `{"id":7,"groups":[["n1"]]}`),
 		nem(61, "partition", "start", `{"id":8,"groups":[["n2"]]}`),
 		nem(70, "partition", "end", `{"id":7}`), // pairs by id, not by recency
