@@ -210,17 +210,35 @@ func (c *cluster) halt(id string, crash bool) {
 	}
 }
 
-func (c *cluster) status(id string) (status, error) {
-	var s status
-	resp, err := http.Get("http://" + c.nodes[id].cfg.Admin + "/admin/status")
+// nodeStatus is the part of a raftkv node's GET /admin/status the tests read.
+type nodeStatus struct {
+	Role          string           `json:"role"`
+	Leader        string           `json:"leader"`
+	CommitIndex   uint64           `json:"commit_index"`
+	AppliedIndex  uint64           `json:"applied_index"`
+	Keys          int              `json:"keys"`
+	ClockOffsetMS int64            `json:"clock_offset_ms"`
+	Counters      map[string]int64 `json:"counters"`
+}
+
+func (c *cluster) info(id string) targets.NodeInfo {
+	cfg := c.nodes[id].cfg
+	return targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: id, Client: cfg.Listen, Admin: cfg.Admin, Peer: cfg.PeerListen}, ClientVia: cfg.Listen}
+}
+
+// status reads the node's status through the system's registered Status
+// capability (the kit's ReadStatus).
+func (c *cluster) status(id string) (nodeStatus, error) {
+	var s nodeStatus
+	sys, err := targets.LookupSystem(Name)
 	if err != nil {
 		return s, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return s, fmt.Errorf("status %d", resp.StatusCode)
+	st, err := sys.Status(context.Background(), c.info(id))
+	if err != nil {
+		return s, err
 	}
-	return s, json.NewDecoder(resp.Body).Decode(&s)
+	return s, json.Unmarshal(st.Raw, &s)
 }
 
 // waitFor polls cond every 20ms for at most 10s.
@@ -361,7 +379,11 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var eb errorBody
+		var eb struct {
+			Error    string `json:"error"`
+			Definite bool   `json:"definite"`
+			Leader   string `json:"leader"`
+		}
 		json.NewDecoder(resp.Body).Decode(&eb)
 		resp.Body.Close()
 		if resp.StatusCode != tc.code || !eb.Definite || eb.Error == "" || (tc.code == 503 && eb.Leader != leader) {
@@ -406,13 +428,100 @@ func TestCluster(t *testing.T) {
 	if s.Counters["writes"] < 2 || s.Counters["reads"] < 1 {
 		t.Fatalf("leader counters %v: want writes >= 2 and reads >= 1", s.Counters)
 	}
-	resp, err := http.Post("http://"+c.nodes[leader2].cfg.Admin+"/admin/clock", "application/json", strings.NewReader(`{"offset_ms": -1500}`))
+	sys, err := targets.LookupSystem(Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if s, _ := c.status(leader2); resp.StatusCode != 200 || s.ClockOffsetMS != -1500 {
-		t.Fatalf("clock offset: http %d, status reports %d, want -1500", resp.StatusCode, s.ClockOffsetMS)
+	if err := sys.SetClock(context.Background(), c.info(leader2), -1500*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := c.status(leader2); s.ClockOffsetMS != -1500 {
+		t.Fatalf("clock offset: status reports %d, want -1500", s.ClockOffsetMS)
+	}
+}
+
+// TestLocalRead: the admin API's local read answers from the replica's own
+// state, bypassing replication: a follower cut off from the leader shows
+// the value it last applied while the cluster has moved on.
+func TestLocalRead(t *testing.T) {
+	c := startCluster(t, 3)
+	leader := c.leader()
+	f := c.follower(leader)
+	cl := c.client(leader)
+	sys, err := targets.LookupSystem(Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := func(id, key string) string {
+		t.Helper()
+		v, err := sys.LocalRead(context.Background(), c.info(id), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(v)
+	}
+	mustOK(t, do(t, cl, "put", "k", "1"), "")
+	c.waitApplied(f, c.commitIndex(leader))
+	if got := local(f, "k"); got != "1" {
+		t.Fatalf("local read at %s = %s, want 1", f, got)
+	}
+	if got := local(f, "absent"); got != "null" {
+		t.Fatalf("local read of an absent key = %s, want null", got)
+	}
+	c.nodes[f].relay.setCut(true)
+	mustOK(t, do(t, cl, "put", "k", "2"), "")
+	if got, want := local(f, "k"), "1"; got != want {
+		t.Fatalf("local read at the cut-off follower %s = %s, want its own state %s", f, got, want)
+	}
+	if got := local(leader, "k"); got != "2" {
+		t.Fatalf("local read at the leader = %s, want 2", got)
+	}
+	c.nodes[f].relay.setCut(false)
+	c.waitFor("the follower's local state to catch up", func() bool { return local(f, "k") == "2" })
+}
+
+// TestRegistration: the registered system declares what the conductor
+// looks up (role, defaults, options with docs, capabilities), and checks
+// options before anything starts, naming the bad one.
+func TestRegistration(t *testing.T) {
+	sys, err := targets.LookupSystem(Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := sys.Role(""); !ok || r.Name != "node" || r.Nodes != 3 || len(sys.Roles) != 1 {
+		t.Fatalf("roles %+v", sys.Roles)
+	}
+	if sys.Client != "http" || sys.Workload != "register" || strings.Join(sys.Checkers, ",") != "linearizability,lost-writes" || !sys.PeerLinks {
+		t.Fatalf("defaults: client %q workload %q checkers %v peer links %v", sys.Client, sys.Workload, sys.Checkers, sys.PeerLinks)
+	}
+	if sys.Status == nil || sys.SetClock == nil || sys.LocalRead == nil || sys.CheckOptions == nil {
+		t.Fatal("a kit capability or CheckOptions is missing")
+	}
+	defaults := OptionDefaults()
+	if len(sys.Options) != len(defaults) {
+		t.Fatalf("%d options declared, %d defaults", len(sys.Options), len(defaults))
+	}
+	for _, o := range sys.Options {
+		if o.Doc == "" || o.Default == "" || defaults[o.Name] != o.Default {
+			t.Errorf("option %+v: want a doc and the default %q", o, defaults[o.Name])
+		}
+	}
+	if err := sys.CheckOptions(nil); err != nil {
+		t.Fatalf("the defaults are refused: %v", err)
+	}
+	for opts, want := range map[string]map[string]string{
+		"unsynced-flush":       {"unsynced-flush": "-1s"},
+		"election-timeout":     {"election-timeout": "soon"},
+		"leader-lease-timeout": {"leader-lease-timeout": "1s"}, // above the heartbeat timeout
+		"log-level":            {"log-level": "loud"},
+	} {
+		err := sys.CheckNodeConfig(targets.NodeConfig{Opts: want})
+		if err == nil || !strings.Contains(err.Error(), opts) {
+			t.Errorf("options %v: %v, want an error naming %s", want, err, opts)
+		}
+	}
+	if err := sys.CheckNodeConfig(targets.NodeConfig{Opts: map[string]string{"heartbeat": "1s"}}); err == nil || !strings.Contains(err.Error(), "heartbeat-timeout") {
+		t.Errorf("an unknown option: %v, want the known names", err)
 	}
 }
 

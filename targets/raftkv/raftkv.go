@@ -14,17 +14,12 @@
 // raft.ServerAddressProvider, so per-link proxies can differ between nodes
 // while the bootstrapped configurations stay identical.
 //
-// # Client API (NodeConfig.Listen), HTTP/JSON
+// # Node protocol
 //
-//	GET  /kv/{key}       -> 200 {"value": V}   (V is null for an absent key)
-//	PUT  /kv/{key}       {"value": V}          -> 200 {}
-//	POST /kv/{key}/cas   {"from": X, "to": Y}  -> 200 {} | 409 {"error":"mismatch"}
-//	any other failure    -> 4xx/5xx {"error": TEXT, "definite": BOOL, "leader": ID}
-//
-// Keys are one path segment (escape "/" as %2F). Values are stored in a
-// canonical JSON form (see canonicalJSON): objects with sorted keys, numbers
-// with an integral value as integers, other numbers as float64; so a CAS
-// from 1.0 matches a stored 1, and a put of 1.0 reads back as 1.
+// The client and admin APIs are the node kit's (package targets/nodekit,
+// where they are documented): raftkv supplies the state machine (Get, Put,
+// CAS, LocalGet) and its status. Values reach raftkv in the kit's canonical
+// JSON form, so the FSM compares bytes: a CAS from 1.0 matches a stored 1.
 //
 // Writes and CAS go through raft.Apply; the CAS comparison is made by the FSM
 // when the entry is applied, so it is linearizable. Reads are linearizable:
@@ -33,7 +28,8 @@
 // by committing an entry and waits until the FSM has applied every earlier
 // entry; then it reads the FSM. (Read-index with VerifyLeader alone is not
 // used: raft hands no-op entries to no FSM, so the FSM cannot tell when it
-// has caught up with a commit index that ends in a no-op.)
+// has caught up with a commit index that ends in a no-op.) The admin API's
+// local read (GET /admin/kv/{key}) answers from this replica's FSM as it is.
 //
 // A node that is not the leader answers 503 {"definite": true, "leader": ID}
 // (ID empty when unknown) and does not proxy. "definite" is true only when
@@ -44,16 +40,15 @@
 // ErrLeadershipLost, ErrRaftShutdown, ErrAbortedByRestore and a server-side
 // apply timeout are indefinite: the entry may still commit.
 //
-// # Admin API (NodeConfig.Admin)
+// The status (GET /admin/status) has the kit's fields (id, role, term,
+// leader, commit_index, applied_index, counters, clock_offset_ms, bugs,
+// uptime_ms) plus last_index, last_contact_ms and keys. raftkv's own
+// counters are stale_reads, barriers and barrier_errors; the kit counts
+// refusals by a follower as errors_not_leader.
 //
-//	GET  /admin/status  -> targets.Status fields (id, role, term, leader,
-//	                       commit_index, applied_index, counters) plus
-//	                       last_index, last_contact_ms, keys, clock_offset_ms, bugs
-//	POST /admin/clock   {"offset_ms": N} -> 200 {"offset_ms": N}
-//
-// The clock offset only shifts the timestamps of this node's log lines
-// (Raft itself uses the monotonic clock, so skew cannot affect it); it is
-// reported in the status.
+// The clock offset (POST /admin/clock) only shifts the timestamps of this
+// node's log lines (Raft itself uses the monotonic clock, so skew cannot
+// affect it); it is reported in the status.
 //
 // # Bug switches
 //
@@ -75,18 +70,12 @@
 //
 // # Options (NodeConfig.Opts)
 //
-// Durations take Go syntax ("300ms") or a bare number of milliseconds.
-// Defaults (OptionDefaults returns them) are tuned for loopback and stay
-// stable on a loaded 2-core machine:
-//
-//	heartbeat-timeout=300ms election-timeout=300ms leader-lease-timeout=150ms
-//	commit-timeout=20ms snapshot-threshold=4096 snapshot-interval=10s
-//	trailing-logs=1024 apply-timeout=3s transport-timeout=2s max-pool=3
-//	lock-timeout=5s log-level=info unsynced-flush=2s
-//
-// unsynced-flush is read only with --bug lose-unsynced.
-//
-// Raft requires leader-lease-timeout <= heartbeat-timeout <= election-timeout.
+// Durations take Go syntax ("300ms") or a bare number of milliseconds. The
+// defaults (Options lists them, with what each does) are tuned for loopback
+// and stay stable on a loaded 2-core machine. unsynced-flush is read only
+// with --bug lose-unsynced. Raft requires leader-lease-timeout <=
+// heartbeat-timeout <= election-timeout; CheckOptions says so before
+// anything starts.
 package raftkv
 
 import (
@@ -94,7 +83,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -110,6 +98,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/nodekit"
 )
 
 // Name is the system name under which raftkv is registered.
@@ -125,32 +114,51 @@ var Bugs = map[string]string{
 }
 
 func init() {
-	targets.RegisterSystem(targets.System{
+	targets.RegisterSystem(nodekit.Hooks(targets.System{
 		Name:        Name,
 		Description: "key-value store replicated with Raft (hashicorp/raft): CP, linearizable reads, writes and CAS",
-		Bugs:        Bugs,
-		Run:         Run,
-	})
+		Roles: []targets.Role{{
+			Name: "node", Doc: "a Raft voter; the leader serves reads, writes and CAS, a follower names it",
+			Nodes: 3, Min: 1, Serves: true,
+		}},
+		Bugs:         Bugs,
+		Options:      Options,
+		CheckOptions: CheckOptions,
+		Client:       "http",
+		Workload:     "register",
+		Checkers:     []string{"linearizability", "lost-writes"},
+		PeerLinks:    true,
+		Run:          Run,
+	}))
 }
 
-// optionDefaults are the tunables accepted in NodeConfig.Opts and their
+// Options are the tunables accepted in NodeConfig.Opts (read only), with their
 // defaults. Raft requires leader-lease-timeout <= heartbeat-timeout <=
 // election-timeout.
-var optionDefaults = map[string]string{
-	"heartbeat-timeout":    "300ms", // follower starts an election after 1-2x this without contact
-	"election-timeout":     "300ms", // candidate restarts an election after 1-2x this
-	"leader-lease-timeout": "150ms", // leader steps down after this without quorum contact
-	"commit-timeout":       "20ms",  // max delay before an idle leader sends a heartbeat carrying the commit index
-	"snapshot-threshold":   "4096",  // log entries since the last snapshot that trigger one
-	"snapshot-interval":    "10s",   // how often raft checks the threshold
-	"trailing-logs":        "1024",  // log entries kept after a snapshot
-	"apply-timeout":        "3s",    // how long a request waits for its entry to commit (then 504, indefinite)
-	"transport-timeout":    "2s",    // I/O deadline of one Raft RPC
-	"max-pool":             "3",     // pooled Raft connections per peer
-	"lock-timeout":         "5s",    // how long to wait for the data directory's lock (another process using it)
-	"log-level":            "info",  // hclog level: trace, debug, info, warn, error
-	"unsynced-flush":       "2s",    // bug lose-unsynced: how often in-memory log entries are written to disk
+var Options = []targets.Option{
+	{Name: "heartbeat-timeout", Default: "300ms", Doc: "a follower starts an election after 1-2x this without contact"},
+	{Name: "election-timeout", Default: "300ms", Doc: "a candidate restarts an election after 1-2x this"},
+	{Name: "leader-lease-timeout", Default: "150ms", Doc: "a leader steps down after this without contact with a quorum"},
+	{Name: "commit-timeout", Default: "20ms", Doc: "max delay before an idle leader sends a heartbeat carrying the commit index"},
+	{Name: "snapshot-threshold", Default: "4096", Doc: "log entries since the last snapshot that trigger one"},
+	{Name: "snapshot-interval", Default: "10s", Doc: "how often raft checks the snapshot threshold"},
+	{Name: "trailing-logs", Default: "1024", Doc: "log entries kept after a snapshot"},
+	{Name: "apply-timeout", Default: "3s", Doc: "how long a request waits for its entry to commit (then 504, indefinite)"},
+	{Name: "transport-timeout", Default: "2s", Doc: "I/O deadline of one Raft RPC"},
+	{Name: "max-pool", Default: "3", Doc: "pooled Raft connections per peer"},
+	{Name: "lock-timeout", Default: "5s", Doc: "how long to wait for the data directory's lock (another process using it)"},
+	{Name: "log-level", Default: "info", Doc: "hclog level: trace, debug, info, warn, error"},
+	{Name: "unsynced-flush", Default: "2s", Doc: "bug lose-unsynced: how often in-memory log entries are written to disk"},
 }
+
+// optionDefaults maps each option in Options to its default.
+var optionDefaults = func() map[string]string {
+	m := make(map[string]string, len(Options))
+	for _, o := range Options {
+		m[o.Name] = o.Default
+	}
+	return m
+}()
 
 // OptionDefaults returns a copy of the accepted options with their defaults.
 func OptionDefaults() map[string]string {
@@ -159,6 +167,38 @@ func OptionDefaults() map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+// CheckOptions says what is wrong with opts (unknown names, bad values,
+// timeouts in an order raft refuses), naming each bad option; nil if
+// nothing is. targets.System.CheckOptions runs it at validation, before
+// anything starts, and Run runs it again in the node.
+func CheckOptions(opts map[string]string) error {
+	o, err := parseOptions(opts)
+	if err != nil {
+		return err
+	}
+	if err := raft.ValidateConfig(raftConfig("check", o, nil)); err != nil {
+		return fmt.Errorf("raftkv: options heartbeat-timeout, election-timeout, leader-lease-timeout, commit-timeout: raft refuses them: %w (it requires leader-lease-timeout <= heartbeat-timeout <= election-timeout)", err)
+	}
+	return nil
+}
+
+// raftConfig returns the raft configuration of node id under o.
+func raftConfig(id string, o options, logger hclog.Logger) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(id)
+	rc.HeartbeatTimeout = o.heartbeat
+	rc.ElectionTimeout = o.election
+	rc.LeaderLeaseTimeout = o.lease
+	rc.CommitTimeout = o.commit
+	rc.SnapshotThreshold = o.snapThreshold
+	rc.SnapshotInterval = o.snapInterval
+	rc.TrailingLogs = o.trailingLogs
+	if logger != nil {
+		rc.Logger = logger
+	}
+	return rc
 }
 
 type options struct {
@@ -249,22 +289,19 @@ func (p *addrProvider) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) 
 	return "", fmt.Errorf("raftkv: no address for server %q: pass it with --peer %s=ADDR", id, id)
 }
 
-// node is one running raftkv node.
+// node is one running raftkv node: the nodekit.Store the kit serves.
 type node struct {
 	cfg      targets.NodeConfig
 	opts     options
+	kit      *nodekit.Node
 	log      hclog.Logger
 	raft     *raft.Raft
 	fsm      *fsm
 	barrier  *readBarrier
 	staleOK  bool              // bug stale-read
 	unsynced *unsyncedLogStore // bug lose-unsynced; nil without it
-	clockOff atomic.Int64      // clock offset, ms
-	started  time.Time
 
 	counters struct {
-		reads, writes, cas, casMismatch  atomic.Int64
-		notLeader, indefinite, badReq    atomic.Int64
 		staleReads, barriers, barrierErr atomic.Int64
 	}
 }
@@ -275,11 +312,11 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 	if cfg.ID == "" || cfg.Listen == "" || cfg.Admin == "" || cfg.PeerListen == "" || cfg.DataDir == "" {
 		return errors.New("raftkv: id, listen, admin, peer-listen and data are all required")
 	}
-	opts, err := parseOptions(cfg.Opts)
-	if err != nil {
+	if err := CheckOptions(cfg.Opts); err != nil {
 		return err
 	}
-	n := &node{cfg: cfg, opts: opts, fsm: newFSM(), started: time.Now()}
+	opts, _ := parseOptions(cfg.Opts)
+	n := &node{cfg: cfg, opts: opts, fsm: newFSM(), kit: nodekit.New(cfg)}
 	loseUnsynced := false
 	for _, b := range cfg.Bugs {
 		switch b {
@@ -292,28 +329,14 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 		}
 	}
 	n.log = hclog.New(&hclog.LoggerOptions{
-		Name:   "raftkv/" + cfg.ID,
-		Level:  hclog.LevelFromString(opts.logLevel),
-		Output: os.Stderr,
-		TimeFn: func() time.Time {
-			return time.Now().Add(time.Duration(n.clockOff.Load()) * time.Millisecond)
-		},
+		Name:       "raftkv/" + cfg.ID,
+		Level:      hclog.LevelFromString(opts.logLevel),
+		Output:     os.Stderr,
+		TimeFn:     n.kit.Now, // clock skew shows in the log lines
 		TimeFormat: "15:04:05.000",
 	})
-
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(cfg.ID)
-	rc.HeartbeatTimeout = opts.heartbeat
-	rc.ElectionTimeout = opts.election
-	rc.LeaderLeaseTimeout = opts.lease
-	rc.CommitTimeout = opts.commit
-	rc.SnapshotThreshold = opts.snapThreshold
-	rc.SnapshotInterval = opts.snapInterval
-	rc.TrailingLogs = opts.trailingLogs
-	rc.Logger = n.log.Named("raft")
-	if err := raft.ValidateConfig(rc); err != nil {
-		return fmt.Errorf("raftkv: raft options: %w", err)
-	}
+	n.kit.Log = n.log.Info
+	rc := raftConfig(cfg.ID, opts, n.log.Named("raft"))
 
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("raftkv: data directory: %w", err)
@@ -392,54 +415,33 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 	}
 	n.raft = r
 	n.barrier = &readBarrier{raft: r, timeout: opts.applyTimeout, count: &n.counters.barriers, errs: &n.counters.barrierErr}
+	n.log.Info("raft started", "peer", cfg.PeerListen)
 	defer func() {
 		if err := r.Shutdown().Error(); err != nil {
 			n.log.Warn("raft shutdown", "error", err)
 		}
 	}()
 
-	clientLn, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("raftkv: client API listen on %s: %w", cfg.Listen, err)
+	cs, _ := ctx.Value(crashKey{}).(*crashSwitch)
+	crashed := func() bool { return cs != nil && cs.crashed.Load() }
+	if n.unsynced != nil {
+		// In-process stand-in for SIGKILL (tests only): from the moment
+		// of the crash nothing more reaches the disk.
+		stop := context.AfterFunc(ctx, func() {
+			if crashed() {
+				n.unsynced.abandon()
+			}
+		})
+		defer stop()
 	}
-	adminLn, err := net.Listen("tcp", cfg.Admin)
-	if err != nil {
-		clientLn.Close()
-		return fmt.Errorf("raftkv: admin API listen on %s: %w", cfg.Admin, err)
-	}
-	clientSrv := &http.Server{Handler: n.clientMux(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
-	adminSrv := &http.Server{Handler: n.adminMux(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
-	errc := make(chan error, 2)
-	go func() { errc <- clientSrv.Serve(clientLn) }()
-	go func() { errc <- adminSrv.Serve(adminLn) }()
-	n.log.Info("serving", "client", clientLn.Addr().String(), "admin", adminLn.Addr().String(), "peer", cfg.PeerListen, "bugs", strings.Join(cfg.Bugs, ","))
-	if cfg.Ready != nil {
-		cfg.Ready()
-	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		runErr = fmt.Errorf("raftkv: http server: %w", err)
-	}
-	if cs, ok := ctx.Value(crashKey{}).(*crashSwitch); ok && cs.crashed.Load() {
-		// In-process stand-in for SIGKILL (tests only): nothing more
-		// reaches the disk, listeners close at once.
+	err = n.kit.Serve(ctx, n)
+	if crashed() {
 		if n.unsynced != nil {
 			n.unsynced.abandon()
 		}
-		n.log.Info("crashing (test hook): unsynced log entries discarded")
-		clientSrv.Close()
-		adminSrv.Close()
-		return nil
+		n.log.Info("crashed (test hook): unsynced log entries discarded")
 	}
-	n.log.Info("stopping")
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	clientSrv.Shutdown(sctx)
-	adminSrv.Shutdown(sctx)
-	return runErr
+	return err
 }
 
 // readBarrier batches linearizable reads: a reader waits for a raft Barrier

@@ -241,10 +241,11 @@ func (f flushingSnapshots) Create(version raft.SnapshotVersion, index, term uint
 var _ raft.SnapshotStore = flushingSnapshots{}
 
 // crashSwitch lets an in-package test stop a node as a kill would: put one
-// in Run's context under crashKey{}, then call crash. Run then skips
-// every graceful step that writes state (the unsynced flush) and closes its
-// listeners at once. Real processes are killed with SIGKILL and need none
-// of this.
+// in Run's context under crashKey{}, then call crash. From that moment the
+// unsynced log writes nothing more to disk (abandon), so every graceful
+// step that writes state (the final flush) is skipped; the node kit still
+// closes its listeners as on a stop. Real processes are killed with
+// SIGKILL and need none of this.
 type crashSwitch struct {
 	crashed atomic.Bool
 	cancel  func()
