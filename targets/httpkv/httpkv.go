@@ -25,6 +25,9 @@
 // Every op starts at the client's home node (no leader caching), so reads
 // are served by the node the worker is bound to, and a bug such as raftkv's
 // stale-read shows up.
+//
+// The package registers itself as the client adapter "http" (see
+// targets.RegisterAdapter); New builds a client for direct use.
 package httpkv
 
 import (
@@ -44,6 +47,36 @@ import (
 	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/targets"
 )
+
+// AdapterName is the name under which the package registers its adapter.
+const AdapterName = "http"
+
+func init() {
+	targets.RegisterAdapter(targets.Adapter{
+		Name: AdapterName,
+		Doc:  "faultline's HTTP/JSON key-value API: the reference systems' client API, or any service speaking it (GET|PUT /kv/{key}, POST /kv/{key}/cas)",
+		Ops:  []string{"get", "put", "cas"},
+		Errors: "200 is ok; 409 {\"error\":\"mismatch\"} is fail (mismatch); an error body with \"definite\": true is fail, " +
+			"unless it names another node as leader: then the op is sent there (at most 2 redirects); \"definite\": false, a 5xx without an error body, " +
+			"a timeout or a connection cut once the request may have been sent is info; a 4xx without an error body, " +
+			"or a connection that could not be made, is fail",
+		New: newAdapterClient,
+	})
+}
+
+// newAdapterClient is the adapter's New: a Client for cfg.Home over
+// cfg.Nodes, each op bounded by cfg.Timeout. The adapter takes no options.
+func newAdapterClient(cfg targets.ClientConfig) (targets.Client, error) {
+	if len(cfg.Options) > 0 {
+		names := make([]string, 0, len(cfg.Options))
+		for k := range cfg.Options {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("client adapter %s has no option %q (it takes none)", AdapterName, names[0])
+	}
+	return New(cfg.Nodes, cfg.Home, Options{Timeout: cfg.Timeout})
+}
 
 // Options tune a Client. Zero values take the defaults.
 type Options struct {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/targets"
 	"github.com/faultline/faultline/targets/local"
 )
 
@@ -251,5 +252,41 @@ func TestKeepAlive(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("20 sequential ops opened %d connections, want 1 (keep-alive)", n)
+	}
+}
+
+func TestAdapter(t *testing.T) {
+	a, err := targets.LookupAdapter("http")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"get", "put", "cas"} {
+		if !a.Supports(op) {
+			t.Errorf("the http adapter does not declare %s", op)
+		}
+	}
+	if a.Supports("append") || a.Doc == "" || a.Errors == "" || len(a.Options) != 0 {
+		t.Fatalf("adapter %+v", a)
+	}
+
+	s := newServer(t, reply(200, `{"value":3}`))
+	nodes := map[string]string{"n1": s.addr()}
+	cl, err := a.New(targets.ClientConfig{Nodes: nodes, Home: "n1", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if out := cl.Do(context.Background(), get); out.Type != history.OK || string(out.Value) != "3" || out.Node != "n1" {
+		t.Fatalf("get through the adapter: %+v", out)
+	}
+	if c, ok := cl.(*Client); !ok || c.opts.Timeout != time.Second {
+		t.Fatalf("the adapter's client %T does not take the configured timeout", cl)
+	}
+
+	if _, err := a.New(targets.ClientConfig{Nodes: nodes, Home: "n1", Options: map[string]string{"retries": "3"}}); err == nil || !strings.Contains(err.Error(), `"retries"`) || !strings.Contains(err.Error(), "takes none") {
+		t.Fatalf("an unknown option: %v, want an error naming it", err)
+	}
+	if _, err := a.New(targets.ClientConfig{Nodes: nodes, Home: "n2"}); err == nil {
+		t.Fatal("a home that is not a node was accepted")
 	}
 }
