@@ -11,11 +11,12 @@
 //	any other failure    -> 4xx/5xx {"error": TEXT, "definite": BOOL, "leader": ID}
 //
 // Keys are one path segment (escape "/" as %2F). Request bodies are at most
-// MaxBody bytes (larger: 413, definite). Values reach the Store in a
-// canonical JSON form: objects with sorted keys, numbers
-// with an integral value as integers, other numbers as float64; so a CAS
-// from 1.0 matches a stored 1, and a put of 1.0 reads back as 1. A body
-// that is not a JSON object with the required fields is a definite 400.
+// MaxBody bytes (larger: 413, definite). Values reach the Store in
+// faultline's one canonical JSON form (history.CanonicalJSON): objects with
+// sorted keys, integral numbers as plain integers, other numbers as
+// float64; so a CAS from 1.0 matches a stored 1, and a put of 1.0 reads
+// back as 1. A body that is not a JSON object with the required fields is
+// a definite 400.
 //
 // A Store's failure is answered from its *Error (HTTP code, definite,
 // leader); ErrMismatch from CAS is the 409; any other error is a 500 with
@@ -60,6 +61,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/targets"
 )
 
@@ -415,9 +417,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, fields ...string) ([]jso
 		if !ok {
 			return nil, http.StatusBadRequest, fmt.Errorf("body lacks field %q (want %s)", f, wantBody(fields))
 		}
-		if out[i], err = canonical(v); err != nil {
+		c, err := history.CanonicalJSON(v)
+		if err != nil {
 			return nil, http.StatusBadRequest, fmt.Errorf("field %q: %v", f, err)
 		}
+		out[i] = json.RawMessage(c)
 	}
 	return out, 0, nil
 }
