@@ -371,24 +371,50 @@ func TestVisualization(t *testing.T) {
 	}
 }
 
-func TestFaultWindows(t *testing.T) {
+// The annotations of linearizability.html draw history's fault windows:
+// the same pairing report.html draws.
+func TestFaultAnnotationsUseHistoryWindows(t *testing.T) {
 	v := func(s string) json.RawMessage { return json.RawMessage(s) }
+	nem := func(tm int64, f, phase, val string) history.Event {
+		e := history.Event{Type: history.Info, Process: history.Nemesis, Time: tm, F: f, Phase: phase}
+		if val != "" {
+			e.Value = v(val)
+		}
+		return e
+	}
 	evs := []history.Event{
-		{Type: history.Info, Process: history.Nemesis, Time: 1, F: "partition", Value: v(`{"nodes":["n1"]}`), Phase: "start"},
-		{Type: history.Info, Process: history.Nemesis, Time: 2, F: "partition", Value: v(`{"nodes":["n2"]}`), Phase: "start"},
-		{Type: history.Info, Process: history.Nemesis, Time: 3, F: "kill", Value: v(`"n3"`)},
-		{Type: history.Info, Process: history.Nemesis, Time: 4, F: "partition", Value: v(`{ "nodes" : ["n2"] }`), Phase: "end"},
-		{Type: history.Info, Process: history.Nemesis, Time: 5, F: "latency", Phase: "start"},
+		{Type: history.Invoke, Process: 0, Time: 0, F: "put", Key: "x", Value: v("1")},
+		nem(1, "partition", "start", `{"nodes":["n1"]}`),
+		nem(2, "partition", "start", `{"nodes":["n2"]}`),
+		nem(3, "kill", "", `"n3"`),
+		nem(4, "partition", "end", `{ "nodes" : ["n2"] }`),
+		nem(5, "latency", "start", `{"ms":1}`),
+		nem(6, "latency", "start", `{"ms":2}`),
+		nem(7, "latency", "end", ""), // no id, no value: the oldest latency fault
+		nem(8, "partition", "start", `{"fault":"partition-one","id":1}`),
+		nem(9, "partition", "start", `{"fault":"partition-one","id":2}`),
+		nem(10, "partition", "end", `{"fault":"partition-one","id":1}`),
+		{Type: history.OK, Process: 0, Time: 11, F: "put", Key: "x", Value: v("1")},
 	}
-	ws := faultWindows(evs)
-	want := []faultWindow{
-		{F: "partition", Value: `{"nodes":["n1"]}`, Start: 0, End: -1},
-		{F: "partition", Value: `{"nodes":["n2"]}`, Start: 1, End: 3},
-		{F: "kill", Value: `"n3"`, Start: 2, End: 2},
-		{F: "latency", Value: "null", Start: 4, End: -1},
+	h, _, err := buildRegisterHistory(evs, false)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if fmt.Sprint(ws) != fmt.Sprint(want) {
-		t.Fatalf("got %v\nwant %v", ws, want)
+	anns := faultAnnotations(evs, h)
+	ws := history.FaultWindows(evs)
+	if len(ws) != 7 || len(anns) < len(ws) {
+		t.Fatalf("%d windows, %d annotations", len(ws), len(anns))
+	}
+	type span struct{ start, end int64 }
+	want := []span{{1, h.end}, {2, 4}, {3, 3}, {5, 7}, {6, h.end}, {8, 10}, {9, h.end}}
+	for i, w := range ws {
+		got := span{anns[i].Start, anns[i].End}
+		if got != want[i] || anns[i].Tag != "fault: "+w.F {
+			t.Errorf("window %d (%s, events %d..%d): annotation %s %+v, want %+v", i, w.F, w.StartEvent, w.EndEvent, anns[i].Tag, got, want[i])
+		}
+	}
+	if !strings.Contains(anns[1].Description, `{"nodes":["n2"]}`) {
+		t.Errorf("annotation shows the canonical value: %q", anns[1].Description)
 	}
 }
 
@@ -402,6 +428,7 @@ func TestCanonicalJSON(t *testing.T) {
 		{`"a<b"`, `"a\u003cb"`},
 		{`"é"`, `"\u00e9"`},
 		{``, `null`},
+		{` `, `null`},
 	}
 	for _, group := range same {
 		first, err := canonicalJSON(json.RawMessage(group[0]))

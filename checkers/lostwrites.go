@@ -21,8 +21,8 @@ import (
 // proves nothing (that write may have taken effect at any time). A value no
 // operation wrote is reported as a phantom.
 //
-// Final reads are the reads of the "final-reads" phase (observer events
-// with f "phase"); a history without phase markers uses, for each key, the
+// Final reads are the reads that began in the "final-reads" phase
+// (history.Phases); a history without phase markers uses, for each key, the
 // ok reads that began after every write to it had completed. Writes are
 // put/write and successful cas (the value written is cas's "to"). The
 // checker needs unique values per key; with repeated values it says
@@ -51,7 +51,7 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 			return done()
 		}
 	}
-	finalStart, finalEnd, haveMarkers := phaseWindow(in.Events, "final-reads")
+	final, haveMarkers := history.FindPhase(history.Phases(in.Events), "final-reads")
 	writes := map[string][]lwWrite{}         // key -> writes (ok and info)
 	writers := map[string]map[string][]int{} // key -> value -> indexes into writes[key]
 	var reads []clientOp                     // ok reads
@@ -123,7 +123,7 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 	finals := map[string][]finalRead{}
 	for i, op := range reads {
 		if haveMarkers {
-			if op.Call < finalStart || (finalEnd > 0 && op.Call > finalEnd) {
+			if !final.Covers(op.Call) {
 				continue
 			}
 		} else if op.Call <= lastWriteEnd[op.Key] {
@@ -255,25 +255,6 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 		r.Summary = fmt.Sprintf("all %d acknowledged writes consistent with the final reads of %d keys", acked, checkedKeys)
 	}
 	return done()
-}
-
-// phaseWindow finds a phase's start and end markers (observer events with
-// f "phase" and value = the name). end is 0 if the phase never ended.
-func phaseWindow(evs []history.Event, name string) (start, end int64, ok bool) {
-	want := `"` + name + `"`
-	for i := range evs {
-		ev := &evs[i]
-		if ev.Process.IsClient() || ev.F != "phase" || string(ev.Value) != want {
-			continue
-		}
-		switch ev.Phase {
-		case "start":
-			start, ok = ev.Time, true
-		case "end":
-			end = ev.Time
-		}
-	}
-	return start, end, ok
 }
 
 func fmtNs(ns int64) string {

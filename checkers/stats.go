@@ -2,10 +2,8 @@ package checkers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
 	"time"
 
 	"github.com/faultline/faultline/history"
@@ -22,10 +20,10 @@ import (
 // between, a process invoking again after an info completion, a completion
 // whose f or key differs from its invoke, or one stamped before its invoke.
 //
-// The main phase is [MainStart, MainEnd] if MainEnd > 0; else the span
-// between phase markers in the history, events of a non-client process with
-// f "phase", value "main" and phase "start" / "end"; else the span from the
-// first invoke to the last completion.
+// The main phase is [MainStart, MainEnd] if MainEnd > 0; else the phase
+// "main" of the history's phase markers (history.Phases), if it ended; else
+// the span from the first invoke to the last completion. Latency figures
+// are history.PercentilesOfSamples'.
 //
 // The zero value is ready to use; a Stats is safe for concurrent use.
 type Stats struct {
@@ -99,21 +97,21 @@ func (s Stats) Check(ctx context.Context, in Input) (res Result) {
 			m["pending"] = c.pending
 		}
 		if l := latOK[f]; len(l) > 0 {
-			m["latency_us"] = percentilesUS(l)
+			m["latency_us"] = history.PercentilesOfSamples(l).Map()
 		}
 		fs[f] = m
 	}
 	d["by_f"] = fs
-	d["latency_us"] = percentilesUS(okLat)
-	d["latency_all_us"] = percentilesUS(allLat)
+	d["latency_us"] = history.PercentilesOfSamples(okLat).Map()
+	d["latency_all_us"] = history.PercentilesOfSamples(allLat).Map()
 	if n := len(in.Events); n > 0 {
 		d["duration_s"] = float64(in.Events[n-1].Time-in.Events[0].Time) / 1e9
 	} else {
 		d["duration_s"] = 0.0
 	}
 	faults := 0
-	for _, w := range faultWindows(in.Events) {
-		if w.Start != w.End {
+	for _, w := range history.FaultWindows(in.Events) {
+		if !w.Instant {
 			faults++
 		}
 	}
@@ -171,27 +169,8 @@ func (s Stats) window(evs []history.Event, ops []clientOp) (int64, int64, string
 	if s.MainEnd > 0 {
 		return s.MainStart, s.MainEnd, "given"
 	}
-	ms, me := int64(-1), int64(-1)
-	for i := range evs {
-		ev := &evs[i]
-		if ev.Process.IsClient() || ev.F != "phase" {
-			continue
-		}
-		var name string
-		if json.Unmarshal(ev.Value, &name) != nil || name != "main" {
-			continue
-		}
-		switch ev.Phase {
-		case "start":
-			if ms < 0 {
-				ms = ev.Time
-			}
-		case "end":
-			me = ev.Time
-		}
-	}
-	if ms >= 0 && me > ms {
-		return ms, me, "phase markers"
+	if p, ok := history.FindPhase(history.Phases(evs), "main"); ok && !p.Open() && p.End > p.Start {
+		return p.Start, p.End, "phase markers"
 	}
 	ws, we := int64(math.MaxInt64), int64(math.MinInt64)
 	for i := range ops {
@@ -205,29 +184,6 @@ func (s Stats) window(evs []history.Event, ops []clientOp) (int64, int64, string
 		return 0, 0, "history"
 	}
 	return ws, we, "history"
-}
-
-// percentilesUS returns p50, p90, p99, p99.9, max and mean of latencies in
-// ns, in microseconds (nearest rank). It sorts lat.
-func percentilesUS(lat []int64) map[string]float64 {
-	m := map[string]float64{"p50": 0, "p90": 0, "p99": 0, "p999": 0, "max": 0, "mean": 0, "count": float64(len(lat))}
-	if len(lat) == 0 {
-		return m
-	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	rank := func(p float64) float64 {
-		i := int(math.Ceil(p/100*float64(len(lat))-1e-9)) - 1 // nearest rank
-		i = max(0, min(i, len(lat)-1))
-		return float64(lat[i]) / 1e3
-	}
-	var sum float64
-	for _, v := range lat {
-		sum += float64(v)
-	}
-	m["p50"], m["p90"], m["p99"], m["p999"] = rank(50), rank(90), rank(99), rank(99.9)
-	m["max"] = float64(lat[len(lat)-1]) / 1e3
-	m["mean"] = sum / float64(len(lat)) / 1e3
-	return m
 }
 
 func usText(us float64) string {

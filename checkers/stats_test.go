@@ -118,20 +118,3 @@ func TestStatsPendingAndPhaseMarkers(t *testing.T) {
 		t.Fatalf("given window: %v", r.Details)
 	}
 }
-
-func TestPercentiles(t *testing.T) {
-	var lat []int64
-	for i := 1; i <= 1000; i++ {
-		lat = append(lat, int64(1001-i)*1000) // 1..1000 µs, reversed
-	}
-	p := percentilesUS(lat)
-	want := map[string]float64{"p50": 500, "p90": 900, "p99": 990, "p999": 999, "max": 1000, "mean": 500.5, "count": 1000}
-	for k, v := range want {
-		if p[k] != v {
-			t.Errorf("%s = %v, want %v", k, p[k], v)
-		}
-	}
-	if p := percentilesUS(nil); p["max"] != 0 || p["count"] != 0 {
-		t.Errorf("empty: %v", p)
-	}
-}
