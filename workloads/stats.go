@@ -11,31 +11,12 @@ import (
 	"github.com/faultline/faultline/history"
 )
 
-// Histogram range: microseconds, from 1 µs to one hour, 3 significant
-// figures. Longer values are recorded as one hour.
-const (
-	histLowest  = 1
-	histHighest = int64(time.Hour / time.Microsecond)
-	histSigFigs = 3
-)
+// NewHistogram returns an empty latency histogram (history.NewLatencyHistogram):
+// values in microseconds, 1 µs .. 1 h, 3 significant figures (about 190 KB).
+// Longer values are recorded as one hour.
+func NewHistogram() *hdrhistogram.Histogram { return history.NewLatencyHistogram() }
 
-// NewHistogram returns an empty histogram with the range every histogram of
-// this package uses: values in microseconds, 1 µs .. 1 h, 3 significant
-// figures (about 190 KB).
-func NewHistogram() *hdrhistogram.Histogram {
-	return hdrhistogram.New(histLowest, histHighest, histSigFigs)
-}
-
-func recordUS(h *hdrhistogram.Histogram, d time.Duration) {
-	us := int64(d / time.Microsecond)
-	if us < 0 {
-		us = 0
-	}
-	if us > histHighest {
-		us = histHighest
-	}
-	_ = h.RecordValue(us) // in range by construction
-}
+func recordUS(h *hdrhistogram.Histogram, d time.Duration) { history.RecordLatency(h, d) }
 
 // Counts are the outcomes of one function (or of all).
 type Counts struct {
@@ -95,31 +76,19 @@ type Stats struct {
 	NextProcess history.Process
 }
 
-// Percentile keys of Percentiles, in order.
-var PercentileKeys = []string{"p50", "p90", "p99", "p999", "max", "mean"}
+// PercentileKeys are the keys of Percentiles, in order (history.PercentileKeys).
+var PercentileKeys = history.PercentileKeys
 
 // Percentiles returns the latency percentiles, in microseconds, under the
-// keys "p50", "p90", "p99", "p999", "max" and "mean".
+// keys "p50", "p90", "p99", "p999", "max", "mean" and "count".
 func (s *Stats) Percentiles() map[string]float64 { return Percentiles(s.Latency) }
 
-// Percentiles returns p50, p90, p99, p999, max and mean of h (its unit,
-// microseconds for this package's histograms). An empty or nil histogram
-// gives zeros.
+// Percentiles returns faultline's latency figures of h (history.PercentilesOf;
+// its unit, microseconds for this package's histograms) under the keys
+// "p50", "p90", "p99", "p999", "max", "mean" and "count". An empty or nil
+// histogram gives zeros.
 func Percentiles(h *hdrhistogram.Histogram) map[string]float64 {
-	m := make(map[string]float64, len(PercentileKeys))
-	for _, k := range PercentileKeys {
-		m[k] = 0
-	}
-	if h == nil || h.TotalCount() == 0 {
-		return m
-	}
-	m["p50"] = float64(h.ValueAtQuantile(50))
-	m["p90"] = float64(h.ValueAtQuantile(90))
-	m["p99"] = float64(h.ValueAtQuantile(99))
-	m["p999"] = float64(h.ValueAtQuantile(99.9))
-	m["max"] = float64(h.Max())
-	m["mean"] = h.Mean()
-	return m
+	return history.PercentilesOf(h).Map()
 }
 
 // Functions returns the function names in s.ByF, sorted.
