@@ -37,7 +37,8 @@
 // cas_mismatch, local_reads (successful operations) and errors_KIND for
 // each failure answered (KIND is Error.Kind: bad_request for a body the
 // kit refused, refused or indefinite by default, internal for an error
-// that is not an *Error).
+// that is not an *Error); errors_client_gone counts requests the Store gave
+// up on because the client went away (nothing is answered).
 //
 // # Client side
 //
