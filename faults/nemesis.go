@@ -1,12 +1,10 @@
 package faults
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -15,30 +13,41 @@ import (
 	"github.com/faultline/faultline/targets"
 )
 
+// Target is what a nemesis injects faults into: a running cluster and the
+// means to act on it. Only Cluster is required; a fault that needs a means
+// that is missing fails with an error saying so (Schedule.Validate refuses
+// such a fault before anything starts).
+type Target struct {
+	// Cluster is the running cluster. Process faults use its optional
+	// capabilities, targets.ProcessControl (kill) and targets.Pauser.
+	Cluster targets.Cluster
+	// System is the system under test, for its capability funcs (SetClock
+	// for clock faults); nil if it is not a registered system.
+	System *targets.System
+	// Status reads node status, to find the leader. Nil means
+	// targets.StatusOf(Cluster, System): the cluster's own reader, else the
+	// system's, else none.
+	Status targets.StatusReader
+	// Links are the proxies on the cluster's links; nil when there are
+	// none (link faults then fail, and kill does not refuse links).
+	Links *Links
+}
+
 // Nemesis injects faults into a running cluster and records every start
 // and end as a nemesis event in the history. Its methods are safe for
 // concurrent use.
 type Nemesis struct {
-	cluster targets.Cluster
-	links   *Links // nil: link faults fail with a clear error
-	rec     *history.Recorder
-	nodes   []string
-	http    *http.Client
+	t      Target
+	status targets.StatusReader
+	rec    *history.Recorder
+	nodes  []targets.NodeSpec // ids and roles, in cluster order
+	ids    []string
 
 	mu      sync.Mutex
 	nextID  int
 	active  map[int]*Active
 	injects []Injected
 	touched map[string]bool // nodes ever killed or paused: Heal makes sure they run
-}
-
-func (n *Nemesis) touch(id string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.touched == nil {
-		n.touched = map[string]bool{}
-	}
-	n.touched[id] = true
 }
 
 // Active is a fault in force.
@@ -51,10 +60,7 @@ type Active struct {
 	Groups  [][]string // partitions
 	Start   time.Duration
 
-	link    *LinkFault
-	killed  []string
-	paused  []string
-	clocked []string
+	undo Undo
 }
 
 // Injected records one fault as it really happened, for results.json.
@@ -71,16 +77,17 @@ type Injected struct {
 	Error   string        `json:"error,omitempty"`
 }
 
-// NewNemesis returns a nemesis over cluster; links may be nil when the
-// runtime has no proxies (link faults then fail).
-func NewNemesis(cluster targets.Cluster, links *Links, rec *history.Recorder) *Nemesis {
-	var nodes []string
-	for _, n := range cluster.Nodes() {
-		nodes = append(nodes, n.ID)
+// NewNemesis returns a nemesis over t that records into rec.
+func NewNemesis(t Target, rec *history.Recorder) *Nemesis {
+	n := &Nemesis{t: t, rec: rec, status: t.Status, active: map[int]*Active{}}
+	if n.status == nil {
+		n.status = targets.StatusOf(t.Cluster, t.System)
 	}
-	return &Nemesis{cluster: cluster, links: links, rec: rec, nodes: nodes,
-		http:   &http.Client{Timeout: 3 * time.Second},
-		active: map[int]*Active{}}
+	for _, ni := range t.Cluster.Nodes() {
+		n.nodes = append(n.nodes, targets.NodeSpec{ID: ni.ID, Role: ni.Role})
+		n.ids = append(n.ids, ni.ID)
+	}
+	return n
 }
 
 // Injected returns every fault started so far, in start order.
@@ -90,7 +97,7 @@ func (n *Nemesis) Injected() []Injected {
 	return append([]Injected(nil), n.injects...)
 }
 
-// InForce returns the names of the faults in force now.
+// InForce returns the names of the faults in force now, sorted.
 func (n *Nemesis) InForce() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -102,20 +109,32 @@ func (n *Nemesis) InForce() []string {
 	return out
 }
 
+func (n *Nemesis) touch(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.touched == nil {
+		n.touched = map[string]bool{}
+	}
+	n.touched[id] = true
+}
+
 func (n *Nemesis) record(family, phase string, value map[string]any, errText string) {
 	b, _ := json.Marshal(value)
 	n.rec.Record(history.Event{Type: history.Info, Process: history.Nemesis, F: family, Value: b, Phase: phase, Error: errText})
 }
 
-// Leader asks every node for its status and returns the leader with the
-// highest term.
+// Leader asks every node for its status and returns the leader (or
+// primary) with the highest term.
 func (n *Nemesis) Leader(ctx context.Context) (string, error) {
+	if n.status == nil {
+		return "", errors.New("cannot tell which node leads: neither the cluster nor the system reads node status")
+	}
 	best, term := "", uint64(0)
-	for _, id := range n.nodes {
+	for _, id := range n.ids {
 		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := n.cluster.Status(ctx, id)
+		st, err := n.status.Status(ctx, id)
 		cancel()
-		if err == nil && (st.Role == "leader" || st.Role == "primary") && (best == "" || st.Term > term) {
+		if err == nil && st.IsLeader() && (best == "" || st.Term > term) {
 			best, term = id, st.Term
 		}
 	}
@@ -125,261 +144,89 @@ func (n *Nemesis) Leader(ctx context.Context) (string, error) {
 	return best, nil
 }
 
-// Start injects one fault (its seeded choices already resolved by Plan, or
-// resolved here against the nodes if absent).
+// resolveFault makes f's seeded choices with d: its own Resolve if it is a
+// Resolver, else its Selector's pick.
+func resolveFault(f Fault, d Draw) ([]string, [][]string) {
+	if r, ok := f.(Resolver); ok {
+		return r.Resolve(d)
+	}
+	if sel, ok := selectorOf(f); ok {
+		return sel.Pick(d), nil
+	}
+	return nil, nil
+}
+
+// Start injects one fault. Its seeded choices are those Plan resolved
+// (Spec.Nodes, Spec.Groups); a spec with neither is resolved here with the
+// nodes in cluster order as the draw (so "one" is the first node). A
+// "leader" target is resolved now. The start is recorded in the history
+// and in Injected, with the error if the fault could not be injected; then
+// whatever part of it took effect is undone and its end recorded at once.
 func (n *Nemesis) Start(ctx context.Context, p Planned) (*Active, error) {
-	sp := p.Spec.withDefaults()
-	kind, ok := Lookup(sp.Fault)
-	if !ok {
-		return nil, fmt.Errorf("unknown fault %q", sp.Fault)
+	sp := p.Spec
+	f, err := sp.kind()
+	if err != nil {
+		return nil, err
+	}
+	sp.Kind = f
+	nodes, groups := sp.Nodes, sp.Groups
+	if nodes == nil && groups == nil {
+		nodes, groups = resolveFault(f, Draw{Nodes: n.nodes, Shuffled: n.ids})
 	}
 	n.mu.Lock()
 	n.nextID++
-	a := &Active{ID: n.nextID, Seq: p.Seq, Spec: sp, Family: kind.Family, Targets: sp.Nodes, Groups: sp.Groups, Start: n.rec.Now()}
+	a := &Active{ID: n.nextID, Seq: p.Seq, Spec: sp, Family: f.Family(), Start: n.rec.Now()}
 	n.mu.Unlock()
 
-	err := n.inject(ctx, a, kind)
-	value := map[string]any{"fault": sp.Fault, "id": a.ID}
+	in := &Injection{ID: a.ID, Nodes: append([]string(nil), n.ids...), Targets: nodes, Groups: groups, nem: n}
+	if sel, ok := selectorOf(f); ok && sel == TargetLeader {
+		l, lerr := n.Leader(ctx)
+		if lerr != nil {
+			err = fmt.Errorf("%s targets the leader: %w", sp.Fault, lerr)
+		} else {
+			in.Targets = []string{l}
+		}
+	}
+	if err == nil {
+		a.undo, err = f.Inject(ctx, in)
+	}
+	a.Targets, a.Groups = in.Targets, in.Groups
+
+	value := map[string]any{}
+	for k, v := range sp.Params() {
+		value[k] = v
+	}
+	value["fault"], value["id"] = sp.Fault, a.ID
 	if len(a.Targets) > 0 {
 		value["targets"] = a.Targets
 	}
 	if len(a.Groups) > 0 {
 		value["groups"] = a.Groups
 	}
-	if sp.Mode != "" && kind.Family == "partition" {
-		value["mode"] = sp.Mode
+	if in.links > 0 {
+		value["links"] = in.links
 	}
-	switch sp.Fault {
-	case "latency":
-		value["latency_ms"] = sp.Latency.Milliseconds()
-		value["jitter_ms"] = sp.Jitter.Milliseconds()
-	case "bandwidth":
-		value["rate_kbps"] = sp.Rate
-	case "clock-skew":
-		value["offset_ms"] = sp.Offset.Milliseconds()
-	}
-	if a.link != nil {
-		value["links"] = len(a.link.Links)
-	}
-	inj := Injected{ID: a.ID, Seq: p.Seq, Name: sp.Fault, Family: kind.Family, Targets: a.Targets, Groups: a.Groups, Spec: sp, Start: a.Start}
+	inj := Injected{ID: a.ID, Seq: p.Seq, Name: sp.Fault, Family: a.Family, Targets: a.Targets, Groups: a.Groups, Spec: sp, Start: a.Start}
 	if err != nil {
 		inj.Error = err.Error()
 		inj.End = a.Start
-		n.record(kind.Family, "start", value, err.Error())
+		n.record(a.Family, "start", value, err.Error())
 		// Undo whatever part of it took effect, and say it ended.
-		n.undo(context.WithoutCancel(ctx), a)
-		n.record(kind.Family, "end", map[string]any{"fault": sp.Fault, "id": a.ID}, "")
+		if a.undo != nil {
+			a.undo(context.WithoutCancel(ctx))
+		}
+		n.record(a.Family, "end", map[string]any{"fault": sp.Fault, "id": a.ID}, "")
 		n.mu.Lock()
 		n.injects = append(n.injects, inj)
 		n.mu.Unlock()
 		return nil, err
 	}
-	n.record(kind.Family, "start", value, "")
+	n.record(a.Family, "start", value, "")
 	n.mu.Lock()
 	n.active[a.ID] = a
 	n.injects = append(n.injects, inj)
 	n.mu.Unlock()
 	return a, nil
-}
-
-func (n *Nemesis) needLinks(name string) error {
-	if n.links == nil {
-		return fmt.Errorf("%s needs proxies on the links, which this runtime does not provide", name)
-	}
-	return nil
-}
-
-func (n *Nemesis) inject(ctx context.Context, a *Active, kind Kind) error {
-	sp := a.Spec
-	if sp.Target == "leader" {
-		l, err := n.Leader(ctx)
-		if err != nil {
-			return fmt.Errorf("%s targets the leader: %w", sp.Fault, err)
-		}
-		a.Targets = []string{l}
-	}
-	if kind.Links {
-		if err := n.needLinks(sp.Fault); err != nil {
-			return err
-		}
-	}
-	mode := Mode(sp.Mode)
-	var opts []PartitionOption
-	if sp.Clients {
-		opts = append(opts, ClientsIn(LargestGroup))
-	}
-	var lf LinkFault
-	var err error
-	switch sp.Fault {
-	case "partition-halves":
-		lf, err = n.links.Partition(ctx, a.Groups, mode, opts...)
-	case "partition-one", "partition-leader":
-		if sp.Fault == "partition-leader" && sp.Target != "leader" {
-			l, lerr := n.Leader(ctx)
-			if lerr != nil {
-				return fmt.Errorf("partition-leader: %w", lerr)
-			}
-			a.Targets = []string{l}
-		}
-		iso := a.Targets[0]
-		a.Groups = [][]string{{iso}, without(n.nodes, iso)}
-		lf, err = n.links.Partition(ctx, a.Groups, mode, opts...)
-	case "partition-bridge":
-		bridge := a.Targets[0]
-		var cut []Link
-		for _, l := range mustCrossing(n.nodes, a.Groups) {
-			if l.From != bridge && l.To != bridge {
-				cut = append(cut, l)
-			}
-		}
-		lf, err = n.links.Cut(ctx, cut, mode)
-	case "partition-majorities-ring":
-		lf, err = n.links.Cut(ctx, RingLinks(a.Targets), mode)
-	case "partition-one-way":
-		var cut []Link
-		for _, to := range without(n.nodes, a.Targets[0]) {
-			cut = append(cut, Link{a.Targets[0], to})
-		}
-		lf, err = n.links.Cut(ctx, cut, mode)
-	case "latency":
-		lf, err = n.links.Latency(ctx, n.linksFor(a, sp.Clients), sp.Latency, sp.Jitter)
-	case "bandwidth":
-		lf, err = n.links.Bandwidth(ctx, n.linksFor(a, sp.Clients), sp.Rate)
-	case "reset":
-		lf, err = n.links.ResetPeer(ctx, n.linksFor(a, sp.Clients))
-	case "kill":
-		// A dead process refuses connections; a live proxy in front of it
-		// would instead accept and close them, turning requests that never
-		// reached any process into unknown outcomes. So the links into the
-		// nodes refuse while they are down (cut first, so no request slips
-		// in between), as a real dead node's port would.
-		if n.links != nil {
-			lf, err := n.links.Cut(ctx, n.linksInto(a.Targets), Refuse)
-			if err != nil {
-				return fmt.Errorf("kill: refusing the links into %v: %w", a.Targets, err)
-			}
-			a.link = &lf
-		}
-		for _, id := range a.Targets {
-			// Noted before the call: a kill that fails part way (its wait
-			// cancelled) may still have killed the node, and ending the
-			// fault must start it again (Start of a running node does
-			// nothing).
-			a.killed = append(a.killed, id)
-			n.touch(id)
-			if err = n.cluster.Kill(ctx, id); err != nil {
-				return fmt.Errorf("kill %s: %w", id, err)
-			}
-		}
-		return nil
-	case "pause":
-		for _, id := range a.Targets {
-			a.paused = append(a.paused, id)
-			n.touch(id)
-			if err = n.cluster.Pause(ctx, id); err != nil {
-				return fmt.Errorf("pause %s: %w", id, err)
-			}
-		}
-		return nil
-	case "clock-skew":
-		for _, id := range a.Targets {
-			if err = n.setClock(ctx, id, sp.Offset); err != nil {
-				return fmt.Errorf("clock-skew %s: %w", id, err)
-			}
-			a.clocked = append(a.clocked, id)
-		}
-		return nil
-	default:
-		return fmt.Errorf("fault %q has no injector", sp.Fault)
-	}
-	if err != nil {
-		return err
-	}
-	a.link = &lf
-	return nil
-}
-
-// linksFor returns the links a latency/bandwidth/reset fault acts on: every
-// peer link when it targets all nodes, else the links touching its targets.
-func (n *Nemesis) linksFor(a *Active, clients bool) []Link {
-	if len(a.Targets) == len(n.nodes) {
-		if clients {
-			return n.links.All()
-		}
-		return n.links.PeerLinks()
-	}
-	seen := map[Link]bool{}
-	var out []Link
-	for _, id := range a.Targets {
-		for _, l := range n.links.Touching(id, clients) {
-			if !seen[l] {
-				seen[l] = true
-				out = append(out, l)
-			}
-		}
-	}
-	return out
-}
-
-// linksInto returns every link (peer and client) that ends at one of ids.
-func (n *Nemesis) linksInto(ids []string) []Link {
-	in := map[string]bool{}
-	for _, id := range ids {
-		in[id] = true
-	}
-	var out []Link
-	for _, l := range n.links.All() {
-		if in[l.To] && !in[l.From] {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func mustCrossing(nodes []string, groups [][]string) []Link {
-	ls, err := CrossingLinks(nodes, groups)
-	if err != nil {
-		return nil
-	}
-	return ls
-}
-
-func without(nodes []string, id string) []string {
-	var out []string
-	for _, n := range nodes {
-		if n != id {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// setClock shifts a node's clock through its admin API.
-func (n *Nemesis) setClock(ctx context.Context, id string, offset time.Duration) error {
-	var admin string
-	for _, ni := range n.cluster.Nodes() {
-		if ni.ID == id {
-			admin = ni.Admin
-		}
-	}
-	if admin == "" {
-		return fmt.Errorf("node %s has no admin address", id)
-	}
-	body, _ := json.Marshal(map[string]int64{"offset_ms": offset.Milliseconds()})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+admin+"/admin/clock", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("admin API answered %s: the system does not support clock faults", resp.Status)
-	}
-	return nil
 }
 
 // End ends one active fault and records it.
@@ -391,7 +238,10 @@ func (n *Nemesis) End(ctx context.Context, a *Active) error {
 	}
 	delete(n.active, a.ID)
 	n.mu.Unlock()
-	err := n.undo(ctx, a)
+	var err error
+	if a.undo != nil {
+		err = a.undo(ctx)
+	}
 	value := map[string]any{"fault": a.Spec.Fault, "id": a.ID}
 	errText := ""
 	if err != nil {
@@ -412,35 +262,10 @@ func (n *Nemesis) End(ctx context.Context, a *Active) error {
 	return err
 }
 
-func (n *Nemesis) undo(ctx context.Context, a *Active) error {
-	var errs []error
-	for _, id := range a.paused {
-		if err := n.cluster.Resume(ctx, id); err != nil {
-			errs = append(errs, fmt.Errorf("resume %s: %w", id, err))
-		}
-	}
-	// Killed nodes start before their links open again (see inject).
-	for _, id := range a.killed {
-		if err := n.cluster.Start(ctx, id); err != nil {
-			errs = append(errs, fmt.Errorf("restart %s: %w", id, err))
-		}
-	}
-	if a.link != nil {
-		if err := n.links.End(ctx, *a.link); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for _, id := range a.clocked {
-		if err := n.setClock(ctx, id, 0); err != nil {
-			errs = append(errs, fmt.Errorf("reset clock of %s: %w", id, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // Heal ends every active fault, then makes sure no toxic is left and every
 // proxy is enabled (even ones nemesis did not add), and records a "heal"
-// event. Nodes it killed are started again, paused ones resumed.
+// event. Every node a fault ever killed or paused is resumed and started
+// again (both do nothing to a running node).
 func (n *Nemesis) Heal(ctx context.Context) error {
 	n.mu.Lock()
 	var act []*Active
@@ -465,15 +290,21 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 	}
 	n.mu.Unlock()
 	sort.Strings(touched)
+	pz, _ := n.t.Cluster.(targets.Pauser)
+	pc, _ := n.t.Cluster.(targets.ProcessControl)
 	for _, id := range touched {
-		n.cluster.Resume(ctx, id) // fails harmlessly for a node that is not running
-		if err := n.cluster.Start(ctx, id); err != nil {
-			errs = append(errs, fmt.Errorf("heal: start %s: %w", id, err))
+		if pz != nil {
+			pz.Resume(ctx, id) // fails harmlessly for a node that is not running
+		}
+		if pc != nil {
+			if err := pc.Start(ctx, id); err != nil {
+				errs = append(errs, fmt.Errorf("heal: start %s: %w", id, err))
+			}
 		}
 	}
 	value := map[string]any{"fault": "heal", "ended": len(act)}
-	if n.links != nil {
-		rep, err := n.links.Heal(ctx)
+	if n.t.Links != nil {
+		rep, err := n.t.Links.Heal(ctx)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -531,4 +362,129 @@ func (n *Nemesis) Run(ctx context.Context, plan []Planned, base time.Duration, o
 		}(a, p.For)
 	}
 	wg.Wait()
+}
+
+// Injection is one fault being injected: what it acts on, and the means to
+// act, for a Fault's Inject. Inject may change Targets and Groups (a fault
+// that finds its own target); the nemesis records them.
+type Injection struct {
+	ID      int        // the fault's id in the history
+	Nodes   []string   // every node of the cluster, in order
+	Targets []string   // the nodes it acts on, as resolved (a leader target already found)
+	Groups  [][]string // the partition's groups, as resolved
+
+	nem   *Nemesis
+	links int // links acted on, for the history event
+}
+
+// Leader returns the node that leads now (see Nemesis.Leader).
+func (in *Injection) Leader(ctx context.Context) (string, error) { return in.nem.Leader(ctx) }
+
+// Links returns the proxies on the cluster's links, or an error if there
+// are none.
+func (in *Injection) Links() (*Links, error) {
+	if in.nem.t.Links == nil {
+		return nil, fmt.Errorf("%w: this fault needs a runtime that proxies the links", errNoLinks)
+	}
+	return in.nem.t.Links, nil
+}
+
+// Process returns the cluster's process control, or an error if it has
+// none.
+func (in *Injection) Process() (targets.ProcessControl, error) {
+	pc, ok := in.nem.t.Cluster.(targets.ProcessControl)
+	if !ok {
+		return nil, errors.New("this cluster cannot kill and start nodes (no process control)")
+	}
+	return pc, nil
+}
+
+// Pauser returns the cluster's pause control, or an error if it has none.
+func (in *Injection) Pauser() (targets.Pauser, error) {
+	pz, ok := in.nem.t.Cluster.(targets.Pauser)
+	if !ok {
+		return nil, errors.New("this cluster cannot pause nodes")
+	}
+	return pz, nil
+}
+
+// SetClock shifts node id's clock by offset (0 resets it) through the
+// system's SetClock.
+func (in *Injection) SetClock(ctx context.Context, id string, offset time.Duration) error {
+	sys := in.nem.t.System
+	if sys == nil || sys.SetClock == nil {
+		return errors.New("the system has no clock control")
+	}
+	for _, ni := range in.nem.t.Cluster.Nodes() {
+		if ni.ID == id {
+			return sys.SetClock(ctx, ni, offset)
+		}
+	}
+	return fmt.Errorf("no node %q in this cluster", id)
+}
+
+// Touch notes that the fault stops node id's process (kill, pause): Heal
+// makes sure it runs again, whatever becomes of the fault. Call it before
+// acting, so that a call that fails part way is covered too.
+func (in *Injection) Touch(id string) { in.nem.touch(id) }
+
+// LinkFault notes a link fault the injection made (for the history event)
+// and returns the Undo that ends it.
+func (in *Injection) LinkFault(lf LinkFault) Undo {
+	in.links += len(lf.Links)
+	links := in.nem.t.Links
+	return func(ctx context.Context) error { return links.End(ctx, lf) }
+}
+
+// LinksTouching returns the proxied links a latency, bandwidth or reset
+// fault acts on: with peers, every node -> node link from or to a target
+// (when every node is a target: every peer link); with clients, every
+// client -> target link.
+func (in *Injection) LinksTouching(peers, clients bool) []Link {
+	links := in.nem.t.Links
+	if links == nil {
+		return nil
+	}
+	if len(in.Targets) == len(in.Nodes) {
+		switch {
+		case peers && clients:
+			return links.All()
+		case peers:
+			return links.PeerLinks()
+		case clients:
+			return links.ClientLinks()
+		}
+		return nil
+	}
+	seen := map[Link]bool{}
+	var out []Link
+	for _, id := range in.Targets {
+		for _, l := range links.Touching(id, clients) {
+			if !seen[l] && (peers || l.IsClient()) {
+				seen[l] = true
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// LinksInto returns every proxied link (peer and client) that ends at one
+// of ids and does not start at one of them.
+func (in *Injection) LinksInto(ids []string) []Link {
+	links := in.nem.t.Links
+	if links == nil {
+		return nil
+	}
+	into := map[string]bool{}
+	for _, id := range ids {
+		into[id] = true
+	}
+	var out []Link
+	for _, l := range links.All() {
+		if into[l.To] && !into[l.From] {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -17,15 +17,29 @@ import (
 	"github.com/faultline/faultline/targets"
 	"github.com/faultline/faultline/targets/httpkv"
 	"github.com/faultline/faultline/targets/local"
+	"github.com/faultline/faultline/targets/nodekit"
+	_ "github.com/faultline/faultline/targets/raftkv"
 )
 
 // startRaft starts a real 3-node raftkv cluster as child processes, every
-// link through the embedded Toxiproxy.
-func startRaft(t *testing.T) (*local.Cluster, *faults.Links, *faults.ProxyServer, *history.Recorder) {
+// link through the embedded Toxiproxy, and returns a nemesis target for it.
+func startRaft(t *testing.T) (*local.Cluster, faults.Target, *faults.ProxyServer, *history.Recorder) {
 	t.Helper()
 	bin, err := testbin.Build()
 	if err != nil {
 		t.Fatal(err)
+	}
+	sys, err := targets.LookupSystem("raftkv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every fault used below is available there.
+	rt := local.New(local.Options{})
+	env := faults.Env{System: sys, Runtime: rt.Name(), Caps: rt.Capabilities(), Nodes: sys.NodeIDs(map[string]int{sys.Roles[0].Name: 3})}
+	for _, name := range []string{"partition-one", "kill", "pause", "latency"} {
+		if err := faults.Available(name, env); err != nil {
+			t.Fatalf("%s on raftkv/local: %v", name, err)
+		}
 	}
 	ctx := context.Background()
 	srv, err := faults.NewProxyServer(ctx)
@@ -33,8 +47,8 @@ func startRaft(t *testing.T) (*local.Cluster, *faults.Links, *faults.ProxyServer
 		t.Fatal(err)
 	}
 	links := faults.NewLinks(srv.APIAddr(), faults.LinksOptions{})
-	c, err := local.New(local.Options{}).Start(ctx, targets.ClusterSpec{
-		RunID: "e2e", System: "raftkv", Nodes: []string{"n1", "n2", "n3"}, Dir: t.TempDir(), Binary: bin, Links: links,
+	c, err := rt.Start(ctx, targets.ClusterSpec{
+		RunID: "e2e", System: "raftkv", Nodes: env.Nodes, Dir: t.TempDir(), Binary: bin, Links: links,
 	})
 	if err != nil {
 		srv.Close()
@@ -50,14 +64,24 @@ func startRaft(t *testing.T) (*local.Cluster, *faults.Links, *faults.ProxyServer
 		links.Close()
 		srv.Close()
 	})
-	return c.(*local.Cluster), links, srv, rec
+	return c.(*local.Cluster), faults.Target{Cluster: c, System: sys, Links: links}, srv, rec
+}
+
+// readStatus reads a node's status through the node kit's admin API.
+func readStatus(ctx context.Context, c targets.Cluster, id string) (targets.Status, error) {
+	for _, n := range c.Nodes() {
+		if n.ID == id {
+			return nodekit.ReadStatus(ctx, n)
+		}
+	}
+	return targets.Status{}, fmt.Errorf("no node %s", id)
 }
 
 func status(t *testing.T, c targets.Cluster, id string) targets.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	st, err := c.Status(ctx, id)
+	st, err := readStatus(ctx, c, id)
 	if err != nil {
 		t.Fatalf("status of %s: %v", id, err)
 	}
@@ -95,7 +119,8 @@ func clientFor(t *testing.T, c targets.Cluster, home string) *httpkv.Client {
 // commits writes n1 never receives), and that n1 catches up after the heal.
 // It also checks at the TCP level that n1's peer proxies carry no data.
 func TestPartitionReallyCuts(t *testing.T) {
-	c, links, _, rec := startRaft(t)
+	c, tgt, _, rec := startRaft(t)
+	links := tgt.Links
 	ctx := context.Background()
 	waitFor(t, "a leader", 10*time.Second, func() bool { return status(t, c, "n2").Leader != "" })
 	cl := clientFor(t, c, "n2")
@@ -106,8 +131,8 @@ func TestPartitionReallyCuts(t *testing.T) {
 		t.Fatalf("put before the partition: %+v", out)
 	}
 
-	nem := faults.NewNemesis(c, links, rec)
-	a, err := nem.Start(ctx, faults.Planned{Spec: faults.Spec{Fault: "partition-one", Target: "n1", Mode: "drop", Nodes: []string{"n1"}}})
+	nem := faults.NewNemesis(tgt, rec)
+	a, err := nem.Start(ctx, faults.Planned{Spec: faults.NewSpec("partition-one", func(p *faults.PartitionOne) { p.Target, p.Mode = "n1", faults.Drop })})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,11 +222,12 @@ func answered(t *testing.T, addr string) bool {
 // checks every node is back and serving; after Close no node process and
 // no proxy listener is left.
 func TestKillPauseHealLeavesNothing(t *testing.T) {
-	c, links, srv, rec := startRaft(t)
+	c, tgt, srv, rec := startRaft(t)
+	links := tgt.Links
 	ctx := context.Background()
 	waitFor(t, "a leader", 10*time.Second, func() bool { return status(t, c, "n1").Leader != "" })
-	nem := faults.NewNemesis(c, links, rec)
-	killed, err := nem.Start(ctx, faults.Planned{Spec: faults.Spec{Fault: "kill", Target: "leader"}})
+	nem := faults.NewNemesis(tgt, rec)
+	killed, err := nem.Start(ctx, faults.Planned{Spec: faults.NewSpec("kill", func(k *faults.Kill) { k.Target = faults.TargetLeader })})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,10 +235,10 @@ func TestKillPauseHealLeavesNothing(t *testing.T) {
 	if killed.Targets[0] == other {
 		other = "n2"
 	}
-	if _, err := nem.Start(ctx, faults.Planned{Spec: faults.Spec{Fault: "pause", Target: other, Nodes: []string{other}}}); err != nil {
+	if _, err := nem.Start(ctx, faults.Planned{Spec: faults.NewSpec("pause", func(p *faults.Pause) { p.Target = faults.Selector(other) })}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := nem.Start(ctx, faults.Planned{Spec: faults.Spec{Fault: "latency", Target: "all", Latency: 20 * time.Millisecond, Nodes: []string{"n1", "n2", "n3"}}}); err != nil {
+	if _, err := nem.Start(ctx, faults.Planned{Spec: faults.NewSpec("latency", func(l *faults.Latency) { l.Latency = 20 * time.Millisecond })}); err != nil {
 		t.Fatal(err)
 	}
 	if got := nem.InForce(); len(got) != 3 {
@@ -220,7 +246,7 @@ func TestKillPauseHealLeavesNothing(t *testing.T) {
 	}
 	for _, id := range []string{killed.Targets[0], other} {
 		sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		if _, err := c.Status(sctx, id); err == nil {
+		if _, err := readStatus(sctx, c, id); err == nil {
 			t.Errorf("node %s answers its status while killed or paused", id)
 		}
 		cancel()

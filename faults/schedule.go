@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"sort"
 	"time"
+
+	"github.com/faultline/faultline/targets"
 )
 
 // Schedule is a scenario's `faults` section: when faults start and end.
@@ -47,9 +49,13 @@ func (s *Schedule) kind() string {
 	return "interval"
 }
 
-// Validate checks the schedule for a cluster of the given nodes. Errors are
-// *SpecError with a field path relative to the `faults` section.
-func (s *Schedule) Validate(nodes []string) error {
+// Validate checks the schedule for env, before anything starts: its
+// shape, and each spec's kind, parameter values, node-count needs, targets
+// (node ids and roles of env.Nodes) and availability (what the system and
+// the runtime can do). Errors are *SpecError with a field path relative to
+// the `faults` section (mix[2].fault, timeline[0].target) and a message
+// naming the fault, the reason and what to do.
+func (s *Schedule) Validate(env Env) error {
 	if s == nil {
 		return nil
 	}
@@ -80,15 +86,15 @@ func (s *Schedule) Validate(nodes []string) error {
 		return specErr("every", "%s is too short: faults need time to take effect (use 100ms or more)", s.Every)
 	}
 	for i := range s.Mix {
-		if err := s.Mix[i].validate(fmt.Sprintf("mix[%d]", i), nodes); err != nil {
-			return err
-		}
 		if s.Mix[i].At != 0 {
 			return specErr(fmt.Sprintf("mix[%d].at", i), "`at` belongs to timeline faults; a mix is scheduled by `every`")
 		}
+		if err := s.Mix[i].validate(fmt.Sprintf("mix[%d]", i), env); err != nil {
+			return err
+		}
 	}
 	for i := range s.Timeline {
-		if err := s.Timeline[i].validate(fmt.Sprintf("timeline[%d]", i), nodes); err != nil {
+		if err := s.Timeline[i].validate(fmt.Sprintf("timeline[%d]", i), env); err != nil {
 			return err
 		}
 	}
@@ -113,13 +119,18 @@ func (s *Schedule) length(sp Spec) time.Duration {
 }
 
 // Plan turns the schedule into a list of faults for a main phase of the
-// given length, resolving every seeded choice. It is a pure function of its
-// arguments. Faults are clipped to end by the end of the main phase.
-func (s *Schedule) Plan(nodes []string, seed int64, main time.Duration) []Planned {
+// given length on a cluster of the given nodes, resolving every seeded
+// choice (Spec.Nodes, Spec.Groups; "leader" is left for the nemesis). It
+// is a pure function of its arguments. Faults are clipped to end by the
+// end of the main phase. Each planned spec has its own copy of the fault
+// (Spec.Kind set, defaults filled in). Specs of unknown kinds are skipped:
+// Validate refuses them.
+func (s *Schedule) Plan(nodes []targets.NodeSpec, seed int64, main time.Duration) []Planned {
 	if s.Empty() {
 		return nil
 	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0xfa17))
+	ids := nodeIDs(nodes)
 	var out []Planned
 	add := func(at time.Duration, sp Spec) {
 		if at >= main {
@@ -129,7 +140,15 @@ func (s *Schedule) Plan(nodes []string, seed int64, main time.Duration) []Planne
 		if at+d > main {
 			d = main - at
 		}
-		sp = resolve(sp.withDefaults(), nodes, rng)
+		// One permutation per planned fault, whatever its kind.
+		shuffled := append([]string(nil), ids...)
+		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		f, err := sp.kind()
+		if err != nil {
+			return
+		}
+		sp.Kind = cloneFault(f)
+		sp.Nodes, sp.Groups = resolveFault(sp.Kind, Draw{Nodes: nodes, Shuffled: shuffled})
 		out = append(out, Planned{At: at, For: d, Spec: sp})
 	}
 	switch s.kind() {
@@ -186,45 +205,6 @@ func weight(sp Spec) float64 {
 		return sp.Weight
 	}
 	return 1
-}
-
-// resolve fixes the seeded choices of a spec: the nodes a target names and
-// the groups of a partition. "leader" is left for injection time.
-func resolve(sp Spec, nodes []string, rng *rand.Rand) Spec {
-	shuffled := append([]string(nil), nodes...)
-	rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-	n := len(nodes)
-	switch sp.Target {
-	case "one":
-		sp.Nodes = shuffled[:1]
-	case "majority":
-		sp.Nodes = sortedCopy(shuffled[:n/2+1])
-	case "minority":
-		sp.Nodes = sortedCopy(shuffled[:(n-1)/2])
-		if len(sp.Nodes) == 0 {
-			sp.Nodes = shuffled[:1]
-		}
-	case "all":
-		sp.Nodes = append([]string(nil), nodes...)
-	case "leader", "":
-	default:
-		sp.Nodes = []string{sp.Target}
-	}
-	switch sp.Fault {
-	case "partition-halves":
-		k := n / 2
-		sp.Groups = [][]string{sortedCopy(shuffled[:k]), sortedCopy(shuffled[k:])}
-	case "partition-bridge":
-		// shuffled[0] is the bridge; the rest split in two halves.
-		rest := shuffled[1:]
-		k := len(rest) / 2
-		sp.Groups = [][]string{sortedCopy(rest[:k]), sortedCopy(rest[k:])}
-		sp.Nodes = []string{shuffled[0]}
-	case "partition-majorities-ring":
-		sp.Groups = nil
-		sp.Nodes = shuffled // the ring order
-	}
-	return sp
 }
 
 func sortedCopy(s []string) []string {

@@ -1,18 +1,35 @@
 package faults
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/faultline/faultline/targets"
 )
 
-var nodes3 = []string{"n1", "n2", "n3"}
+var nodes3 = []targets.NodeSpec{{ID: "n1", Role: "replica"}, {ID: "n2", Role: "replica"}, {ID: "n3", Role: "replica"}}
+
+// fullEnv is a 3-node cluster of a system and runtime that can do
+// everything.
+func fullEnv(nodes []targets.NodeSpec) Env {
+	return Env{
+		System: &targets.System{Name: "full", PeerLinks: true,
+			Status:   func(context.Context, targets.NodeInfo) (targets.Status, error) { return targets.Status{}, nil },
+			SetClock: func(context.Context, targets.NodeInfo, time.Duration) error { return nil },
+		},
+		Runtime: "test",
+		Caps:    targets.Capabilities{Process: true, Pause: true, Links: targets.PeerLinks},
+		Nodes:   nodes,
+	}
+}
 
 func TestPlanSameSeedSamePlan(t *testing.T) {
 	s := &Schedule{Kind: "random", Every: 5 * time.Second, Mix: []Spec{
-		{Fault: "partition-halves"}, {Fault: "kill", Target: "one"}, {Fault: "pause", Target: "majority", Weight: 3},
+		{Fault: "partition-halves"}, NewSpec("kill", func(k *Kill) { k.Target = "one" }), withWeight(NewSpec("pause", func(p *Pause) { p.Target = "majority" }), 3),
 	}}
 	a := s.Plan(nodes3, 42, time.Minute)
 	b := s.Plan(nodes3, 42, time.Minute)
@@ -48,7 +65,7 @@ func TestPlanSameSeedSamePlan(t *testing.T) {
 }
 
 func TestPlanIntervalAndTimeline(t *testing.T) {
-	s := &Schedule{Every: 10 * time.Second, For: 4 * time.Second, Mix: []Spec{{Fault: "kill", Target: "leader"}, {Fault: "partition-leader"}}}
+	s := &Schedule{Every: 10 * time.Second, For: 4 * time.Second, Mix: []Spec{NewSpec("kill", func(k *Kill) { k.Target = TargetLeader }), {Fault: "partition-leader"}}}
 	p := s.Plan(nodes3, 1, 30*time.Second)
 	if len(p) != 3 || p[0].At != 5*time.Second || p[1].At != 15*time.Second || p[0].Spec.Fault != "kill" || p[1].Spec.Fault != "partition-leader" || p[2].Spec.Fault != "kill" {
 		t.Fatalf("interval plan: %+v", p)
@@ -56,11 +73,11 @@ func TestPlanIntervalAndTimeline(t *testing.T) {
 	if p[0].Spec.Nodes != nil {
 		t.Errorf("leader must be resolved at injection, got %v", p[0].Spec.Nodes)
 	}
-	if p[0].Spec.Mode != "" {
-		t.Errorf("kill takes no mode, got %q", p[0].Spec.Mode)
+	if _, ok := p[0].Spec.Params()["mode"]; ok {
+		t.Errorf("kill takes no mode, got %v", p[0].Spec.Params())
 	}
-	if p[1].Spec.Mode != "drop" {
-		t.Errorf("default mode: %q", p[1].Spec.Mode)
+	if m := p[1].Spec.Kind.(*PartitionLeader).Mode; m != Drop {
+		t.Errorf("default mode: %q", m)
 	}
 	tl := &Schedule{Timeline: []Spec{{Fault: "pause", At: 20 * time.Second, For: 50 * time.Second}, {Fault: "latency", At: 2 * time.Second, For: time.Second}}}
 	p = tl.Plan(nodes3, 1, 30*time.Second)
@@ -75,28 +92,35 @@ func TestScheduleValidate(t *testing.T) {
 		field string
 	}{
 		{Schedule{Mix: []Spec{{Fault: "partition-everything"}}}, "mix[0].fault"},
-		{Schedule{Mix: []Spec{{Fault: "kill", Mode: "drop"}}}, "mix[0].mode"},
-		{Schedule{Mix: []Spec{{Fault: "partition-halves", Mode: "sideways"}}}, "mix[0].mode"},
-		{Schedule{Mix: []Spec{{Fault: "kill", Target: "n9"}}}, "mix[0].target"},
+		{Schedule{Mix: []Spec{NewSpec("partition-halves", func(p *PartitionHalves) { p.Mode = "sideways" })}}, "mix[0].mode"},
+		{Schedule{Mix: []Spec{NewSpec("kill", func(k *Kill) { k.Target = "n9" })}}, "mix[0].target"},
 		{Schedule{Kind: "weekly", Mix: []Spec{{Fault: "kill"}}}, "schedule"},
 		{Schedule{Kind: "timeline", Timeline: []Spec{{Fault: "kill"}}}, "timeline[0].for"},
 		{Schedule{Mix: []Spec{{Fault: "partition-majorities-ring"}}}, "mix[0].fault"},
 		{Schedule{Mix: []Spec{{Fault: "pause", At: time.Second}}}, "mix[0].at"},
 	}
 	for _, c := range cases {
-		err := c.s.Validate(nodes3)
+		err := c.s.Validate(fullEnv(nodes3))
 		var se *SpecError
 		if !errors.As(err, &se) || se.Field != c.field {
 			t.Errorf("%+v: err %v, want one on field %s", c.s, err, c.field)
 		}
 	}
-	ok := Schedule{Mix: []Spec{{Fault: "latency", Latency: time.Millisecond, Jitter: time.Millisecond}, {Fault: "clock-skew", Offset: -time.Second}}}
-	if err := ok.Validate(nodes3); err != nil {
+	ok := Schedule{Mix: []Spec{
+		NewSpec("latency", func(l *Latency) { l.Latency, l.Jitter = time.Millisecond, time.Millisecond }),
+		NewSpec("clock-skew", func(c *ClockSkew) { c.Offset = -time.Second }),
+	}}
+	if err := ok.Validate(fullEnv(nodes3)); err != nil {
 		t.Fatal(err)
 	}
-	if err := (&Schedule{Mix: []Spec{{Fault: "kill"}}}).Validate(nodes3); err != nil {
+	if err := (&Schedule{Mix: []Spec{{Fault: "kill"}}}).Validate(fullEnv(nodes3)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func withWeight(s Spec, w float64) Spec {
+	s.Weight = w
+	return s
 }
 
 func TestRingLinks(t *testing.T) {

@@ -1,15 +1,26 @@
-// Package faults injects faults into a running cluster: Toxiproxy proxies on
-// every directed link (server.go, links.go, linkfaults.go) and, later, process and clock faults
-// and the schedules that drive them.
+// Package faults injects faults into a running cluster.
 //
-// The link layer has two halves. A ProxyServer is Toxiproxy's own server
-// (github.com/Shopify/toxiproxy/v2) running in this process with its HTTP API
-// on a loopback port; `faultline proxy` runs the same server in a container
-// through ServeProxy. Links talks to any Toxiproxy API address, embedded or
-// remote, only through Toxiproxy's client package: it creates one proxy per
-// directed node pair and per client -> node link (it is the
-// targets.LinkMapper), and adds and removes named toxics to cut, slow down or
-// reset those links.
+// Each fault kind is a small type whose fields are its parameters
+// (PartitionHalves, Latency, Kill, ClockSkew, ...; one file each),
+// registered by name in one table (catalog.go) with a constructor that sets
+// its defaults; the catalog `faultline faults` shows is derived from those
+// types. A kind says what it needs (Available) given an Env: the system,
+// the runtime's capabilities and the nodes. A scenario's faults section is
+// a Schedule of Specs; Schedule.Validate refuses, before anything starts,
+// a spec its target cannot perform, and Schedule.Plan resolves the seeded
+// choices. A Nemesis injects a plan into a Target (the cluster, its
+// optional capabilities, the system's clock control, the link proxies) and
+// records every start and end in the history.
+//
+// Link faults go through Toxiproxy proxies on every directed link
+// (server.go, links.go, linkfaults.go). A ProxyServer is Toxiproxy's own
+// server (github.com/Shopify/toxiproxy/v2) running in this process with
+// its HTTP API on a loopback port; `faultline proxy` runs the same server
+// in a container through ServeProxy. Links talks to any Toxiproxy API
+// address, embedded or remote, only through Toxiproxy's client package: it
+// creates one proxy per directed node pair and per client -> node link (it
+// is the targets.LinkMapper), and adds and removes named toxics to cut,
+// slow down or reset those links.
 package faults
 
 import (
