@@ -2,19 +2,25 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/faultline/faultline/faults"
+	"github.com/faultline/faultline/targets"
 )
 
 func newFaultsCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "faults",
-		Short: "List the fault catalog with each fault's parameters",
+	var system, runtime string
+	cmd := &cobra.Command{
+		Use:   "faults [--system NAME --runtime NAME]",
+		Short: "List the fault catalog with each fault's parameters, and what is available where",
 		Long: `List every fault a scenario can inject, with its parameters and defaults.
+With --system and --runtime, also say whether each fault can be injected
+into that system on that runtime, and if not, why (a scenario asking for it
+is refused before anything starts).
 
 Faults go in a scenario's faults section:
 
@@ -27,6 +33,7 @@ Faults go in a scenario's faults section:
     mix:                    # interval: in order; random: picked by weight
       - {fault: partition-leader, mode: drop}
       - {fault: kill, target: majority, weight: 2}
+      - {fault: pause, target: role:backend}
     timeline:               # timeline: exactly these
       - {at: 5s, for: 5s, fault: partition-halves, mode: hold}
 
@@ -35,21 +42,113 @@ toxic removed, every node resumed and started), a recovery window and final
 reads of every key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			for _, k := range faults.Catalog {
-				fmt.Fprintf(w, "%s\t%s\n", k.Name, k.Doc)
-				for _, p := range k.Params {
-					def := p.Default
-					if def == "" {
-						def = "-"
-					}
-					fmt.Fprintf(w, "  %s\t(default %s) %s\n", p.Name, def, p.Doc)
+			var env *faults.Env
+			if system != "" || runtime != "" {
+				e, err := faultsEnv(system, runtime)
+				if err != nil {
+					return err
 				}
+				env = &e
 			}
-			w.Flush()
-			fmt.Fprintln(cmd.OutOrStdout(), "\nEvery fault also takes: for (its length; default the schedule's), at (timeline), weight (random).")
-			fmt.Fprintln(cmd.OutOrStdout(), "Partition modes: "+strings.Join([]string{"drop", "hold", "refuse"}, ", ")+".")
+			printCatalog(cmd.OutOrStdout(), env)
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&system, "system", "", "say which faults are available for this system (with its default node counts)")
+	cmd.Flags().StringVar(&runtime, "runtime", "", "say which faults are available on this runtime (default local when --system is given)")
+	return cmd
+}
+
+// faultsEnv is the Env of a system's default cluster on a runtime; either
+// may be "" (no system; runtime local).
+func faultsEnv(system, runtime string) (faults.Env, error) {
+	var env faults.Env
+	if runtime == "" {
+		runtime = "local"
+	}
+	rt, err := targets.NewRuntime(runtime)
+	if err != nil {
+		return env, err
+	}
+	env.Runtime, env.Caps = rt.Name(), rt.Capabilities()
+	if system != "" {
+		sys, err := targets.LookupSystem(system)
+		if err != nil {
+			return env, err
+		}
+		counts := map[string]int{}
+		for _, r := range sys.Roles {
+			counts[r.Name] = r.Nodes
+		}
+		env.System, env.Nodes = sys, sys.NodeIDs(counts)
+	}
+	return env, nil
+}
+
+// printCatalog writes the catalog as plain text; with env, each fault's
+// availability there.
+func printCatalog(out io.Writer, env *faults.Env) {
+	if env != nil {
+		sys := "no system (faults that need one are unavailable; give --system)"
+		if env.System != nil {
+			sys = fmt.Sprintf("system %s with its default %d nodes (%s)", env.System.Name, len(env.Nodes), strings.Join(roleCounts(env.Nodes), ", "))
+		}
+		caps := []string{"links: " + env.Caps.Links.String()}
+		if env.Caps.Process {
+			caps = append(caps, "kill and start")
+		}
+		if env.Caps.Pause {
+			caps = append(caps, "pause")
+		}
+		fmt.Fprintf(out, "Availability for %s on runtime %s (%s).\n\n", sys, env.Runtime, strings.Join(caps, ", "))
+	}
+	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	avail, total := 0, 0
+	var values []faults.Param
+	seen := map[string]bool{}
+	for _, k := range faults.Kinds() {
+		total++
+		fmt.Fprintf(w, "%s\t%s\t%s\n", k.Name, "("+k.Family+")", k.Doc)
+		for _, p := range k.Params {
+			fmt.Fprintf(w, "  %s\t%s = %s\t%s\n", p.Name, p.Type, p.Default, p.Doc)
+			if p.Values != "" && !seen[p.Type] {
+				seen[p.Type] = true
+				values = append(values, p)
+			}
+		}
+		if env != nil {
+			if err := faults.Available(k.Name, *env); err != nil {
+				fmt.Fprintf(w, "  available\t\tNO: %v\n", err)
+			} else {
+				avail++
+				fmt.Fprintf(w, "  available\t\tyes\n")
+			}
+		}
+	}
+	w.Flush()
+	fmt.Fprintln(out)
+	for _, p := range values {
+		fmt.Fprintf(out, "Values of %s: %s.\n", p.Type, p.Values)
+	}
+	fmt.Fprintln(out, "Every fault also takes: for (its length; default the schedule's), at (timeline), weight (random).")
+	if env != nil {
+		fmt.Fprintf(out, "%d of %d faults are available with their defaults (parameters can change that: latency with peers: false needs client links only).\n", avail, total)
+	}
+}
+
+// roleCounts renders "role replica: 3" per role, in order of first use.
+func roleCounts(nodes []targets.NodeSpec) []string {
+	var order []string
+	n := map[string]int{}
+	for _, x := range nodes {
+		if n[x.Role] == 0 {
+			order = append(order, x.Role)
+		}
+		n[x.Role]++
+	}
+	out := make([]string, len(order))
+	for i, r := range order {
+		out[i] = fmt.Sprintf("role %s: %d", r, n[r])
+	}
+	return out
 }
