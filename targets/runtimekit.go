@@ -1,0 +1,129 @@
+package targets
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// What the runtimes that start nodes of their own (local, docker) share:
+// the defaults of their options, the checks of a spec and of a
+// LinkMapper's answer, and starting every node at once.
+
+// DefaultRuntimeOptions returns the defaults for the zero fields of
+// RuntimeOptions (see RuntimeOptions.WithDefaults): ready within 20 s,
+// SIGKILL 5 s after a stop's SIGTERM and 2 s after a close's, status within
+// 2 s. A runtime whose nodes start slower raises ReadyTimeout.
+func DefaultRuntimeOptions() RuntimeOptions {
+	return RuntimeOptions{
+		ReadyTimeout:  20 * time.Second,
+		StopTimeout:   5 * time.Second,
+		CloseGrace:    2 * time.Second,
+		StatusTimeout: 2 * time.Second,
+	}
+}
+
+// LogFor returns where a runtime logs the progress of spec's cluster:
+// spec.Log, else o.Log, else nowhere. The result is never nil.
+func (o RuntimeOptions) LogFor(spec ClusterSpec) func(format string, args ...any) {
+	switch {
+	case spec.Log != nil:
+		return spec.Log
+	case o.Log != nil:
+		return o.Log
+	}
+	return func(string, ...any) {}
+}
+
+// Check checks what every runtime that starts nodes needs of a spec: a
+// system, a run directory, at least one node, and node ids that can name a
+// file and appear in --peer ID=ADDR: not empty, not "." or "..", without
+// '=', '/', '\\' or white space, not ClientLink (which names the client end
+// of a link), each listed once. Its errors are plain (bad input), and say
+// what to change.
+func (s ClusterSpec) Check() error {
+	switch {
+	case s.System == "":
+		return errors.New("ClusterSpec.System is empty: name the system to run (e.g. raftkv)")
+	case s.Dir == "":
+		return errors.New("ClusterSpec.Dir is empty: set the run directory that receives nodes/<id>.log")
+	case len(s.Nodes) == 0:
+		return errors.New("ClusterSpec.Nodes is empty: list at least one node")
+	}
+	seen := map[string]bool{}
+	for _, n := range s.Nodes {
+		id := n.ID
+		if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "=/\\ \t\r\n") {
+			return fmt.Errorf("node id %q is not usable: ids name files and appear in --peer ID=ADDR, so they must be non-empty without '=', '/', '\\' or spaces", id)
+		}
+		if id == ClientLink {
+			return fmt.Errorf("node id %q is reserved (it names the client end of a link): rename the node", id)
+		}
+		if seen[id] {
+			return fmt.Errorf("node id %q is listed twice in ClusterSpec.Nodes: node ids must be unique", id)
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+// DirectLinks returns the links of nodes without any proxy, which is what
+// a nil LinkMapper (or a nil map from one) means: every node dials its
+// peers at their NodeAddrs.Peer, and clients dial NodeAddrs.Client.
+func DirectLinks(nodes []NodeAddrs) (peers map[string]map[string]string, clients map[string]string) {
+	peers = make(map[string]map[string]string, len(nodes))
+	clients = make(map[string]string, len(nodes))
+	for _, from := range nodes {
+		peers[from.ID] = map[string]string{}
+		for _, to := range nodes {
+			if to.ID != from.ID {
+				peers[from.ID][to.ID] = to.Peer
+			}
+		}
+		clients[from.ID] = from.Client
+	}
+	return peers, clients
+}
+
+// CheckLinks checks a LinkMapper's answer for nodes: an address for every
+// directed link between two of them, and for every node's client link.
+// The error names the first link without one.
+func CheckLinks(nodes []NodeAddrs, peers map[string]map[string]string, clients map[string]string) error {
+	for _, from := range nodes {
+		for _, to := range nodes {
+			if to.ID != from.ID && peers[from.ID][to.ID] == "" {
+				return fmt.Errorf("the LinkMapper gave no address for link %s -> %s: it must map every directed pair", from.ID, to.ID)
+			}
+		}
+		if clients[from.ID] == "" {
+			return fmt.Errorf("the LinkMapper gave no client address for node %s: it must map every node", from.ID)
+		}
+	}
+	return nil
+}
+
+// StartEach runs start(ctx, i) for every i in [0, n) at once and returns
+// each one's error, when all have returned. The first failure cancels the
+// context the others run under, so that their waits end early: their
+// errors then wrap context.Canceled, and a caller reporting one error
+// should prefer a failure of its own.
+func StartEach(ctx context.Context, n int, start func(ctx context.Context, i int) error) []error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = start(ctx, i); errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
