@@ -5,12 +5,10 @@ package local
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,20 +33,29 @@ const logTailLines = 20
 // startMarker begins the line written to a node's log before every start.
 const startMarker = "=== faultline local: start node "
 
+// Capabilities: every cluster of this runtime has process control
+// (Kill, Stop, Start), pause (Pause, Resume), and a proxy can sit on every
+// directed peer link and every client link (through spec.Links).
+func (r *Runtime) Capabilities() targets.Capabilities {
+	return targets.Capabilities{Process: true, Pause: true, Links: targets.PeerLinks}
+}
+
 // Start starts spec.Nodes as child processes and returns once every node
-// answers GET /admin/status with 200, or returns an error after stopping
-// whatever it started. ctx bounds the start only, not the cluster's life:
-// call Close on the returned cluster (a *Cluster) to stop it.
+// is ready (its admin API answers GET targets.ReadyPath with 200), or
+// returns an error after stopping whatever it started. ctx bounds the start
+// only, not the cluster's life: call Close on the returned cluster (a
+// *Cluster) to stop it.
 //
-// Every node runs as
+// Every node runs as BINARY followed by targets.NodeArgs:
 //
-//	BINARY node --system S --id ID --listen 127.0.0.1:P1 --admin 127.0.0.1:P2
-//	     --peer-listen 127.0.0.1:P3 [--peer ID2=ADDR]... --data DIR/data/ID
-//	     [--bug X]... [spec.Args...]
+//	BINARY node --system S --id ID [--role R] --listen 127.0.0.1:P1
+//	     --admin 127.0.0.1:P2 --peer-listen 127.0.0.1:P3
+//	     [--peer ID2=ADDR [--peer-role ID2=R2]]... --data DIR/data/ID
+//	     [--bug X]... [--opt K=V]...
 //
-// where BINARY is spec.Binary, or this executable when it is empty, and
-// the --peer addresses come from spec.Links (direct peer addresses when it
-// is nil). Children receive SIGKILL if this process dies (Linux
+// with its NodeSpec's role, bug switches and options, where BINARY is
+// spec.Binary, or this executable when it is empty, and the --peer
+// addresses come from spec.Links (direct peer addresses when it is nil). Children receive SIGKILL if this process dies (Linux
 // PR_SET_PDEATHSIG). That signal follows the death of the forking thread,
 // not of the process, and Go ends a thread when a goroutine locked to it
 // exits; so every node is forked from one goroutine that stays locked to
@@ -61,13 +68,7 @@ func (r *Runtime) Start(ctx context.Context, spec targets.ClusterSpec) (targets.
 	if err := validateSpec(spec); err != nil {
 		return nil, err
 	}
-	logf := spec.Log
-	if logf == nil {
-		logf = r.opts.Log
-	}
-	if logf == nil {
-		logf = func(string, ...any) {}
-	}
+	logf := r.opts.LogFor(spec)
 	binary := spec.Binary
 	if binary == "" {
 		exe, err := os.Executable()
@@ -90,7 +91,7 @@ func (r *Runtime) Start(ctx context.Context, spec targets.ClusterSpec) (targets.
 			return nil, &targets.InfraError{Err: fmt.Errorf("local runtime: create %s: %w", d, err)}
 		}
 	}
-	for _, id := range spec.Nodes {
+	for _, id := range spec.IDs() {
 		if err := os.MkdirAll(filepath.Join(dir, "data", id), 0o755); err != nil {
 			return nil, &targets.InfraError{Err: fmt.Errorf("local runtime: create data directory of node %s: %w", id, err)}
 		}
@@ -121,9 +122,9 @@ func (r *Runtime) startOnce(ctx context.Context, spec targets.ClusterSpec, binar
 		return nil, fmt.Errorf("local runtime: allocate ports: %w", err)
 	}
 	addrs := make([]targets.NodeAddrs, len(spec.Nodes))
-	for i, id := range spec.Nodes {
+	for i, ns := range spec.Nodes {
 		addrs[i] = targets.NodeAddrs{
-			ID:     id,
+			ID:     ns.ID,
 			Client: hostPort(ports[3*i]),
 			Admin:  hostPort(ports[3*i+1]),
 			Peer:   hostPort(ports[3*i+2]),
@@ -138,35 +139,14 @@ func (r *Runtime) startOnce(ctx context.Context, spec targets.ClusterSpec, binar
 		opts:  r.opts,
 		logf:  logf,
 		nodes: map[string]*node{},
-		http: &http.Client{Transport: &http.Transport{
-			Proxy:               nil, // the admin API is on loopback, never behind a proxy
-			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
-			MaxIdleConnsPerHost: 2,
-		}},
 	}
-	for _, a := range addrs {
-		argv := []string{"node",
-			"--system", spec.System,
-			"--id", a.ID,
-			"--listen", a.Client,
-			"--admin", a.Admin,
-			"--peer-listen", a.Peer,
-		}
-		for _, other := range spec.Nodes {
-			if other != a.ID {
-				argv = append(argv, "--peer", other+"="+peers[a.ID][other])
-			}
-		}
-		argv = append(argv, "--data", filepath.Join(dir, "data", a.ID))
-		for _, b := range spec.Bugs {
-			argv = append(argv, "--bug", b)
-		}
-		argv = append(argv, spec.Args...)
+	for i, ns := range spec.Nodes {
+		a := addrs[i]
 		n := &node{
 			c:       c,
-			info:    targets.NodeInfo{NodeAddrs: a, ClientVia: clients[a.ID]},
+			info:    targets.NodeInfo{NodeAddrs: a, Role: ns.Role, ClientVia: clients[a.ID]},
 			binary:  binary,
-			argv:    argv,
+			argv:    targets.NodeArgs(spec, ns, a, peers[a.ID], filepath.Join(dir, "data", a.ID)),
 			logPath: filepath.Join(dir, "nodes", a.ID+".log"),
 		}
 		c.order = append(c.order, n)
@@ -174,20 +154,7 @@ func (r *Runtime) startOnce(ctx context.Context, spec targets.ClusterSpec, binar
 	}
 
 	// Start every node at once; the first failure stops the others' waits.
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, len(c.order))
-	var wg sync.WaitGroup
-	for i, n := range c.order {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if errs[i] = n.start(sctx); errs[i] != nil {
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
+	errs := targets.StartEach(ctx, len(c.order), func(ctx context.Context, i int) error { return c.order[i].start(ctx) })
 	first := pickError(errs)
 	if first != nil {
 		c.Close()
@@ -235,44 +202,24 @@ func pickError(errs []error) error {
 // answered for every link. A nil mapper, or a nil map from it, means direct
 // addresses.
 func mapLinks(ctx context.Context, lm targets.LinkMapper, addrs []targets.NodeAddrs) (map[string]map[string]string, map[string]string, error) {
-	var peers map[string]map[string]string
-	var clients map[string]string
-	if lm != nil {
-		var err error
-		peers, clients, err = lm.MapLinks(ctx, addrs)
-		if err != nil {
-			return nil, nil, fmt.Errorf("local runtime: map links: %w", err)
-		}
+	directPeers, directClients := targets.DirectLinks(addrs)
+	if lm == nil {
+		return directPeers, directClients, nil
 	}
-	outPeers := map[string]map[string]string{}
-	outClients := map[string]string{}
-	for _, from := range addrs {
-		outPeers[from.ID] = map[string]string{}
-		for _, to := range addrs {
-			if to.ID == from.ID {
-				continue
-			}
-			if peers == nil {
-				outPeers[from.ID][to.ID] = to.Peer
-				continue
-			}
-			a := peers[from.ID][to.ID]
-			if a == "" {
-				return nil, nil, fmt.Errorf("local runtime: the LinkMapper gave no address for link %s -> %s: it must map every directed pair (or return a nil peers map for direct links)", from.ID, to.ID)
-			}
-			outPeers[from.ID][to.ID] = a
-		}
-		if clients == nil {
-			outClients[from.ID] = from.Client
-			continue
-		}
-		a := clients[from.ID]
-		if a == "" {
-			return nil, nil, fmt.Errorf("local runtime: the LinkMapper gave no client address for node %s: it must map every node (or return a nil clients map for direct links)", from.ID)
-		}
-		outClients[from.ID] = a
+	peers, clients, err := lm.MapLinks(ctx, addrs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("local runtime: map links: %w", err)
 	}
-	return outPeers, outClients, nil
+	if peers == nil {
+		peers = directPeers
+	}
+	if clients == nil {
+		clients = directClients
+	}
+	if err := targets.CheckLinks(addrs, peers, clients); err != nil {
+		return nil, nil, fmt.Errorf("local runtime: %w (or return a nil map for direct links)", err)
+	}
+	return peers, clients, nil
 }
 
 func hostPort(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)) }
@@ -285,7 +232,6 @@ func hostPort(p int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(
 type Cluster struct {
 	opts  Options
 	logf  func(string, ...any)
-	http  *http.Client
 	order []*node
 	nodes map[string]*node
 
@@ -296,7 +242,11 @@ type Cluster struct {
 	closeErr  error
 }
 
-var _ targets.Cluster = (*Cluster)(nil)
+var (
+	_ targets.Cluster        = (*Cluster)(nil)
+	_ targets.ProcessControl = (*Cluster)(nil)
+	_ targets.Pauser         = (*Cluster)(nil)
+)
 
 // node is one node of a cluster. mu serialises changes of cur: a start and
 // the signalling decisions; waiting (readiness, exit) happens outside it.
@@ -320,7 +270,7 @@ type proc struct {
 	mu       sync.Mutex // guards reaped, expected, ready; held while reaping
 	reaped   bool
 	expected bool // we asked it to exit (kill, stop, close)
-	ready    bool // it answered GET /admin/status once
+	ready    bool // it answered GET targets.ReadyPath once
 
 	done    chan struct{} // closed once reaped
 	waitErr error         // cmd.Wait's error; read after done
@@ -373,82 +323,38 @@ func (c *Cluster) LogPath(id string) string {
 	return n.logPath
 }
 
-// Status asks the node for GET /admin/status. The call takes at most
-// Options.StatusTimeout (or less if ctx says so): a paused node gives a
-// deadline error.
-func (c *Cluster) Status(ctx context.Context, id string) (targets.Status, error) {
-	n, err := c.node(id)
-	if err != nil {
-		return targets.Status{}, err
-	}
-	if p := n.running(); p == nil {
-		return targets.Status{}, fmt.Errorf("local runtime: node %s is not running (killed, stopped or exited; see %s): start it first", id, n.logPath)
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.StatusTimeout)
-	defer cancel()
-	code, body, err := c.getStatus(ctx, n.info.Admin)
-	if err != nil {
-		return targets.Status{}, fmt.Errorf("node %s: GET /admin/status: %w", id, err)
-	}
-	if code != http.StatusOK {
-		return targets.Status{}, fmt.Errorf("node %s: GET /admin/status: HTTP %d: %s", id, code, strings.TrimSpace(string(body)))
-	}
-	var st targets.Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return targets.Status{}, fmt.Errorf("node %s: GET /admin/status: the answer is not a status object: %w", id, err)
-	}
-	st.Raw = json.RawMessage(body)
-	return st, nil
-}
-
-func (c *Cluster) getStatus(ctx context.Context, admin string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/admin/status", nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return 0, nil, err
-	}
-	return resp.StatusCode, body, nil
-}
-
 // Kill sends SIGKILL to the node's process group and returns once the
 // process is reaped, so its ports are free. A paused node is killed too.
 func (c *Cluster) Kill(ctx context.Context, id string) error {
-	n, err := c.node(id)
-	if err != nil {
-		return err
-	}
-	p := n.running()
-	if p == nil {
-		return nil
-	}
-	p.expect()
-	p.signal(syscall.SIGKILL)
-	c.logf("local: node %s killed (pid %d)", id, p.pid)
-	return p.wait(ctx)
+	return c.ifRunning(id, func(p *proc) error {
+		p.expect()
+		p.signal(syscall.SIGKILL)
+		c.logf("local: node %s killed (pid %d)", id, p.pid)
+		return p.wait(ctx)
+	})
 }
 
 // Stop sends SIGTERM to the node's process group (and SIGCONT, so a paused
 // node handles it), waits up to Options.StopTimeout for the process to
 // exit, then sends SIGKILL. It returns once the process is reaped.
 func (c *Cluster) Stop(ctx context.Context, id string) error {
+	return c.ifRunning(id, func(p *proc) error {
+		c.logf("local: stopping node %s (pid %d)", id, p.pid)
+		return p.terminate(ctx, c.opts.StopTimeout)
+	})
+}
+
+// ifRunning runs f on node id's process if it is running, and does nothing
+// if it is not.
+func (c *Cluster) ifRunning(id string, f func(p *proc) error) error {
 	n, err := c.node(id)
 	if err != nil {
 		return err
 	}
-	p := n.running()
-	if p == nil {
-		return nil
+	if p := n.running(); p != nil {
+		return f(p)
 	}
-	c.logf("local: stopping node %s (pid %d)", id, p.pid)
-	return p.terminate(ctx, c.opts.StopTimeout)
+	return nil
 }
 
 // Start starts a node that was killed, stopped or exited, with the same
@@ -471,14 +377,6 @@ func (c *Cluster) Start(ctx context.Context, id string) error {
 	}
 	c.logf("local: node %s started (pid %d)", id, n.pid())
 	return nil
-}
-
-// Restart is Stop then Start.
-func (c *Cluster) Restart(ctx context.Context, id string) error {
-	if err := c.Stop(ctx, id); err != nil {
-		return err
-	}
-	return c.Start(ctx, id)
 }
 
 // Pause sends SIGSTOP to the node's process group. On Linux it returns once
@@ -514,8 +412,7 @@ func (c *Cluster) signalRunning(ctx context.Context, id string, sig syscall.Sign
 }
 
 // Close terminates every node (SIGTERM and SIGCONT to each process group,
-// then SIGKILL after Options.CloseGrace), reaps them, and releases idle
-// connections. Logs and data stay in the run directory. Later calls return
+// then SIGKILL after Options.CloseGrace) and reaps them. Logs and data stay in the run directory. Later calls return
 // the first call's result; process control after Close fails.
 func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
@@ -540,7 +437,6 @@ func (c *Cluster) Close() error {
 			}()
 		}
 		wg.Wait()
-		c.http.CloseIdleConnections()
 		c.closeErr = errors.Join(errs...)
 	})
 	return c.closeErr
@@ -635,51 +531,34 @@ func (n *node) spawn() (*proc, error) {
 	return p, nil
 }
 
-// waitReady polls GET /admin/status until it answers 200.
+// waitReady waits until the node answers GET targets.ReadyPath with 200.
+// It fails as soon as the process exits, or after Options.ReadyTimeout,
+// with a *startError quoting the node's log.
 func (n *node) waitReady(ctx context.Context, p *proc) error {
-	timeout := n.c.opts.ReadyTimeout
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	delay := 5 * time.Millisecond
-	var last string
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		go func() { // stop asking a process that has exited
-			select {
-			case <-p.done:
-				cancel()
-			case <-rctx.Done():
-			}
-		}()
-		code, body, err := n.c.getStatus(rctx, n.info.Admin)
-		cancel()
-		switch {
-		case err == nil && code == http.StatusOK:
-			return nil
-		case err == nil:
-			last = fmt.Sprintf("HTTP %d: %s", code, strings.TrimSpace(string(body)))
-		default:
-			last = err.Error()
-		}
+	exited := func(context.Context) error {
 		select {
 		case <-p.done:
-			tail, bind := logTail(n.logPath)
-			return &startError{id: n.info.ID, bind: bind, msg: fmt.Sprintf(
-				"local runtime: node %s exited before it was ready (%s)%s; its log is %s, last lines:\n%s",
-				n.info.ID, exitText(p.waitErr), bindHint(bind), n.logPath, tail)}
-		case <-deadline.C:
-			tail, bind := logTail(n.logPath)
-			return &startError{id: n.info.ID, bind: bind, msg: fmt.Sprintf(
-				"local runtime: node %s not ready after %v: GET http://%s/admin/status: %s; raise the ready timeout if it is just slow; its log is %s, last lines:\n%s",
-				n.info.ID, timeout, n.info.Admin, last, n.logPath, tail)}
-		case <-ctx.Done():
-			return fmt.Errorf("local runtime: waiting for node %s to be ready: %w", n.info.ID, ctx.Err())
-		case <-time.After(delay):
-		}
-		if delay < 100*time.Millisecond {
-			delay *= 2
+			return errors.New(exitText(p.waitErr))
+		default:
+			return nil
 		}
 	}
+	err := targets.WaitHTTP(ctx, "http://"+n.info.Admin+targets.ReadyPath, n.c.opts.ReadyTimeout, exited)
+	var nr *targets.NotReadyError
+	if !errors.As(err, &nr) {
+		if err != nil {
+			return fmt.Errorf("local runtime: waiting for node %s to be ready: %w", n.info.ID, err)
+		}
+		return nil
+	}
+	tail, bind := logTail(n.logPath)
+	hint := bindHint(bind)
+	if nr.Exited == nil {
+		hint = "; raise the ready timeout if it is just slow"
+	}
+	return &startError{id: n.info.ID, bind: bind, msg: fmt.Sprintf(
+		"local runtime: node %s %v%s; its log is %s, last lines:\n%s",
+		n.info.ID, nr, hint, n.logPath, tail)}
 }
 
 func bindHint(bind bool) string {

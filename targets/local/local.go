@@ -16,7 +16,6 @@
 package local
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -25,29 +24,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/faultline/faultline/targets"
 )
 
-// Defaults for the zero fields of Options.
-const (
-	DefaultReadyTimeout  = 20 * time.Second
-	DefaultStopTimeout   = 5 * time.Second
-	DefaultCloseGrace    = 2 * time.Second
-	DefaultStatusTimeout = 2 * time.Second
-)
-
 // Options configure a Runtime: see targets.RuntimeOptions. The zero value
-// is ready to use; zero fields get the Default* values above.
+// is ready to use; zero fields get targets.DefaultRuntimeOptions.
 type Options = targets.RuntimeOptions
 
-func withDefaults(o Options) Options {
-	return o.WithDefaults(targets.RuntimeOptions{
-		ReadyTimeout: DefaultReadyTimeout, StopTimeout: DefaultStopTimeout,
-		CloseGrace: DefaultCloseGrace, StatusTimeout: DefaultStatusTimeout,
-	})
-}
+func withDefaults(o Options) Options { return o.WithDefaults(targets.DefaultRuntimeOptions()) }
 
 // Runtime starts clusters of local processes. It holds no resources of its
 // own; it is safe for concurrent use and may start any number of clusters.
@@ -192,26 +177,11 @@ func ephemeralRange() (lo, hi int) {
 	return 49152, 65535 // IANA, the BSD and macOS default
 }
 
-// validateSpec checks the parts of a ClusterSpec this runtime relies on.
+// validateSpec checks the parts of a ClusterSpec this runtime relies on
+// (see targets.ClusterSpec.Check).
 func validateSpec(spec targets.ClusterSpec) error {
-	if spec.System == "" {
-		return errors.New("local runtime: ClusterSpec.System is empty: name the system to run (e.g. raftkv)")
-	}
-	if spec.Dir == "" {
-		return errors.New("local runtime: ClusterSpec.Dir is empty: set the run directory that receives nodes/<id>.log and data/<id>/")
-	}
-	if len(spec.Nodes) == 0 {
-		return errors.New("local runtime: ClusterSpec.Nodes is empty: list at least one node id")
-	}
-	seen := map[string]bool{}
-	for _, id := range spec.Nodes {
-		if id == "" || strings.ContainsAny(id, "=/\\ \t\n") || id == "." || id == ".." {
-			return fmt.Errorf("local runtime: node id %q is not usable: ids name files and appear in --peer ID=ADDR, so they must be non-empty without '=', '/', '\\' or spaces", id)
-		}
-		if seen[id] {
-			return fmt.Errorf("local runtime: node id %q is listed twice in ClusterSpec.Nodes", id)
-		}
-		seen[id] = true
+	if err := spec.Check(); err != nil {
+		return fmt.Errorf("local runtime: %w", err)
 	}
 	return nil
 }

@@ -15,15 +15,16 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/faultline/faultline/internal/runtimetest"
 	"github.com/faultline/faultline/targets"
 )
 
@@ -50,28 +51,30 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // fakeNode speaks just enough of the node protocol: GET /admin/status (its
 // term is the number of starts, counted in the data directory),
-// GET /admin/argv, GET /kv/KEY, and a peer listener.
+// GET /admin/argv, GET /kv/KEY, and a peer listener. Its bug switches
+// misbehave: fail-start exits at once, not-ready answers 503 for ever,
+// ignore-term ignores SIGTERM.
 func fakeNode(args []string) int {
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
 	var (
-		system, id, listen, admin, peerListen, data string
-		peers, bugs                                 multiFlag
-		failStart, notReady, ignoreTerm             bool
+		system, id, role, listen, admin, peerListen, data string
+		peers, peerRoles, bugs, opts                      multiFlag
 	)
 	fs.StringVar(&system, "system", "", "")
 	fs.StringVar(&id, "id", "", "")
+	fs.StringVar(&role, "role", "", "")
 	fs.StringVar(&listen, "listen", "", "")
 	fs.StringVar(&admin, "admin", "", "")
 	fs.StringVar(&peerListen, "peer-listen", "", "")
 	fs.StringVar(&data, "data", "", "")
 	fs.Var(&peers, "peer", "")
+	fs.Var(&peerRoles, "peer-role", "")
 	fs.Var(&bugs, "bug", "")
-	fs.BoolVar(&failStart, "fail-start", false, "")
-	fs.BoolVar(&notReady, "not-ready", false, "")
-	fs.BoolVar(&ignoreTerm, "ignore-term", false, "")
+	fs.Var(&opts, "opt", "")
 	if err := fs.Parse(args); err != nil {
 		return 64
 	}
+	failStart, notReady, ignoreTerm := slices.Contains(bugs, "fail-start"), slices.Contains(bugs, "not-ready"), slices.Contains(bugs, "ignore-term")
 	if failStart {
 		fmt.Fprintln(os.Stderr, "fake node: cannot open data directory: boom")
 		return 3
@@ -140,7 +143,7 @@ func fakeNode(args []string) int {
 // fakeParent starts a one-node cluster, prints "PID n" and blocks.
 func fakeParent(dir string) int {
 	c, err := New(Options{}).Start(context.Background(), targets.ClusterSpec{
-		System: "fake", Nodes: []string{"p1"}, Dir: dir, Binary: os.Args[0],
+		System: "fake", Nodes: specs("p1"), Dir: dir, Binary: os.Args[0],
 	})
 	if err != nil {
 		fmt.Println("ERROR", err)
@@ -150,13 +153,26 @@ func fakeParent(dir string) int {
 	select {}
 }
 
+// specs returns a node spec for each id.
+func specs(ids ...string) []targets.NodeSpec { return withBugs(ids) }
+
+// withBugs returns a node spec for each id with the bug switches given (the
+// fake node's misbehaviours).
+func withBugs(ids []string, bugs ...string) []targets.NodeSpec {
+	out := make([]targets.NodeSpec, len(ids))
+	for i, id := range ids {
+		out[i] = targets.NodeSpec{ID: id, Bugs: bugs}
+	}
+	return out
+}
+
 func startCluster(t *testing.T, opts Options, spec targets.ClusterSpec) *Cluster {
 	t.Helper()
 	if spec.System == "" {
 		spec.System = "fake"
 	}
 	if spec.Nodes == nil {
-		spec.Nodes = []string{"n1", "n2", "n3"}
+		spec.Nodes = specs("n1", "n2", "n3")
 	}
 	if spec.Dir == "" {
 		spec.Dir = t.TempDir()
@@ -194,7 +210,7 @@ func waitGone(t *testing.T, pid int) {
 
 func status(t *testing.T, c *Cluster, id string) targets.Status {
 	t.Helper()
-	st, err := c.Status(context.Background(), id)
+	st, err := runtimetest.Status(context.Background(), c, id)
 	if err != nil {
 		t.Fatalf("Status(%s): %v", id, err)
 	}
@@ -235,7 +251,8 @@ func TestLifecycle(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	// Kill: status fails, the process is gone; Start: same ports, same data.
+	// Kill: the process is gone when Kill returns; Start: same ports, same
+	// data.
 	pid := c.PID("n2")
 	if err := c.Kill(ctx, "n2"); err != nil {
 		t.Fatal(err)
@@ -243,14 +260,8 @@ func TestLifecycle(t *testing.T) {
 	if !gone(pid) {
 		t.Errorf("n2 (pid %d) still exists after Kill returned", pid)
 	}
-	if _, err := c.Status(ctx, "n2"); err == nil {
-		t.Error("Status of a killed node succeeded")
-	}
 	if c.PID("n2") != 0 {
 		t.Error("PID of a killed node is not 0")
-	}
-	if err := c.Kill(ctx, "n2"); err != nil {
-		t.Errorf("Kill of a killed node: %v, want nil", err)
 	}
 	if err := c.Start(ctx, "n2"); err != nil {
 		t.Fatal(err)
@@ -261,11 +272,8 @@ func TestLifecycle(t *testing.T) {
 	if got := c.Nodes()[1]; got != nodes[1] {
 		t.Errorf("n2 addresses changed across a restart: %+v -> %+v", nodes[1], got)
 	}
-	if err := c.Start(ctx, "n2"); err != nil {
-		t.Errorf("Start of a running node: %v, want nil", err)
-	}
 
-	// Pause: status times out; Resume: it answers again.
+	// Pause stops the process group; Start leaves it stopped.
 	if err := c.Pause(ctx, "n3"); err != nil {
 		t.Fatal(err)
 	}
@@ -275,28 +283,21 @@ func TestLifecycle(t *testing.T) {
 	if pid := c.PID("n3"); c.Start(ctx, "n3") != nil || c.PID("n3") != pid {
 		t.Error("Start of a paused node must leave it alone and return nil")
 	}
-	pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	_, err = c.Status(pctx, "n3")
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Status of a paused node: %v, want a deadline error", err)
-	}
 	if err := c.Resume(ctx, "n3"); err != nil {
 		t.Fatal(err)
 	}
-	status(t, c, "n3")
+	if st, _ := procState(c.PID("n3")); st == 'T' {
+		t.Errorf("n3 still stopped after Resume")
+	}
 
 	// Stop is graceful; Restart is Stop then Start.
 	if err := c.Stop(ctx, "n1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Status(ctx, "n1"); err == nil {
-		t.Error("Status of a stopped node succeeded")
-	}
-	if err := c.Restart(ctx, "n1"); err != nil {
+	if err := c.Start(ctx, "n1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Restart(ctx, "n1"); err != nil {
+	if err := targets.Restart(ctx, c, "n1"); err != nil {
 		t.Fatal(err)
 	}
 	if st := status(t, c, "n1"); st.Term != 3 {
@@ -309,6 +310,9 @@ func TestLifecycle(t *testing.T) {
 	if got := strings.Count(string(log), "fake node n1 stopping"); got != 2 {
 		t.Errorf("n1 log shows %d graceful stops, want 2:\n%s", got, log)
 	}
+
+	// The contract of process control that every runtime keeps.
+	runtimetest.ProcessControl(t, c, "n3")
 
 	// Close: nothing left.
 	var pids []int
@@ -329,13 +333,13 @@ func TestLifecycle(t *testing.T) {
 	if err := c.Start(ctx, "n1"); err == nil {
 		t.Error("Start after Close succeeded")
 	}
-	if _, err := c.Status(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "n1, n2, n3") {
-		t.Errorf("Status of an unknown node: %v, want an error listing the nodes", err)
+	if err := c.Kill(ctx, "nope"); err == nil || !strings.Contains(err.Error(), "n1, n2, n3") {
+		t.Errorf("Kill of an unknown node: %v, want an error listing the nodes", err)
 	}
 }
 
 func TestKillAndStopPausedNode(t *testing.T) {
-	c := startCluster(t, Options{}, targets.ClusterSpec{Nodes: []string{"n1", "n2"}})
+	c := startCluster(t, Options{}, targets.ClusterSpec{Nodes: specs("n1", "n2")})
 	ctx := context.Background()
 	for _, id := range []string{"n1", "n2"} {
 		if err := c.Pause(ctx, id); err != nil {
@@ -363,7 +367,7 @@ func TestKillAndStopPausedNode(t *testing.T) {
 
 func TestStopFallsBackToKill(t *testing.T) {
 	c := startCluster(t, Options{StopTimeout: 200 * time.Millisecond},
-		targets.ClusterSpec{Nodes: []string{"n1"}, Args: []string{"--ignore-term"}})
+		targets.ClusterSpec{Nodes: withBugs([]string{"n1"}, "ignore-term")})
 	if err := c.Stop(context.Background(), "n1"); err != nil {
 		t.Fatal(err)
 	}
@@ -382,9 +386,9 @@ func liveCount() int {
 func TestStartFailureQuotesLog(t *testing.T) {
 	dir := t.TempDir()
 	_, err := New(Options{}).Start(context.Background(), targets.ClusterSpec{
-		System: "fake", Nodes: []string{"n1", "n2"}, Dir: dir, Binary: os.Args[0],
-		Args: []string{"--fail-start"},
+		System: "fake", Nodes: withBugs([]string{"n1", "n2"}, "fail-start"), Dir: dir, Binary: os.Args[0],
 	})
+	t.Logf("Start with a failing node: %v", err)
 	var ie *targets.InfraError
 	if !errors.As(err, &ie) {
 		t.Fatalf("Start with a failing node: %v, want an InfraError", err)
@@ -401,9 +405,9 @@ func TestStartFailureQuotesLog(t *testing.T) {
 
 func TestNotReadyTimesOut(t *testing.T) {
 	_, err := New(Options{ReadyTimeout: 300 * time.Millisecond}).Start(context.Background(), targets.ClusterSpec{
-		System: "fake", Nodes: []string{"n1"}, Dir: t.TempDir(), Binary: os.Args[0],
-		Args: []string{"--not-ready"},
+		System: "fake", Nodes: withBugs([]string{"n1"}, "not-ready"), Dir: t.TempDir(), Binary: os.Args[0],
 	})
+	t.Logf("Start with a node that never gets ready: %v", err)
 	var ie *targets.InfraError
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "not ready after") || !strings.Contains(err.Error(), "HTTP 503") {
 		t.Fatalf("Start with a node that never gets ready: %v, want an InfraError naming the timeout and the last answer", err)
@@ -419,17 +423,19 @@ func TestNotReadyTimesOut(t *testing.T) {
 func TestBadBinaryAndSpec(t *testing.T) {
 	rt := New(Options{})
 	ctx := context.Background()
-	_, err := rt.Start(ctx, targets.ClusterSpec{System: "fake", Nodes: []string{"n1"}, Dir: t.TempDir(), Binary: "/nonexistent/faultline"})
+	_, err := rt.Start(ctx, targets.ClusterSpec{System: "fake", Nodes: specs("n1"), Dir: t.TempDir(), Binary: "/nonexistent/faultline"})
 	var ie *targets.InfraError
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "/nonexistent/faultline") {
 		t.Errorf("missing binary: %v, want an InfraError naming it", err)
 	}
 	for name, spec := range map[string]targets.ClusterSpec{
-		"no dir":       {System: "fake", Nodes: []string{"n1"}},
+		"no dir":       {System: "fake", Nodes: specs("n1")},
 		"no nodes":     {System: "fake", Dir: "x"},
-		"no system":    {Nodes: []string{"n1"}, Dir: "x"},
-		"duplicate id": {System: "fake", Nodes: []string{"n1", "n1"}, Dir: "x"},
-		"bad id":       {System: "fake", Nodes: []string{"a=b"}, Dir: "x"},
+		"no system":    {Nodes: specs("n1"), Dir: "x"},
+		"duplicate id": {System: "fake", Nodes: specs("n1", "n1"), Dir: "x"},
+		"bad id":       {System: "fake", Nodes: specs("a=b"), Dir: "x"},
+		"dot id":       {System: "fake", Nodes: specs(".."), Dir: "x"},
+		"client id":    {System: "fake", Nodes: specs(targets.ClientLink), Dir: "x"},
 	} {
 		_, err := rt.Start(ctx, spec)
 		if err == nil || errors.As(err, &ie) {
@@ -460,13 +466,28 @@ func (m *mapper) MapLinks(ctx context.Context, nodes []targets.NodeAddrs) (map[s
 	return peers, clients, nil
 }
 
+// TestLinkMapperAddresses checks each node's command line: its own role,
+// bug switches and options, and its peers' mapped addresses and roles.
 func TestLinkMapperAddresses(t *testing.T) {
 	m := &mapper{}
-	c := startCluster(t, Options{}, targets.ClusterSpec{Links: m, Bugs: []string{"b1"}, Args: []string{"--"}})
+	c := startCluster(t, Options{}, targets.ClusterSpec{Links: m, Nodes: []targets.NodeSpec{
+		{ID: "n1", Role: "primary", Bugs: []string{"b1"}, Opts: map[string]string{"k": "v", "a": "1"}},
+		{ID: "n2", Role: "backup"},
+		{ID: "n3", Role: "backup", Bugs: []string{"b2", "b3"}},
+	}})
 	nodes := c.Nodes()
+	own := map[string]string{
+		"n1": "--bug b1 --opt a=1 --opt k=v",
+		"n2": "",
+		"n3": "--bug b2 --bug b3",
+	}
+	roles := map[string]string{"n1": "primary", "n2": "backup", "n3": "backup"}
 	for i, n := range nodes {
 		if m.got[i] != n.NodeAddrs {
 			t.Errorf("mapper got %+v, node has %+v", m.got[i], n.NodeAddrs)
+		}
+		if n.Role != roles[n.ID] {
+			t.Errorf("%s Role = %q, want its NodeSpec's %q", n.ID, n.Role, roles[n.ID])
 		}
 		if want := fmt.Sprintf("127.0.0.3:%d", 30000+i); n.ClientVia != want {
 			t.Errorf("%s ClientVia = %q, want the mapper's %q", n.ID, n.ClientVia, want)
@@ -479,21 +500,22 @@ func TestLinkMapperAddresses(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&argv)
 		resp.Body.Close()
 		got := strings.Join(argv, " ")
-		var want []string
+		var peers []string
 		for j, o := range nodes {
 			if j != i {
-				want = append(want, fmt.Sprintf("--peer %s=127.0.0.2:%d", o.ID, 20000+10*i+j))
+				peers = append(peers, fmt.Sprintf("--peer %s=127.0.0.2:%d --peer-role %s=%s", o.ID, 20000+10*i+j, o.ID, roles[o.ID]))
 			}
 		}
-		prefix := fmt.Sprintf("node --system fake --id %s --listen %s --admin %s --peer-listen %s %s --data %s --bug b1 --",
-			n.ID, n.Client, n.Admin, n.Peer, strings.Join(want, " "), filepath.Join(filepath.Dir(filepath.Dir(c.LogPath(n.ID))), "data", n.ID))
-		if got != prefix {
-			t.Errorf("%s argv:\n got %s\nwant %s", n.ID, got, prefix)
+		want := strings.TrimSpace(fmt.Sprintf("node --system fake --id %s --role %s --listen %s --admin %s --peer-listen %s %s --data %s %s",
+			n.ID, roles[n.ID], n.Client, n.Admin, n.Peer, strings.Join(peers, " "),
+			filepath.Join(filepath.Dir(filepath.Dir(c.LogPath(n.ID))), "data", n.ID), own[n.ID]))
+		if got != want {
+			t.Errorf("%s argv:\n got %s\nwant %s", n.ID, got, want)
 		}
 	}
 
 	_, err := New(Options{}).Start(context.Background(), targets.ClusterSpec{
-		System: "fake", Nodes: []string{"n1", "n2"}, Dir: t.TempDir(), Binary: os.Args[0], Links: &mapper{omitLink: true},
+		System: "fake", Nodes: specs("n1", "n2"), Dir: t.TempDir(), Binary: os.Args[0], Links: &mapper{omitLink: true},
 	})
 	if err == nil || !strings.Contains(err.Error(), "n1 -> n2") {
 		t.Errorf("incomplete mapping: %v, want an error naming the link", err)
@@ -533,7 +555,7 @@ func TestBindFailure(t *testing.T) {
 
 	calls = 0
 	_, err = New(Options{}).Start(context.Background(), targets.ClusterSpec{
-		System: "fake", Nodes: []string{"n1", "n2"}, Dir: t.TempDir(), Binary: os.Args[0], Links: nilMapper{},
+		System: "fake", Nodes: specs("n1", "n2"), Dir: t.TempDir(), Binary: os.Args[0], Links: nilMapper{},
 	})
 	if err == nil || !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), "node n2") {
 		t.Errorf("bind failure with a LinkMapper: %v, want an error naming n2 and the taken port", err)
@@ -544,7 +566,7 @@ func TestBindFailure(t *testing.T) {
 }
 
 func TestKillAll(t *testing.T) {
-	c := startCluster(t, Options{}, targets.ClusterSpec{Nodes: []string{"n1", "n2"}})
+	c := startCluster(t, Options{}, targets.ClusterSpec{Nodes: specs("n1", "n2")})
 	p1, p2 := c.PID("n1"), c.PID("n2")
 	if err := c.Pause(context.Background(), "n2"); err != nil {
 		t.Fatal(err)
@@ -595,40 +617,8 @@ func TestParentDeath(t *testing.T) {
 }
 
 func TestConcurrentControl(t *testing.T) {
-	c := startCluster(t, Options{StatusTimeout: 200 * time.Millisecond, ReadyTimeout: 3 * time.Second}, targets.ClusterSpec{})
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	for w, id := range []string{"n1", "n2", "n3", "n1", "n2", "n3"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 6 {
-				switch (w + i) % 6 {
-				case 0:
-					c.Kill(ctx, id)
-				case 1:
-					c.Start(ctx, id)
-				case 2:
-					c.Pause(ctx, id)
-				case 3:
-					c.Resume(ctx, id)
-				case 4:
-					c.Status(ctx, id)
-				case 5:
-					c.Stop(ctx, id)
-				}
-				c.Nodes()
-			}
-		}()
-	}
-	wg.Wait()
-	for _, n := range c.Nodes() {
-		c.Resume(ctx, n.ID) // a paused node may be left paused
-		if err := c.Start(ctx, n.ID); err != nil {
-			t.Fatal(err)
-		}
-		status(t, c, n.ID)
-	}
+	c := startCluster(t, Options{ReadyTimeout: 3 * time.Second}, targets.ClusterSpec{})
+	runtimetest.Storm(t, c, []string{"n1", "n2", "n3"}, 6, 6)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -691,12 +681,13 @@ func TestLogTail(t *testing.T) {
 // the readiness poll) against the baseline of running the same binary to
 // completion (fork, exec, exit), measured in the same run.
 func BenchmarkKillStart(b *testing.B) {
-	c, err := New(Options{}).Start(context.Background(), targets.ClusterSpec{
-		System: "fake", Nodes: []string{"n1"}, Dir: b.TempDir(), Binary: os.Args[0],
+	cl, err := New(Options{}).Start(context.Background(), targets.ClusterSpec{
+		System: "fake", Nodes: specs("n1"), Dir: b.TempDir(), Binary: os.Args[0],
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
+	c := cl.(*Cluster)
 	defer c.Close()
 	ctx := context.Background()
 	const baseRuns = 10
