@@ -13,6 +13,7 @@ import (
 	"github.com/faultline/faultline/internal/exitcode"
 	"github.com/faultline/faultline/internal/version"
 	"github.com/faultline/faultline/reports"
+	"github.com/faultline/faultline/workloads"
 )
 
 // CheckOptions configure a re-check.
@@ -25,6 +26,20 @@ type CheckOptions struct {
 	OutDir string
 	// NoArtifacts disables writing artifacts altogether.
 	NoArtifacts bool
+}
+
+// BareHistoryWorkload is the workload whose default checkers judge a
+// history that comes without a scenario (another tool's, or a bare file).
+const BareHistoryWorkload = "register"
+
+// bareHistoryCheckers are the checkers of a history without a scenario:
+// the register workload's, and stats.
+func bareHistoryCheckers() ([]checkers.Checker, error) {
+	wl, err := workloads.Lookup(BareHistoryWorkload)
+	if err != nil {
+		return nil, err
+	}
+	return newCheckers(append(append([]string(nil), wl.Checkers...), "stats"), nil)
 }
 
 // Check re-runs the checkers on a saved run directory or history file. For
@@ -56,11 +71,6 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 			outDir = path
 		}
 	}
-	if s == nil {
-		if s, err = Parse(filepath.Base(histPath), nil); err != nil { // defaults only
-			return nil, exitcode.New(exitcode.Internal, err)
-		}
-	}
 	if opt.NoArtifacts {
 		outDir = ""
 	}
@@ -71,11 +81,7 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 	if len(evs) == 0 {
 		return nil, exitcode.Usagef("check: %s has no events", histPath)
 	}
-	budget := s.Checkers.Linearizability.Budget.D()
-	if opt.Budget > 0 {
-		budget = opt.Budget
-	}
-	in := checkers.Input{Header: hdr, Events: evs, OutDir: outDir, Budget: budget}
+	in := checkers.Input{Header: hdr, Events: evs, OutDir: outDir, Budget: opt.Budget}
 	r := &reports.Results{Faultline: version.String(), Faults: []reports.Fault{}}
 	if prev != nil {
 		*r = *prev
@@ -89,7 +95,16 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 	if prev != nil {
 		st = &prev.Stats
 	}
-	r.Checkers = runCheckers(ctx, in, s.checkers(st))
+	var cs []checkers.Checker
+	if s != nil {
+		cs, err = s.checkerList(st)
+	} else {
+		cs, err = bareHistoryCheckers()
+	}
+	if err != nil {
+		return nil, exitcode.New(exitcode.Internal, err)
+	}
+	r.Checkers = runCheckers(ctx, in, cs)
 	if ctx.Err() != nil {
 		return nil, interrupted(ctx)
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/faultline/faultline/internal/version"
 	"github.com/faultline/faultline/reports"
 	"github.com/faultline/faultline/targets"
-	"github.com/faultline/faultline/targets/httpkv"
 	"github.com/faultline/faultline/workloads"
 )
 
@@ -52,15 +51,6 @@ func (o RunOptions) logf(format string, args ...any) {
 	}
 }
 
-// NodeIDs returns the scenario's node ids, n1..nN.
-func (s *Scenario) NodeIDs() []string {
-	ids := make([]string, s.Nodes)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("n%d", i+1)
-	}
-	return ids
-}
-
 func randomSeed() int64 {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -73,16 +63,6 @@ func randomSeed() int64 {
 	return s
 }
 
-// runtimeFor returns the named runtime from the registry in targets; the
-// program links the runtimes it offers (cmd/faultline: local and docker).
-func runtimeFor(name string) (targets.Runtime, error) {
-	rt, err := targets.NewRuntime(name)
-	if err != nil {
-		return nil, exitcode.New(exitcode.Usage, err)
-	}
-	return rt, nil
-}
-
 // Run carries a scenario through every phase and returns its results. The
 // returned error is non-nil only when the run could not be carried out
 // (bad input: exit 64; infrastructure: exit 70; interrupted: exit 130); a
@@ -92,10 +72,12 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	if s.Seed == 0 {
 		s.Seed = randomSeed()
 	}
-	rt, err := runtimeFor(s.Runtime)
-	if err != nil {
-		return nil, err
+	if s.rt == nil {
+		if err := s.Validate(); err != nil {
+			return nil, exitcode.New(exitcode.Usage, err)
+		}
 	}
+	rt := s.rt
 	base := opt.BaseDir
 	if base == "" {
 		base = "faultline-runs"
@@ -179,14 +161,10 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	}
 
 	// Setup.
-	opt.logf("setup: starting %d %s nodes on the %s runtime", s.Nodes, s.System, s.Runtime)
+	opt.logf("setup: starting %d %s nodes on the %s runtime", len(s.nodes), s.System, s.Runtime)
 	t0 := beginPhase("setup")
-	var nodeArgs []string
-	for k, v := range s.NodeOpts {
-		nodeArgs = append(nodeArgs, "--opt", k+"="+v)
-	}
 	spec := targets.ClusterSpec{
-		RunID: runID(dir), System: s.System, Nodes: s.NodeIDs(), Bugs: s.Bugs, Args: nodeArgs,
+		RunID: runID(dir), System: s.System, Nodes: s.nodes,
 		Dir: dir, Binary: opt.Binary,
 		Log: func(format string, args ...any) { opt.logf("  "+format, args...) },
 	}
@@ -223,7 +201,8 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	defer closeCluster()
 	phase("setup", t0)
 
-	obs := startObserver(ctx, cluster, rec, 250*time.Millisecond)
+	status := targets.StatusOf(cluster, s.sys)
+	obs := startObserver(ctx, cluster, status, rec, 250*time.Millisecond)
 	obsStopped := false
 	stopObs := func() {
 		if !obsStopped {
@@ -233,20 +212,20 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	}
 	defer stopObs()
 
-	clientAddrs := map[string]string{}
-	for _, n := range cluster.Nodes() {
-		clientAddrs[n.ID] = n.ClientVia
-	}
-	ids := s.NodeIDs()
+	clients := s.clientConfig(cluster)
+	serving := s.servingNodes()
 	newClient := func(worker int) (workloads.Client, error) {
-		return httpkv.New(clientAddrs, ids[worker%len(ids)], httpkv.Options{Timeout: s.Workload.Timeout.D()})
+		cfg := clients
+		cfg.Home = serving[worker%len(serving)]
+		return s.adapter.New(cfg)
 	}
 
-	// Warm-up: the cluster must serve a read through every node before the
-	// load starts, within the warm-up window.
+	// Warm-up: the cluster must serve a read through every node that takes
+	// the workload's operations before the load starts, within the warm-up
+	// window.
 	t0 = beginPhase("warmup")
 	opt.logf("warm-up: waiting for the cluster to serve (up to %s)", s.Warmup)
-	if err := warmUp(ctx, clientAddrs, ids, s.Workload.Timeout.D(), s.Warmup.D()); err != nil {
+	if err := s.warmUp(ctx, clients, s.Warmup.D()); err != nil {
 		if ctx.Err() != nil {
 			return nil, interrupted(ctx)
 		}
@@ -260,18 +239,16 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		return nil, exitcode.New(exitcode.Internal, err)
 	}
 	defer hlog.Close()
-	nem = faults.NewNemesis(cluster, links, rec)
-	plan := s.Faults.Plan(ids, s.Seed, s.Duration.D())
+	nem = faults.NewNemesis(faults.Target{Cluster: cluster, System: s.sys, Status: status, Links: links}, rec)
+	plan := s.Faults.Plan(s.nodes, s.Seed, s.Duration.D())
 	for _, p := range plan {
 		r.Schedule = append(r.Schedule, plannedFault(p))
 	}
 	t0 = beginPhase("main")
 	opt.logf("main: %s of %s; %d faults planned", s.Duration, loadDescription(s), len(plan))
-	gen, err := workloads.NewKV(workloads.KVConfig{
-		Keys: s.Workload.Keys, Get: s.Workload.Mix.Get, Put: s.Workload.Mix.Put, CAS: s.Workload.Mix.CAS,
-	})
+	gen, err := s.Workload.Params.New()
 	if err != nil {
-		return nil, exitcode.New(exitcode.Usage, err)
+		return nil, exitcode.New(exitcode.Usage, fmt.Errorf("workload %s: %w", s.Workload.Type, err))
 	}
 	wcfg := workloads.Config{
 		Duration:    s.Duration.D(),
@@ -329,7 +306,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		return nil, interrupted(ctx)
 	case <-time.After(s.Recovery.D()):
 	}
-	if err := warmUp(ctx, clientAddrs, ids, s.Workload.Timeout.D(), 30*time.Second); err != nil {
+	if err := s.warmUp(ctx, clients, 30*time.Second); err != nil {
 		if ctx.Err() != nil {
 			return nil, interrupted(ctx)
 		}
@@ -338,17 +315,18 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	}
 	phase("recovery", t0)
 	t0 = beginPhase("final-reads")
-	opt.logf("final reads: %d keys", len(gen.Keys()))
-	home := obs.Leader() // fewer hops, and no dependence on n1 being up
-	if home == "" {
-		home = ids[0]
+	opt.logf("final reads: the %s workload's final step", s.Workload.Type)
+	fcfg := clients
+	fcfg.Home = serving[0]
+	if l := obs.Leader(); l != "" && s.sys.Serving(fcfg.Roles[l]) {
+		fcfg.Home = l // fewer hops, and no dependence on the first node being up
 	}
-	fc, err := httpkv.New(clientAddrs, home, httpkv.Options{Timeout: s.Workload.Timeout.D()})
+	fc, err := s.adapter.New(fcfg)
 	if err != nil {
 		return nil, infra(err)
 	}
 	fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
-	_, _, ferr := workloads.FinalReads(fctx, fc, gen.Keys(), rec, wstats.NextProcess)
+	_, ferr := gen.Final(fctx, fc, rec, wstats.NextProcess)
 	fcancel()
 	if ctx.Err() != nil {
 		return nil, interrupted(ctx)
@@ -375,9 +353,13 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	if err != nil {
 		return nil, exitcode.New(exitcode.Internal, fmt.Errorf("reading back the history: %w", err))
 	}
-	in := checkers.Input{Header: hdr, Events: evs, OutDir: dir, Budget: s.Checkers.Linearizability.Budget.D()}
+	in := checkers.Input{Header: hdr, Events: evs, OutDir: dir}
 	r.Stats = workloadStats(wstats)
-	r.Checkers = runCheckers(ctx, in, s.checkers(&r.Stats))
+	cs, err := s.checkerList(&r.Stats)
+	if err != nil {
+		return nil, exitcode.New(exitcode.Usage, err)
+	}
+	r.Checkers = runCheckers(ctx, in, cs)
 	if ctx.Err() != nil {
 		return nil, interrupted(ctx)
 	}
@@ -414,9 +396,9 @@ func interrupted(ctx context.Context) error {
 func loadDescription(s *Scenario) string {
 	w := s.Workload
 	if w.Rate > 0 {
-		return fmt.Sprintf("open-loop load at %.0f ops/s (up to %d in flight) over %d keys", w.Rate, w.Concurrency, w.Keys)
+		return fmt.Sprintf("open-loop %s load at %.0f ops/s (up to %d in flight)", w.Type, w.Rate, w.Concurrency)
 	}
-	return fmt.Sprintf("closed-loop load with %d workers over %d keys", w.Concurrency, w.Keys)
+	return fmt.Sprintf("closed-loop %s load with %d workers", w.Type, w.Concurrency)
 }
 
 // runMain runs the workload and reports progress about once a second.

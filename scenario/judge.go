@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -10,17 +11,35 @@ import (
 	"github.com/faultline/faultline/reports"
 )
 
-// checkers returns the checkers a scenario asks for, in report order. st,
-// if not nil, holds the workload's own load figures for the thresholds.
-func (s *Scenario) checkers(st *reports.Stats) []checkers.Checker {
-	var cs []checkers.Checker
-	if s.LinearizabilityEnabled() {
-		cs = append(cs, &checkers.Linearizability{})
+// checkerList returns the checkers a scenario asks for, in report order:
+// the defaults of its system (or workload) unless the file disables them,
+// the others the file enables, stats, and the latency thresholds. st, if
+// not nil, holds the workload's own load figures for the thresholds.
+func (s *Scenario) checkerList(st *reports.Stats) ([]checkers.Checker, error) {
+	var names []string
+	seen := map[string]bool{"stats": true}
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
 	}
-	if s.Checkers.LostWrites.on() {
-		cs = append(cs, checkers.LostWrites{})
+	for _, n := range s.defaultCheckers() {
+		if cc, ok := s.Checkers.Lookup(n); ok && !cc.on() {
+			continue
+		}
+		add(n)
 	}
-	cs = append(cs, &checkers.Stats{})
+	for _, cc := range s.Checkers.List {
+		if cc.on() {
+			add(cc.Name)
+		}
+	}
+	names = append(names, "stats")
+	cs, err := newCheckers(names, s.Checkers.List)
+	if err != nil {
+		return nil, err
+	}
 	if l := s.Checkers.Latency; l != nil && st != nil {
 		t := &checkers.Thresholds{
 			Limits:     map[string]time.Duration{},
@@ -35,7 +54,34 @@ func (s *Scenario) checkers(st *reports.Stats) []checkers.Checker {
 		}
 		cs = append(cs, t)
 	}
-	return cs
+	return cs, nil
+}
+
+// newCheckers makes the named checkers from the registry, each with its
+// parameters from cfg when cfg has an entry for it, else its defaults.
+func newCheckers(names []string, cfg []CheckerConfig) ([]checkers.Checker, error) {
+	var out []checkers.Checker
+	for _, n := range names {
+		e, err := checkers.Lookup(n)
+		if err != nil {
+			return nil, err
+		}
+		var params any
+		for _, cc := range cfg {
+			if cc.Name == n {
+				params = cc.Params
+			}
+		}
+		if params == nil && e.NewParams != nil {
+			params = e.NewParams()
+		}
+		c, err := e.New(params)
+		if err != nil {
+			return nil, fmt.Errorf("checker %s: %w", n, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // Verdict turns checker results (and whether the run itself was valid) into

@@ -81,8 +81,8 @@ func jsonString(s string) json.RawMessage {
 
 func plannedFault(p faults.Planned) reports.Fault {
 	f := reports.Fault{Name: p.Spec.Fault, Targets: p.Spec.Nodes, Start: int64(p.At), End: int64(p.At + p.For), Params: specParams(p.Spec)}
-	if f.Targets == nil && p.Spec.Target != "" {
-		f.Targets = []string{p.Spec.Target}
+	if t, ok := f.Params["target"].(string); ok && f.Targets == nil && t != "" {
+		f.Targets = []string{t}
 	}
 	return f
 }
@@ -100,28 +100,11 @@ func injectedFaults(in []faults.Injected) []reports.Fault {
 	return out
 }
 
+// specParams are a fault's effective parameters, for the reports.
 func specParams(sp faults.Spec) map[string]any {
-	m := map[string]any{}
-	if sp.Mode != "" {
-		m["mode"] = sp.Mode
-	}
-	if sp.Target != "" {
-		m["target"] = sp.Target
-	}
-	if sp.Clients {
-		m["clients"] = true
-	}
-	if sp.Latency != 0 {
-		m["latency"] = sp.Latency.String()
-	}
-	if sp.Jitter != 0 {
-		m["jitter"] = sp.Jitter.String()
-	}
-	if sp.Rate != 0 {
-		m["rate_kbps"] = sp.Rate
-	}
-	if sp.Offset != 0 {
-		m["offset"] = sp.Offset.String()
+	m := sp.Params()
+	if m == nil {
+		m = map[string]any{}
 	}
 	if len(sp.Groups) > 0 {
 		m["groups"] = sp.Groups

@@ -10,10 +10,12 @@ import (
 	"github.com/faultline/faultline/targets"
 )
 
-// observer polls every node's admin status on a path faults never cut and
+// observer polls every node's status on a path faults never cut and
 // records each answer (or the failure to get one) as an observer event.
+// Without a status reader it records nothing and knows no leader.
 type observer struct {
 	cluster  targets.Cluster
+	status   targets.StatusReader
 	rec      *history.Recorder
 	interval time.Duration
 
@@ -23,9 +25,13 @@ type observer struct {
 	done   chan struct{}
 }
 
-func startObserver(ctx context.Context, c targets.Cluster, rec *history.Recorder, interval time.Duration) *observer {
+func startObserver(ctx context.Context, c targets.Cluster, sr targets.StatusReader, rec *history.Recorder, interval time.Duration) *observer {
 	ctx, cancel := context.WithCancel(ctx)
-	o := &observer{cluster: c, rec: rec, interval: interval, latest: map[string]targets.Status{}, cancel: cancel, done: make(chan struct{})}
+	o := &observer{cluster: c, status: sr, rec: rec, interval: interval, latest: map[string]targets.Status{}, cancel: cancel, done: make(chan struct{})}
+	if sr == nil {
+		close(o.done)
+		return o
+	}
 	go o.loop(ctx)
 	return o
 }
@@ -52,7 +58,7 @@ func (o *observer) pollAll(ctx context.Context) {
 			defer wg.Done()
 			pctx, cancel := context.WithTimeout(ctx, o.interval)
 			defer cancel()
-			st, err := o.cluster.Status(pctx, id)
+			st, err := o.status.Status(pctx, id)
 			if ctx.Err() != nil {
 				return
 			}
@@ -79,7 +85,7 @@ func (o *observer) Leader() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for id, st := range o.latest {
-		if st.Role == "leader" || st.Role == "primary" {
+		if st.IsLeader() {
 			return id
 		}
 	}

@@ -18,30 +18,39 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/faultline/faultline/checkers"
 	"github.com/faultline/faultline/faults"
+	"github.com/faultline/faultline/internal/fielderr"
+	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/workloads"
 )
 
 // Scenario is one scenario file.
 type Scenario struct {
-	Name        string            `yaml:"name"`        // default: the file's base name
-	Description string            `yaml:"description"` // shown in reports
-	Runtime     string            `yaml:"runtime"`     // local (default), docker, external
-	System      string            `yaml:"system"`      // reference system, default raftkv
-	Nodes       int               `yaml:"nodes"`       // number of nodes, default 3 (ids n1..nN)
-	Bugs        []string          `yaml:"bugs"`        // bug switches for every node
-	NodeOpts    map[string]string `yaml:"node_opts"`   // system tunables (--opt k=v)
-	Seed        int64             `yaml:"seed"`        // 0 = pick one (recorded in the results)
-	Duration    Duration          `yaml:"duration"`    // main phase, default 20s
-	Warmup      Duration          `yaml:"warmup"`      // time allowed for the cluster to serve a probe, default 10s
-	Recovery    Duration          `yaml:"recovery"`    // after the heal, before final reads, default 5s
-	MinOps      int               `yaml:"min_ops"`     // fewer ok ops than this makes the run invalid (exit 4), default 100
-	Workload    Workload          `yaml:"workload"`
-	Faults      *faults.Schedule  `yaml:"faults"` // none: no faults (links still go through proxies)
-	Checkers    Checkers          `yaml:"checkers"`
+	Name        string                `yaml:"name"`        // default: the file's base name
+	Description string                `yaml:"description"` // shown in reports
+	Runtime     string                `yaml:"runtime"`     // a registered runtime: local (default), docker, ...
+	System      string                `yaml:"system"`      // a registered system, default raftkv
+	Nodes       int                   `yaml:"nodes"`       // node count of a single-role system (ids n1..nN); default the system's
+	Roles       map[string]RoleConfig `yaml:"roles"`       // per role: count, bugs, options (multi-role systems)
+	Bugs        []string              `yaml:"bugs"`        // bug switches for every node
+	NodeOpts    map[string]string     `yaml:"node_opts"`   // system tunables for every node (--opt k=v)
+	Client      Client                `yaml:"client"`      // client adapter; default the system's
+	Seed        int64                 `yaml:"seed"`        // 0 = pick one (recorded in the results)
+	Duration    Duration              `yaml:"duration"`    // main phase, default 20s
+	Warmup      Duration              `yaml:"warmup"`      // time allowed for the cluster to serve a probe, default 10s
+	Recovery    Duration              `yaml:"recovery"`    // after the heal, before final reads, default 5s
+	MinOps      int                   `yaml:"min_ops"`     // fewer ok ops than this makes the run invalid (exit 4), default 100
+	Workload    Workload              `yaml:"workload"`
+	Faults      *faults.Schedule      `yaml:"faults"` // none: no faults (links still go through proxies)
+	Checkers    Checkers              `yaml:"checkers"`
 
 	// File is the path the scenario was read from ("" if built in code).
 	File string `yaml:"-"`
@@ -49,24 +58,88 @@ type Scenario struct {
 	Source []byte `yaml:"-"`
 
 	pos map[string]*yaml.Node
+
+	// Resolved by Validate from the registries.
+	sys     *targets.System
+	rt      targets.Runtime
+	adapter *targets.Adapter
+	wl      *workloads.Workload
+	nodes   []targets.NodeSpec
 }
 
-// Workload configures the operations driven at the cluster.
+// RoleConfig configures the nodes of one role.
+type RoleConfig struct {
+	Nodes int               `yaml:"nodes"` // how many; 0 = the role's default
+	Bugs  []string          `yaml:"bugs"`  // bug switches for this role's nodes (besides the scenario's)
+	Opts  map[string]string `yaml:"opts"`  // tunables for this role's nodes (over node_opts)
+}
+
+// Client names the client adapter and its settings. In a file it is a
+// name (`client: http`) or a mapping (`client: {adapter: etcd, options: {...}}`).
+type Client struct {
+	Adapter string            `yaml:"adapter"`
+	Options map[string]string `yaml:"options"`
+}
+
+func (c *Client) decodeNode(d *decoder, n *yaml.Node, path string) error {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		c.Adapter = n.Value
+		return nil
+	}
+	return d.decodeFields(n, reflect.ValueOf(c).Elem(), nil, path)
+}
+
+// MarshalYAML writes the short form when there are no options.
+func (c Client) MarshalYAML() (any, error) {
+	if len(c.Options) == 0 {
+		return c.Adapter, nil
+	}
+	return map[string]any{"adapter": c.Adapter, "options": c.Options}, nil
+}
+
+// Workload configures the operations driven at the cluster: the settings
+// every workload has, and the workload's own parameters (Params), given
+// as further keys of the same mapping.
 type Workload struct {
-	Type        string   `yaml:"type"`        // register (default): get/put/cas over keys
-	Keys        int      `yaml:"keys"`        // number of keys, default 8
-	Mix         Mix      `yaml:"mix"`         // relative weights, default get 0.5 put 0.3 cas 0.2
+	Type        string   `yaml:"type"`        // a registered workload; default the system's (register)
 	Rate        float64  `yaml:"rate"`        // total target ops/s in open loop; 0 = closed loop
 	Stages      []Stage  `yaml:"stages"`      // open-loop ramps: rate changes linearly to each stage's rate over its duration
 	Concurrency int      `yaml:"concurrency"` // workers (closed loop) or max in flight (open loop), default 16
 	Timeout     Duration `yaml:"timeout"`     // per-operation timeout, default 1s
+
+	// Params are the workload's own parameters (for register: keys, mix).
+	Params workloads.Params `yaml:"-"`
+
+	defType string // the system's default workload, set before decoding
 }
 
-// Mix gives the relative weight of each operation.
-type Mix struct {
-	Get float64 `yaml:"get"`
-	Put float64 `yaml:"put"`
-	CAS float64 `yaml:"cas"`
+// KindKey implements the decoder's kinded mapping: "type" picks the workload.
+func (w *Workload) KindKey() string { return "type" }
+
+// SetKind picks the workload (the system's default for "") and returns its
+// parameters with their defaults.
+func (w *Workload) SetKind(name string) (any, error) {
+	if name == "" {
+		name = w.defType
+	}
+	if name == "" {
+		name = "register"
+	}
+	wl, err := workloads.Lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	w.Type, w.Params = name, wl.NewParams()
+	return w.Params, nil
+}
+
+// MarshalYAML writes the common settings and the parameters in one mapping.
+func (w Workload) MarshalYAML() (any, error) {
+	m := fieldMap(w)
+	for k, v := range fieldMap(w.Params) {
+		m[k] = v
+	}
+	return m, nil
 }
 
 // Stage is one open-loop ramp stage.
@@ -75,24 +148,94 @@ type Stage struct {
 	Rate     float64  `yaml:"rate"`
 }
 
-// Checkers configures the checkers; an absent section means the default.
+// Checkers configures the checkers. Each key names a registered checker
+// (`lost_writes` and `lost-writes` are the same) with `enabled` and its own
+// parameters; an absent checker runs if it is a default of the system or
+// workload. `latency` holds the performance thresholds.
 type Checkers struct {
-	Linearizability *Linearizability `yaml:"linearizability"`
-	LostWrites      *Toggle          `yaml:"lost_writes"`
-	Latency         *LatencyLimits   `yaml:"latency"`
+	List    []CheckerConfig // in file order
+	Latency *LatencyLimits
 }
 
-// Toggle turns a checker without settings on or off (default on).
-type Toggle struct {
-	Enabled *bool `yaml:"enabled"`
+// CheckerConfig is one checker's entry.
+type CheckerConfig struct {
+	Name    string
+	Enabled *bool // nil: enabled
+	Params  any   // the checker's parameters (nil: it has none)
 }
 
-func (t *Toggle) on() bool { return t == nil || t.Enabled == nil || *t.Enabled }
+// on reports whether the entry enables its checker.
+func (c CheckerConfig) on() bool { return c.Enabled == nil || *c.Enabled }
 
-// Linearizability configures the Porcupine checker.
-type Linearizability struct {
-	Enabled *bool    `yaml:"enabled"` // default true
-	Budget  Duration `yaml:"budget"`  // time budget; running out gives unknown. Default 60s
+// Lookup returns the entry for a checker name, if the file has one.
+func (c *Checkers) Lookup(name string) (*CheckerConfig, bool) {
+	for i := range c.List {
+		if c.List[i].Name == name {
+			return &c.List[i], true
+		}
+	}
+	return nil, false
+}
+
+func checkerName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+
+func (c *Checkers) decodeNode(d *decoder, n *yaml.Node, path string) error {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return d.errf(n, path, "want a mapping of checker names, got %s", kindName(n))
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		p := join(path, k.Value)
+		name := checkerName(k.Value)
+		if seen[name] {
+			return d.errf(k, p, "appears twice")
+		}
+		seen[name] = true
+		if name == "latency" {
+			c.Latency = &LatencyLimits{}
+			if err := d.decode(val, reflect.ValueOf(c.Latency).Elem(), p); err != nil {
+				return err
+			}
+			continue
+		}
+		e, err := checkers.Lookup(name)
+		if err != nil {
+			return d.errf(k, p, "%v; latency sets performance thresholds", err)
+		}
+		cc := CheckerConfig{Name: name}
+		if e.NewParams != nil {
+			cc.Params = e.NewParams()
+		}
+		var own struct {
+			Enabled *bool `yaml:"enabled"`
+		}
+		if err := d.decodeFields(val, reflect.ValueOf(&own).Elem(), cc.Params, p); err != nil {
+			return err
+		}
+		cc.Enabled = own.Enabled
+		c.List = append(c.List, cc)
+	}
+	return nil
+}
+
+// MarshalYAML writes one mapping per checker.
+func (c Checkers) MarshalYAML() (any, error) {
+	m := map[string]any{}
+	for _, cc := range c.List {
+		e := fieldMap(cc.Params)
+		if cc.Enabled != nil {
+			e["enabled"] = *cc.Enabled
+		}
+		m[cc.Name] = e
+	}
+	if c.Latency != nil {
+		m["latency"] = c.Latency
+	}
+	return m, nil
 }
 
 // LatencyLimits are performance thresholds on the latency of ok operations
@@ -142,12 +285,26 @@ func Parse(name string, b []byte) (*Scenario, error) {
 	d := &decoder{file: name}
 	s.pos = map[string]*yaml.Node{}
 	indexPositions(&root, "", s.pos)
+	// The system decides the defaults of what follows it (the workload's
+	// type, the node count), so it is looked up before the rest is decoded.
+	s.System = DefaultSystem
+	if n, ok := s.pos["system"]; ok && n.Kind == yaml.ScalarNode && n.Value != "" {
+		s.System = n.Value
+	}
+	sys, err := targets.LookupSystem(s.System)
+	if err != nil {
+		return nil, s.errAt("system", "%v", err)
+	}
+	s.sys = sys
+	s.Workload.defType = sys.Workload
 	if root.Kind != 0 { // an empty file is a scenario of defaults
 		if err := d.decode(&root, reflectValue(s), ""); err != nil {
 			return nil, err
 		}
 	}
-	s.applyDefaults()
+	if err := s.applyDefaults(); err != nil {
+		return nil, err
+	}
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -189,7 +346,7 @@ func indexPositions(n *yaml.Node, path string, out map[string]*yaml.Node) {
 	}
 }
 
-func (s *Scenario) applyDefaults() {
+func (s *Scenario) applyDefaults() error {
 	if s.Name == "" {
 		base := filepath.Base(s.File)
 		s.Name = strings.TrimSuffix(strings.TrimSuffix(base, ".yaml"), ".yml")
@@ -200,11 +357,11 @@ func (s *Scenario) applyDefaults() {
 	if s.Runtime == "" {
 		s.Runtime = "local"
 	}
-	if s.System == "" {
-		s.System = "raftkv"
+	if s.Nodes == 0 && len(s.sys.Roles) == 1 {
+		s.Nodes = s.sys.Roles[0].Nodes
 	}
-	if s.Nodes == 0 {
-		s.Nodes = 3
+	if s.Client.Adapter == "" {
+		s.Client.Adapter = s.sys.Client
 	}
 	if s.Duration == 0 {
 		s.Duration = Duration(20e9)
@@ -219,14 +376,10 @@ func (s *Scenario) applyDefaults() {
 		s.MinOps = 100
 	}
 	w := &s.Workload
-	if w.Type == "" {
-		w.Type = "register"
-	}
-	if w.Keys == 0 {
-		w.Keys = 8
-	}
-	if w.Mix == (Mix{}) {
-		w.Mix = Mix{Get: 0.5, Put: 0.3, CAS: 0.2}
+	if w.Params == nil {
+		if _, err := w.SetKind(w.Type); err != nil {
+			return s.errAt("workload.type", "%v", err)
+		}
 	}
 	if w.Concurrency == 0 {
 		w.Concurrency = 16
@@ -234,18 +387,37 @@ func (s *Scenario) applyDefaults() {
 	if w.Timeout == 0 {
 		w.Timeout = Duration(1e9)
 	}
-	if s.Checkers.Linearizability == nil {
-		s.Checkers.Linearizability = &Linearizability{}
-	}
-	if s.Checkers.Linearizability.Budget == 0 {
-		s.Checkers.Linearizability.Budget = Duration(60e9)
-	}
+	return nil
 }
 
-// LinearizabilityEnabled reports whether the linearizability checker runs.
-func (s *Scenario) LinearizabilityEnabled() bool {
-	l := s.Checkers.Linearizability
-	return l == nil || l.Enabled == nil || *l.Enabled
+// fieldMap returns the yaml fields of a struct (or pointer to one) as a
+// map, durations as strings so that the map reads back, zero values and
+// unexported fields left out.
+func fieldMap(v any) map[string]any {
+	out := map[string]any{}
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer || rv.Kind() == reflect.Interface {
+		if rv.IsNil() {
+			return out
+		}
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return out
+	}
+	for name, idx := range structFields(rv.Type()) {
+		f := rv.FieldByIndex(idx)
+		if !f.CanInterface() || f.IsZero() {
+			continue
+		}
+		switch d := f.Interface().(type) {
+		case time.Duration:
+			out[name] = d.String()
+		default:
+			out[name] = d
+		}
+	}
+	return out
 }
 
 // errAt returns a FieldError for a field path, positioned at that field if
@@ -270,33 +442,31 @@ func parentPath(p string) string {
 	return ""
 }
 
-// Validate checks the values (after defaults). Errors name file, line and field.
+// DefaultSystem is the system of a scenario that names none.
+const DefaultSystem = "raftkv"
+
+// Validate checks the values (after defaults) against the registries: the
+// runtime, the system's roles, bug switches and options, the client
+// adapter, the workload, the checkers and the faults, which must all be
+// available on this target. Errors name file, line and field.
 func (s *Scenario) Validate() error {
-	switch s.Runtime {
-	case "local", "docker", "external":
-	default:
-		return s.errAt("runtime", "%q is not a runtime: use local, docker or external", s.Runtime)
+	rt, err := targets.NewRuntime(s.Runtime)
+	if err != nil {
+		return s.errAt("runtime", "%v", err)
 	}
-	if s.Nodes < 1 || s.Nodes > 15 {
-		return s.errAt("nodes", "%d nodes: use 1 to 15", s.Nodes)
+	s.rt = rt
+	if err := s.validateNodes(); err != nil {
+		return err
 	}
 	if s.MinOps < 0 {
 		return s.errAt("min_ops", "must not be negative")
 	}
+	if err := s.validateClient(); err != nil {
+		return err
+	}
 	w := s.Workload
-	if w.Type != "register" {
-		return s.errAt("workload.type", "%q is not a workload: use register", w.Type)
-	}
-	if w.Keys < 1 || w.Keys > 1_000_000 {
-		return s.errAt("workload.keys", "%d keys: use 1 to 1000000", w.Keys)
-	}
-	for name, v := range map[string]float64{"get": w.Mix.Get, "put": w.Mix.Put, "cas": w.Mix.CAS} {
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
-			return s.errAt("workload.mix."+name, "weight %v is negative: weights are relative and must be 0 or more", v)
-		}
-	}
-	if w.Mix.Get+w.Mix.Put+w.Mix.CAS <= 0 {
-		return s.errAt("workload.mix", "at least one weight must be positive")
+	if err := w.Params.Check(); err != nil {
+		return s.fieldErr("workload", err)
 	}
 	if math.IsNaN(w.Rate) || w.Rate < 0 || w.Rate > 10_000_000 {
 		return s.errAt("workload.rate", "%v ops/s: use 0 (closed loop) up to 10000000", w.Rate)
@@ -316,17 +486,245 @@ func (s *Scenario) Validate() error {
 	if w.Concurrency < 1 || w.Concurrency > 100_000 {
 		return s.errAt("workload.concurrency", "%d: use 1 to 100000", w.Concurrency)
 	}
-	if err := s.Faults.Validate(s.NodeIDs()); err != nil {
+	if err := s.validateCheckers(); err != nil {
+		return err
+	}
+	if err := s.Faults.Validate(s.faultEnv()); err != nil {
 		var se *faults.SpecError
 		if errors.As(err, &se) {
 			return s.errAt("faults."+se.Field, "%s", se.Msg)
 		}
 		return s.errAt("faults", "%v", err)
 	}
+	return nil
+}
+
+// faultEnv describes the target to the faults: what they may ask of it.
+func (s *Scenario) faultEnv() faults.Env {
+	return faults.Env{System: s.sys, Runtime: s.Runtime, Caps: s.rt.Capabilities(), Nodes: s.nodes}
+}
+
+// fieldErr positions err under section when it is about one field.
+func (s *Scenario) fieldErr(section string, err error) error {
+	var fe *fielderr.Error
+	if errors.As(err, &fe) {
+		return s.errAt(join(section, fe.Field), "%s", fe.Msg)
+	}
+	return s.errAt(section, "%v", err)
+}
+
+// validateNodes checks roles, counts, bug switches and options, and works
+// out every node's spec.
+func (s *Scenario) validateNodes() error {
+	sys := s.sys
+	counts := map[string]int{}
+	for _, r := range sys.Roles {
+		counts[r.Name] = r.Nodes
+	}
+	if len(sys.Roles) == 1 {
+		counts[sys.Roles[0].Name] = s.Nodes
+	} else if _, set := s.pos["nodes"]; set && s.Nodes != 0 {
+		return s.errAt("nodes", "system %s has roles %s: set each role's count under roles (e.g. roles: {%s: {nodes: 2}})", sys.Name, strings.Join(sys.RoleNames(), ", "), sys.Roles[0].Name)
+	}
+	for _, name := range sortedKeys(s.Roles) {
+		rc := s.Roles[name]
+		if _, ok := sys.Role(name); !ok || name == "" {
+			return s.errAt("roles."+name, "system %s has no role %q (roles: %s)", sys.Name, name, strings.Join(sys.RoleNames(), ", "))
+		}
+		if rc.Nodes < 0 {
+			return s.errAt("roles."+name+".nodes", "must not be negative")
+		}
+		if rc.Nodes > 0 {
+			counts[name] = rc.Nodes
+		}
+	}
+	total := 0
+	for _, r := range sys.Roles {
+		n := counts[r.Name]
+		p := "roles." + r.Name + ".nodes"
+		if len(sys.Roles) == 1 {
+			p = "nodes"
+		}
+		lo, hi := r.Min, r.Max
+		if len(sys.Roles) == 1 && lo == 0 {
+			lo = 1
+		}
+		if hi == 0 {
+			hi = targets.MaxNodes
+		}
+		if n < lo || n > hi {
+			return s.errAt(p, "%d %s nodes: system %s takes %d to %d", n, r.Name, sys.Name, lo, hi)
+		}
+		total += n
+	}
+	if total < 1 || total > targets.MaxNodes {
+		return s.errAt("nodes", "%d nodes in all: use 1 to %d", total, targets.MaxNodes)
+	}
+	for i, b := range s.Bugs {
+		if err := sys.CheckBug(b); err != nil {
+			return s.errAt(fmt.Sprintf("bugs[%d]", i), "%v", err)
+		}
+	}
+	if err := s.checkOpts("node_opts", s.NodeOpts); err != nil {
+		return err
+	}
+	s.nodes = sys.NodeIDs(counts)
+	for i := range s.nodes {
+		n := &s.nodes[i]
+		rc := s.Roles[n.Role]
+		n.Bugs = append(append([]string(nil), s.Bugs...), rc.Bugs...)
+		n.Opts = map[string]string{}
+		for k, v := range s.NodeOpts {
+			n.Opts[k] = v
+		}
+		for k, v := range rc.Opts {
+			n.Opts[k] = v
+		}
+	}
+	for _, name := range sortedKeys(s.Roles) {
+		rc := s.Roles[name]
+		for i, b := range rc.Bugs {
+			if err := sys.CheckBug(b); err != nil {
+				return s.errAt(fmt.Sprintf("roles.%s.bugs[%d]", name, i), "%v", err)
+			}
+		}
+		if err := s.checkOpts("roles."+name+".opts", rc.Opts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkOpts checks option names, then each value on its own, so that the
+// error points at the option that is wrong.
+func (s *Scenario) checkOpts(path string, opts map[string]string) error {
+	for _, k := range sortedKeys(opts) {
+		if err := s.sys.CheckOption(k); err != nil {
+			return s.errAt(path+"."+k, "%v", err)
+		}
+		if s.sys.CheckOptions != nil {
+			if err := s.sys.CheckOptions(map[string]string{k: opts[k]}); err != nil {
+				return s.errAt(path+"."+k, "%v", err)
+			}
+		}
+	}
+	return nil
+}
+
+// validateClient checks the adapter, its options, and that it performs
+// every operation the workload sends.
+func (s *Scenario) validateClient() error {
+	wl, err := workloads.Lookup(s.Workload.Type)
+	if err != nil {
+		return s.errAt("workload.type", "%v", err)
+	}
+	s.wl = wl
+	if s.Client.Adapter == "" {
+		return s.errAt("client", "system %s names no client adapter: set client (known: %s)", s.sys.Name, strings.Join(adapterNames(), ", "))
+	}
+	a, err := targets.LookupAdapter(s.Client.Adapter)
+	if err != nil {
+		return s.errAt("client", "%v", err)
+	}
+	s.adapter = a
+	for _, k := range sortedKeys(s.Client.Options) {
+		known := false
+		for _, o := range a.Options {
+			known = known || o.Name == k
+		}
+		if !known {
+			var names []string
+			for _, o := range a.Options {
+				names = append(names, o.Name)
+			}
+			return s.errAt("client.options."+k, "adapter %s has no option %q (known: %s)", a.Name, k, orNone(names))
+		}
+	}
+	for _, op := range wl.Ops {
+		if !a.Supports(op) {
+			return s.errAt("workload.type", "workload %s sends %s, which client adapter %s does not perform (it performs: %s)", wl.Name, op, a.Name, strings.Join(a.Ops, ", "))
+		}
+	}
+	return nil
+}
+
+// validateCheckers checks every checker's parameters and that the default
+// checkers exist.
+func (s *Scenario) validateCheckers() error {
+	for _, cc := range s.Checkers.List {
+		if c, ok := cc.Params.(interface{ Check() error }); ok {
+			if err := c.Check(); err != nil {
+				return s.fieldErr("checkers."+s.checkerKey(cc.Name), err)
+			}
+		}
+	}
+	for _, name := range s.defaultCheckers() {
+		if _, err := checkers.Lookup(name); err != nil {
+			return s.errAt("system", "system %s or workload %s names a checker this build lacks: %v", s.sys.Name, s.wl.Name, err)
+		}
+	}
 	if l := s.Checkers.Latency; l != nil && (math.IsNaN(l.MinRate) || l.MinRate < 0 || l.MinRate > 1) {
 		return s.errAt("checkers.latency.min_rate", "%v: use a fraction between 0 and 1, e.g. 0.95", l.MinRate)
 	}
 	return nil
+}
+
+// checkerKey returns the key a checker has in the file (lost_writes or
+// lost-writes), for positions.
+func (s *Scenario) checkerKey(name string) string {
+	if _, ok := s.pos["checkers."+name]; ok {
+		return name
+	}
+	return strings.ReplaceAll(name, "-", "_")
+}
+
+// defaultCheckers are the checkers that run unless the file disables them:
+// the system's, else the workload's.
+func (s *Scenario) defaultCheckers() []string {
+	if len(s.sys.Checkers) > 0 {
+		return s.sys.Checkers
+	}
+	if s.wl != nil {
+		return s.wl.Checkers
+	}
+	return nil
+}
+
+func adapterNames() []string {
+	var out []string
+	for _, a := range targets.Adapters() {
+		out = append(out, a.Name)
+	}
+	return out
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "it has none"
+	}
+	return strings.Join(names, ", ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// NodeSpecs returns every node's spec (id, role, bugs, options), as
+// validated.
+func (s *Scenario) NodeSpecs() []targets.NodeSpec { return s.nodes }
+
+// NodeIDs returns the scenario's node ids, in order.
+func (s *Scenario) NodeIDs() []string {
+	out := make([]string, len(s.nodes))
+	for i, n := range s.nodes {
+		out[i] = n.ID
+	}
+	return out
 }
 
 // Apply applies command-line overrides and re-validates.

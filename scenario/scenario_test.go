@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/faultline/faultline/checkers"
+	"github.com/faultline/faultline/workloads"
 )
 
 func TestParseDefaults(t *testing.T) {
@@ -15,11 +18,32 @@ func TestParseDefaults(t *testing.T) {
 	if s.Name != "basic" || s.Runtime != "local" || s.System != "raftkv" || s.Nodes != 3 {
 		t.Errorf("defaults: %+v", s)
 	}
-	if s.Duration.D() != 30*time.Second || s.Workload.Rate != 500 || s.Workload.Keys != 8 {
+	if s.Duration.D() != 30*time.Second || s.Workload.Rate != 500 || s.Workload.Type != "register" || s.Workload.Params.(*workloads.RegisterParams).Keys != 8 {
 		t.Errorf("values: %+v", s.Workload)
 	}
-	if !s.LinearizabilityEnabled() || s.Checkers.Linearizability.Budget.D() != time.Minute {
-		t.Errorf("linearizability defaults: %+v", s.Checkers.Linearizability)
+	if s.Client.Adapter != "http" || strings.Join(s.NodeIDs(), ",") != "n1,n2,n3" {
+		t.Errorf("client %q, nodes %v", s.Client.Adapter, s.NodeIDs())
+	}
+	cs, err := s.checkerList(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range cs {
+		names = append(names, c.Name())
+	}
+	if got := strings.Join(names, ","); got != "linearizability,lost-writes,stats" {
+		t.Errorf("default checkers %s", got)
+	}
+	off, err := Parse("x.yaml", []byte("checkers:\n  lost_writes: {enabled: false}\n  linearizability: {budget: 5s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs, _ := off.checkerList(nil); len(cs) != 2 || cs[0].Name() != "linearizability" {
+		t.Errorf("with lost_writes disabled: %v", cs)
+	}
+	if cc, _ := off.Checkers.Lookup("linearizability"); cc.Params.(*checkers.LinearizabilityParams).Budget != 5*time.Second {
+		t.Errorf("budget %+v", cc.Params)
 	}
 }
 
@@ -38,8 +62,8 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 		{"string for number", "workload:\n  rate: fast\n", 2, 9, "workload.rate", "number"},
 		{"list for mapping", "workload: [1, 2]\n", 1, 11, "workload", "mapping"},
 		{"duplicate key", "nodes: 3\nnodes: 5\n", 2, 1, "nodes", "twice"},
-		{"bad runtime value", "runtime: kubernetes\n", 1, 10, "runtime", "local, docker or external"},
-		{"negative weight", "workload:\n  mix:\n    get: -1\n", 3, 10, "workload.mix.get", "negative"},
+		{"bad runtime value", "runtime: kubernetes\n", 1, 10, "runtime", "local"},
+		{"negative weight", "workload:\n  mix:\n    get: -1\n", 3, 10, "workload.mix.get", "0 or more"},
 		{"bad stage", "workload:\n  rate: 10\n  stages:\n    - rate: 100\n", 4, 7, "workload.stages[0].duration", "positive duration"},
 		{"bool as string", "checkers:\n  linearizability:\n    enabled: yes please\n", 3, 14, "checkers.linearizability.enabled", "true or false"},
 		{"nested unknown in stage", "workload:\n  rate: 1\n  stages:\n    - {duration: 1s, rte: 2}\n", 4, 22, "workload.stages[0].rte", "unknown field"},

@@ -6,20 +6,49 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/history"
-	"github.com/faultline/faultline/targets/httpkv"
+	"github.com/faultline/faultline/targets"
 )
 
 // warmUpKey is read (never written) to learn that the cluster serves; it is
 // not a workload key and the probe is not recorded in the history.
 const warmUpKey = "faultline-warmup-probe"
 
-// warmUp waits until a linearizable read through every node succeeds (with
-// redirects to the leader), or the window passes.
-func warmUp(ctx context.Context, addrs map[string]string, ids []string, opTimeout, window time.Duration) error {
+// clientConfig is the adapter configuration every client of the run
+// shares; each client sets its own Home.
+func (s *Scenario) clientConfig(c targets.Cluster) targets.ClientConfig {
+	cfg := targets.ClientConfig{Nodes: map[string]string{}, Roles: map[string]string{},
+		Timeout: s.Workload.Timeout.D(), Options: s.Client.Options}
+	for _, n := range c.Nodes() {
+		cfg.Nodes[n.ID] = n.ClientVia
+		cfg.Roles[n.ID] = n.Role
+	}
+	return cfg
+}
+
+// servingNodes returns the ids of the nodes that take the workload's
+// operations, in order.
+func (s *Scenario) servingNodes() []string {
+	var out []string
+	for _, n := range s.nodes {
+		if s.sys.Serving(n.Role) {
+			out = append(out, n.ID)
+		}
+	}
+	return out
+}
+
+// warmUp waits until a read through every serving node succeeds (with the
+// adapter's own redirects), or the window passes. An adapter that cannot
+// read is not probed: the runtime's readiness check is all there is.
+func (s *Scenario) warmUp(ctx context.Context, cfg targets.ClientConfig, window time.Duration) error {
+	if !s.adapter.Supports("get") {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, window)
 	defer cancel()
-	for _, id := range ids {
-		c, err := httpkv.New(addrs, id, httpkv.Options{Timeout: opTimeout})
+	for _, id := range s.servingNodes() {
+		cfg.Home = id
+		c, err := s.adapter.New(cfg)
 		if err != nil {
 			return err
 		}

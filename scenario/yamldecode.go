@@ -147,24 +147,16 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
 		if n.Kind != yaml.MappingNode {
 			return d.errf(n, path, "want a mapping of fields, got %s", kindName(n))
 		}
-		fields := structFields(v.Type())
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			name := k.Value
-			if seen[name] {
-				return d.errf(k, join(path, name), "appears twice")
-			}
-			seen[name] = true
-			idx, ok := fields[name]
-			if !ok {
-				return d.errf(k, join(path, name), "unknown field (known fields here: %s)", strings.Join(sortedNames(fields), ", "))
-			}
-			if err := d.decode(val, v.Field(idx), join(path, name)); err != nil {
-				return err
+		var params any
+		if v.CanAddr() {
+			if k, ok := v.Addr().Interface().(kinded); ok {
+				var err error
+				if params, err = d.setKind(n, k, path); err != nil {
+					return err
+				}
 			}
 		}
-		return nil
+		return d.decodeFields(n, v, params, path)
 	case reflect.Map:
 		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 			return nil
@@ -276,27 +268,115 @@ func typeWord(t reflect.Type) string {
 	return t.String()
 }
 
-func structFields(t reflect.Type) map[string]int {
-	out := map[string]int{}
+// structFields maps the yaml names of t's exported fields to their index
+// paths; the fields of an embedded struct (or one tagged ",inline") count
+// as fields of t.
+func structFields(t reflect.Type) map[string][]int {
+	out := map[string][]int{}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
 		tag := f.Tag.Get("yaml")
 		if tag == "-" {
 			continue
 		}
-		name := strings.Split(tag, ",")[0]
+		name, opts, _ := strings.Cut(tag, ",")
+		if (f.Anonymous && name == "") || opts == "inline" {
+			ft := f.Type
+			if ft.Kind() == reflect.Struct {
+				for k, idx := range structFields(ft) {
+					out[k] = append([]int{i}, idx...)
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		out[name] = i
+		out[name] = []int{i}
 	}
 	return out
 }
 
-func sortedNames(m map[string]int) []string {
+// kinded is implemented by a mapping whose kind key (e.g. "fault", "type")
+// picks the type of its other keys: SetKind returns a pointer to the
+// struct those keys are decoded into (nil: none), with its defaults set.
+// SetKind("") is called when the key is absent. Keys that are fields of
+// the value itself are decoded there.
+type kinded interface {
+	KindKey() string
+	SetKind(name string) (params any, err error)
+}
+
+// setKind reads the kind key of mapping n and calls SetKind with it.
+func (d *decoder) setKind(n *yaml.Node, k kinded, path string) (any, error) {
+	key := k.KindKey()
+	name, at := "", n
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			at = n.Content[i+1]
+			if at.Kind != yaml.ScalarNode {
+				return nil, d.errf(at, join(path, key), "want a name, got %s", kindName(at))
+			}
+			name = at.Value
+		}
+	}
+	params, err := k.SetKind(name)
+	if err != nil {
+		p := join(path, key)
+		if at == n {
+			p = path
+		}
+		return nil, d.errf(at, p, "%v", err)
+	}
+	return params, nil
+}
+
+// decodeFields decodes mapping n into struct v and, for keys that are not
+// v's fields, into the struct params points to (nil: no such keys).
+// Unknown and duplicate keys are errors naming the known fields.
+func (d *decoder) decodeFields(n *yaml.Node, v reflect.Value, params any, path string) error {
+	fields := structFields(v.Type())
+	var pv reflect.Value
+	var pfields map[string][]int
+	if params != nil {
+		pv = reflect.ValueOf(params)
+		for pv.Kind() == reflect.Pointer {
+			pv = pv.Elem()
+		}
+		pfields = structFields(pv.Type())
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		name := k.Value
+		if seen[name] {
+			return d.errf(k, join(path, name), "appears twice")
+		}
+		seen[name] = true
+		var target reflect.Value
+		if idx, ok := fields[name]; ok {
+			target = v.FieldByIndex(idx)
+		} else if idx, ok := pfields[name]; ok {
+			target = pv.FieldByIndex(idx)
+		} else {
+			known := sortedNames(fields)
+			if pfields != nil {
+				known = append(known, sortedNames(pfields)...)
+				sort.Strings(known)
+			}
+			return d.errf(k, join(path, name), "unknown field (known fields here: %s)", strings.Join(known, ", "))
+		}
+		if err := d.decode(val, target, join(path, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedNames(m map[string][]int) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -10,7 +10,9 @@ import (
 	"github.com/faultline/faultline/internal/version"
 	"github.com/faultline/faultline/targets/docker"
 	"github.com/faultline/faultline/targets/local"
-	// Reference systems register themselves with targets.
+	// Systems, client adapters and runtimes register themselves with
+	// targets; the program links the ones it offers.
+	_ "github.com/faultline/faultline/targets/httpkv"
 	_ "github.com/faultline/faultline/targets/raftkv"
 )
 

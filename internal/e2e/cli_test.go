@@ -87,6 +87,25 @@ func TestRunBadScenario(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "run")); err == nil {
 		t.Errorf("a run directory was created for an invalid scenario")
 	}
+	// What the target cannot do, and names the registries do not know,
+	// are refused with their line before a run directory exists.
+	for _, c := range []struct{ src, says string }{
+		{"system: nosuch\n", "bad2.yaml:1:9"},
+		{"bugs: [stale-reed]\n", "bad2.yaml:1:8"},
+		{"node_opts: {unsynced-flush: -1s}\n", "unsynced-flush"},
+		{"workload: {keys: 0}\n", "workload.keys"},
+		{"faults:\n  mix: [{fault: kill, target: \"role:backend\"}]\n", "bad2.yaml:2:31"},
+	} {
+		bad2 := filepath.Join(dir, "bad2.yaml")
+		os.WriteFile(bad2, []byte(c.src), 0o644)
+		code, out := faultline(t, time.Minute, "run", bad2, "--out", filepath.Join(dir, "run2"))
+		if code != 64 || !strings.Contains(out, c.says) {
+			t.Errorf("%q: exit %d, want 64 saying %s\n%s", c.src, code, c.says, out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "run2")); err == nil {
+			t.Errorf("%q: a run directory was created for an invalid scenario", c.src)
+		}
+	}
 	if code, out := faultline(t, time.Minute, "run", "examples/raft-basic.yaml", "--runtime", "mainframe"); code != 64 || !strings.Contains(out, "runtime") {
 		t.Errorf("bad --runtime: exit %d\n%s", code, out)
 	}

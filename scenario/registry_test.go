@@ -1,0 +1,75 @@
+package scenario
+
+import (
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+
+	// The parts a scenario names are looked up in registries; the tests
+	// link the ones the examples use, as cmd/faultline does.
+	_ "github.com/faultline/faultline/targets/httpkv"
+	_ "github.com/faultline/faultline/targets/local"
+	_ "github.com/faultline/faultline/targets/raftkv"
+)
+
+// TestConductorImportsNoConcretePart: scenario finds systems, adapters,
+// runtimes, workloads, checkers and faults by name; it links none of the
+// concrete systems, adapters or runtimes.
+func TestConductorImportsNoConcretePart(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		rest, ok := strings.CutPrefix(pkg, "github.com/faultline/faultline/targets/")
+		if ok && rest != "nodekit" {
+			t.Errorf("scenario depends on %s: look it up in a registry instead", pkg)
+		}
+	}
+}
+
+// TestValidationBeforeAnythingStarts: names and values that the
+// registries refuse are errors of the file, with line, column and the
+// known names.
+func TestValidationBeforeAnythingStarts(t *testing.T) {
+	cases := []struct {
+		name, src string
+		line, col int
+		field     string
+		says      []string
+	}{
+		{"unknown system", "name: x\nsystem: nosuch\n", 2, 9, "system", []string{`"nosuch"`, "raftkv"}},
+		{"unknown bug switch", "bugs: [stale-reed]\n", 1, 8, "bugs[0]", []string{`"stale-reed"`, "stale-read", "lose-unsynced"}},
+		{"unknown option", "node_opts:\n  heartbeat: 1s\n", 2, 14, "node_opts.heartbeat", []string{`"heartbeat"`, "heartbeat-timeout"}},
+		{"bad option value", "node_opts:\n  unsynced-flush: -1s\n", 2, 19, "node_opts.unsynced-flush", []string{"unsynced-flush", "positive duration"}},
+		{"no keys", "workload:\n  keys: 0\n", 2, 9, "workload.keys", []string{"0 keys", "1 to 1000000"}},
+		{"every weight zero", "workload:\n  mix: {get: 0, put: 0, cas: 0}\n", 2, 8, "workload.mix", []string{"positive weight"}},
+		{"unknown workload", "workload: {type: bank}\n", 1, 18, "workload.type", []string{`"bank"`, "register"}},
+		{"unknown checker", "checkers:\n  linearisability: {}\n", 2, 3, "checkers.linearisability", []string{"not a checker", "linearizability"}},
+		{"checker parameter", "checkers:\n  linearizability: {budget: 0s}\n", 2, 29, "checkers.linearizability.budget", []string{"positive"}},
+		{"unknown adapter", "client: carrier-pigeon\n", 1, 9, "client", []string{"carrier-pigeon", "http"}},
+		{"unknown runtime", "runtime: kubernetes\n", 1, 10, "runtime", []string{"kubernetes", "local"}},
+		{"role of a single-role system", "roles: {backend: {nodes: 2}}\n", 1, 18, "roles.backend", []string{"no role", "node"}},
+		{"too many nodes", "nodes: 16\n", 1, 8, "nodes", []string{"16", "1 to 15"}},
+		{"unknown fault parameter", "faults:\n  mix: [{fault: kill, mode: drop}]\n", 2, 23, "faults.mix[0].mode", []string{"unknown field"}},
+		{"a role that does not exist", "faults:\n  mix: [{fault: kill, target: \"role:backend\"}]\n", 2, 31, "faults.mix[0].target", []string{"role"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("bad.yaml", []byte(c.src))
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("err = %v (%T), want a *FieldError", err, err)
+			}
+			if fe.Line != c.line || fe.Field != c.field || (c.col != 0 && fe.Col != c.col) {
+				t.Errorf("got %s (line %d col %d field %q), want line %d col %d field %q", err, fe.Line, fe.Col, fe.Field, c.line, c.col, c.field)
+			}
+			for _, s := range c.says {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not say %q", err, s)
+				}
+			}
+		})
+	}
+}
