@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/faultline/faultline/history"
 )
 
 // Charts are drawn server-side as inline SVG: this file turns the scan into
@@ -228,7 +230,7 @@ type chartInput struct {
 	windows []faultWindow
 	phases  []Phase
 	anoms   []anomalyMark
-	nodes   []*nodeLane
+	nodes   []nodeLane
 	hlog    *hlogData
 	scan    *scan
 }
@@ -631,15 +633,22 @@ func (in *chartInput) spectrumChart() *chart {
 	return c
 }
 
-// sortNodes orders lanes as results.json lists the nodes, then naturally.
-func sortNodes(m map[string]*nodeLane, order []string) []*nodeLane {
+// nodeLane is one node's role segments (history.Roles).
+type nodeLane struct {
+	id   string
+	segs []history.RoleSegment
+}
+
+// nodeLanes returns a lane per node, ordered as results.json lists the
+// nodes, then naturally.
+func nodeLanes(roles *history.Roles, order []string) []nodeLane {
 	rank := map[string]int{}
 	for i, id := range order {
 		rank[id] = i + 1
 	}
-	out := make([]*nodeLane, 0, len(m))
-	for _, n := range m {
-		out = append(out, n)
+	out := make([]nodeLane, 0, len(roles.Nodes()))
+	for _, n := range roles.Nodes() {
+		out = append(out, nodeLane{id: n, segs: roles.Segments(n)})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		ri, rj := rank[out[i].id], rank[out[j].id]

@@ -194,7 +194,8 @@ func genRun(t testing.TB, dir string, o genOpts) *Results {
 		Verdict: string(o.verdict), Runtime: "local", System: "raftkv", Nodes: []string{"n1", "n2", "n3"},
 		Start: "2026-01-02T03:04:05Z", End: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(end + 1e9)).Format(time.RFC3339Nano),
 		RunDir: dir,
-		Phases: []Phase{{"setup", 0, 100e6}, {"warmup", 100e6, start}, {"main", start, end}, {"heal", end, end}, {"recovery", end, end + 1e9}},
+		Phases: []Phase{{Name: "setup", Start: 0, End: 100e6}, {Name: "warmup", Start: 100e6, End: start}, {Name: "main", Start: start, End: end},
+			{Name: "heal", Start: end, End: end}, {Name: "recovery", Start: end, End: end + 1e9}},
 		Faults: []Fault{
 			{Name: faultName, Targets: []string{"n1", "n2|n3"}, Params: map[string]any{"mode": "drop"}, Start: partS, End: partE},
 			{Name: "kill", Targets: []string{"n2"}, Start: killAt},

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/checkers"
+	"github.com/faultline/faultline/history"
 )
 
 //go:embed report.html.tmpl
@@ -176,6 +177,12 @@ func renderHTML(dir string, r *Results) ([]byte, error) {
 	for _, f := range r.Faults {
 		end = max(end, f.Start, f.End)
 	}
+	// Phases and faults as the history records them (what
+	// linearizability.html shows too), else as results.json lists them.
+	phases := sc.phases(end)
+	if len(phases) == 0 {
+		phases = r.Phases
+	}
 	windows := faultWindows(sc.nemesis, end)
 	if len(windows) == 0 && len(r.Faults) > 0 {
 		windows = windowsFromResults(r.Faults, end)
@@ -184,7 +191,7 @@ func renderHTML(dir string, r *Results) ([]byte, error) {
 	if sc.nemDrop > 0 {
 		v.Warnings = append(v.Warnings, fmt.Sprintf("%d further nemesis events are not drawn (the report draws at most %d fault windows).", sc.nemDrop, maxFaultWindows))
 	}
-	in := &chartInput{t1: math.Max(float64(end)/1e9, 0.001), tl: &sc.tl, windows: windows, phases: r.Phases, nodes: sortNodes(sc.nodes, r.Nodes), hlog: hl, scan: sc}
+	in := &chartInput{t1: math.Max(float64(end)/1e9, 0.001), tl: &sc.tl, windows: windows, phases: phases, nodes: nodeLanes(&sc.roles, r.Nodes), hlog: hl, scan: sc}
 	in.anoms = anomalyMarks(r.Checkers)
 	v.Charts = []*chart{in.timelineChart(), in.throughputChart(), in.latencyChart(), in.nodesChart()}
 	v.Spectrum = in.spectrumChart()
@@ -360,8 +367,7 @@ func latencyRows(r *Results, hl *hlogData, sc *scan) []latencyRow {
 		}
 	}
 	if t := sc.total; t != nil && t.TotalCount() > 0 {
-		q := func(p float64) float64 { return float64(t.ValueAtQuantile(p)) }
-		rows = append(rows, pctRow("invoke to completion (history, every op)", Percentiles{P50: q(50), P90: q(90), P99: q(99), P999: q(99.9), Max: float64(t.Max()), Mean: t.Mean()}))
+		rows = append(rows, pctRow("invoke to completion (history, every op)", history.PercentilesOf(t)))
 	}
 	return rows
 }

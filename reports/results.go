@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/checkers"
+	"github.com/faultline/faultline/history"
 )
 
 // Results is results.json. Field names are a contract with CI scripts (see
@@ -45,12 +46,9 @@ type Results struct {
 	Thresholds map[string]float64 `json:"thresholds,omitempty"`
 }
 
-// Phase is one phase of the run, in ns since the run's start.
-type Phase struct {
-	Name  string `json:"name"`
-	Start int64  `json:"start_ns"`
-	End   int64  `json:"end_ns"`
-}
+// Phase is one phase of the run, in ns since the run's start: history's
+// Phase, the one definition of a phase.
+type Phase = history.Phase
 
 // Fault is one fault as planned or injected, in ns since the run's start.
 type Fault struct {
@@ -78,22 +76,18 @@ type Stats struct {
 	ByF          map[string]OpStats `json:"by_f,omitempty"`
 }
 
-// Percentiles of a latency distribution, in microseconds.
-type Percentiles struct {
-	P50  float64 `json:"p50"`
-	P90  float64 `json:"p90"`
-	P99  float64 `json:"p99"`
-	P999 float64 `json:"p999"`
-	Max  float64 `json:"max"`
-	Mean float64 `json:"mean"`
-}
+// Percentiles of a latency distribution, in microseconds: history's
+// Percentiles, the one definition of the figures faultline reports. Compute
+// them with history.PercentilesOf (a latency histogram) or
+// history.PercentilesOfSamples.
+type Percentiles = history.Percentiles
 
 // PercentilesFrom reads percentiles from a map keyed "p50", "p90", "p99",
-// "p999", "max" and "mean" (as workloads.Percentiles and the stats
-// checker's "latency_us" give them); a missing key reads as 0.
-func PercentilesFrom(m map[string]float64) Percentiles {
-	return Percentiles{P50: m["p50"], P90: m["p90"], P99: m["p99"], P999: m["p999"], Max: m["max"], Mean: m["mean"]}
-}
+// "p999", "max", "mean" and "count" (as workloads.Percentiles and the stats
+// checker's "latency_us" give them); a missing key reads as 0. It is
+// history.PercentilesFromMap; for a histogram, history.PercentilesOf(h)
+// gives the same figures without the map.
+func PercentilesFrom(m map[string]float64) Percentiles { return history.PercentilesFromMap(m) }
 
 // OpStats counts outcomes of one operation type.
 type OpStats struct {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -25,15 +26,19 @@ const (
 	// minBucketWidth is the narrowest bucket (ns): narrower ones make
 	// throughput too noisy to read.
 	minBucketWidth = int64(100e6)
-	// maxSegments is the most status segments drawn per node.
+	// maxSegments is the most status segments drawn per node, and
+	// maxNodes the most node lanes.
 	maxSegments = 1500
+	maxNodes    = 200
 	// maxDistinctErrors and maxDistinctKeys bound the error and key tables.
 	maxDistinctErrors = 500
 	maxDistinctKeys   = 10000
 	// maxTextRunes truncates any one string from the target shown in the report.
 	maxTextRunes = 300
-	// maxFaultWindows bounds the fault windows drawn.
+	// maxFaultWindows bounds the fault windows drawn, and maxPhaseMarkers
+	// the phase markers read.
 	maxFaultWindows = 2000
+	maxPhaseMarkers = 1000
 )
 
 // scan is everything the report takes from history.jsonl, gathered in one
@@ -56,12 +61,11 @@ type scan struct {
 	keys      map[string]*keyStat
 	keysOther int64
 
-	nemesis  []history.Event // kept whole: few, and shown in full
-	nemDrop  int64
-	nodes    map[string]*nodeLane
-	names    map[string]string
-	obsFirst int64
-	obsLast  int64
+	nemesis []history.Event // kept whole: few, and shown in full
+	nemDrop int64
+	markers []history.Event // phase markers
+	roles   history.Roles   // node role lanes, bounded by maxSegments and maxNodes
+	names   map[string]string
 }
 
 type pendingOp struct {
@@ -79,23 +83,6 @@ type errStat struct {
 type keyStat struct {
 	Key             string
 	Ops, Fail, Info int64
-}
-
-type nodeLane struct {
-	id   string
-	segs []segment
-	obs  int64
-}
-
-// segment is a stretch of time during which a node reported the same status.
-type segment struct {
-	Start, End int64
-	Role       string
-	Term       string
-	Leader     string
-	Err        string
-	// Flapping is set when several short segments were merged into this one.
-	Flapping bool
 }
 
 // timeline counts completions by time bucket.
@@ -237,14 +224,13 @@ func (h *logHist) quantile(q float64) float64 {
 
 func newScan() *scan {
 	return &scan{
-		total:    hdrhistogram.New(1, 3_600_000_000, 3),
-		ops:      map[string]*OpStats{},
-		pending:  map[history.Process]pendingOp{},
-		errs:     map[string]*errStat{},
-		keys:     map[string]*keyStat{},
-		nodes:    map[string]*nodeLane{},
-		names:    map[string]string{},
-		obsFirst: -1,
+		total:   history.NewLatencyHistogram(),
+		ops:     map[string]*OpStats{},
+		pending: map[history.Process]pendingOp{},
+		errs:    map[string]*errStat{},
+		keys:    map[string]*keyStat{},
+		roles:   history.Roles{Limit: maxSegments, MaxNodes: maxNodes},
+		names:   map[string]string{},
 	}
 }
 
@@ -284,18 +270,30 @@ func (s *scan) add(ev *liteEvent) {
 	switch {
 	case ev.Process == history.Nemesis:
 		if len(s.nemesis) < 2*maxFaultWindows {
-			s.nemesis = append(s.nemesis, history.Event{Type: ev.Type, Process: ev.Process, Time: ev.Time, F: string(ev.F),
-				Value: append(json.RawMessage(nil), ev.Value...), Node: string(ev.Node), Error: string(ev.Error), Phase: string(ev.Phase)})
+			s.nemesis = append(s.nemesis, s.event(ev))
 		} else {
 			s.nemDrop++
 		}
 	case ev.Process == history.Observer:
-		if string(ev.F) == "status" && len(ev.Node) > 0 {
-			s.observe(ev)
+		switch string(ev.F) {
+		case "status":
+			if len(ev.Node) > 0 {
+				s.observe(ev)
+			}
+		case "phase":
+			if len(s.markers) < maxPhaseMarkers {
+				s.markers = append(s.markers, s.event(ev))
+			}
 		}
 	case ev.Process.IsClient():
 		s.client(ev)
 	}
+}
+
+// event copies ev out of the line it aliases.
+func (s *scan) event(ev *liteEvent) history.Event {
+	return history.Event{Type: ev.Type, Process: ev.Process, Time: ev.Time, F: s.intern(ev.F),
+		Value: append(json.RawMessage(nil), ev.Value...), Node: string(ev.Node), Error: string(ev.Error), Phase: s.intern(ev.Phase)}
 }
 
 // intern returns b as a string, allocating once per distinct value (f
@@ -333,14 +331,7 @@ func (s *scan) client(ev *liteEvent) {
 		if len(f) == 0 {
 			f = []byte(inv.f)
 		}
-		us := int64(lat)
-		if us < 1 {
-			us = 1
-		}
-		if us > s.total.HighestTrackableValue() {
-			us = s.total.HighestTrackableValue()
-		}
-		_ = s.total.RecordValue(us)
+		history.RecordLatency(s.total, time.Duration(ev.Time-inv.t))
 	}
 	s.tl.add(ev.Time, ev.Type, lat)
 	st := s.ops[string(f)]
@@ -395,109 +386,29 @@ func (s *scan) client(ev *liteEvent) {
 	}
 }
 
+// observe follows node roles (history.Roles), with the target's strings
+// truncated so that memory stays bounded.
 func (s *scan) observe(ev *liteEvent) {
-	if s.obsFirst < 0 {
-		s.obsFirst = ev.Time
-	}
-	if ev.Time > s.obsLast {
-		s.obsLast = ev.Time
-	}
-	n := s.nodes[string(ev.Node)]
-	if n == nil {
-		if len(s.nodes) >= 200 {
-			return // a lane per node; more would not be readable
-		}
-		n = &nodeLane{id: truncate(string(ev.Node))}
-		s.nodes[string(ev.Node)] = n
-	}
-	n.obs++
-	seg := segment{Start: ev.Time, End: ev.Time, Err: truncate(string(ev.Error))}
-	var v map[string]json.RawMessage
-	if len(ev.Value) > 0 && json.Unmarshal(ev.Value, &v) == nil {
-		seg.Role = truncate(jsonText(v["role"]))
-		seg.Term = truncate(jsonText(v["term"]))
-		if seg.Term == "" {
-			seg.Term = truncate(jsonText(v["epoch"]))
-		}
-		seg.Leader = truncate(jsonText(v["leader"]))
-	}
-	if seg.Role == "" {
-		if seg.Err != "" {
-			seg.Role = "unreachable"
-		} else {
-			seg.Role = "unknown"
-		}
-	}
-	if k := len(n.segs); k > 0 {
-		p := &n.segs[k-1]
-		p.End = ev.Time
-		if p.Role == seg.Role && p.Term == seg.Term && p.Leader == seg.Leader && p.Err == seg.Err {
-			return
-		}
-		if len(n.segs) >= 4*maxSegments {
-			n.segs = coalesce(n.segs, maxSegments)
-		}
-	}
-	n.segs = append(n.segs, seg)
+	st := history.ParseStatus(ev.Value, string(ev.Error))
+	st.Role, st.Term, st.Leader, st.Err = truncate(st.Role), truncate(st.Term), truncate(st.Leader), truncate(st.Err)
+	s.roles.Observe(int(s.events-1), ev.Time, truncate(s.intern(ev.Node)), st)
 }
 
-// finish closes open segments and bounds them.
+// phases returns the phases of the history's phase markers
+// (history.Phases), those never ended lasting until end.
+func (s *scan) phases(end int64) []Phase {
+	ps := history.Phases(s.markers)
+	for i := range ps {
+		if ps[i].Open() {
+			ps[i].End = max(end, ps[i].Start)
+		}
+	}
+	return ps
+}
+
+// finish counts the operations never completed.
 func (s *scan) finish() {
 	s.stillPending += int64(len(s.pending))
-	for _, n := range s.nodes {
-		if k := len(n.segs); k > 0 && n.segs[k-1].End < s.obsLast {
-			n.segs[k-1].End = s.obsLast
-		}
-		if len(n.segs) > maxSegments {
-			n.segs = coalesce(n.segs, maxSegments)
-		}
-	}
-}
-
-// coalesce merges the shortest runs of neighbouring segments until at most
-// max remain: a run of short segments becomes one "flapping" segment that
-// keeps the status seen last.
-func coalesce(segs []segment, max int) []segment {
-	if len(segs) <= max {
-		return segs
-	}
-	span := segs[len(segs)-1].End - segs[0].Start
-	minDur := span / int64(max)
-	for len(segs) > max {
-		var out []segment
-		for _, g := range segs {
-			if k := len(out); k > 0 && (g.End-g.Start < minDur || out[k-1].End-out[k-1].Start < minDur) {
-				p := &out[k-1]
-				p.End = g.End
-				p.Role, p.Term, p.Leader, p.Err = g.Role, g.Term, g.Leader, g.Err
-				p.Flapping = true
-				continue
-			}
-			out = append(out, g)
-		}
-		if len(out) == len(segs) {
-			out = out[len(out)-max:]
-		}
-		segs = out
-		minDur *= 2
-	}
-	return segs
-}
-
-// jsonText renders a JSON scalar as text: strings unquoted, numbers as
-// written, null/absent as "".
-func jsonText(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	if raw[0] == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return s
-		}
-	}
-	return string(raw)
 }
 
 // truncate bounds a string from the target to maxTextRunes runes and makes
@@ -515,42 +426,37 @@ func truncate(s string) string {
 
 // topErrors returns up to n errors, most frequent first.
 func (s *scan) topErrors(n int) []errStat {
-	out := make([]errStat, 0, len(s.errs))
-	for _, e := range s.errs {
-		out = append(out, *e)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Count != out[j].Count {
-			return out[i].Count > out[j].Count
+	return top(s.errs, n, func(a, b *errStat) bool {
+		if a.Count != b.Count {
+			return a.Count > b.Count
 		}
-		return out[i].Text < out[j].Text
+		return a.Text < b.Text
 	})
-	if len(out) > n {
-		out = out[:n]
-	}
-	return out
 }
 
 // topKeys returns up to n keys, busiest first.
 func (s *scan) topKeys(n int) []keyStat {
-	out := make([]keyStat, 0, len(s.keys))
-	for _, k := range s.keys {
-		out = append(out, *k)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Ops != out[j].Ops {
-			return out[i].Ops > out[j].Ops
+	return top(s.keys, n, func(a, b *keyStat) bool {
+		if a.Ops != b.Ops {
+			return a.Ops > b.Ops
 		}
-		return out[i].Key < out[j].Key
+		return a.Key < b.Key
 	})
-	if len(out) > n {
-		out = out[:n]
-	}
-	return out
 }
 
-// faultWindow is one fault as seen in the history (or, lacking nemesis
-// events, in results.json).
+// top returns up to n of m's values, first by less.
+func top[T any](m map[string]*T, n int, less func(a, b *T) bool) []T {
+	out := make([]T, 0, len(m))
+	for _, v := range m {
+		out = append(out, *v)
+	}
+	sort.Slice(out, func(i, j int) bool { return less(&out[i], &out[j]) })
+	return out[:min(n, len(out))]
+}
+
+// faultWindow is one fault as the report draws it: a history.FaultWindow
+// (or, lacking nemesis events, a fault of results.json) with the target's
+// strings truncated.
 type faultWindow struct {
 	Name    string
 	Value   string // the fault's value, compact JSON, truncated
@@ -559,65 +465,22 @@ type faultWindow struct {
 	Open    bool // never ended in the history
 	Instant bool
 	Err     string
-	id      string // the value's "id" field, if any, which pairs start and end
 }
 
-// faultWindows pairs nemesis start/end events: an end closes the open
-// window with the same f and the same value "id" (faultline's nemesis
-// numbers its faults), else the same value, else the latest open one with
-// the same f. An event without a phase is an instant fault (a kill, say); an end
-// without a start becomes an instant too. Windows still open at the end of
-// the history last until end.
+// faultWindows draws the fault windows of the nemesis events evs
+// (history.FaultWindows: the pairing linearizability.html draws too).
+// Windows still open at the end of the history last until end.
 func faultWindows(evs []history.Event, end int64) []faultWindow {
 	var out []faultWindow
-	open := map[string][]int{} // f -> indexes into out
-	for _, ev := range evs {
-		val := compactJSON(ev.Value)
-		switch ev.Phase {
-		case "start":
-			out = append(out, faultWindow{Name: truncate(ev.F), Value: val, Start: ev.Time, End: -1, Err: truncate(ev.Error), id: valueID(ev.Value)})
-			open[ev.F] = append(open[ev.F], len(out)-1)
-		case "end":
-			idx := open[ev.F]
-			pick := -1
-			id := valueID(ev.Value)
-			for j := len(idx) - 1; j >= 0 && id != ""; j-- {
-				if out[idx[j]].id == id {
-					pick = j
-					break
-				}
-			}
-			for j := len(idx) - 1; j >= 0 && pick < 0; j-- {
-				if val == "" || out[idx[j]].Value == val {
-					pick = j
-					break
-				}
-			}
-			if pick < 0 && len(idx) > 0 {
-				pick = len(idx) - 1
-			}
-			if pick < 0 {
-				out = append(out, faultWindow{Name: truncate(ev.F), Value: val, Start: ev.Time, End: ev.Time, Instant: true, Err: truncate(firstNonEmpty(ev.Error, "end without a recorded start"))})
-				continue
-			}
-			w := &out[idx[pick]]
-			w.End = ev.Time
-			if ev.Error != "" && w.Err == "" {
-				w.Err = truncate(ev.Error)
-			}
-			open[ev.F] = append(idx[:pick:pick], idx[pick+1:]...)
-		default:
-			out = append(out, faultWindow{Name: truncate(ev.F), Value: val, Start: ev.Time, End: ev.Time, Instant: true, Err: truncate(ev.Error)})
+	for _, w := range history.FaultWindows(evs) {
+		fw := faultWindow{Name: truncate(w.F), Value: compactJSON(w.Value), Start: w.Start, End: w.EndOr(end), Open: w.Open(), Instant: w.Instant, Err: truncate(w.Error)}
+		if w.Unstarted {
+			fw.Err = truncate(firstNonEmpty(w.Error, "end without a recorded start"))
 		}
-	}
-	for i := range out {
-		if out[i].End < 0 {
-			out[i].End = end
-			out[i].Open = true
+		out = append(out, fw)
+		if len(out) == maxFaultWindows {
+			break
 		}
-	}
-	if len(out) > maxFaultWindows {
-		out = out[:maxFaultWindows]
 	}
 	return out
 }
@@ -645,20 +508,6 @@ func windowsFromResults(fs []Fault, end int64) []faultWindow {
 		}
 	}
 	return out
-}
-
-// valueID returns the JSON text of the "id" field of an object value, or "".
-func valueID(raw json.RawMessage) string {
-	if len(raw) == 0 || raw[0] != '{' {
-		return ""
-	}
-	var v struct {
-		ID json.RawMessage `json:"id"`
-	}
-	if json.Unmarshal(raw, &v) != nil {
-		return ""
-	}
-	return string(v.ID)
 }
 
 // compactJSON renders a JSON value on one line for people (no \u003c
