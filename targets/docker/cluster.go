@@ -2,13 +2,11 @@ package docker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,14 +18,14 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
-	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/faultline/faultline/targets"
 )
 
 // Start starts spec.Nodes as containers of the run StartProxy prepared for
 // spec.RunID, each with a data volume of its own at DataDir, and returns
-// once every node answers GET /admin/status, or returns an error after
+// once every node is ready (its admin API answers GET targets.ReadyPath
+// with 200 on its published port), or returns an error after
 // removing every container, network and volume of the run (the proxy's
 // too). ctx bounds the start only; call Close on the returned
 // cluster (a *Cluster) to remove it.
@@ -65,8 +63,8 @@ func (r *Runtime) Start(ctx context.Context, spec targets.ClusterSpec) (targets.
 	if spec.Links == nil {
 		return fail(errors.New("docker runtime: ClusterSpec.Links is nil: nodes reach peers only through the proxy; build a faults.Links from StartProxy's placement and pass it"))
 	}
-	if strings.Join(spec.Nodes, "\x00") != strings.Join(ru.spec.Nodes, "\x00") {
-		return fail(fmt.Errorf("docker runtime: Start's nodes %v differ from StartProxy's %v: give both the same spec", spec.Nodes, ru.spec.Nodes))
+	if !slices.Equal(spec.IDs(), ru.spec.IDs()) {
+		return fail(fmt.Errorf("docker runtime: Start's nodes %v differ from StartProxy's %v: give both the same spec", spec.IDs(), ru.spec.IDs()))
 	}
 	if spec.Log != nil {
 		ru.logf = spec.Log
@@ -81,7 +79,7 @@ func (r *Runtime) Start(ctx context.Context, spec targets.ClusterSpec) (targets.
 func (ru *run) startCluster(ctx context.Context, spec targets.ClusterSpec) (*Cluster, error) {
 	t0 := time.Now()
 	addrs := make([]targets.NodeAddrs, len(spec.Nodes))
-	for i, id := range spec.Nodes {
+	for i, id := range spec.IDs() {
 		a := ru.alias[id]
 		addrs[i] = targets.NodeAddrs{
 			ID:     id,
@@ -97,15 +95,8 @@ func (ru *run) startCluster(ctx context.Context, spec targets.ClusterSpec) (*Clu
 		}
 		return nil, infraf("map links through the proxy at %s: %w", ru.apiAddr, err)
 	}
-	for _, from := range spec.Nodes {
-		for _, to := range spec.Nodes {
-			if from != to && peers[from][to] == "" {
-				return nil, fmt.Errorf("docker runtime: the LinkMapper gave no address for link %s -> %s: it must map every directed pair", from, to)
-			}
-		}
-		if clients[from] == "" {
-			return nil, fmt.Errorf("docker runtime: the LinkMapper gave no client address for node %s: it must map every node", from)
-		}
+	if err := targets.CheckLinks(addrs, peers, clients); err != nil {
+		return nil, fmt.Errorf("docker runtime: %w", err)
 	}
 
 	ops, opsCancel := context.WithCancel(context.Background())
@@ -115,59 +106,30 @@ func (ru *run) startCluster(ctx context.Context, spec targets.ClusterSpec) (*Clu
 		nodes:     map[string]*node{},
 		ops:       ops,
 		opsCancel: opsCancel,
-		http: &http.Client{Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
-			MaxIdleConnsPerHost: 2,
-		}},
 	}
-	for i, id := range spec.Nodes {
-		a := ru.alias[id]
-		argv := []string{"node",
-			"--system", spec.System,
-			"--id", id,
-			"--listen", "0.0.0.0:" + strconv.Itoa(ClientPort),
-			"--admin", "0.0.0.0:" + strconv.Itoa(AdminPort),
-			"--peer-listen", addrs[i].Peer,
+	for i, ns := range spec.Nodes {
+		id, a := ns.ID, ru.alias[ns.ID]
+		listen := targets.NodeAddrs{
+			ID:     id,
+			Client: "0.0.0.0:" + strconv.Itoa(ClientPort),
+			Admin:  "0.0.0.0:" + strconv.Itoa(AdminPort),
+			Peer:   addrs[i].Peer,
 		}
-		for _, other := range spec.Nodes {
-			if other != id {
-				argv = append(argv, "--peer", other+"="+peers[id][other])
-			}
-		}
-		argv = append(argv, "--data", DataDir)
-		for _, b := range spec.Bugs {
-			argv = append(argv, "--bug", b)
-		}
-		argv = append(argv, spec.Args...)
 		l, err := ru.openLog("node "+id, filepath.Join(ru.dir, "nodes", id+".log"))
 		if err != nil {
 			return nil, &targets.InfraError{Err: err}
 		}
 		n := &node{
 			id: id, alias: a, name: ru.prefix + a, net: ru.nets[id], vol: ru.prefix + a + DataVolumeSuffix,
-			argv: argv, log: l,
+			argv: targets.NodeArgs(spec, ns, listen, peers[id], DataDir), log: l,
 			clientVia: clients[id], inClient: addrs[i].Client,
-			info: targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: id, Peer: addrs[i].Peer}},
+			info: targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: id, Peer: addrs[i].Peer}, Role: ns.Role},
 		}
 		c.order = append(c.order, n)
 		c.nodes[id] = n
 	}
 
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make([]error, len(c.order))
-	var wg sync.WaitGroup
-	for i, n := range c.order {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if errs[i] = c.create(sctx, n); errs[i] != nil {
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
+	errs := targets.StartEach(ctx, len(c.order), func(ctx context.Context, i int) error { return c.create(ctx, c.order[i]) })
 	if err := pickError(errs); err != nil {
 		c.opsCancel()
 		return nil, err
@@ -213,7 +175,6 @@ func pickError(errs []error) error {
 type Cluster struct {
 	ru    *run
 	opts  Options
-	http  *http.Client
 	order []*node
 	nodes map[string]*node
 
@@ -224,7 +185,11 @@ type Cluster struct {
 	closeErr  error
 }
 
-var _ targets.Cluster = (*Cluster)(nil)
+var (
+	_ targets.Cluster        = (*Cluster)(nil)
+	_ targets.ProcessControl = (*Cluster)(nil)
+	_ targets.Pauser         = (*Cluster)(nil)
+)
 
 // node is one node container.
 type node struct {
@@ -282,8 +247,6 @@ func (c *Cluster) create(ctx context.Context, n *node) error {
 			hc.PortBindings = ru.bindings(exposed)
 			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: n.vol, Target: DataDir})
 		},
-		WaitingFor: wait.ForHTTP("/admin/status").WithPort(portSpec(AdminPort)).
-			WithStartupTimeout(c.opts.ReadyTimeout).WithPollInterval(50 * time.Millisecond),
 		LifecycleHooks: []testcontainers.ContainerLifecycleHooks{followHook(n.log)},
 	}
 	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
@@ -297,7 +260,33 @@ func (c *Cluster) create(ctx context.Context, n *node) error {
 	if err != nil {
 		return c.startFailed(ctx, n, err)
 	}
-	return c.refresh(ctx, n)
+	return c.waitReady(ctx, n)
+}
+
+// waitReady reads the node's published ports (they change with every start
+// of its container) and waits until it answers GET targets.ReadyPath with
+// 200 there. If it does not, because its container exited or
+// Options.ReadyTimeout passed, waitReady kills it and returns an
+// InfraError quoting its log.
+func (c *Cluster) waitReady(ctx context.Context, n *node) error {
+	exited := func(ctx context.Context) error {
+		st, err := c.state(ctx, n)
+		if err != nil || st.Running {
+			return nil // an inspect that failed says nothing: the wait goes on
+		}
+		return fmt.Errorf("container %s, exit code %d", st.Status, st.ExitCode)
+	}
+	if err := c.refresh(ctx, n); err != nil {
+		if why := exited(ctx); why != nil { // a container that has exited publishes no ports
+			err = &targets.NotReadyError{Exited: why}
+		}
+		return c.startFailed(ctx, n, err)
+	}
+	err := targets.WaitHTTP(ctx, "http://"+n.nodeInfo().Admin+targets.ReadyPath, c.opts.ReadyTimeout, exited)
+	if err != nil {
+		return c.startFailed(ctx, n, err)
+	}
+	return nil
 }
 
 // createVolume creates the node's data volume, labelled like the run's
@@ -331,7 +320,7 @@ func (c *Cluster) startFailed(ctx context.Context, n *node, err error) error {
 		return fmt.Errorf("docker runtime: start of node %s cut short: %w", n.id, ctx.Err())
 	}
 	n.log.wait(time.Second)
-	return infraf("node %s did not become ready (GET /admin/status must answer 200 within %s): %w%s", n.id, c.opts.ReadyTimeout, err, quoteTail(n.log))
+	return infraf("node %s did not become ready (GET %s must answer 200 within %s): %w%s", n.id, targets.ReadyPath, c.opts.ReadyTimeout, err, quoteTail(n.log))
 }
 
 // refresh re-reads the node's published ports (they change when the
@@ -369,9 +358,9 @@ func (c *Cluster) node(id string) (*node, error) {
 
 // Nodes returns the nodes in the order of ClusterSpec.Nodes. Client and
 // Admin are the node's published addresses on the Docker host as of its
-// latest start (they change across restarts: call Nodes again, or use
-// Status); Peer is its in-network address (ALIAS:7002); ClientVia is the
-// client link's proxy on the Docker host, which does not change.
+// latest start (they change across restarts: call Nodes again); Peer is
+// its in-network address (ALIAS:7002); ClientVia is the client link's
+// proxy on the Docker host, which does not change.
 func (c *Cluster) Nodes() []targets.NodeInfo {
 	out := make([]targets.NodeInfo, len(c.order))
 	for i, n := range c.order {
@@ -460,65 +449,63 @@ func (c *Cluster) control(ctx context.Context, id string, f func(ctx context.Con
 	return f(ctx, n)
 }
 
-// Status asks the node for GET /admin/status on its published admin port.
-// The call takes at most Options.StatusTimeout (or less if ctx says so): a
-// paused node gives a deadline error.
-func (c *Cluster) Status(ctx context.Context, id string) (targets.Status, error) {
-	n, err := c.node(id)
-	if err != nil {
-		return targets.Status{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.StatusTimeout)
-	defer cancel()
-	admin := n.nodeInfo().Admin
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/admin/status", nil)
-	if err != nil {
-		return targets.Status{}, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer scancel()
-		if st, serr := c.state(sctx, n); serr == nil && !st.Running {
-			return targets.Status{}, fmt.Errorf("docker runtime: node %s is not running (%s; see %s): start it first", id, st.Status, n.log.path)
-		}
-		return targets.Status{}, fmt.Errorf("node %s: GET /admin/status: %w", id, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return targets.Status{}, fmt.Errorf("node %s: GET /admin/status: %w", id, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return targets.Status{}, fmt.Errorf("node %s: GET /admin/status: HTTP %d: %s", id, resp.StatusCode, strings.TrimSpace(string(body)))
-	}
-	var st targets.Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return targets.Status{}, fmt.Errorf("node %s: GET /admin/status: the answer is not a status object: %w", id, err)
-	}
-	st.Raw = json.RawMessage(body)
-	return st, nil
-}
-
-// Kill sends SIGKILL to the node's container (paused or not) and returns
-// once Docker reports it stopped. Its data stays in the container.
-func (c *Cluster) Kill(ctx context.Context, id string) error {
+// change is one process-control operation on node id. With the node's
+// lock held (see control), it reads the container's state and asks skip
+// about it: true means there is nothing to do, an error that the operation
+// is impossible. Otherwise it runs act and logs "node ID done" (unless
+// done is "": act logs).
+func (c *Cluster) change(ctx context.Context, id, done string, skip func(st *container.State) (bool, error), act func(ctx context.Context, n *node) error) error {
 	return c.control(ctx, id, func(ctx context.Context, n *node) error {
 		st, err := c.state(ctx, n)
 		if err != nil {
 			return err
 		}
-		if !st.Running {
-			return nil
-		}
-		if _, err := c.ru.cli.ContainerKill(ctx, n.containerID(), client.ContainerKillOptions{Signal: "KILL"}); err != nil {
-			return fmt.Errorf("docker runtime: kill node %s: %w", id, err)
-		}
-		if err := c.waitStopped(ctx, n); err != nil {
+		if ok, err := skip(st); ok || err != nil {
 			return err
 		}
-		c.ru.logf("docker: node %s killed", id)
+		if err := act(ctx, n); err != nil {
+			return err
+		}
+		if done != "" {
+			c.ru.logf("docker: node %s %s", id, done)
+		}
 		return nil
+	})
+}
+
+// notRunning is the skip of Kill and Stop: a stopped container has nothing
+// to do.
+func notRunning(st *container.State) (bool, error) { return !st.Running, nil }
+
+// pausedIs is the skip of Pause (paused = true) and Resume (false): an
+// error for a container that is not running, nothing to do for one that
+// already is as paused says.
+func pausedIs(paused bool, verb, id string) func(st *container.State) (bool, error) {
+	return func(st *container.State) (bool, error) {
+		if !st.Running {
+			return false, fmt.Errorf("docker runtime: cannot %s node %s: it is not running", verb, id)
+		}
+		return st.Paused == paused, nil
+	}
+}
+
+// apiErr names the operation and node of a failed Docker API call.
+func apiErr(verb string, n *node, err error) error {
+	if err != nil {
+		return fmt.Errorf("docker runtime: %s node %s: %w", verb, n.id, err)
+	}
+	return nil
+}
+
+// Kill sends SIGKILL to the node's container (paused or not) and returns
+// once Docker reports it stopped. Its data stays in its volume.
+func (c *Cluster) Kill(ctx context.Context, id string) error {
+	return c.change(ctx, id, "killed", notRunning, func(ctx context.Context, n *node) error {
+		_, err := c.ru.cli.ContainerKill(ctx, n.containerID(), client.ContainerKillOptions{Signal: "KILL"})
+		if err != nil {
+			return apiErr("kill", n, err)
+		}
+		return c.waitStopped(ctx, n)
 	})
 }
 
@@ -544,20 +531,10 @@ func (c *Cluster) waitStopped(ctx context.Context, n *node) error {
 // resumed by Docker to handle it), then SIGKILL after Options.StopTimeout.
 // It returns once the container has stopped.
 func (c *Cluster) Stop(ctx context.Context, id string) error {
-	return c.control(ctx, id, func(ctx context.Context, n *node) error {
-		st, err := c.state(ctx, n)
-		if err != nil {
-			return err
-		}
-		if !st.Running {
-			return nil
-		}
+	return c.change(ctx, id, "stopped", notRunning, func(ctx context.Context, n *node) error {
 		secs := int((c.opts.StopTimeout + time.Second - 1) / time.Second)
-		if _, err := c.ru.cli.ContainerStop(ctx, n.containerID(), client.ContainerStopOptions{Timeout: &secs}); err != nil {
-			return fmt.Errorf("docker runtime: stop node %s: %w", id, err)
-		}
-		c.ru.logf("docker: node %s stopped", id)
-		return nil
+		_, err := c.ru.cli.ContainerStop(ctx, n.containerID(), client.ContainerStopOptions{Timeout: &secs})
+		return apiErr("stop", n, err)
 	})
 }
 
@@ -566,18 +543,12 @@ func (c *Cluster) Stop(ctx context.Context, id string) error {
 // get ready, Start kills it and returns an InfraError quoting its log.
 // Start of a running (or paused) node returns nil at once.
 func (c *Cluster) Start(ctx context.Context, id string) error {
-	return c.control(ctx, id, func(ctx context.Context, n *node) error {
-		st, err := c.state(ctx, n)
-		if err != nil {
-			return err
-		}
-		if st.Running {
-			return nil
-		}
+	running := func(st *container.State) (bool, error) { return st.Running, nil }
+	return c.change(ctx, id, "", running, func(ctx context.Context, n *node) error {
 		if err := n.ctr.Start(ctx); err != nil {
 			return c.startFailed(ctx, n, err)
 		}
-		if err := c.refresh(ctx, n); err != nil {
+		if err := c.waitReady(ctx, n); err != nil {
 			return err
 		}
 		info := n.nodeInfo()
@@ -586,55 +557,22 @@ func (c *Cluster) Start(ctx context.Context, id string) error {
 	})
 }
 
-// Restart is Stop then Start.
-func (c *Cluster) Restart(ctx context.Context, id string) error {
-	if err := c.Stop(ctx, id); err != nil {
-		return err
-	}
-	return c.Start(ctx, id)
-}
-
 // Pause freezes every process of the node's container (docker pause, the
-// cgroup freezer). Pausing a node that is not running is an error.
+// cgroup freezer). Pausing a node that is not running is an error; pausing
+// a paused node does nothing.
 func (c *Cluster) Pause(ctx context.Context, id string) error {
-	return c.control(ctx, id, func(ctx context.Context, n *node) error {
-		st, err := c.state(ctx, n)
-		if err != nil {
-			return err
-		}
-		if !st.Running {
-			return fmt.Errorf("docker runtime: cannot pause node %s: it is not running", id)
-		}
-		if st.Paused {
-			return nil
-		}
-		if _, err := c.ru.cli.ContainerPause(ctx, n.containerID(), client.ContainerPauseOptions{}); err != nil {
-			return fmt.Errorf("docker runtime: pause node %s: %w", id, err)
-		}
-		c.ru.logf("docker: node %s paused", id)
-		return nil
+	return c.change(ctx, id, "paused", pausedIs(true, "pause", id), func(ctx context.Context, n *node) error {
+		_, err := c.ru.cli.ContainerPause(ctx, n.containerID(), client.ContainerPauseOptions{})
+		return apiErr("pause", n, err)
 	})
 }
 
 // Resume thaws a paused node. Resuming a node that is not running is an
 // error; resuming a running node does nothing.
 func (c *Cluster) Resume(ctx context.Context, id string) error {
-	return c.control(ctx, id, func(ctx context.Context, n *node) error {
-		st, err := c.state(ctx, n)
-		if err != nil {
-			return err
-		}
-		if !st.Running {
-			return fmt.Errorf("docker runtime: cannot resume node %s: it is not running", id)
-		}
-		if !st.Paused {
-			return nil
-		}
-		if _, err := c.ru.cli.ContainerUnpause(ctx, n.containerID(), client.ContainerUnpauseOptions{}); err != nil {
-			return fmt.Errorf("docker runtime: resume node %s: %w", id, err)
-		}
-		c.ru.logf("docker: node %s resumed", id)
-		return nil
+	return c.change(ctx, id, "resumed", pausedIs(false, "resume", id), func(ctx context.Context, n *node) error {
+		_, err := c.ru.cli.ContainerUnpause(ctx, n.containerID(), client.ContainerUnpauseOptions{})
+		return apiErr("resume", n, err)
 	})
 }
 
@@ -648,7 +586,6 @@ func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
 		c.opsCancel()
 		c.closeErr = c.ru.teardown(context.Background(), c.opts.CloseGrace, false)
-		c.http.CloseIdleConnections()
 	})
 	return c.closeErr
 }

@@ -19,11 +19,12 @@
 // published on the Docker host; the Toxiproxy API (ProxyAPIPort) is
 // published too.
 //
-// A node runs as
+// A node runs as /faultline followed by targets.NodeArgs:
 //
-//	/faultline node --system S --id ID --listen 0.0.0.0:7000 --admin 0.0.0.0:7001
-//	    --peer-listen ALIAS:7002 [--peer ID2=ProxyAlias:PORT]... --data /data
-//	    [--bug X]... [spec.Args...]
+//	/faultline node --system S --id ID [--role R] --listen 0.0.0.0:7000
+//	    --admin 0.0.0.0:7001 --peer-listen ALIAS:7002
+//	    [--peer ID2=ProxyAlias:PORT [--peer-role ID2=R2]]... --data /data
+//	    [--bug X]... [--opt K=V]...
 //
 // with its hostname set to ALIAS, so ALIAS:7002 resolves (through
 // /etc/hosts) to the node's own address: the peer listener binds that one
@@ -112,23 +113,19 @@ func PeerLinkPort(i, j, n int) int { return 20000 + i*n + j }
 // client link to nodes[j]; it is published on the Docker host.
 func ClientLinkPort(j int) int { return 30000 + j }
 
-// Defaults for the zero fields of Options.
-const (
-	DefaultReadyTimeout  = 30 * time.Second
-	DefaultStopTimeout   = 5 * time.Second
-	DefaultCloseGrace    = 2 * time.Second
-	DefaultStatusTimeout = 2 * time.Second
-)
+// DefaultReadyTimeout is the ReadyTimeout of a zero Options: containers
+// take longer to start than local processes.
+const DefaultReadyTimeout = 30 * time.Second
 
 // Options configure a Runtime: see targets.RuntimeOptions. The zero value
-// is ready to use; zero fields get the Default* values above.
+// is ready to use; zero fields get targets.DefaultRuntimeOptions, except
+// ReadyTimeout, which gets DefaultReadyTimeout.
 type Options = targets.RuntimeOptions
 
 func withDefaults(o Options) Options {
-	return o.WithDefaults(targets.RuntimeOptions{
-		ReadyTimeout: DefaultReadyTimeout, StopTimeout: DefaultStopTimeout,
-		CloseGrace: DefaultCloseGrace, StatusTimeout: DefaultStatusTimeout,
-	})
+	def := targets.DefaultRuntimeOptions()
+	def.ReadyTimeout = DefaultReadyTimeout
+	return o.WithDefaults(def)
 }
 
 func init() {
@@ -161,6 +158,13 @@ func New(opts Options) *Runtime {
 
 // Name returns "docker".
 func (r *Runtime) Name() string { return "docker" }
+
+// Capabilities: every cluster of this runtime has process control (Kill,
+// Stop, Start), pause (Pause, Resume), and a proxy on every directed peer
+// link and every client link (nodes reach peers only through the proxy).
+func (r *Runtime) Capabilities() targets.Capabilities {
+	return targets.Capabilities{Process: true, Pause: true, Links: targets.PeerLinks}
+}
 
 // Abort removes what StartProxy made for runID when Start will not be
 // called. It does nothing for a run already handed to a Cluster (close
@@ -365,31 +369,23 @@ func aliases(nodes []string) map[string]string {
 	return out
 }
 
+// validateSpec checks the parts of a ClusterSpec this runtime relies on:
+// targets.ClusterSpec.Check, a run id, at most MaxNodes nodes, none named
+// "proxy".
 func validateSpec(spec targets.ClusterSpec) error {
-	switch {
-	case spec.RunID == "":
+	if spec.RunID == "" {
 		return errors.New("docker runtime: ClusterSpec.RunID is empty: it labels and names the run's containers, and Close removes by it")
-	case spec.System == "":
-		return errors.New("docker runtime: ClusterSpec.System is empty: name a reference system, e.g. raftkv")
-	case len(spec.Nodes) == 0:
-		return errors.New("docker runtime: ClusterSpec.Nodes is empty: name at least one node")
-	case len(spec.Nodes) > MaxNodes:
-		return fmt.Errorf("docker runtime: %d nodes, at most %d are supported", len(spec.Nodes), MaxNodes)
-	case spec.Dir == "":
-		return errors.New("docker runtime: ClusterSpec.Dir is empty: node logs go to DIR/nodes/ID.log")
 	}
-	seen := map[string]bool{}
-	for _, id := range spec.Nodes {
-		if id == "" || strings.ContainsAny(id, "= \t\n/") {
-			return fmt.Errorf("docker runtime: node id %q: ids must be non-empty and hold no '=', '/' or spaces", id)
+	if err := spec.Check(); err != nil {
+		return fmt.Errorf("docker runtime: %w", err)
+	}
+	if len(spec.Nodes) > MaxNodes {
+		return fmt.Errorf("docker runtime: %d nodes, at most %d are supported", len(spec.Nodes), MaxNodes)
+	}
+	for _, id := range spec.IDs() {
+		if id == "proxy" {
+			return fmt.Errorf("docker runtime: node id %q is reserved (it names the proxy's log and container); rename the node", id)
 		}
-		if id == targets.ClientLink || id == "proxy" {
-			return fmt.Errorf("docker runtime: node id %q is reserved; rename the node", id)
-		}
-		if seen[id] {
-			return fmt.Errorf("docker runtime: node id %q appears twice; node ids must be unique", id)
-		}
-		seen[id] = true
 	}
 	return nil
 }

@@ -26,6 +26,8 @@ import (
 
 	"github.com/faultline/faultline/faults"
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/internal/runtimetest"
+	"github.com/faultline/faultline/internal/testbin"
 	"github.com/faultline/faultline/targets"
 	"github.com/faultline/faultline/targets/httpkv"
 )
@@ -35,7 +37,7 @@ import (
 const childEnv = "FAULTLINE_DOCKER_TEST_CHILD"
 
 var (
-	binPath   string // static faultline built by TestMain
+	binPath   string // static faultline built by TestMain (testbin)
 	probePath string // static testdata/probe built by TestMain
 	buildErr  error
 	dockerErr error // nil when Docker answered
@@ -54,9 +56,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binPath = filepath.Join(dir, "faultline")
 	probePath = filepath.Join(dir, "probe")
-	buildErr = goBuild(binPath, "github.com/faultline/faultline/cmd/faultline")
+	binPath, buildErr = testbin.Build()
 	if buildErr == nil {
 		buildErr = goBuild(probePath, "./testdata/probe")
 	}
@@ -85,6 +86,7 @@ func TestMain(m *testing.M) {
 		cancel()
 	}
 	os.RemoveAll(dir)
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
@@ -146,12 +148,22 @@ func linksFor(pl targets.ProxyPlacement) *faults.Links {
 	})
 }
 
-func startRun(t *testing.T, nodes []string, args ...string) *testRun {
+// specs returns a node spec for each id.
+func specs(ids ...string) []targets.NodeSpec {
+	out := make([]targets.NodeSpec, len(ids))
+	for i, id := range ids {
+		out[i] = targets.NodeSpec{ID: id}
+	}
+	return out
+}
+
+// startRun starts a raftkv cluster of the given nodes with its proxy.
+func startRun(t *testing.T, ids ...string) *testRun {
 	t.Helper()
 	requireDocker(t)
 	rt := New(Options{Log: t.Logf, ReadyTimeout: 20 * time.Second})
 	spec := targets.ClusterSpec{
-		RunID: newRunID(t), System: "raftkv", Nodes: nodes, Dir: t.TempDir(), Binary: binPath, Args: args,
+		RunID: newRunID(t), System: "raftkv", Nodes: specs(ids...), Dir: t.TempDir(), Binary: binPath,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -191,7 +203,7 @@ func leader(t *testing.T, c *Cluster, ids []string, minTerm uint64, within time.
 		last = last[:0]
 		lead, term, agree := "", uint64(0), true
 		for _, id := range ids {
-			st, err := c.Status(context.Background(), id)
+			st, err := runtimetest.Status(context.Background(), c, id)
 			if err != nil {
 				last = append(last, fmt.Sprintf("%s: %v", id, err))
 				agree = false
@@ -273,7 +285,7 @@ func get(t *testing.T, kv *httpkv.Client, key string) string {
 // and Close removing everything.
 func TestCluster(t *testing.T) {
 	nodes := []string{"n1", "n2", "n3"}
-	tr := startRun(t, nodes)
+	tr := startRun(t, nodes...)
 	c := tr.c
 	t.Logf("3-node raftkv cluster + proxy ready in %s (StartProxy + Start, image cached)", tr.ready.Round(time.Millisecond))
 	t0 := time.Now()
@@ -350,7 +362,7 @@ func checkLabels(t *testing.T, tr *testRun) {
 		t.Errorf("volumes labelled with the run: %v, want 3 (one per node)", vols)
 	}
 	// Each node's /data is its own named volume (not the container's layer).
-	for _, id := range tr.spec.Nodes {
+	for _, id := range tr.spec.IDs() {
 		want := NamePrefix + tr.spec.RunID + "-" + id + "-data"
 		if got := tr.c.VolumeName(id); got != want {
 			t.Errorf("VolumeName(%s) = %q, want %q", id, got, want)
@@ -488,7 +500,7 @@ func testIsolation(t *testing.T, tr *testRun) {
 func testPartition(t *testing.T, tr *testRun) {
 	c := tr.c
 	ctx := context.Background()
-	nodes := tr.spec.Nodes
+	nodes := tr.spec.IDs()
 	old, term := leader(t, c, nodes, 0, 20*time.Second)
 	var rest []string
 	for _, id := range nodes {
@@ -508,80 +520,27 @@ func testPartition(t *testing.T, tr *testRun) {
 	leader(t, c, nodes, 0, 20*time.Second)
 }
 
-// testProcess exercises pause, kill, start and restart.
+// testProcess checks the contract of process control on n3, then what is
+// Docker's own: a start publishes new ports, which Nodes reports, while the
+// client link's proxy stays where it was.
 func testProcess(t *testing.T, tr *testRun) {
 	c := tr.c
 	ctx := context.Background()
-
-	if err := c.Pause(ctx, "n2"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Pause(ctx, "n2"); err != nil {
-		t.Errorf("second Pause: %v, want nil", err)
-	}
-	if _, err := c.Status(ctx, "n2"); err == nil {
-		t.Error("Status of a paused node succeeded")
-	}
-	if err := c.Resume(ctx, "n2"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Status(ctx, "n2"); err != nil {
-		t.Errorf("Status after Resume: %v", err)
-	}
-
 	before := c.Nodes()[2]
-	if err := c.Kill(ctx, "n3"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Status(ctx, "n3"); err == nil || !strings.Contains(err.Error(), "not running") {
-		t.Errorf("Status of a killed node: %v, want a 'not running' error", err)
-	}
-	if err := c.Kill(ctx, "n3"); err != nil {
-		t.Errorf("second Kill: %v, want nil", err)
-	}
-	if err := c.Resume(ctx, "n3"); err == nil {
-		t.Error("Resume of a killed node succeeded")
-	}
-	if err := c.Start(ctx, "n3"); err != nil {
-		t.Fatal(err)
-	}
+	runtimetest.ProcessControl(t, c, "n3")
 	after := c.Nodes()[2]
-	if _, err := c.Status(ctx, "n3"); err != nil {
-		t.Errorf("Status after Start: %v", err)
-	}
-	// The published ports are re-read: they must be what Docker says now.
 	ports, err := c.ru.hostPorts(ctx, c.nodes["n3"].containerID())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if after.Admin != ports[AdminPort] || after.Client != ports[ClientPort] {
-		t.Errorf("after restart Nodes() says admin %s client %s, Docker says %v", after.Admin, after.Client, ports)
+		t.Errorf("after restarts Nodes() says admin %s client %s, Docker says %v", after.Admin, after.Client, ports)
 	}
 	if after.ClientVia != before.ClientVia {
-		t.Errorf("ClientVia changed across a restart: %s -> %s", before.ClientVia, after.ClientVia)
+		t.Errorf("ClientVia changed across restarts: %s -> %s", before.ClientVia, after.ClientVia)
 	}
-	t.Logf("n3 admin before kill %s, after start %s", before.Admin, after.Admin)
-
-	// Kill a paused node.
-	if err := c.Pause(ctx, "n1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Kill(ctx, "n1"); err != nil {
-		t.Fatalf("Kill of a paused node: %v", err)
-	}
-	if err := c.Restart(ctx, "n1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Restart(ctx, "n2"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(ctx, "n2"); err != nil {
-		t.Errorf("Start of a running node: %v, want nil", err)
-	}
-	if err := c.Kill(ctx, "nope"); err == nil {
-		t.Error("Kill of an unknown node succeeded")
-	}
-	leader(t, c, tr.spec.Nodes, 0, 20*time.Second)
+	t.Logf("n3 admin at first %s, after restarts %s", before.Admin, after.Admin)
+	leader(t, c, tr.spec.IDs(), 0, 20*time.Second)
 }
 
 // testPersistence stops every node and starts them again: the data written
@@ -594,7 +553,7 @@ func testPersistence(t *testing.T, tr *testRun) {
 	put(t, kv, "k2", "v2")
 	each := func(f func(context.Context, string) error) {
 		var wg sync.WaitGroup
-		for _, id := range tr.spec.Nodes {
+		for _, id := range tr.spec.IDs() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -606,13 +565,13 @@ func testPersistence(t *testing.T, tr *testRun) {
 		wg.Wait()
 	}
 	each(c.Stop)
-	for _, id := range tr.spec.Nodes {
-		if _, err := c.Status(ctx, id); err == nil {
+	for _, id := range tr.spec.IDs() {
+		if _, err := runtimetest.Status(ctx, c, id); err == nil {
 			t.Errorf("Status of stopped node %s succeeded", id)
 		}
 	}
 	each(c.Start)
-	leader(t, c, tr.spec.Nodes, 0, 20*time.Second)
+	leader(t, c, tr.spec.IDs(), 0, 20*time.Second)
 	if got := get(t, kvClient(t, c, "n1"), "k2"); got != `"v2"` {
 		t.Errorf("after stopping and starting every node, k2 = %s, want \"v2\"", got)
 	}
@@ -705,7 +664,7 @@ func TestStartFailure(t *testing.T) {
 	rt := New(Options{ReadyTimeout: 15 * time.Second, Log: func(f string, a ...any) {
 		t.Logf("%s "+f, append([]any{time.Since(t0).Round(time.Millisecond)}, a...)...)
 	}})
-	spec := targets.ClusterSpec{RunID: newRunID(t), System: "no-such-system", Nodes: []string{"a", "b"}, Dir: t.TempDir(), Binary: binPath}
+	spec := targets.ClusterSpec{RunID: newRunID(t), System: "no-such-system", Nodes: specs("a", "b"), Dir: t.TempDir(), Binary: binPath}
 	ctx := context.Background()
 
 	if _, err := rt.Start(ctx, spec); err == nil || !strings.Contains(err.Error(), "StartProxy") {
@@ -746,7 +705,7 @@ func TestStartFailure(t *testing.T) {
 	spec3 := spec
 	spec3.RunID = newRunID(t)
 	spec3.System = "raftkv"
-	spec3.Nodes = []string{"a"}
+	spec3.Nodes = specs("a")
 	cli := dockerClient(t)
 	stale := NamePrefix + spec3.RunID + "-a" + DataVolumeSuffix
 	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: stale, Labels: runLabels(spec3.RunID, LabelNode, "a")}); err != nil {
@@ -852,7 +811,7 @@ func TestCheckStatic(t *testing.T) {
 		t.Errorf("CheckStatic(shell script) = %v, want 'not an ELF executable'", err)
 	}
 	// StartProxy refuses before it touches Docker.
-	_, err := New(Options{}).StartProxy(context.Background(), targets.ClusterSpec{RunID: "x", System: "raftkv", Nodes: []string{"n1"}, Dir: t.TempDir(), Binary: text})
+	_, err := New(Options{}).StartProxy(context.Background(), targets.ClusterSpec{RunID: "x", System: "raftkv", Nodes: specs("n1"), Dir: t.TempDir(), Binary: text})
 	var ie *targets.InfraError
 	if !errors.As(err, &ie) {
 		t.Errorf("StartProxy with a script as binary: %v, want an InfraError", err)
@@ -861,14 +820,20 @@ func TestCheckStatic(t *testing.T) {
 
 func TestValidateSpec(t *testing.T) {
 	rt := New(Options{})
+	var many []string
+	for i := range MaxNodes + 1 {
+		many = append(many, fmt.Sprintf("n%d", i+1))
+	}
 	for name, spec := range map[string]targets.ClusterSpec{
-		"no run id":    {System: "s", Nodes: []string{"n1"}, Dir: "x"},
-		"no dir":       {RunID: "r", System: "s", Nodes: []string{"n1"}},
+		"no run id":    {System: "s", Nodes: specs("n1"), Dir: "x"},
+		"no dir":       {RunID: "r", System: "s", Nodes: specs("n1")},
 		"no nodes":     {RunID: "r", System: "s", Dir: "x"},
-		"no system":    {RunID: "r", Nodes: []string{"n1"}, Dir: "x"},
-		"duplicate id": {RunID: "r", System: "s", Nodes: []string{"n1", "n1"}, Dir: "x"},
-		"bad id":       {RunID: "r", System: "s", Nodes: []string{"a=b"}, Dir: "x"},
-		"client id":    {RunID: "r", System: "s", Nodes: []string{"client"}, Dir: "x"},
+		"no system":    {RunID: "r", Nodes: specs("n1"), Dir: "x"},
+		"duplicate id": {RunID: "r", System: "s", Nodes: specs("n1", "n1"), Dir: "x"},
+		"bad id":       {RunID: "r", System: "s", Nodes: specs("a=b"), Dir: "x"},
+		"client id":    {RunID: "r", System: "s", Nodes: specs("client"), Dir: "x"},
+		"proxy id":     {RunID: "r", System: "s", Nodes: specs("proxy"), Dir: "x"},
+		"too many":     {RunID: "r", System: "s", Nodes: specs(many...), Dir: "x"},
 	} {
 		for op, f := range map[string]func() error{
 			"StartProxy": func() error { _, err := rt.StartProxy(context.Background(), spec); return err },
@@ -910,7 +875,7 @@ func childUnreachable() {
 	dir, _ := os.MkdirTemp("", "faultline-docker-child-")
 	defer os.RemoveAll(dir)
 	bin := os.Getenv("FAULTLINE_DOCKER_TEST_BIN")
-	_, err := New(Options{}).StartProxy(context.Background(), targets.ClusterSpec{RunID: "child", System: "raftkv", Nodes: []string{"n1"}, Dir: dir, Binary: bin})
+	_, err := New(Options{}).StartProxy(context.Background(), targets.ClusterSpec{RunID: "child", System: "raftkv", Nodes: specs("n1"), Dir: dir, Binary: bin})
 	var ie *targets.InfraError
 	fmt.Printf("infra=%v err=%v\n", errors.As(err, &ie), err)
 }
@@ -931,45 +896,11 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
-// TestConcurrentControl drives one node's process control from several
-// goroutines at once; the node must end up controllable and ready.
+// TestConcurrentControl drives the nodes' process control from several
+// goroutines at once; every node must end up controllable and ready.
 func TestConcurrentControl(t *testing.T) {
-	tr := startRun(t, []string{"n1", "n2"})
-	c := tr.c
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 5 {
-				id := []string{"n1", "n2"}[(w+i)%2]
-				switch (w + i) % 5 {
-				case 0:
-					c.Kill(ctx, id)
-				case 1:
-					c.Start(ctx, id)
-				case 2:
-					c.Pause(ctx, id)
-				case 3:
-					c.Resume(ctx, id)
-				case 4:
-					c.Status(ctx, id)
-				}
-				c.Nodes()
-			}
-		}()
-	}
-	wg.Wait()
-	for _, id := range []string{"n1", "n2"} {
-		c.Resume(ctx, id) // a node may be left paused
-		if err := c.Start(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Status(ctx, id); err != nil {
-			t.Errorf("%s after the storm: %v", id, err)
-		}
-	}
+	tr := startRun(t, "n1", "n2")
+	runtimetest.Storm(t, tr.c, tr.spec.IDs(), 4, 5)
 }
 
 // TestStartCancelled cancels StartProxy and Start part way (as Ctrl-C
@@ -981,7 +912,7 @@ func TestStartCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt := New(Options{})
-	base := targets.ClusterSpec{System: "raftkv", Nodes: []string{"n1", "n2", "n3"}, Dir: t.TempDir(), Binary: binPath}
+	base := targets.ClusterSpec{System: "raftkv", Nodes: specs("n1", "n2", "n3"), Dir: t.TempDir(), Binary: binPath}
 	check := func(what string, err error, runID string) {
 		t.Helper()
 		var ie *targets.InfraError

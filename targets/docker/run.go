@@ -134,7 +134,7 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 		opts: r.opts, spec: spec, logf: logf, cli: cli, dir: dir, image: image,
 		host: host, bindIP: bindIP,
 		prefix: NamePrefix + sanitizeName(spec.RunID) + "-",
-		index:  map[string]int{}, alias: aliases(spec.Nodes), nets: map[string]string{},
+		index:  map[string]int{}, alias: aliases(spec.IDs()), nets: map[string]string{},
 		logsCtx: lctx, logsCancel: lcancel,
 	}
 	defer func() {
@@ -142,12 +142,12 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 			ru.teardown(context.Background(), 0, true)
 		}
 	}()
-	for i, id := range spec.Nodes {
+	for i, id := range spec.IDs() {
 		ru.index[id] = i
 		ru.nets[id] = ru.prefix + ru.alias[id]
 	}
 	t0 := time.Now()
-	for _, id := range spec.Nodes {
+	for _, id := range spec.IDs() {
 		_, err := cli.NetworkCreate(ctx, ru.nets[id], client.NetworkCreateOptions{
 			Driver: "bridge",
 			Labels: runLabels(spec.RunID, LabelNode, id),
@@ -167,7 +167,7 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 	}
 	networks := make([]string, len(spec.Nodes))
 	netAliases := map[string][]string{}
-	for i, id := range spec.Nodes {
+	for i, id := range spec.IDs() {
 		networks[i] = ru.nets[id]
 		netAliases[ru.nets[id]] = []string{ProxyAlias}
 	}
