@@ -73,3 +73,18 @@ func TestValidationBeforeAnythingStarts(t *testing.T) {
 		})
 	}
 }
+
+// TestNegativeClockOffset: a clock offset may go back (its field is
+// signed); other durations may not.
+func TestNegativeClockOffset(t *testing.T) {
+	s, err := Parse("c.yaml", []byte("faults:\n  schedule: timeline\n  timeline:\n    - {fault: clock-skew, target: n1, offset: -2s, at: 1s, for: 1s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Faults.Timeline[0].Params()["offset"]; got != "-2s" {
+		t.Errorf("offset %v, want -2s", got)
+	}
+	if _, err := Parse("c.yaml", []byte("faults:\n  schedule: timeline\n  timeline:\n    - {fault: clock-skew, target: n1, at: -1s, for: 1s}\n")); err == nil || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("a negative at: %v", err)
+	}
+}

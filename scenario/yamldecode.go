@@ -54,6 +54,9 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 // the dotted field path.
 type decoder struct {
 	file string
+	// signed is set while decoding a field tagged `signed:"true"`: a
+	// duration that may be negative (a clock offset).
+	signed bool
 }
 
 var (
@@ -124,7 +127,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
 		if err != nil {
 			return d.errf(n, path, "%q is not a duration: write a number with a unit, such as 500ms, 30s or 2m", n.Value)
 		}
-		if dur < 0 {
+		if dur < 0 && !d.signed {
 			return d.errf(n, path, "duration %s is negative", n.Value)
 		}
 		v.SetInt(int64(dur))
@@ -357,10 +360,11 @@ func (d *decoder) decodeFields(n *yaml.Node, v reflect.Value, params any, path s
 		}
 		seen[name] = true
 		var target reflect.Value
+		var field reflect.StructField
 		if idx, ok := fields[name]; ok {
-			target = v.FieldByIndex(idx)
+			target, field = v.FieldByIndex(idx), v.Type().FieldByIndex(idx)
 		} else if idx, ok := pfields[name]; ok {
-			target = pv.FieldByIndex(idx)
+			target, field = pv.FieldByIndex(idx), pv.Type().FieldByIndex(idx)
 		} else {
 			known := sortedNames(fields)
 			if pfields != nil {
@@ -369,7 +373,10 @@ func (d *decoder) decodeFields(n *yaml.Node, v reflect.Value, params any, path s
 			}
 			return d.errf(k, join(path, name), "unknown field (known fields here: %s)", strings.Join(known, ", "))
 		}
-		if err := d.decode(val, target, join(path, name)); err != nil {
+		d.signed = field.Tag.Get("signed") == "true"
+		err := d.decode(val, target, join(path, name))
+		d.signed = false
+		if err != nil {
 			return err
 		}
 	}
