@@ -194,3 +194,49 @@ func BenchmarkEncodeBaseline(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+func TestLineReader(t *testing.T) {
+	in := "\n" + `{"t\u0079pe":"head\u0065r","faultline":"x","seed":3}` + "\n\n" +
+		`{"type":"invoke","process":0,"time":1,"f":"get","key":"header"}` + "\n" +
+		`  {"type":"ok","process":0,"time":2,"error":"Get \"header\""}  ` + "\n"
+	lr := NewLineReader(strings.NewReader(in), "h")
+	var lines []string
+	for {
+		b, err := lr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, fmt.Sprintf("%d:%s", lr.Line(), b[:13]))
+	}
+	if h := lr.Header(); h == nil || h.Seed != 3 || len(lines) != 2 || lines[0] != `4:{"type":"invo` || lines[1] != `5:{"type":"ok",` {
+		t.Fatalf("header %+v, lines %q", lr.Header(), lines)
+	}
+	for _, c := range []struct{ in, want string }{
+		{"[1]\n", "h:1: not a JSON object"},
+		{"{}\n\n" + `{"type":"header"}` + "\n", "h:3: a header line may only be the first line"},
+		{`{"type":"header"}` + "\n" + `{"type":"header"}` + "\n", "h:2: a header line may only be the first line"},
+	} {
+		lr := NewLineReader(strings.NewReader(c.in), "h")
+		var err error
+		for err == nil {
+			_, err = lr.Next()
+		}
+		if !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%q: err %v, want %q", c.in, err, c.want)
+		}
+	}
+	lr = NewLineReader(strings.NewReader("{}\n"), "h")
+	lr.Next()
+	if err := lr.CheckType(Header); err == nil || !strings.Contains(err.Error(), "h:1: a header line") {
+		t.Errorf("CheckType(header) = %v", err)
+	}
+	if err := lr.CheckType("bogus"); err == nil || !strings.Contains(err.Error(), `"type"`) {
+		t.Errorf("CheckType(bogus) = %v", err)
+	}
+	if err := lr.CheckType(Info); err != nil {
+		t.Errorf("CheckType(info) = %v", err)
+	}
+}

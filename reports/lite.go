@@ -1,11 +1,8 @@
 package reports
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"strconv"
 
@@ -34,64 +31,37 @@ type liteEvent struct {
 
 var errLite = errors.New("not a simple event line")
 
-// liteReader yields the events of a history one line at a time.
+// liteReader yields the events of a history one line at a time; the
+// framing (blank lines, the header, errors naming the line) is history's
+// LineReader.
 type liteReader struct {
-	sc     *bufio.Scanner
-	name   string
-	line   int
-	header *history.HeaderLine
-	events int
+	lr *history.LineReader
 }
 
 func newLiteReader(r io.Reader, name string) *liteReader {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 256<<10), 64<<20)
-	return &liteReader{sc: sc, name: name}
+	return &liteReader{lr: history.NewLineReader(r, name)}
 }
+
+// header returns the header line, or nil if none has been read.
+func (lr *liteReader) header() *history.HeaderLine { return lr.lr.Header() }
 
 // next reads the next event into ev; io.EOF at the end.
 func (lr *liteReader) next(ev *liteEvent) error {
-	for lr.sc.Scan() {
-		lr.line++
-		b := bytes.TrimSpace(lr.sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
-		if b[0] != '{' {
-			return fmt.Errorf("%s:%d: not a JSON object (a history has one JSON object per line)", lr.name, lr.line)
-		}
-		*ev = liteEvent{}
-		err := parseLite(b, ev)
-		if err == nil && ev.Type == history.Header {
-			if lr.events > 0 || lr.header != nil {
-				return fmt.Errorf("%s:%d: a header line may only be the first line", lr.name, lr.line)
-			}
-			var h history.HeaderLine
-			if err := json.Unmarshal(b, &h); err != nil {
-				return fmt.Errorf("%s:%d: header: %v", lr.name, lr.line, err)
-			}
-			lr.header = &h
-			continue
-		}
-		if err != nil {
-			// The slow path: history's decoder, for its acceptance and errors.
-			var full history.Event
-			if err := full.UnmarshalJSON(b); err != nil {
-				return fmt.Errorf("%s:%d: %v", lr.name, lr.line, err)
-			}
-			*ev = liteEvent{Type: full.Type, Process: full.Process, Time: full.Time, F: []byte(full.F), Key: []byte(full.Key),
-				Node: []byte(full.Node), Error: []byte(full.Error), Phase: []byte(full.Phase), Value: full.Value}
-		}
-		if !ev.Type.Valid() {
-			return fmt.Errorf("%s:%d: field \"type\": %q is not one of invoke, ok, fail, info", lr.name, lr.line, ev.Type)
-		}
-		lr.events++
-		return nil
+	b, err := lr.lr.Next()
+	if err != nil {
+		return err
 	}
-	if err := lr.sc.Err(); err != nil {
-		return fmt.Errorf("%s:%d: %v", lr.name, lr.line+1, err)
+	*ev = liteEvent{}
+	if parseLite(b, ev) != nil {
+		// The slow path: history's decoder, for its acceptance and errors.
+		var full history.Event
+		if err := full.UnmarshalJSON(b); err != nil {
+			return lr.lr.Errorf("%v", err)
+		}
+		*ev = liteEvent{Type: full.Type, Process: full.Process, Time: full.Time, F: []byte(full.F), Key: []byte(full.Key),
+			Node: []byte(full.Node), Error: []byte(full.Error), Phase: []byte(full.Phase), Value: full.Value}
 	}
-	return io.EOF
+	return lr.lr.CheckType(ev.Type)
 }
 
 // parseLite reads the top-level fields of one JSON object. It returns

@@ -57,8 +57,8 @@ func TestLiteReaderMatchesHistoryDecoder(t *testing.T) {
 			t.Fatalf("event %d value: lite %s, history %s", i, ev.Value, want[i].Value)
 		}
 	}
-	if lr.header == nil || lr.header.Scenario != "synthetic" {
-		t.Errorf("header = %+v", lr.header)
+	if h := lr.header(); h == nil || h.Scenario != "synthetic" {
+		t.Errorf("header = %+v", h)
 	}
 	// Errors name the line, as history's do.
 	for _, bad := range []string{"[1]\n", `{"type":"bogus","process":1,"time":1}` + "\n", `{"type":"ok","process":-1,"time":1}` + "\n", `{"type":"ok",` + "\n"} {

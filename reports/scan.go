@@ -251,13 +251,13 @@ func scanHistory(path string) (*scan, error) {
 			break
 		}
 		if err != nil {
-			s.header = lr.header
+			s.header = lr.header()
 			s.finish()
 			return s, err
 		}
 		s.add(&ev)
 	}
-	s.header = lr.header
+	s.header = lr.header()
 	s.finish()
 	return s, nil
 }
