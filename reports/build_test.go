@@ -3,7 +3,6 @@ package reports
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"math"
@@ -179,47 +178,6 @@ func TestReportSizeIsBounded(t *testing.T) {
 	t.Logf("report.html: %d bytes for 2,000 ops, %d bytes for 40,000 ops", small, big)
 	if float64(big) > 1.3*float64(small) {
 		t.Errorf("report grows with the history: %d bytes for 2k ops, %d for 40k", small, big)
-	}
-}
-
-func TestFaultWindows(t *testing.T) {
-	ev := func(tm int64, f, phase, val string) history.Event {
-		e := history.Event{Type: history.Info, Process: history.Nemesis, Time: tm, F: f, Phase: phase}
-		if val != "" {
-			e.Value = json.RawMessage(val)
-		}
-		return e
-	}
-	ws := faultWindows([]history.Event{
-		ev(10, "partition", "start", `{"a":1}`),
-		ev(20, "partition", "start", `{"b":2}`),
-		ev(30, "partition", "end", `{"a":1}`), // closes the first by value
-		ev(35, "kill", "", `["n1"]`),
-		ev(40, "partition", "end", ""), // closes the remaining one
-		ev(45, "pause", "end", ""),     // end without start
-		ev(50, "clock", "start", ""),   // never ends
-		ev(60, "partition", "start", `{"id":7,"groups":[["n1"]]}`),
-		ev(61, "partition", "start", `{"id":8,"groups":[["n2"]]}`),
-		ev(70, "partition", "end", `{"id":7}`), // pairs by id, not by recency
-		ev(71, "partition", "end", `{"id":8}`),
-	}, 100)
-	type w struct {
-		name       string
-		start, end int64
-		open, inst bool
-	}
-	var got []w
-	for _, x := range ws {
-		got = append(got, w{x.Name, x.Start, x.End, x.Open, x.Instant})
-	}
-	want := []w{{"partition", 10, 30, false, false}, {"partition", 20, 40, false, false}, {"kill", 35, 35, false, true}, {"pause", 45, 45, false, true}, {"clock", 50, 100, true, false}, {"partition", 60, 70, false, false}, {"partition", 61, 71, false, false}}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("window %d = %+v, want %+v", i, got[i], want[i])
-		}
 	}
 }
 

@@ -51,6 +51,7 @@ func TestReportDrawsHistoryFacts(t *testing.T) {
 		nem(23, "latency", "end", ""),
 		{Type: history.Invoke, Process: history.Nemesis, Time: 24, F: "kill", Value: v(`["n1"]`)},
 		{Type: history.Info, Process: history.Nemesis, Time: 25, F: "kill", Value: v(`["n1"]`)},
+		nem(26, "pause", "end", ""), // an end without a start
 		mark(30, "main", "end"),
 		mark(30, "final-reads", "start"),
 		st(31, "n1", `{"role":"follower","term":2}`, ""),
@@ -86,9 +87,12 @@ func TestReportDrawsHistoryFacts(t *testing.T) {
 	for _, w := range history.FaultWindows(all) {
 		judged = append(judged, span{w.F, w.Start, w.EndOr(end), w.Open(), w.Instant})
 	}
-	want := []span{{"partition", 10, 12, false, false}, {"partition", 11, 14, false, false}, {"latency", 20, 23, false, false}, {"latency", 21, end, true, false}, {"kill", 25, 25, false, true}}
+	want := []span{{"partition", 10, 12, false, false}, {"partition", 11, 14, false, false}, {"latency", 20, 23, false, false}, {"latency", 21, end, true, false}, {"kill", 25, 25, false, true}, {"pause", 26, 26, false, true}}
 	if !reflect.DeepEqual(drawn, want) || !reflect.DeepEqual(judged, want) {
 		t.Errorf("fault windows:\n report   %v\n checkers %v\n want     %v", drawn, judged, want)
+	}
+	if ws := faultWindows(sc.nemesis, end); ws[0].Value != `{"fault":"partition-one","id":1,"targets":["n1"]}` || ws[5].Err != "end without a recorded start" {
+		t.Errorf("drawn windows %+v", ws)
 	}
 
 	wantPhases := []Phase{{Name: "setup", Start: 0, End: 2}, {Name: "main", Start: 2, End: 30}, {Name: "final-reads", Start: 30, End: end}}
