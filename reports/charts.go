@@ -493,13 +493,15 @@ func (in *chartInput) latencyChart() *chart {
 }
 
 var knownRoles = map[string]string{
-	"leader": "role-leader", "primary": "role-leader",
 	"follower": "role-follower", "backup": "role-follower", "replica": "role-follower",
 	"candidate":   "role-candidate",
 	"unreachable": "role-down", "down": "role-down", "shutdown": "role-down", "stopped": "role-down",
 }
 
 func roleClass(role string) string {
+	if history.IsLeaderRole(role) {
+		return "role-leader"
+	}
 	if c, ok := knownRoles[strings.ToLower(role)]; ok {
 		return c
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/faultline/faultline/history"
 )
 
 // hlogData is what the report takes from latency.hlog: every interval
@@ -56,10 +58,8 @@ func readHlog(path string) (*hlogData, error) {
 			t = 0
 		}
 		if h.TotalCount() > 0 {
-			d.intervals = append(d.intervals, hlogInterval{
-				T: t, P50: float64(h.ValueAtQuantile(50)), P99: float64(h.ValueAtQuantile(99)),
-				Max: float64(h.Max()), Count: h.TotalCount(),
-			})
+			p := history.PercentilesOf(h)
+			d.intervals = append(d.intervals, hlogInterval{T: t, P50: p.P50, P99: p.P99, Max: p.Max, Count: p.Count})
 		}
 	}
 	if d.total == nil || d.total.TotalCount() == 0 {
