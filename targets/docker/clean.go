@@ -60,24 +60,31 @@ func removeByLabel(ctx context.Context, cli client.APIClient, runID string) ([]s
 			errs = append(errs, fmt.Errorf("remove container %s: %w", name, err))
 		}
 	}
+	// A container being removed may still hold a network endpoint or use a
+	// volume briefly: removals are tried again for up to 2 s.
+	removeAgain := func(kind, name string, remove func() error) {
+		var err error
+		for try := 0; try < 20; try++ {
+			if err = remove(); err == nil || cerrdefs.IsNotFound(err) || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err == nil || cerrdefs.IsNotFound(err) {
+			removed = append(removed, kind+" "+name)
+		} else {
+			errs = append(errs, fmt.Errorf("remove %s %s: %w", kind, name, err))
+		}
+	}
 	nets, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: runFilter(runID)})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list networks of run %q: %w", runID, err))
 	} else {
 		for _, n := range nets.Items {
-			var err error
-			// A container being removed may still hold an endpoint briefly.
-			for try := 0; try < 20; try++ {
-				if _, err = cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err == nil || cerrdefs.IsNotFound(err) || ctx.Err() != nil {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			if err == nil || cerrdefs.IsNotFound(err) {
-				removed = append(removed, "network "+n.Name)
-			} else {
-				errs = append(errs, fmt.Errorf("remove network %s: %w", n.Name, err))
-			}
+			removeAgain("network", n.Name, func() error {
+				_, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
+				return err
+			})
 		}
 	}
 	vols, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: runFilter(runID)})
@@ -85,19 +92,10 @@ func removeByLabel(ctx context.Context, cli client.APIClient, runID string) ([]s
 		errs = append(errs, fmt.Errorf("list volumes of run %q: %w", runID, err))
 	} else {
 		for _, v := range vols.Items {
-			var err error
-			// A container being removed may still use its volume briefly.
-			for try := 0; try < 20; try++ {
-				if _, err = cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{}); err == nil || cerrdefs.IsNotFound(err) || ctx.Err() != nil {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			if err == nil || cerrdefs.IsNotFound(err) {
-				removed = append(removed, "volume "+v.Name)
-			} else {
-				errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
-			}
+			removeAgain("volume", v.Name, func() error {
+				_, err := cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{})
+				return err
+			})
 		}
 	}
 	if len(errs) > 0 {

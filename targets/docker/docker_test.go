@@ -148,11 +148,14 @@ func linksFor(pl targets.ProxyPlacement) *faults.Links {
 	})
 }
 
-// specs returns a node spec for each id.
+// raftkvRole is raftkv's one role.
+const raftkvRole = "node"
+
+// specs returns a raftkv node spec for each id.
 func specs(ids ...string) []targets.NodeSpec {
 	out := make([]targets.NodeSpec, len(ids))
 	for i, id := range ids {
-		out[i] = targets.NodeSpec{ID: id}
+		out[i] = targets.NodeSpec{ID: id, Role: raftkvRole}
 	}
 	return out
 }
@@ -309,6 +312,9 @@ func TestCluster(t *testing.T) {
 		}
 		if want := n.ID + ":7002"; n.Peer != want {
 			t.Errorf("%s Peer = %q, want %q", n.ID, n.Peer, want)
+		}
+		if n.Role != raftkvRole {
+			t.Errorf("%s Role = %q, want its NodeSpec's %q", n.ID, n.Role, raftkvRole)
 		}
 	}
 	checkLabels(t, tr)
