@@ -1,7 +1,6 @@
 package reports
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -16,55 +15,35 @@ import (
 // has overlapping faults of one family on which the report's former
 // pairing (latest first) and the checkers' (oldest first) differed.
 func TestReportDrawsHistoryFacts(t *testing.T) {
-	v := func(s string) json.RawMessage { return json.RawMessage(s) }
-	nem := func(tm int64, f, phase, val string) history.Event {
-		e := history.Event{Type: history.Info, Process: history.Nemesis, Time: tm, F: f, Phase: phase}
-		if val != "" {
-			e.Value = v(val)
-		}
-		return e
-	}
-	mark := func(tm int64, name, edge string) history.Event {
-		e := history.PhaseMarker(name, edge)
-		e.Time = tm
-		return e
-	}
-	st := func(tm int64, node, val, errText string) history.Event {
-		return history.Event{Type: history.Info, Process: history.Observer, Time: tm, F: "status", Node: node, Value: v(val), Error: errText}
-	}
-	evs := []history.Event{
-		mark(0, "setup", "start"),
-		st(1, "n1", `{"role":"leader","term":1}`, ""),
-		st(1, "n2", `{"role":"follower","term":1}`, ""),
-		mark(2, "setup", "end"),
-		mark(2, "main", "start"),
-		{Type: history.Invoke, Process: 0, Time: 3, F: "put", Key: "k", Value: v("1")},
-		nem(10, "partition", "start", `{"fault":"partition-one","id":1,"targets":["n1"]}`),
-		nem(11, "partition", "start", `{"fault":"partition-one","id":2,"targets":["n2"]}`),
-		nem(12, "partition", "end", `{"fault":"partition-one","id":1}`),
-		{Type: history.OK, Process: 0, Time: 13, F: "put", Key: "k", Value: v("1")},
-		nem(14, "partition", "end", `{"fault":"partition-one","id":2}`),
-		nem(20, "latency", "start", `{"ms":100}`),
-		nem(21, "latency", "start", `{"ms":200}`),
-		st(22, "n1", `{"role":"unreachable"}`, "connection refused"),
-		st(22, "n2", `{"role":"leader","term":2}`, ""),
-		nem(23, "latency", "end", ""),
-		{Type: history.Invoke, Process: history.Nemesis, Time: 24, F: "kill", Value: v(`["n1"]`)},
-		{Type: history.Info, Process: history.Nemesis, Time: 25, F: "kill", Value: v(`["n1"]`)},
-		nem(26, "pause", "end", ""), // an end without a start
-		mark(30, "main", "end"),
-		mark(30, "final-reads", "start"),
-		st(31, "n1", `{"role":"follower","term":2}`, ""),
-	}
+	// As history.jsonl has it, a line an event.
+	lines := `{"type":"header","faultline":"test","scenario":"facts","seed":1,"start":"2026-01-01T00:00:00Z"}
+{"type":"info","process":"observer","time":0,"f":"phase","value":"setup","phase":"start"}
+{"type":"info","process":"observer","time":1,"f":"status","node":"n1","value":{"role":"leader","term":1}}
+{"type":"info","process":"observer","time":1,"f":"status","node":"n2","value":{"role":"follower","term":1}}
+{"type":"info","process":"observer","time":2,"f":"phase","value":"setup","phase":"end"}
+{"type":"info","process":"observer","time":2,"f":"phase","value":"main","phase":"start"}
+{"type":"invoke","process":0,"time":3,"f":"put","key":"k","value":1}
+{"type":"info","process":"nemesis","time":10,"f":"partition","value":{"fault":"partition-one","id":1,"targets":["n1"]},"phase":"start"}
+{"type":"info","process":"nemesis","time":11,"f":"partition","value":{"fault":"partition-one","id":2,"targets":["n2"]},"phase":"start"}
+{"type":"info","process":"nemesis","time":12,"f":"partition","value":{"fault":"partition-one","id":1},"phase":"end"}
+{"type":"ok","process":0,"time":13,"f":"put","key":"k","value":1}
+{"type":"info","process":"nemesis","time":14,"f":"partition","value":{"fault":"partition-one","id":2},"phase":"end"}
+{"type":"info","process":"nemesis","time":20,"f":"latency","value":{"ms":100},"phase":"start"}
+{"type":"info","process":"nemesis","time":21,"f":"latency","value":{"ms":200},"phase":"start"}
+{"type":"info","process":"observer","time":22,"f":"status","node":"n1","value":{"role":"unreachable"},"error":"connection refused"}
+{"type":"info","process":"observer","time":22,"f":"status","node":"n2","value":{"role":"leader","term":2}}
+{"type":"info","process":"nemesis","time":23,"f":"latency","phase":"end"}
+{"type":"invoke","process":"nemesis","time":24,"f":"kill","value":["n1"]}
+{"type":"info","process":"nemesis","time":25,"f":"kill","value":["n1"]}
+{"type":"info","process":"nemesis","time":26,"f":"pause","phase":"end"}
+{"type":"info","process":"observer","time":30,"f":"phase","value":"main","phase":"end"}
+{"type":"info","process":"observer","time":30,"f":"phase","value":"final-reads","phase":"start"}
+{"type":"info","process":"observer","time":31,"f":"status","node":"n1","value":{"role":"follower","term":2}}
+`
 	dir := t.TempDir()
-	f, err := os.Create(filepath.Join(dir, "history.jsonl"))
-	if err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "history.jsonl"), []byte(lines), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := history.WriteAll(f, &history.HeaderLine{Faultline: "test"}, evs); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 	sc, err := scanHistory(filepath.Join(dir, "history.jsonl"))
 	if err != nil {
 		t.Fatal(err)
