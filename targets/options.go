@@ -13,9 +13,6 @@ type RuntimeOptions struct {
 	// CloseGrace is how long Close waits after SIGTERM before SIGKILL, so
 	// that logs are complete.
 	CloseGrace time.Duration
-	// StatusTimeout bounds one Cluster.Status call (a paused node never
-	// answers), whatever the caller's context says.
-	StatusTimeout time.Duration
 	// Log receives one-line progress messages when the ClusterSpec has no
 	// Log of its own. Nil means silent. It may be called from several
 	// goroutines at once.
@@ -32,9 +29,6 @@ func (o RuntimeOptions) WithDefaults(def RuntimeOptions) RuntimeOptions {
 	}
 	if o.CloseGrace <= 0 {
 		o.CloseGrace = def.CloseGrace
-	}
-	if o.StatusTimeout <= 0 {
-		o.StatusTimeout = def.StatusTimeout
 	}
 	return o
 }

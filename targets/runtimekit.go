@@ -19,10 +19,9 @@ import (
 // 2 s. A runtime whose nodes start slower raises ReadyTimeout.
 func DefaultRuntimeOptions() RuntimeOptions {
 	return RuntimeOptions{
-		ReadyTimeout:  20 * time.Second,
-		StopTimeout:   5 * time.Second,
-		CloseGrace:    2 * time.Second,
-		StatusTimeout: 2 * time.Second,
+		ReadyTimeout: 20 * time.Second,
+		StopTimeout:  5 * time.Second,
+		CloseGrace:   2 * time.Second,
 	}
 }
 

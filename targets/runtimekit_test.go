@@ -10,7 +10,7 @@ import (
 
 func TestDefaultRuntimeOptions(t *testing.T) {
 	o := RuntimeOptions{StopTimeout: time.Second}.WithDefaults(DefaultRuntimeOptions())
-	if o.ReadyTimeout != 20*time.Second || o.StopTimeout != time.Second || o.CloseGrace != 2*time.Second || o.StatusTimeout != 2*time.Second {
+	if o.ReadyTimeout != 20*time.Second || o.StopTimeout != time.Second || o.CloseGrace != 2*time.Second {
 		t.Errorf("defaults applied to a set StopTimeout: %+v", o)
 	}
 }
