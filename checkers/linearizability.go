@@ -3,7 +3,7 @@ package checkers
 import (
 	"context"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/faultline/faultline/internal/atomicfile"
 )
 
 // DefaultLinearizabilityBudget is the time the linearizability checker
@@ -433,20 +435,7 @@ func (l Linearizability) explainAndDraw(h *regHistory, illegal []*keyOutcome, ou
 
 // writeVisualization writes the HTML to a temporary file and renames it.
 func writeVisualization(model porcupine.Model, info porcupine.LinearizationInfo, path string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".linearizability-*.html")
-	if err != nil {
-		return err
-	}
-	if err := porcupine.Visualize(model, info, f); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, func(w io.Writer) error { return porcupine.Visualize(model, info, w) })
 }
 
 // perKeyDetails reports every key's verdict when there are few keys, else

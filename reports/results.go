@@ -13,6 +13,7 @@ import (
 
 	"github.com/faultline/faultline/checkers"
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/internal/atomicfile"
 )
 
 // Results is results.json. Field names are a contract with CI scripts (see
@@ -120,26 +121,7 @@ func ReadResults(dir string) (*Results, error) {
 }
 
 // WriteFileAtomic writes data to a temporary file beside path and renames it.
-func WriteFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
+func WriteFileAtomic(path string, data []byte) error { return atomicfile.WriteBytes(path, data) }
 
 // NewRunDir creates the run directory. If out is not empty the run goes
 // exactly there (it must not exist or be empty); else under

@@ -152,11 +152,11 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		if opt.Progress != nil {
 			opt.Progress(Progress{Phase: name})
 		}
-		rec.Record(history.Event{Type: history.Info, Process: history.Observer, F: "phase", Value: jsonString(name), Phase: "start"})
+		rec.Record(history.PhaseMarker(name, history.PhaseStart))
 		return rec.Now()
 	}
 	phase := func(name string, start time.Duration) {
-		rec.Record(history.Event{Type: history.Info, Process: history.Observer, F: "phase", Value: jsonString(name), Phase: "end"})
+		rec.Record(history.PhaseMarker(name, history.PhaseEnd))
 		r.Phases = append(r.Phases, reports.Phase{Name: name, Start: int64(start), End: int64(rec.Now())})
 	}
 
@@ -431,14 +431,14 @@ func workloadStats(ws *workloads.Stats) reports.Stats {
 	st := reports.Stats{
 		Ops: ws.Ops, OK: ws.OK, Fail: ws.Fail, Info: ws.Info, Missed: ws.Missed,
 		TargetRate: ws.TargetRate, AchievedRate: ws.AchievedRate, Duration: ws.Duration.Seconds(),
-		Latency: reports.PercentilesFrom(workloads.Percentiles(ws.Latency)), ByF: map[string]reports.OpStats{},
+		Latency: history.PercentilesOf(ws.Latency), ByF: map[string]reports.OpStats{},
 	}
 	if ws.Service != nil {
-		p := reports.PercentilesFrom(workloads.Percentiles(ws.Service))
+		p := history.PercentilesOf(ws.Service)
 		st.Service = &p
 	}
 	if ws.Lag != nil && ws.TargetRate > 0 {
-		p := reports.PercentilesFrom(workloads.Percentiles(ws.Lag))
+		p := history.PercentilesOf(ws.Lag)
 		st.DispatchLag = &p
 	}
 	for f, c := range ws.ByF {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"path/filepath"
 	"strings"
 
@@ -72,11 +71,6 @@ func runID(dir string) string {
 		}
 	}
 	return strings.Trim(sb.String(), "-") + "-" + hex.EncodeToString(b[:])
-}
-
-func jsonString(s string) json.RawMessage {
-	b, _ := json.Marshal(s)
-	return b
 }
 
 func plannedFault(p faults.Planned) reports.Fault {

@@ -104,7 +104,7 @@ type Status struct {
 }
 
 // IsLeader reports whether the status names its node the leader (or primary).
-func (s Status) IsLeader() bool { return s.Role == "leader" || s.Role == "primary" }
+func (s Status) IsLeader() bool { return history.IsLeaderRole(s.Role) }
 
 // Cluster is a started set of nodes. Its methods are safe for concurrent
 // use. What else a cluster can do is an optional capability: see

@@ -8,12 +8,10 @@ import (
 	"sync"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/faultline/faultline/history"
 )
 
 // command is one entry of the replicated log (JSON encoded). Values are
-// canonical JSON (see canonicalJSON) when proposed, so the FSM compares bytes.
+// canonical JSON (history.CanonicalJSON, by the node kit) when proposed, so the FSM compares bytes.
 type command struct {
 	Op    string          `json:"op"` // "put" or "cas"
 	Key   string          `json:"key"`
@@ -129,14 +127,3 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *fsmSnapshot) Release() {}
-
-// canonicalJSON returns faultline's canonical encoding of the JSON value raw
-// (history.CanonicalJSON), so that values equal as JSON are equal as bytes:
-// the one form the checkers compare values in.
-func canonicalJSON(raw []byte) (json.RawMessage, error) {
-	s, err := history.CanonicalJSON(raw)
-	if err != nil {
-		return nil, err
-	}
-	return json.RawMessage(s), nil
-}

@@ -12,32 +12,6 @@ import (
 	"github.com/faultline/faultline/targets"
 )
 
-func TestCanonicalJSON(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{`1`, `1`},
-		{`1.0`, `1`},
-		{`1e3`, `1000`},
-		{`-0.0`, `0`},
-		{`1.5`, `1.5`},
-		{`0.1`, `0.1`},
-		{`9007199254740993`, `9007199254740993`},
-		{`1e300`, `1e+300`},
-		{` "a<b>&" `, `"a<b>&"`},
-		{`{"b": [1.0, {"d":2, "c":1}], "a": null}`, `{"a":null,"b":[1,{"c":1,"d":2}]}`},
-		{`{"a":1,"a":2}`, `{"a":2}`},
-	} {
-		got, err := canonicalJSON([]byte(tc.in))
-		if err != nil || string(got) != tc.want {
-			t.Errorf("canonicalJSON(%s) = %s, %v; want %s", tc.in, got, err, tc.want)
-		}
-	}
-	for _, bad := range []string{``, `{`, `1 2`, `{"a":1}x`, `1e999`, `nul`} {
-		if got, err := canonicalJSON([]byte(bad)); err == nil {
-			t.Errorf("canonicalJSON(%q) = %s, want an error", bad, got)
-		}
-	}
-}
-
 func applyCmd(t *testing.T, f *fsm, index uint64, c command) applyResult {
 	t.Helper()
 	b, err := json.Marshal(c)
