@@ -2,13 +2,10 @@ package checkers
 
 import (
 	"context"
-	"fmt"
-	"sort"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/faultline/faultline/internal/fielderr"
+	reg "github.com/faultline/faultline/internal/registry"
 )
 
 // Entry is a registered checker: how a scenario names it, configures it
@@ -26,51 +23,22 @@ type Entry struct {
 	New func(params any) (Checker, error)
 }
 
-var (
-	regMu    sync.RWMutex
-	registry = map[string]*Entry{}
-)
+var registry = reg.New[*Entry]("checker")
 
 // Register makes a checker available by name. It panics if the name is
 // taken or New is nil. Call it from an init function.
 func Register(e Entry) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	if _, dup := registry[e.Name]; dup {
-		panic("checkers: registered twice: " + e.Name)
-	}
 	if e.New == nil {
 		panic("checkers: " + e.Name + " has no New")
 	}
-	registry[e.Name] = &e
+	registry.Add(e.Name, &e)
 }
 
 // Lookup returns the named checker's entry.
-func Lookup(name string) (*Entry, error) {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	e, ok := registry[name]
-	if !ok {
-		return nil, fmt.Errorf("%q is not a checker (known: %s)", name, strings.Join(namesLocked(), ", "))
-	}
-	return e, nil
-}
+func Lookup(name string) (*Entry, error) { return registry.Get(name) }
 
 // Names returns the registered checkers, sorted.
-func Names() []string {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	return namesLocked()
-}
-
-func namesLocked() []string {
-	out := make([]string, 0, len(registry))
-	for n := range registry {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func Names() []string { return registry.Names() }
 
 // LinearizabilityParams configure the linearizability checker.
 type LinearizabilityParams struct {

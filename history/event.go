@@ -22,6 +22,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -193,7 +195,7 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = appendStringField(dst, "error", e.Error)
 	dst = appendStringField(dst, "phase", e.Phase)
 	if len(e.Extra) > 0 {
-		keys := sortedKeys(e.Extra)
+		keys := slices.Sorted(maps.Keys(e.Extra))
 		for _, k := range keys {
 			if fixedFields[k] {
 				continue

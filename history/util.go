@@ -1,17 +1,5 @@
 package history
 
-import (
-	"sort"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 func decodeRune(s string) (rune, int) { return utf8.DecodeRuneInString(s) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}

@@ -15,11 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -526,7 +527,7 @@ func (s *Scenario) validateNodes() error {
 	} else if _, set := s.pos["nodes"]; set && s.Nodes != 0 {
 		return s.errAt("nodes", "system %s has roles %s: set each role's count under roles (e.g. roles: {%s: {nodes: 2}})", sys.Name, strings.Join(sys.RoleNames(), ", "), sys.Roles[0].Name)
 	}
-	for _, name := range sortedKeys(s.Roles) {
+	for _, name := range slices.Sorted(maps.Keys(s.Roles)) {
 		rc := s.Roles[name]
 		if _, ok := sys.Role(name); !ok || name == "" {
 			return s.errAt("roles."+name, "system %s has no role %q (roles: %s)", sys.Name, name, strings.Join(sys.RoleNames(), ", "))
@@ -581,7 +582,7 @@ func (s *Scenario) validateNodes() error {
 			n.Opts[k] = v
 		}
 	}
-	for _, name := range sortedKeys(s.Roles) {
+	for _, name := range slices.Sorted(maps.Keys(s.Roles)) {
 		rc := s.Roles[name]
 		for i, b := range rc.Bugs {
 			if err := sys.CheckBug(b); err != nil {
@@ -598,7 +599,7 @@ func (s *Scenario) validateNodes() error {
 // checkOpts checks option names, then each value on its own, so that the
 // error points at the option that is wrong.
 func (s *Scenario) checkOpts(path string, opts map[string]string) error {
-	for _, k := range sortedKeys(opts) {
+	for _, k := range slices.Sorted(maps.Keys(opts)) {
 		if err := s.sys.CheckOption(k); err != nil {
 			return s.errAt(path+"."+k, "%v", err)
 		}
@@ -627,7 +628,7 @@ func (s *Scenario) validateClient() error {
 		return s.errAt("client", "%v", err)
 	}
 	s.adapter = a
-	for _, k := range sortedKeys(s.Client.Options) {
+	for _, k := range slices.Sorted(maps.Keys(s.Client.Options)) {
 		known := false
 		for _, o := range a.Options {
 			known = known || o.Name == k
@@ -703,15 +704,6 @@ func orNone(names []string) string {
 		return "it has none"
 	}
 	return strings.Join(names, ", ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // NodeSpecs returns every node's spec (id, role, bugs, options), as

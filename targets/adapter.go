@@ -1,10 +1,9 @@
 package targets
 
 import (
-	"fmt"
-	"strings"
-	"sync"
 	"time"
+
+	"github.com/faultline/faultline/internal/registry"
 )
 
 // ClientConfig is what an adapter's New gets to build one client.
@@ -48,43 +47,19 @@ func (a *Adapter) Supports(op string) bool {
 	return false
 }
 
-var (
-	adMu     sync.RWMutex
-	adapters = map[string]*Adapter{}
-)
+var adapters = registry.New[*Adapter]("client adapter")
 
 // RegisterAdapter makes a client adapter available by name. It panics if
 // the name is taken or New is nil. Call it from an init function.
 func RegisterAdapter(a Adapter) {
-	adMu.Lock()
-	defer adMu.Unlock()
-	if _, dup := adapters[a.Name]; dup {
-		panic("targets: adapter registered twice: " + a.Name)
-	}
 	if a.New == nil {
 		panic("targets: adapter " + a.Name + " has no New")
 	}
-	adapters[a.Name] = &a
+	adapters.Add(a.Name, &a)
 }
 
 // LookupAdapter returns the named adapter.
-func LookupAdapter(name string) (*Adapter, error) {
-	adMu.RLock()
-	defer adMu.RUnlock()
-	a, ok := adapters[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown client adapter %q (known: %s)", name, strings.Join(sortedKeys(adapters), ", "))
-	}
-	return a, nil
-}
+func LookupAdapter(name string) (*Adapter, error) { return adapters.Get(name) }
 
 // Adapters returns every registered adapter, sorted by name.
-func Adapters() []*Adapter {
-	adMu.RLock()
-	defer adMu.RUnlock()
-	out := make([]*Adapter, 0, len(adapters))
-	for _, n := range sortedKeys(adapters) {
-		out = append(out, adapters[n])
-	}
-	return out
-}
+func Adapters() []*Adapter { return adapters.All() }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/faultline/faultline/internal/registry"
 )
 
 // NodeConfig is what `faultline node` passes to a reference system. Flags:
@@ -135,7 +138,7 @@ func (s *System) RoleNames() []string {
 }
 
 // BugNames returns the bug switches, sorted.
-func (s *System) BugNames() []string { return sortedKeys(s.Bugs) }
+func (s *System) BugNames() []string { return slices.Sorted(maps.Keys(s.Bugs)) }
 
 // OptionNames returns the names of the tunables, sorted.
 func (s *System) OptionNames() []string {
@@ -190,47 +193,23 @@ func (s *System) NodeIDs(counts map[string]int) []NodeSpec {
 	return out
 }
 
-var (
-	sysMu   sync.RWMutex
-	systems = map[string]*System{}
-)
+var systems = registry.New[*System]("system")
 
 // RegisterSystem makes a system available by name. It panics if the name is
 // taken or the system has no Run or no role (programming errors). Call it
 // from an init function; a program gets a system by importing its package.
 func RegisterSystem(s System) {
-	sysMu.Lock()
-	defer sysMu.Unlock()
-	if _, dup := systems[s.Name]; dup {
-		panic("targets: system registered twice: " + s.Name)
-	}
 	if s.Run == nil || len(s.Roles) == 0 {
 		panic("targets: system " + s.Name + " needs Run and at least one role")
 	}
-	systems[s.Name] = &s
+	systems.Add(s.Name, &s)
 }
 
 // LookupSystem returns the named system.
-func LookupSystem(name string) (*System, error) {
-	sysMu.RLock()
-	defer sysMu.RUnlock()
-	s, ok := systems[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown system %q (known: %s)", name, strings.Join(sortedKeys(systems), ", "))
-	}
-	return s, nil
-}
+func LookupSystem(name string) (*System, error) { return systems.Get(name) }
 
 // Systems returns every registered system, sorted by name.
-func Systems() []*System {
-	sysMu.RLock()
-	defer sysMu.RUnlock()
-	out := make([]*System, 0, len(systems))
-	for _, n := range sortedKeys(systems) {
-		out = append(out, systems[n])
-	}
-	return out
-}
+func Systems() []*System { return systems.All() }
 
 // CheckNodeConfig checks a node's role, bug switches and options against
 // its system, as RunNode does before running it.
@@ -301,53 +280,28 @@ func NodeArgs(spec ClusterSpec, n NodeSpec, a NodeAddrs, peers map[string]string
 	for _, b := range n.Bugs {
 		argv = append(argv, "--bug", b)
 	}
-	for _, k := range sortedKeys(n.Opts) {
+	for _, k := range slices.Sorted(maps.Keys(n.Opts)) {
 		argv = append(argv, "--opt", k+"="+n.Opts[k])
 	}
 	return argv
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-var (
-	rtMu     sync.RWMutex
-	runtimes = map[string]func() Runtime{}
-)
+var runtimes = registry.New[func() Runtime]("runtime")
 
 // RegisterRuntime makes a runtime available by name (local, docker, ...).
 // newRuntime returns one with default options. It panics if the name is
 // taken (a programming error). Call it from an init function; a program
 // gets a runtime by importing its package.
-func RegisterRuntime(name string, newRuntime func() Runtime) {
-	rtMu.Lock()
-	defer rtMu.Unlock()
-	if _, dup := runtimes[name]; dup {
-		panic("targets: runtime registered twice: " + name)
-	}
-	runtimes[name] = newRuntime
-}
+func RegisterRuntime(name string, newRuntime func() Runtime) { runtimes.Add(name, newRuntime) }
 
 // NewRuntime returns the named runtime with default options.
 func NewRuntime(name string) (Runtime, error) {
-	rtMu.RLock()
-	defer rtMu.RUnlock()
-	f, ok := runtimes[name]
-	if !ok {
-		return nil, fmt.Errorf("runtime %q is not available in this build (available: %s)", name, strings.Join(sortedKeys(runtimes), ", "))
+	f, err := runtimes.Get(name)
+	if err != nil {
+		return nil, err
 	}
 	return f(), nil
 }
 
 // RuntimeNames returns the registered runtimes, sorted.
-func RuntimeNames() []string {
-	rtMu.RLock()
-	defer rtMu.RUnlock()
-	return sortedKeys(runtimes)
-}
+func RuntimeNames() []string { return runtimes.Names() }

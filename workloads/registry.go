@@ -2,12 +2,9 @@ package workloads
 
 import (
 	"context"
-	"fmt"
-	"sort"
-	"strings"
-	"sync"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/internal/registry"
 )
 
 // Params are a workload's parameters as a scenario's `workload:` section
@@ -44,48 +41,19 @@ type Workload struct {
 	NewParams func() Params
 }
 
-var (
-	regMu     sync.RWMutex
-	workloads = map[string]*Workload{}
-)
+var workloads = registry.New[*Workload]("workload")
 
 // Register makes a workload available by name. It panics if the name is
 // taken or NewParams is nil. Call it from an init function.
 func Register(w Workload) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	if _, dup := workloads[w.Name]; dup {
-		panic("workloads: registered twice: " + w.Name)
-	}
 	if w.NewParams == nil {
 		panic("workloads: " + w.Name + " has no NewParams")
 	}
-	workloads[w.Name] = &w
+	workloads.Add(w.Name, &w)
 }
 
 // Lookup returns the named workload.
-func Lookup(name string) (*Workload, error) {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	w, ok := workloads[name]
-	if !ok {
-		return nil, fmt.Errorf("%q is not a workload (known: %s)", name, strings.Join(namesLocked(), ", "))
-	}
-	return w, nil
-}
+func Lookup(name string) (*Workload, error) { return workloads.Get(name) }
 
 // Names returns the registered workloads, sorted.
-func Names() []string {
-	regMu.RLock()
-	defer regMu.RUnlock()
-	return namesLocked()
-}
-
-func namesLocked() []string {
-	out := make([]string, 0, len(workloads))
-	for n := range workloads {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func Names() []string { return workloads.Names() }

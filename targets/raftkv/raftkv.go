@@ -82,9 +82,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -216,7 +218,7 @@ func parseOptions(opts map[string]string) (options, error) {
 	var o options
 	for k := range opts {
 		if _, ok := optionDefaults[k]; !ok {
-			return o, fmt.Errorf("raftkv: unknown option %q (known: %s)", k, strings.Join(sortedKeys(optionDefaults), ", "))
+			return o, fmt.Errorf("raftkv: unknown option %q (known: %s)", k, strings.Join(slices.Sorted(maps.Keys(optionDefaults)), ", "))
 		}
 	}
 	get := func(k string) string {
@@ -262,15 +264,6 @@ func parseOptions(opts map[string]string) (options, error) {
 		errs = append(errs, fmt.Errorf("raftkv: option log-level=%q: want trace, debug, info, warn or error", o.logLevel))
 	}
 	return o, errors.Join(errs...)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // addrProvider maps server ids to the address this node dials for them
@@ -325,7 +318,7 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 		case BugLoseUnsynced:
 			loseUnsynced = true
 		default:
-			return fmt.Errorf("raftkv: unknown bug switch %q (known: %s)", b, strings.Join(sortedKeys(Bugs), ", "))
+			return fmt.Errorf("raftkv: unknown bug switch %q (known: %s)", b, strings.Join(slices.Sorted(maps.Keys(Bugs)), ", "))
 		}
 	}
 	n.log = hclog.New(&hclog.LoggerOptions{
