@@ -4,6 +4,7 @@ package checkers
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/faultline/faultline/history"
@@ -18,6 +19,10 @@ const (
 	Valid   Verdict = "valid"
 	Invalid Verdict = "invalid"
 	Unknown Verdict = "unknown"
+	// NotApplicable means the history lacks what the checker needs (no
+	// final reads, values that repeat, no thresholds); the Summary says
+	// why. It never turns the overall verdict unknown.
+	NotApplicable Verdict = "not_applicable"
 )
 
 // Result is one checker's judgement of a history.
@@ -29,8 +34,13 @@ type Result struct {
 	// Explanation says, for an invalid or unknown verdict, which guarantee was
 	// violated, where in the history to look, and what to do next.
 	Explanation string `json:"explanation,omitempty"`
-	// Anomalies lists concrete evidence (at most a few dozen entries).
+	// Anomalies lists every piece of evidence the checker found; the
+	// reports keep all of them in anomalies.jsonl and a bounded sample in
+	// results.json (AnomalyCount says how many there were in all).
 	Anomalies []Anomaly `json:"anomalies,omitempty"`
+	// AnomalyCount is the number of anomalies found (results.json keeps a
+	// sample of Anomalies; this is the whole count).
+	AnomalyCount int `json:"anomaly_count,omitempty"`
 	// Details holds checker-specific figures (counts, rates, keys checked).
 	Details map[string]any `json:"details,omitempty"`
 	// Threshold is true for performance thresholds: an Invalid threshold
@@ -44,12 +54,20 @@ type Result struct {
 
 // Anomaly is one piece of evidence of a violation.
 type Anomaly struct {
-	Kind    string         `json:"kind"`
-	Key     string         `json:"key,omitempty"`
-	Time    int64          `json:"time,omitempty"` // ns since run start, where it happened
-	Message string         `json:"message"`
-	Events  []int          `json:"events,omitempty"` // indexes into the history
-	Data    map[string]any `json:"data,omitempty"`
+	Kind    string `json:"kind"`
+	Key     string `json:"key,omitempty"`
+	Time    int64  `json:"time,omitempty"` // ns since run start, where it happened
+	Message string `json:"message"`
+	// Node is the node that answered the operation in question, if the
+	// history names it.
+	Node string `json:"node,omitempty"`
+	// Refs are the history lines of the evidence as FILE:LINE (Input.Ref),
+	// the operation in question first: the same reference everywhere the
+	// anomaly is shown.
+	Refs []string `json:"refs,omitempty"`
+	// Events are indexes into Input.Events (for code; not shown).
+	Events []int          `json:"-"`
+	Data   map[string]any `json:"data,omitempty"`
 }
 
 // Input is what a checker judges: the events of one history in recorded
@@ -57,6 +75,8 @@ type Anomaly struct {
 type Input struct {
 	Header *history.HeaderLine
 	Events []history.Event
+	// File names the history in references (Ref); "" means history.jsonl.
+	File string
 	// OutDir, if not empty, is the run directory; a checker may write
 	// artifacts there (linearizability.html).
 	OutDir string
@@ -69,4 +89,25 @@ type Input struct {
 type Checker interface {
 	Name() string
 	Check(ctx context.Context, in Input) Result
+}
+
+// Ref returns the reference of event i as FILE:LINE: its line in the file
+// it was read from (history.Event.Line), or, for events built in memory,
+// its position counting a header line as line 1 when the input has one.
+func (in Input) Ref(i int) string {
+	file := in.File
+	if file == "" {
+		file = "history.jsonl"
+	}
+	line := 0
+	if i >= 0 && i < len(in.Events) {
+		line = in.Events[i].Line
+	}
+	if line == 0 {
+		line = i + 1
+		if in.Header != nil {
+			line++
+		}
+	}
+	return fmt.Sprintf("%s:%d", file, line)
 }

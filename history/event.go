@@ -141,6 +141,10 @@ type Event struct {
 	Error   string          `json:"error,omitempty"`
 	Phase   string          `json:"phase,omitempty"` // nemesis events: "start" or "end"
 	Extra   map[string]json.RawMessage
+	// Line is the event's line in the file it was read from (1-based, a
+	// header line counted), set by the Decoder; 0 for an event that was
+	// not read from a file. It is not encoded.
+	Line int `json:"-"`
 }
 
 // Duration returns Time as a time.Duration since the run's start.

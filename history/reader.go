@@ -150,6 +150,7 @@ func (d *Decoder) next() (*Event, error) {
 	if err := d.lr.CheckType(ev.Type); err != nil {
 		return nil, err
 	}
+	ev.Line = d.lr.Line()
 	return ev, nil
 }
 
