@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/faultline/faultline/checkers"
@@ -125,7 +126,9 @@ func WriteFileAtomic(path string, data []byte) error { return atomicfile.WriteBy
 
 // NewRunDir creates the run directory. If out is not empty the run goes
 // exactly there (it must not exist or be empty); else under
-// base/<scenario>/<UTC timestamp>/ with a `latest` symlink beside it.
+// base/<scenario>/<UTC timestamp>/ with a `latest` symlink beside it. The
+// scenario name becomes one path component (SafeName), so nothing is
+// written outside base; a `latest` that is not a symlink is left alone.
 func NewRunDir(base, scenario, out string, now time.Time) (string, error) {
 	if out != "" {
 		if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
@@ -138,11 +141,14 @@ func NewRunDir(base, scenario, out string, now time.Time) (string, error) {
 		}
 		return out, nil
 	}
-	parent := filepath.Join(base, scenario)
+	parent := filepath.Join(base, SafeName(scenario))
+	if rel, err := filepath.Rel(base, parent); err != nil || rel == "." || strings.HasPrefix(rel, "..") || strings.ContainsRune(rel, filepath.Separator) {
+		return "", fmt.Errorf("scenario name %q does not make a directory inside %s", scenario, base)
+	}
 	stamp := now.UTC().Format("20060102T150405Z")
 	dir := filepath.Join(parent, stamp)
 	for i := 2; ; i++ {
-		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
 			break
 		}
 		dir = filepath.Join(parent, fmt.Sprintf("%s-%d", stamp, i))
@@ -151,12 +157,56 @@ func NewRunDir(base, scenario, out string, now time.Time) (string, error) {
 		return "", err
 	}
 	latest := filepath.Join(parent, "latest")
-	tmp := latest + ".tmp"
-	os.Remove(tmp)
-	if err := os.Symlink(filepath.Base(dir), tmp); err == nil {
-		if err := os.Rename(tmp, latest); err != nil {
-			os.Remove(tmp)
-		}
+	if fi, err := os.Lstat(latest); err == nil && fi.Mode()&os.ModeSymlink == 0 {
+		return dir, nil // not ours: leave it
+	}
+	tmp, err := os.MkdirTemp(parent, ".latest-")
+	if err != nil {
+		return dir, nil
+	}
+	defer os.RemoveAll(tmp)
+	link := filepath.Join(tmp, "latest")
+	if err := os.Symlink(filepath.Base(dir), link); err == nil {
+		os.Rename(link, latest)
 	}
 	return dir, nil
+}
+
+// SafeName turns a scenario name (from a file or a history, so anything)
+// into one path component: letters, digits, '.', '_' and '-' are kept,
+// every other character becomes '-', leading dots and dashes go, and the
+// result is at most 64 bytes; an empty result is "scenario".
+func SafeName(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if b.Len() >= 64 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	out := strings.TrimLeft(b.String(), ".-")
+	if out == "" {
+		return "scenario"
+	}
+	return out
+}
+
+// LockRunDir takes an exclusive lock on the run directory dir (a file
+// .lock inside it) for as long as the run uses it; a second run on the
+// same directory gets an error at once. unlock releases it.
+func LockRunDir(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("run directory %s is in use by another faultline run (%v): give each run its own --out", dir, err)
+	}
+	return func() { f.Close() }, nil
 }

@@ -87,6 +87,11 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	if err != nil {
 		return nil, exitcode.New(exitcode.Usage, err)
 	}
+	unlock, err := reports.LockRunDir(dir)
+	if err != nil {
+		return nil, exitcode.New(exitcode.Usage, err)
+	}
+	defer unlock()
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
