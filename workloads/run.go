@@ -410,7 +410,7 @@ func (w *worker) one(intended time.Duration, open bool) {
 	if !open {
 		intended = sent
 	}
-	w.sh.record(op.F, out.Type, done-intended, done-sent, sent-intended, open)
+	w.sh.record(op.F, out.Type, IsMismatch(out), done-intended, done-sent, sent-intended, open)
 	if out.Type == history.Info {
 		w.proc = history.Process(r.nextProc.Add(1) - 1)
 	}
@@ -483,6 +483,7 @@ func (r *runner) stats(finished time.Duration) *Stats {
 		st.OK += s.all.OK
 		st.Fail += s.all.Fail
 		st.Info += s.all.Info
+		st.Mismatch += s.all.Mismatch
 		for f, c := range s.byF {
 			m := st.ByF[f]
 			if m == nil {
@@ -493,6 +494,7 @@ func (r *runner) stats(finished time.Duration) *Stats {
 			m.OK += c.OK
 			m.Fail += c.Fail
 			m.Info += c.Info
+			m.Mismatch += c.Mismatch
 			m.Latency.Merge(c.Latency)
 		}
 		st.Latency.Merge(s.lat)

@@ -3,6 +3,7 @@ package workloads
 import (
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,31 +19,48 @@ func NewHistogram() *hdrhistogram.Histogram { return history.NewLatencyHistogram
 
 func recordUS(h *hdrhistogram.Histogram, d time.Duration) { history.RecordLatency(h, d) }
 
-// Counts are the outcomes of one function (or of all).
+// Counts are the outcomes of one function (or of all). Three kinds of
+// failure are kept apart: Fail counts definite rejections (the op certainly
+// did not take effect), Mismatch counts cas ops whose comparison failed (a
+// normal answer: fail with error "mismatch"), Info counts unknown outcomes.
+// Ops == OK + Fail + Mismatch + Info.
 type Counts struct {
 	Ops, OK, Fail, Info int64
+	Mismatch            int64
 	// Latency is the latency histogram of this function's ops, in
 	// microseconds (from the intended start in open loop).
 	Latency *hdrhistogram.Histogram
 }
 
-func (c *Counts) add(t history.Type) {
+func (c *Counts) add(t history.Type, mismatch bool) {
 	c.Ops++
-	switch t {
-	case history.OK:
+	switch {
+	case t == history.OK:
 		c.OK++
-	case history.Fail:
+	case t == history.Fail && mismatch:
+		c.Mismatch++
+	case t == history.Fail:
 		c.Fail++
 	default:
 		c.Info++
 	}
 }
 
+// IsMismatch reports whether an outcome is a comparison that failed: fail
+// with the error "mismatch" (the history's form of a cas whose register did
+// not hold its expected value). It is a normal answer, not an error.
+func IsMismatch(out history.Outcome) bool {
+	return out.Type == history.Fail && strings.EqualFold(strings.TrimSpace(out.Error), "mismatch")
+}
+
 // Stats summarizes one Run. Histograms hold microseconds.
 type Stats struct {
 	// Ops is the number of ops sent (each recorded as an invoke and a
-	// completion); OK + Fail + Info == Ops.
+	// completion); OK + Fail + Mismatch + Info == Ops. Fail counts definite
+	// rejections only; Mismatch the cas ops whose comparison failed (see
+	// Counts).
 	Ops, OK, Fail, Info int64
+	Mismatch            int64
 	// Scheduled is the number of ops the open-loop schedule made due during
 	// the phase: Scheduled == Ops + Missed + Unsent. Closed loop: Ops.
 	Scheduled int64
@@ -130,15 +148,15 @@ func newShard(withInterval bool) *shard {
 	return s
 }
 
-func (s *shard) record(f string, t history.Type, latency, service, lag time.Duration, open bool) {
+func (s *shard) record(f string, t history.Type, mismatch bool, latency, service, lag time.Duration, open bool) {
 	s.mu.Lock()
-	s.all.add(t)
+	s.all.add(t, mismatch)
 	c := s.byF[f]
 	if c == nil {
 		c = &Counts{Latency: NewHistogram()}
 		s.byF[f] = c
 	}
-	c.add(t)
+	c.add(t, mismatch)
 	recordUS(c.Latency, latency)
 	recordUS(s.lat, latency)
 	recordUS(s.svc, service)
@@ -172,8 +190,10 @@ func (s *shard) counts() Counts {
 type ProgressSnapshot struct {
 	Running bool          // false before the run starts and after it ends
 	Elapsed time.Duration // since the phase start (frozen at its end)
-	// Ops completed so far and their outcomes; Missed as in Stats.
+	// Ops completed so far and their outcomes (Fail, Mismatch and Info
+	// as in Counts); Missed as in Stats.
 	Ops, OK, Fail, Info, Missed int64
+	Mismatch                    int64
 	Backlog                     int     // open loop: due ops waiting for a worker
 	TargetRate                  float64 // open loop: the schedule's rate now; 0 closed loop
 	// Rate is ops completed per second since the previous Snapshot (or
@@ -213,6 +233,7 @@ func (p *Progress) Snapshot() ProgressSnapshot {
 		snap.OK += c.OK
 		snap.Fail += c.Fail
 		snap.Info += c.Info
+		snap.Mismatch += c.Mismatch
 	}
 	snap.Missed = r.missed.Load()
 	end := r.endAt.Load()
