@@ -26,6 +26,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // Type is an event's "type" field.
@@ -135,7 +137,7 @@ type Event struct {
 	Process Process         `json:"process"`
 	Time    int64           `json:"time"` // nanoseconds since the run's start (monotonic)
 	F       string          `json:"f,omitempty"`
-	Key     string          `json:"key,omitempty"`
+	Key     string          `json:"key,omitempty"` // a string key (valid UTF-8), or a number's text: see KeyIsNumber, KeyID
 	Value   json.RawMessage `json:"value,omitempty"`
 	Node    string          `json:"node,omitempty"`
 	Error   string          `json:"error,omitempty"`
@@ -145,6 +147,33 @@ type Event struct {
 	// header line counted), set by the Decoder; 0 for an event that was
 	// not read from a file. It is not encoded.
 	Line int `json:"-"`
+	// KeyIsNumber records that the key was a JSON number (histories of
+	// other tools use integer keys): Key holds its canonical text
+	// (CanonicalJSON: 1, 1.0 and 1e0 are all "1") and the key is encoded
+	// back as a number. The number 1 and the string "1" are different
+	// keys (KeyID).
+	KeyIsNumber bool `json:"-"`
+}
+
+// Key is the identity of a history key: its text and whether it was a JSON
+// number. Two events are on the same key exactly when their KeyIDs are
+// equal; Key is comparable, so it serves as a map key.
+type Key struct {
+	Text   string
+	Number bool
+}
+
+// KeyID returns the identity of e's key. An event without a key has the
+// zero Key.
+func (e *Event) KeyID() Key { return Key{Text: e.Key, Number: e.KeyIsNumber} }
+
+// String returns the key as JSON writes it, so that keys that differ print
+// differently: a number bare (1), a string quoted in Go syntax ("1").
+func (k Key) String() string {
+	if k.Number {
+		return k.Text
+	}
+	return strconv.Quote(k.Text)
 }
 
 // Duration returns Time as a time.Duration since the run's start.
@@ -190,7 +219,12 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `,"time":`...)
 	dst = strconv.AppendInt(dst, e.Time, 10)
 	dst = appendStringField(dst, "f", e.F)
-	dst = appendStringField(dst, "key", e.Key)
+	if e.KeyIsNumber && isJSONNumber(e.Key) {
+		dst = append(dst, `,"key":`...)
+		dst = append(dst, e.Key...)
+	} else {
+		dst = appendStringField(dst, "key", e.Key)
+	}
 	if e.Value != nil {
 		dst = append(dst, `,"value":`...)
 		dst = appendRaw(dst, e.Value)
@@ -251,7 +285,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		case "f":
 			err = json.Unmarshal(v, &e.F)
 		case "key":
-			err = unmarshalKey(v, &e.Key)
+			e.Key, e.KeyIsNumber, err = unmarshalKey(v)
 		case "value":
 			e.Value = append(json.RawMessage(nil), v...)
 		case "node":
@@ -279,21 +313,82 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 }
 
 // unmarshalKey accepts a string key or a number (histories from other tools
-// often use integer keys); numbers keep their JSON text.
-func unmarshalKey(v json.RawMessage, key *string) error {
+// often use integer keys); a number is kept as its canonical JSON text and
+// reported as a number, so that it stays distinct from the string of the
+// same text. A string key must be valid UTF-8, without lone surrogate
+// escapes: decoding would replace both with U+FFFD and merge distinct keys
+// ("k\xff" and "k\xfe" would both read "k\ufffd").
+func unmarshalKey(v json.RawMessage) (key string, number bool, err error) {
+	v = bytes.TrimSpace(v)
 	if len(v) > 0 && v[0] == '"' {
-		return json.Unmarshal(v, key)
+		if err := checkKeyString(v); err != nil {
+			return "", false, err
+		}
+		err := json.Unmarshal(v, &key)
+		return key, false, err
 	}
 	if string(v) == "null" {
-		*key = ""
-		return nil
+		return "", false, nil
 	}
 	var n json.Number
 	if err := json.Unmarshal(v, &n); err != nil {
-		return fmt.Errorf("want a string or a number")
+		return "", false, fmt.Errorf("want a string or a number")
 	}
-	*key = n.String()
+	text, err := CanonicalJSON([]byte(n.String()))
+	if err != nil {
+		return "", false, err
+	}
+	return text, true, nil
+}
+
+// checkKeyString returns an error if the JSON string literal raw holds
+// bytes that are not UTF-8, or a \u escape of a surrogate that is not half
+// of a pair.
+func checkKeyString(raw []byte) error {
+	if !utf8.Valid(raw) {
+		return fmt.Errorf("not valid UTF-8 (%q): distinct keys would merge; keys must be UTF-8 text", raw)
+	}
+	isHex := func(b []byte) (rune, bool) {
+		if len(b) < 4 {
+			return 0, false
+		}
+		r, err := strconv.ParseUint(string(b[:4]), 16, 16)
+		return rune(r), err == nil
+	}
+	for i := 1; i < len(raw)-1; i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] != 'u' {
+			i++ // a two-character escape
+			continue
+		}
+		r, ok := isHex(raw[i+2:])
+		if !ok {
+			return nil // invalid JSON: json.Unmarshal says so
+		}
+		i += 5
+		if !utf16.IsSurrogate(r) {
+			continue
+		}
+		if r < 0xdc00 && i+2 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+			if r2, ok := isHex(raw[i+3:]); ok && r2 >= 0xdc00 && r2 <= 0xdfff {
+				i += 6
+				continue
+			}
+		}
+		return fmt.Errorf("a lone surrogate escape in %s is not UTF-8 text: distinct keys would merge", raw)
+	}
 	return nil
+}
+
+// isJSONNumber reports whether s is a JSON number literal.
+func isJSONNumber(s string) bool {
+	if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
+		return false
+	}
+	var n json.Number
+	return json.Unmarshal([]byte(s), &n) == nil
 }
 
 func appendStringField(dst []byte, name, v string) []byte {
