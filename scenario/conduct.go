@@ -249,6 +249,10 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	for _, p := range plan {
 		r.Schedule = append(r.Schedule, plannedFault(p))
 	}
+	for _, f := range s.pastTheEnd() {
+		r.Schedule = append(r.Schedule, f)
+		opt.logf("  not injected: %s at %s: %s", f.Name, time.Duration(f.Start), f.Error)
+	}
 	t0 = beginPhase("main")
 	opt.logf("main: %s of %s; %d faults planned", s.Duration, loadDescription(s), len(plan))
 	gen, err := s.Workload.Params.New()
@@ -304,6 +308,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	}
 	phase("heal", t0)
 	r.Faults = injectedFaults(nem.Injected())
+	markNotInjected(r.Schedule, plan, nem.Injected())
 	t0 = beginPhase("recovery")
 	opt.logf("recovery: %s", s.Recovery)
 	select {

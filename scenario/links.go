@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"path/filepath"
 	"strings"
 
@@ -104,4 +105,36 @@ func specParams(sp faults.Spec) map[string]any {
 		m["groups"] = sp.Groups
 	}
 	return m
+}
+
+// pastTheEnd returns the timeline faults that start at or after the end of
+// the main phase (a --duration override can cut a timeline short): they
+// are never injected, and the schedule in results.json says so.
+func (s *Scenario) pastTheEnd() []reports.Fault {
+	var out []reports.Fault
+	if s.Faults == nil {
+		return nil
+	}
+	for _, sp := range s.Faults.Timeline {
+		if sp.At >= s.Duration.D() {
+			out = append(out, reports.Fault{Name: sp.Fault, Start: int64(sp.At), Params: specParams(sp),
+				Error: fmt.Sprintf("not injected: it starts at %s, past the end of the main phase (%s)", sp.At, s.Duration)})
+		}
+	}
+	return out
+}
+
+// markNotInjected says, in the schedule, which planned faults never
+// started (the main phase ended first); faults that failed to start carry
+// their error in results.json's faults.
+func markNotInjected(sched []reports.Fault, plan []faults.Planned, injected []faults.Injected) {
+	started := map[int]bool{}
+	for _, in := range injected {
+		started[in.Seq] = true
+	}
+	for i, p := range plan {
+		if i < len(sched) && !started[p.Seq] && sched[i].Error == "" {
+			sched[i].Error = "not injected: the main phase ended before it was due"
+		}
+	}
 }

@@ -2,6 +2,8 @@ package scenario
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"os/exec"
 	"strings"
 	"testing"
@@ -86,5 +88,33 @@ func TestNegativeClockOffset(t *testing.T) {
 	}
 	if _, err := Parse("c.yaml", []byte("faults:\n  schedule: timeline\n  timeline:\n    - {fault: clock-skew, target: n1, at: -1s, for: 1s}\n")); err == nil || !strings.Contains(err.Error(), "negative") {
 		t.Errorf("a negative at: %v", err)
+	}
+}
+
+// TestLimits: lists past the documented limits are errors of the file, not
+// gigabytes of memory (issue 10, item 6).
+func TestLimits(t *testing.T) {
+	many := func(n int, item string) string {
+		return "[" + strings.TrimSuffix(strings.Repeat(item+", ", n), ", ") + "]"
+	}
+	cases := []struct{ name, src, field string }{
+		{"bugs", "bugs: " + many(MaxBugs+1, "stale-read") + "\n", "bugs"},
+		{"timeline", "faults:\n  schedule: timeline\n  timeline: " + many(MaxFaults+1, "{fault: kill, at: 1s, for: 1s}") + "\n", "faults.timeline"},
+		{"mix", "faults:\n  mix: " + many(MaxMix+1, "{fault: kill}") + "\n", "faults.mix"},
+		{"every", "duration: 24h\nfaults:\n  every: 100ms\n  mix: [{fault: kill}]\n", "faults.every"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("big.yaml", []byte(c.src))
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field != c.field || !strings.Contains(err.Error(), "at most") && !strings.Contains(err.Error(), "more than") {
+				t.Errorf("err = %v, want a limit error on %s", err, c.field)
+			}
+		})
+	}
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	os.WriteFile(big, []byte("description: "+strings.Repeat("x", MaxFileSize)+"\n"), 0o644)
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("a %d-byte file: %v", MaxFileSize, err)
 	}
 }

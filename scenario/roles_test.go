@@ -235,6 +235,7 @@ faults:
   timeline:
     - {fault: kill, target: "role:store", at: 2s, for: 1500ms}
     - {fault: partition-one, target: store2, at: 4500ms, for: 1s, mode: refuse}
+    - {fault: pause, target: store1, at: 1m, for: 1s}
 `
 	s, err := scenario.Parse("two-roles.yaml", []byte(src))
 	if err != nil {
@@ -265,6 +266,11 @@ faults:
 	}
 	if got := strings.Join(r.Faults[0].Targets, ","); got != "store1,store2" {
 		t.Errorf("role:store killed %s, want store1,store2", got)
+	}
+	// The fault planned past the end of the main phase is in the schedule,
+	// marked as never injected, with the reason.
+	if n := len(r.Schedule); n != 3 || r.Schedule[2].Name != "pause" || !strings.Contains(r.Schedule[2].Error, "past the end of the main phase") {
+		t.Errorf("schedule %+v: want the pause at 1m reported as not injected", r.Schedule)
 	}
 	// The history says which nodes were killed, and the front's operations
 	// failed while the stores were down, then succeeded again.

@@ -263,12 +263,31 @@ type Overrides struct {
 
 // Load reads, decodes, defaults and validates a scenario file.
 func Load(path string) (*Scenario, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
 	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	if len(b) > MaxFileSize {
+		return nil, &FieldError{File: path, Msg: fmt.Sprintf("the file is larger than %d KiB, the limit of a scenario file: a scenario is a page, not data", MaxFileSize>>10)}
+	}
 	return Parse(path, b)
 }
+
+// Limits on what a scenario may ask for, so that a mistake (or a hostile
+// file) is an error before anything starts rather than gigabytes of memory.
+const (
+	MaxFileSize      = 1 << 20 // bytes of a scenario file
+	MaxFaults        = 10_000  // faults a schedule may plan (timeline entries, or duration/every)
+	MaxMix           = 1_000   // entries of a fault mix
+	MaxBugs          = 64      // bug switches in all (scenario and roles)
+	MaxOptions       = 256     // options in all (node_opts and roles)
+	MaxClientOptions = 64      // client adapter options
+)
 
 // Parse decodes, defaults and validates a scenario held in memory; name is
 // used in error messages and as the default scenario name.
@@ -490,12 +509,46 @@ func (s *Scenario) Validate() error {
 	if err := s.validateCheckers(); err != nil {
 		return err
 	}
+	if err := s.checkLimits(); err != nil {
+		return err
+	}
 	if err := s.Faults.Validate(s.faultEnv()); err != nil {
 		var se *faults.SpecError
 		if errors.As(err, &se) {
 			return s.errAt("faults."+se.Field, "%s", se.Msg)
 		}
 		return s.errAt("faults", "%v", err)
+	}
+	return nil
+}
+
+// checkLimits refuses lists larger than the documented limits.
+func (s *Scenario) checkLimits() error {
+	bugs, opts := len(s.Bugs), len(s.NodeOpts)
+	for _, rc := range s.Roles {
+		bugs += len(rc.Bugs)
+		opts += len(rc.Opts)
+	}
+	switch {
+	case bugs > MaxBugs:
+		return s.errAt("bugs", "%d bug switches: at most %d", bugs, MaxBugs)
+	case opts > MaxOptions:
+		return s.errAt("node_opts", "%d options: at most %d", opts, MaxOptions)
+	case len(s.Client.Options) > MaxClientOptions:
+		return s.errAt("client.options", "%d options: at most %d", len(s.Client.Options), MaxClientOptions)
+	}
+	f := s.Faults
+	if f == nil {
+		return nil
+	}
+	if len(f.Mix) > MaxMix {
+		return s.errAt("faults.mix", "%d faults in the mix: at most %d", len(f.Mix), MaxMix)
+	}
+	if len(f.Timeline) > MaxFaults {
+		return s.errAt("faults.timeline", "%d faults on the timeline: at most %d", len(f.Timeline), MaxFaults)
+	}
+	if len(f.Mix) > 0 && f.Every > 0 && int64(s.Duration)/int64(f.Every)*2 > MaxFaults {
+		return s.errAt("faults.every", "a fault every %s for %s plans more than %d faults: lengthen every or shorten the run", f.Every, s.Duration, MaxFaults)
 	}
 	return nil
 }
