@@ -38,8 +38,18 @@ type Results struct {
 	// `faultline clean --run RunID` removes what a killed run left).
 	RunID string `json:"run_id,omitempty"`
 	// RunInvalid says why the run itself could not mean anything (exit 4).
-	RunInvalid string             `json:"run_invalid,omitempty"`
-	Checkers   []checkers.Result  `json:"checkers"`
+	RunInvalid string `json:"run_invalid,omitempty"`
+	// Stopped says, for a run that did not finish (exit 70, 130, or 64
+	// once the run directory existed), in which phase and why; nil for a
+	// run that finished. `faultline check` keeps it.
+	Stopped *Stopped `json:"stopped,omitempty"`
+	// Checkers keep a sample of their anomalies (AnomalySample each, with
+	// anomaly_count); Anomalies says where every one of them is.
+	Checkers  []checkers.Result `json:"checkers"`
+	Anomalies *AnomalyLog       `json:"anomalies,omitempty"`
+	// History is the history judged when it is not the run directory's
+	// history.jsonl (faultline check --out DIR of a history elsewhere).
+	History    string             `json:"history,omitempty"`
 	Faults     []Fault            `json:"faults"`
 	Schedule   []Fault            `json:"schedule,omitempty"` // planned faults (seeded), before injection
 	Phases     []Phase            `json:"phases,omitempty"`
@@ -62,11 +72,25 @@ type Fault struct {
 	Error   string         `json:"error,omitempty"`
 }
 
-// Stats summarises the load. Latencies are in microseconds.
+// Stopped is how a run that did not finish ended.
+type Stopped struct {
+	// Phase is the phase the run was in (setup, warmup, main, heal,
+	// recovery, final-reads, check).
+	Phase    string `json:"phase"`
+	ExitCode int    `json:"exit_code"`
+	Reason   string `json:"reason"`
+}
+
+// Stats summarises the load. Latencies are in microseconds. Three kinds of
+// failure are kept apart: Fail counts definite rejections only (the op
+// certainly did not take effect), Mismatch the cas ops whose comparison
+// failed (fail with error "mismatch": a normal answer, not an error), Info
+// the unknown outcomes; Ops == OK + Fail + Mismatch + Info.
 type Stats struct {
 	Ops          int64              `json:"ops"`
 	OK           int64              `json:"ok"`
 	Fail         int64              `json:"fail"`
+	Mismatch     int64              `json:"mismatch"`
 	Info         int64              `json:"info"`
 	Missed       int64              `json:"missed,omitempty"` // open loop: scheduled ops never sent
 	TargetRate   float64            `json:"target_rate"`      // ops/s; 0 = closed loop
@@ -91,12 +115,14 @@ type Percentiles = history.Percentiles
 // gives the same figures without the map.
 func PercentilesFrom(m map[string]float64) Percentiles { return history.PercentilesFromMap(m) }
 
-// OpStats counts outcomes of one operation type.
+// OpStats counts outcomes of one operation type (Fail, Mismatch and Info
+// as in Stats).
 type OpStats struct {
-	Ops  int64 `json:"ops"`
-	OK   int64 `json:"ok"`
-	Fail int64 `json:"fail"`
-	Info int64 `json:"info"`
+	Ops      int64 `json:"ops"`
+	OK       int64 `json:"ok"`
+	Fail     int64 `json:"fail"`
+	Mismatch int64 `json:"mismatch,omitempty"`
+	Info     int64 `json:"info"`
 }
 
 // WriteResults writes results.json into dir atomically.
