@@ -21,6 +21,15 @@ type HeaderLine struct {
 // memory while the disk catches up.
 const DefaultMaxBuffer = 32 << 20
 
+// DefaultFlushInterval is the default bound on how long a recorded event may
+// stay in the Recorder's memory before it is handed to the writer: a crash
+// of the process loses at most this much of the history.
+const DefaultFlushInterval = 100 * time.Millisecond
+
+// batchSize is how many pending bytes make the background writer write at
+// once rather than wait for more events to join the batch.
+const batchSize = 256 << 10
+
 // Recorder stamps events with the time since the run's start and streams
 // them, in the order recorded, to a writer as JSON Lines.
 //
@@ -30,6 +39,20 @@ const DefaultMaxBuffer = 32 << 20
 // waits for the disk unless more than MaxBuffer bytes are already pending
 // (back-pressure that keeps memory bounded). The Recorder does not own the
 // writer: Close flushes but does not close it.
+//
+// Durability: every event is handed to the writer (w.Write, then w.Flush
+// when w has a Flush() error method, as a *bufio.Writer has) within the
+// flush interval (DefaultFlushInterval, 100 ms; see SetFlushInterval) of
+// Record returning, so when w is a file a crash of the process (SIGKILL)
+// loses at most the last interval of the history: once write(2) returns the
+// data is the kernel's (not fsynced: Sync the file for a machine crash).
+// The Recorder does its own buffering: it writes a batch once 256 KiB are
+// pending or once the oldest pending event has waited half the interval,
+// the other half being a margin for a loaded machine and for the write
+// itself. The bound holds as long as the writer keeps up (a stalled disk
+// delays it; a failed write is reported by Err and Close). Pass the
+// *os.File itself: a bufio.Writer in between only adds a copy (it is
+// flushed after every batch, so it cannot hold events back either).
 type Recorder struct {
 	base time.Time
 	w    io.Writer
@@ -37,11 +60,13 @@ type Recorder struct {
 	mu        sync.Mutex
 	cond      *sync.Cond // signalled when buf is taken or the writer fails
 	buf       []byte     // encoded, not yet written
+	oldest    int64      // Time of the first event in buf
 	maxBuffer int
+	interval  time.Duration
 	closed    bool
 	err       error // first write error
 	count     int64
-	flushReq  chan struct{}
+	kick      chan struct{} // buf became non-empty or full, or Close
 	done      chan struct{}
 	listeners []func(Event)
 }
@@ -68,12 +93,18 @@ func NewRecorderAt(w io.Writer, h *HeaderLine, base time.Time) (*Recorder, error
 		if _, err := w.Write(append(b, '\n')); err != nil {
 			return nil, err
 		}
+		if f, ok := w.(flusher); ok {
+			if err := f.Flush(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	r := &Recorder{
 		base:      base,
 		w:         w,
 		maxBuffer: DefaultMaxBuffer,
-		flushReq:  make(chan struct{}, 1),
+		interval:  DefaultFlushInterval,
+		kick:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
 	r.cond = sync.NewCond(&r.mu)
@@ -83,6 +114,25 @@ func NewRecorderAt(w io.Writer, h *HeaderLine, base time.Time) (*Recorder, error
 
 // SetMaxBuffer changes the back-pressure bound (bytes). Call before use.
 func (r *Recorder) SetMaxBuffer(n int) { r.maxBuffer = n }
+
+// SetFlushInterval changes the bound on how long a recorded event may wait
+// before it is handed to the writer (see Recorder); d <= 0 restores
+// DefaultFlushInterval. Call before use.
+func (r *Recorder) SetFlushInterval(d time.Duration) {
+	if d <= 0 {
+		d = DefaultFlushInterval
+	}
+	r.mu.Lock()
+	r.interval = d
+	r.mu.Unlock()
+}
+
+// FlushInterval returns the bound set by SetFlushInterval.
+func (r *Recorder) FlushInterval() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.interval
+}
 
 // OnRecord registers fn to be called, under the recorder's lock and in
 // record order, with every event after it is stamped. fn must be fast and
@@ -111,19 +161,22 @@ func (r *Recorder) Record(e Event) Event {
 		r.mu.Unlock()
 		return e
 	}
-	wasEmpty := len(r.buf) == 0
+	n := len(r.buf)
+	if n == 0 {
+		r.oldest = e.Time
+	}
 	r.buf = e.AppendJSON(r.buf)
 	r.buf = append(r.buf, '\n')
 	r.count++
 	for _, fn := range r.listeners {
 		fn(e)
 	}
+	// Wake the writer when its state changes: a first pending event (it
+	// starts waiting for the batch to fill) or a full batch.
+	kick := n == 0 || !r.full(n) && r.full(len(r.buf))
 	r.mu.Unlock()
-	if wasEmpty {
-		select {
-		case r.flushReq <- struct{}{}:
-		default:
-		}
+	if kick {
+		r.wake()
 	}
 	return e
 }
@@ -154,53 +207,86 @@ func (r *Recorder) Close() error {
 	r.closed = true
 	r.cond.Broadcast()
 	r.mu.Unlock()
-	select {
-	case r.flushReq <- struct{}{}:
-	default:
-	}
+	r.wake()
 	<-r.done
 	return r.Err()
 }
 
+type flusher interface{ Flush() error }
+
+// full reports whether n pending bytes are a batch to write at once.
+// Called with r.mu held.
+func (r *Recorder) full(n int) bool { return n >= batchSize || n >= r.maxBuffer }
+
+// wake tells the background writer that something changed.
+func (r *Recorder) wake() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// setErr records the first write error. Called without r.mu.
+func (r *Recorder) setErr(err error) {
+	r.mu.Lock()
+	if r.err == nil {
+		r.err = err
+	}
+	r.cond.Broadcast()
+	r.mu.Unlock()
+}
+
+// loop is the background writer. It waits for a first pending event, lets
+// the batch grow for half the flush interval (less when it fills up
+// first), then takes the whole buffer and writes it (and flushes w when
+// it can), so each event reaches the writer within the interval.
 func (r *Recorder) loop() {
 	defer close(r.done)
+	fl, _ := r.w.(flusher)
 	var spare []byte
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
-		<-r.flushReq
-		for {
-			r.mu.Lock()
-			out := r.buf
-			r.buf = spare[:0]
-			closed := r.closed
-			r.cond.Broadcast()
-			r.mu.Unlock()
-			if len(out) > 0 {
-				if _, err := r.w.Write(out); err != nil {
-					r.mu.Lock()
-					if r.err == nil {
-						r.err = err
-					}
-					r.cond.Broadcast()
-					r.mu.Unlock()
+		r.mu.Lock()
+		n, closed := len(r.buf), r.closed
+		var wait time.Duration
+		if n > 0 && !closed && !r.full(n) {
+			wait = r.interval/2 - (time.Since(r.base) - time.Duration(r.oldest))
+		}
+		r.mu.Unlock()
+		switch {
+		case n == 0 && closed:
+			if fl != nil {
+				if err := fl.Flush(); err != nil {
+					r.setErr(err)
 				}
 			}
-			spare = out
-			if len(out) == 0 {
-				if closed {
-					if f, ok := r.w.(interface{ Flush() error }); ok {
-						if err := f.Flush(); err != nil {
-							r.mu.Lock()
-							if r.err == nil {
-								r.err = err
-							}
-							r.mu.Unlock()
-						}
-					}
-					return
-				}
-				break
+			return
+		case n == 0:
+			<-r.kick
+			continue
+		case wait > 0:
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-r.kick:
+				timer.Stop()
+			}
+			continue
+		}
+		r.mu.Lock()
+		out := r.buf
+		r.buf = spare[:0]
+		r.cond.Broadcast()
+		r.mu.Unlock()
+		if _, err := r.w.Write(out); err != nil {
+			r.setErr(err)
+		} else if fl != nil {
+			if err := fl.Flush(); err != nil {
+				r.setErr(err)
 			}
 		}
+		spare = out
 	}
 }
 
