@@ -272,16 +272,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		case "process":
 			err = e.Process.UnmarshalJSON(v)
 		case "time":
-			var f json.Number
-			if err = json.Unmarshal(v, &f); err == nil {
-				e.Time, err = f.Int64()
-				if err != nil {
-					var x float64
-					if x, err = f.Float64(); err == nil {
-						e.Time = int64(x)
-					}
-				}
-			}
+			e.Time, err = decodeTime(v)
 		case "f":
 			err = json.Unmarshal(v, &e.F)
 		case "key":

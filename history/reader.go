@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 )
 
 // LineReader reads the lines of a history in JSON Lines form, applying the
@@ -15,12 +18,19 @@ import (
 // is taken aside, and allowed only as the first line. It does not decode
 // events: the Decoder does, and so can a faster reader of its own (the
 // report's). Errors name the file and the line.
+//
+// A last line that is cut short, as a crash of the writer mid-line leaves
+// it (no newline after it, and not valid JSON), is reported as a
+// *CutError: every line before it is complete, and a reader may judge those
+// (faultline check does). The same line in the middle of the input, or
+// ended by a newline, is an ordinary error.
 type LineReader struct {
-	sc     *bufio.Scanner
-	name   string
-	line   int
-	events int
-	header *HeaderLine
+	sc           *bufio.Scanner
+	name         string
+	line         int
+	events       int
+	header       *HeaderLine
+	unterminated bool // the line just scanned had no newline after it
 }
 
 // NewLineReader returns a line reader of r; name is used in error messages
@@ -28,7 +38,40 @@ type LineReader struct {
 func NewLineReader(r io.Reader, name string) *LineReader {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 64<<20)
-	return &LineReader{sc: sc, name: name}
+	l := &LineReader{sc: sc, name: name}
+	sc.Split(l.split)
+	return l
+}
+
+// split is bufio.ScanLines that also notes whether the line had a newline
+// after it (only the last line of the input can lack one).
+func (l *LineReader) split(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		l.unterminated = false
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		l.unterminated = true
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+// CutError reports that the last line of a history is cut short: it has no
+// newline after it and is not valid JSON, which is what a writer killed
+// mid-line (a crash, SIGKILL) leaves behind. Every line before it is
+// complete: ReadAll and ReadFile return their events along with this error,
+// and a caller that wants to judge what was recorded (faultline check) may
+// use them, saying that the history was cut short at Line.
+type CutError struct {
+	File  string // as named to the reader
+	Line  int    // the cut line (1-based, a header line counted); the lines before it are complete
+	Bytes int    // how many bytes of the cut line there are
+}
+
+func (e *CutError) Error() string {
+	return fmt.Sprintf("%s:%d: the history is cut short: its last line (%d bytes, no newline) is not a complete JSON object, as when the writer stopped mid-line (a crash); the %d lines before it are complete",
+		e.File, e.Line, e.Bytes, e.Line-1)
 }
 
 var headerType = []byte(`"header"`)
@@ -42,6 +85,9 @@ func (l *LineReader) Next() ([]byte, error) {
 		b := bytes.TrimSpace(l.sc.Bytes())
 		if len(b) == 0 {
 			continue
+		}
+		if l.unterminated && b[0] == '{' && !json.Valid(b) {
+			return nil, &CutError{File: l.name, Line: l.line, Bytes: len(l.sc.Bytes())}
 		}
 		if b[0] != '{' {
 			return nil, l.Errorf("not a JSON object (a history has one JSON object per line)")
@@ -157,7 +203,9 @@ func (d *Decoder) next() (*Event, error) {
 // Line returns the line number of the most recently read line.
 func (d *Decoder) Line() int { return d.lr.Line() }
 
-// ReadAll reads every event from r.
+// ReadAll reads every event from r. On an error it returns the events read
+// before it; when the error is a *CutError (the last line is cut short)
+// those are all the complete events of the history.
 func ReadAll(r io.Reader, name string) (*HeaderLine, []Event, error) {
 	d := NewDecoder(r, name)
 	var evs []Event
@@ -174,7 +222,8 @@ func ReadAll(r io.Reader, name string) (*HeaderLine, []Event, error) {
 	return d.Header(), evs, nil
 }
 
-// ReadFile reads every event of the history file at path.
+// ReadFile reads every event of the history file at path, as ReadAll does
+// (a *CutError comes with every complete event).
 func ReadFile(path string) (*HeaderLine, []Event, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -182,6 +231,86 @@ func ReadFile(path string) (*HeaderLine, []Event, error) {
 	}
 	defer f.Close()
 	return ReadAll(f, path)
+}
+
+// maxTimeText bounds how much of a bad time's text an error quotes.
+const maxTimeText = 40
+
+// decodeTime decodes an event's "time": nanoseconds, an integer in the int64
+// range (about ±292 years), written as a JSON number in any notation (1500,
+// 1.5e3, 1500.0) or as a string holding one. A fraction of a nanosecond, or a
+// value past the int64 range (1e30), is an error, never a rounded or wrapped
+// time. v must be a valid JSON value.
+func decodeTime(v json.RawMessage) (int64, error) {
+	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+		return n, nil // the common case: a plain integer
+	}
+	var num json.Number
+	if err := json.Unmarshal(v, &num); err != nil {
+		return 0, errors.New("want an integer, nanoseconds since the run's start")
+	}
+	s := string(num)
+	if s == "" { // null
+		return 0, errors.New("want an integer, nanoseconds since the run's start, not null")
+	}
+	quoted := s
+	if len(quoted) > maxTimeText {
+		quoted = quoted[:maxTimeText] + "..."
+	}
+	n, frac, ok := parseIntegral(s)
+	switch {
+	case frac:
+		return 0, fmt.Errorf("%s is not a whole number of nanoseconds", quoted)
+	case !ok:
+		return 0, fmt.Errorf("%s nanoseconds is outside the range of a time (an int64: about ±292 years)", quoted)
+	}
+	return n, nil
+}
+
+// parseIntegral returns the exact value of s, a valid JSON number, when it
+// is an integer in the int64 range; frac reports a number with a fraction.
+// It does not go through float64, so it neither rounds nor wraps.
+func parseIntegral(s string) (n int64, frac, ok bool) {
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	mant, exp := s, ""
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant, exp = s[:i], s[i+1:]
+	}
+	intPart, fracPart := mant, ""
+	if i := strings.IndexByte(mant, '.'); i >= 0 {
+		intPart, fracPart = mant[:i], mant[i+1:]
+	}
+	// The value is digits × 10^scale.
+	digits := strings.TrimLeft(intPart+fracPart, "0")
+	if digits == "" {
+		return 0, false, true // zero, in any notation
+	}
+	trimmed := strings.TrimRight(digits, "0")
+	scale := len(digits) - len(trimmed) - len(fracPart)
+	digits = trimmed
+	e, expNeg := strings.TrimLeft(strings.TrimLeft(exp, "+-"), "0"), strings.HasPrefix(exp, "-")
+	const maxExp = 1 << 30 // beyond any length of digits
+	x := maxExp
+	if len(e) < 10 {
+		x, _ = strconv.Atoi("0" + e)
+	}
+	if expNeg {
+		x = -x
+	}
+	scale += x
+	if scale < 0 {
+		return 0, true, false // the last digit, not zero, is below the units
+	}
+	if len(digits)+scale > 19 {
+		return 0, false, false
+	}
+	text := digits + strings.Repeat("0", scale)
+	if neg {
+		text = "-" + text
+	}
+	n, err := strconv.ParseInt(text, 10, 64)
+	return n, false, err == nil
 }
 
 // WriteAll writes the header (if not nil) and the events to w as JSON Lines,
