@@ -145,7 +145,8 @@ func restOfAnomalies(r *Results, c checkers.Result, shown int) string {
 	switch {
 	case r.Anomalies != nil && r.Anomalies.File != "":
 		where = "in " + r.Anomalies.File
-	case shown < len(c.Anomalies):
+	case c.AnomalyCount == 0 && shown < len(c.Anomalies):
+		// results.json of an earlier faultline, which kept them there.
 		where = "in results.json"
 	default:
 		where = "(not saved: faultline check --out DIR writes every one to DIR/" + AnomaliesFile + ")"

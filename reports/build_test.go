@@ -187,7 +187,7 @@ func TestTimelineGrowKeepsCounts(t *testing.T) {
 	var n int64
 	for i := 0; i < 50000; i++ {
 		at := rng.Int64N(3600e9) // an hour
-		tl.add(at, history.OK, 1000)
+		tl.add(at, history.OK, false, 1000)
 		n++
 	}
 	if len(tl.buckets) > maxBuckets || len(tl.buckets) < maxBuckets/2 {

@@ -383,7 +383,7 @@ func shorten(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// throughputChart: ok, fail and info completions per second.
+// throughputChart: ok, fail, mismatch and info completions per second.
 func (in *chartInput) throughputChart() *chart {
 	c := newTimeChart("throughput", "Throughput (completed operations per second)", 150)
 	in.decorate(c)
@@ -394,14 +394,17 @@ func (in *chartInput) throughputChart() *chart {
 		return c
 	}
 	w := float64(tl.width) / 1e9
-	var ok, fail, info []point
+	var ok, fail, info, mismatch []point
 	maxRate := 0.0
+	anyMismatch := false
 	for i, b := range tl.buckets {
 		x := (float64(i) + 0.5) * w
 		ok = append(ok, point{x, float64(b.ok) / w})
 		fail = append(fail, point{x, float64(b.fail) / w})
 		info = append(info, point{x, float64(b.info) / w})
-		maxRate = math.Max(maxRate, float64(b.ok+b.fail+b.info)/w)
+		mismatch = append(mismatch, point{x, float64(b.mismatch) / w})
+		anyMismatch = anyMismatch || b.mismatch > 0
+		maxRate = math.Max(maxRate, float64(b.ok+b.fail+b.info+b.mismatch)/w)
 	}
 	ys := niceTicks(0, maxRate*1.02, 4)
 	if last := ys[len(ys)-1]; last < maxRate*1.02 {
@@ -422,9 +425,14 @@ func (in *chartInput) throughputChart() *chart {
 		line{D: area, Class: "data area-ok"},
 		line{D: pathOf(ok, s.x, yf), Class: "data s-ok", Title: "ok"},
 		line{D: pathOf(info, s.x, yf), Class: "data s-info", Title: "info (outcome unknown)"},
-		line{D: pathOf(fail, s.x, yf), Class: "data s-fail", Title: "fail"},
+		line{D: pathOf(fail, s.x, yf), Class: "data s-fail", Title: "fail (definitely rejected)"},
 	)
-	c.Legend = in.faultLegend([]legendItem{{"s-ok", "ok"}, {"s-fail", "fail"}, {"s-info", "info (unknown outcome)"}})
+	items := []legendItem{{"s-ok", "ok"}, {"s-fail", "fail (definite rejection)"}, {"s-info", "info (unknown outcome)"}}
+	if anyMismatch {
+		c.Lines = append(c.Lines, line{D: pathOf(mismatch, s.x, yf), Class: "data s-mismatch", Title: "mismatch (a cas whose compare failed: a normal answer)"})
+		items = append(items, legendItem{"s-mismatch", "mismatch (cas compare failed)"})
+	}
+	c.Legend = in.faultLegend(items)
 	c.Note = fmt.Sprintf("Buckets of %s by completion time.", us(w*1e6))
 	return c
 }

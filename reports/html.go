@@ -88,11 +88,19 @@ type checkerView struct {
 	Threshold                                  bool
 	Elapsed                                    string
 	Anomalies                                  []anomalyView
-	MoreAnomalies                              int
-	Details                                    string
+	// AnomalyCount is every anomaly the checker found; More of them are
+	// not shown, and are in RestFile (a link) or, if that is "", where
+	// RestText says.
+	AnomalyCount       int
+	More               int
+	RestFile, RestText string
+	Details            string
 }
 
-type anomalyView struct{ Kind, Key, Time, Message, Data string }
+type anomalyView struct {
+	Kind, Key, Time, Node, Message, Data string
+	Refs                                 []string // FILE:LINE, the operation in question first
+}
 
 type latencyRow struct {
 	Name                           string
@@ -100,8 +108,8 @@ type latencyRow struct {
 }
 
 type opRow struct {
-	F                   string
-	Ops, OK, Fail, Info int64
+	F                             string
+	Ops, OK, Fail, Mismatch, Info int64
 }
 
 type faultRow struct {
@@ -124,6 +132,7 @@ type jsData struct {
 	OK     []float64 `json:"ok"`
 	Fail   []float64 `json:"fail"`
 	Info   []float64 `json:"info"`
+	Mism   []float64 `json:"mismatch"`
 	P50    []float64 `json:"p50"`
 	P99    []float64 `json:"p99"`
 	Max    []float64 `json:"max"`
@@ -166,7 +175,7 @@ func renderHTML(dir string, r *Results) ([]byte, error) {
 
 	v.Meta = metaRows(r, sc)
 	for _, c := range r.Checkers {
-		v.Checkers = append(v.Checkers, checkerRow(c))
+		v.Checkers = append(v.Checkers, checkerRow(r, c))
 	}
 
 	// The time axis ends with the last thing that happened.
@@ -254,18 +263,25 @@ func parseSpan(a, b string) (time.Time, time.Time, bool) {
 	return s, e, err1 == nil && err2 == nil && !e.Before(s)
 }
 
-func checkerRow(c checkers.Result) checkerView {
-	cv := checkerView{Name: c.Name, Verdict: string(c.Verdict), Class: verdictClass(string(c.Verdict)),
-		Summary: c.Summary, Explanation: c.Explanation, Threshold: c.Threshold}
+func checkerRow(r *Results, c checkers.Result) checkerView {
+	cv := checkerView{Name: c.Name, Verdict: verdictLabel(c), Class: checkerClass(c),
+		Summary: c.Summary, Explanation: c.Explanation, Threshold: c.Threshold, AnomalyCount: anomalyCount(c)}
 	if c.Elapsed > 0 {
 		cv.Elapsed = c.Elapsed.Round(time.Microsecond).String()
 	}
-	for i, a := range c.Anomalies {
-		if i == 20 {
-			cv.MoreAnomalies = len(c.Anomalies) - 20
-			break
+	shown := min(len(c.Anomalies), AnomalySample)
+	if cv.More = cv.AnomalyCount - shown; cv.More > 0 {
+		if r.Anomalies != nil && r.Anomalies.File != "" {
+			cv.RestFile = r.Anomalies.File
+		} else {
+			cv.RestText = restOfAnomalies(r, c, shown)
 		}
-		av := anomalyView{Kind: a.Kind, Key: truncate(a.Key), Message: a.Message}
+	}
+	for _, a := range c.Anomalies[:shown] {
+		av := anomalyView{Kind: a.Kind, Key: truncate(a.Key), Node: truncate(a.Node), Message: a.Message}
+		for _, ref := range a.Refs {
+			av.Refs = append(av.Refs, truncate(ref))
+		}
 		if a.Time > 0 {
 			av.Time = fmt.Sprintf("%.3fs", float64(a.Time)/1e9)
 		}
@@ -292,11 +308,7 @@ func anomalyMarks(rs []checkers.Result) []anomalyMark {
 			if a.Time <= 0 {
 				continue
 			}
-			t := c.Name + ": " + a.Kind
-			if a.Key != "" {
-				t += " on key " + a.Key
-			}
-			t += fmt.Sprintf(" at %.3fs: %s", float64(a.Time)/1e9, a.Message)
+			t := c.Name + ": " + anomalyText(a)
 			out = append(out, anomalyMark{T: a.Time, Title: truncate(t)})
 			if len(out) == 200 {
 				return out
@@ -313,6 +325,7 @@ func jsDataOf(in *chartInput) jsData {
 		d.OK = append(d.OK, round3(float64(b.ok)/w))
 		d.Fail = append(d.Fail, round3(float64(b.fail)/w))
 		d.Info = append(d.Info, round3(float64(b.info)/w))
+		d.Mism = append(d.Mism, round3(float64(b.mismatch)/w))
 		d.P50 = append(d.P50, round3(b.lat.quantile(0.5)))
 		d.P99 = append(d.P99, round3(b.lat.quantile(0.99)))
 		var m float64
@@ -382,7 +395,7 @@ func opRows(r *Results, sc *scan) []opRow {
 	}
 	var rows []opRow
 	for f, st := range src {
-		rows = append(rows, opRow{F: f, Ops: st.Ops, OK: st.OK, Fail: st.Fail, Info: st.Info})
+		rows = append(rows, opRow{F: f, Ops: st.Ops, OK: st.OK, Fail: st.Fail, Mismatch: st.Mismatch, Info: st.Info})
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].F < rows[j].F })
 	return rows
@@ -411,6 +424,7 @@ func artifactLinks(dir string) ([]link, []nodeLog) {
 	var links []link
 	for _, a := range []struct{ name, note string }{
 		{"linearizability.html", "Porcupine's visualization of the history, per key, with the faults annotated"},
+		{AnomaliesFile, "every anomaly of every checker, one JSON object per line, with its history lines (FILE:LINE)"},
 		{"history.jsonl", "every operation and event, JSON Lines"},
 		{"results.json", "verdicts and figures, for scripts"},
 		{"junit.xml", "one test case per checker"},

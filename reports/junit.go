@@ -18,11 +18,16 @@ import (
 //     first anomalies;
 //   - unknown -> <error type="unknown">, not <skipped>: an inconclusive check
 //     must not read as green or as "not run" in a CI dashboard; the error
-//     says why it could not decide and what to do.
+//     says why it could not decide and what to do;
+//   - not_applicable -> <skipped> with the reason (what the history lacks);
+//     the stats entry, figures rather than a verdict (Figures), is a
+//     skipped case too, never a green one.
 //
 // A run that was itself invalid (exit 4) gets one more test case, "run",
-// with <error type="invalid-run">, so that the JUnit view is never green
-// when the exit code is not. Properties carry the seed, the scenario and the
+// with <error type="invalid-run">, and so does a run that did not finish
+// (Results.Stopped: <error type="infrastructure"> for exit 70,
+// type="interrupted" for 130), so that the JUnit view is never green when
+// the exit code is not. Properties carry the seed, the scenario and the
 // other replay facts; each case's <system-out> holds its summary line.
 
 type junitSuites struct {
@@ -60,7 +65,12 @@ type junitCase struct {
 	Time      string        `xml:"time,attr"`
 	Failure   *junitProblem `xml:"failure,omitempty"`
 	Error     *junitProblem `xml:"error,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
 }
 
 type junitProblem struct {
@@ -97,22 +107,44 @@ func JUnit(r *Results) ([]byte, error) {
 
 	for _, c := range r.Checkers {
 		tc := junitCase{Name: c.Name, Classname: class, Time: junitSeconds(c.Elapsed.Seconds()), SystemOut: c.Summary}
-		switch c.Verdict {
-		case checkers.Valid:
-		case checkers.Invalid:
+		switch {
+		case Figures(c):
+			tc.Skipped = &junitSkipped{Message: xmlSafe("figures, not a verdict: " + c.Summary)}
+			s.Skipped++
+		case c.Verdict == checkers.NotApplicable:
+			tc.Skipped = &junitSkipped{Message: xmlSafe("not applicable: " + firstNonEmpty(c.Summary, "the history lacks what this checker needs"))}
+			s.Skipped++
+		case c.Verdict == checkers.Valid:
+		case c.Verdict == checkers.Invalid:
 			typ := "invalid"
 			if c.Threshold {
 				typ = "threshold"
 			}
-			tc.Failure = &junitProblem{Message: c.Summary, Type: typ, Text: xmlSafe(problemText(c))}
+			tc.Failure = &junitProblem{Message: c.Summary, Type: typ, Text: xmlSafe(problemText(r, c))}
 			s.Failures++
 		default:
-			tc.Error = &junitProblem{Message: firstNonEmpty(c.Summary, "the checker could not decide"), Type: "unknown", Text: xmlSafe(problemText(c))}
+			tc.Error = &junitProblem{Message: firstNonEmpty(c.Summary, "the checker could not decide"), Type: "unknown", Text: xmlSafe(problemText(r, c))}
 			s.Errors++
 		}
 		s.Cases = append(s.Cases, tc)
 	}
-	if r.RunInvalid != "" {
+	switch {
+	case r.Stopped != nil:
+		typ := "infrastructure"
+		switch r.Stopped.ExitCode {
+		case 130:
+			typ = "interrupted"
+		case 64:
+			typ = "usage"
+		}
+		text := fmt.Sprintf("The run stopped during the %s phase (exit %d): %s", r.Stopped.Phase, r.Stopped.ExitCode, r.Stopped.Reason)
+		if r.RunInvalid != "" {
+			text += "\n\n" + r.RunInvalid
+		}
+		s.Cases = append(s.Cases, junitCase{Name: "run", Classname: class, Time: junitSeconds(0),
+			Error: &junitProblem{Message: "the run did not finish (exit " + fmt.Sprint(r.Stopped.ExitCode) + ")", Type: typ, Text: xmlSafe(text)}})
+		s.Errors++
+	case r.RunInvalid != "":
 		s.Cases = append(s.Cases, junitCase{Name: "run", Classname: class, Time: junitSeconds(0),
 			Error: &junitProblem{Message: "the run itself was invalid", Type: "invalid-run", Text: xmlSafe(r.RunInvalid)}})
 		s.Errors++
@@ -125,7 +157,7 @@ func JUnit(r *Results) ([]byte, error) {
 	}
 	s.SystemOut = out.String()
 
-	root := junitSuites{Name: "faultline", Tests: s.Tests, Failures: s.Failures, Errors: s.Errors, Time: s.Time, Suites: []junitSuite{s}}
+	root := junitSuites{Name: "faultline", Tests: s.Tests, Failures: s.Failures, Errors: s.Errors, Skipped: s.Skipped, Time: s.Time, Suites: []junitSuite{s}}
 	b, err := xml.MarshalIndent(root, "", "  ")
 	if err != nil {
 		return nil, err
@@ -134,7 +166,7 @@ func JUnit(r *Results) ([]byte, error) {
 }
 
 // problemText is the body of a failure or error: what, why, evidence.
-func problemText(c checkers.Result) string {
+func problemText(r *Results, c checkers.Result) string {
 	var b strings.Builder
 	b.WriteString(c.Summary)
 	if c.Explanation != "" {
@@ -142,20 +174,13 @@ func problemText(c checkers.Result) string {
 		b.WriteString(c.Explanation)
 	}
 	if len(c.Anomalies) > 0 {
-		b.WriteString("\n\nEvidence:")
-		for i, a := range c.Anomalies {
-			if i == 20 {
-				fmt.Fprintf(&b, "\n  ... and %d more in results.json", len(c.Anomalies)-20)
-				break
-			}
-			b.WriteString("\n  - " + a.Kind)
-			if a.Key != "" {
-				b.WriteString(" on key " + a.Key)
-			}
-			if a.Time > 0 {
-				fmt.Fprintf(&b, " at %.3fs", float64(a.Time)/1e9)
-			}
-			b.WriteString(": " + a.Message)
+		b.WriteString("\n\nEvidence (history lines as FILE:LINE):")
+		shown := min(len(c.Anomalies), AnomalySample)
+		for _, a := range c.Anomalies[:shown] {
+			b.WriteString("\n  - " + anomalyText(a))
+		}
+		if rest := restOfAnomalies(r, c, shown); rest != "" {
+			b.WriteString("\n  " + rest)
 		}
 	}
 	b.WriteString("\n\nOpen report.html in the run directory for the timeline, faults and evidence.")

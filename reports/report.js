@@ -35,7 +35,8 @@
     var ph = spans(d.phases, t);
     if (ph.length) { parts.push("phase " + ph[ph.length - 1]); }
     if (d.ok && i >= 0 && i < d.ok.length) {
-      parts.push("ok " + rate(d.ok[i]) + "/s, fail " + rate(d.fail[i]) + "/s, info " + rate(d.info[i]) + "/s");
+      parts.push("ok " + rate(d.ok[i]) + "/s, fail " + rate(d.fail[i]) + "/s, info " + rate(d.info[i]) + "/s" +
+        (d.mismatch && d.mismatch[i] > 0 ? ", mismatch " + rate(d.mismatch[i]) + "/s" : ""));
       parts.push("p50 " + us(d.p50[i]) + ", p99 " + us(d.p99[i]) + ", max " + us(d.max[i]));
     }
     var fs = spans(d.faults, t);

@@ -81,8 +81,8 @@ type errStat struct {
 }
 
 type keyStat struct {
-	Key             string
-	Ops, Fail, Info int64
+	Key                       string
+	Ops, Fail, Mismatch, Info int64
 }
 
 // timeline counts completions by time bucket.
@@ -93,10 +93,13 @@ type timeline struct {
 
 type tbucket struct {
 	ok, fail, info int64
+	mismatch       int64 // fail with error "mismatch": a normal answer, kept apart from fail
 	lat            *logHist
 }
 
-func (t *timeline) add(at int64, typ history.Type, latUS float64) {
+// add counts a completion of type typ at `at`; mismatch says it is a
+// failed comparison (counted apart from fail).
+func (t *timeline) add(at int64, typ history.Type, mismatch bool, latUS float64) {
 	if t.width == 0 {
 		t.width = minBucketWidth
 	}
@@ -112,10 +115,12 @@ func (t *timeline) add(at int64, typ history.Type, latUS float64) {
 		t.buckets = append(t.buckets, tbucket{})
 	}
 	b := &t.buckets[i]
-	switch typ {
-	case history.OK:
+	switch {
+	case typ == history.OK:
 		b.ok++
-	case history.Fail:
+	case typ == history.Fail && mismatch:
+		b.mismatch++
+	case typ == history.Fail:
 		b.fail++
 	default:
 		b.info++
@@ -138,6 +143,7 @@ func (t *timeline) grow() {
 			a.ok += b.ok
 			a.fail += b.fail
 			a.info += b.info
+			a.mismatch += b.mismatch
 			if a.lat == nil {
 				a.lat = b.lat
 			} else if b.lat != nil {
@@ -333,17 +339,22 @@ func (s *scan) client(ev *liteEvent) {
 		}
 		history.RecordLatency(s.total, time.Duration(ev.Time-inv.t))
 	}
-	s.tl.add(ev.Time, ev.Type, lat)
+	// A cas whose comparison failed is a normal answer: counted apart
+	// from fail, and not an error.
+	mismatch := ev.Type == history.Fail && isMismatch(ev.Error)
+	s.tl.add(ev.Time, ev.Type, mismatch, lat)
 	st := s.ops[string(f)]
 	if st == nil {
 		st = &OpStats{}
 		s.ops[s.intern(f)] = st
 	}
 	st.Ops++
-	switch ev.Type {
-	case history.OK:
+	switch {
+	case ev.Type == history.OK:
 		st.OK++
-	case history.Fail:
+	case mismatch:
+		st.Mismatch++
+	case ev.Type == history.Fail:
 		st.Fail++
 	default:
 		st.Info++
@@ -358,15 +369,17 @@ func (s *scan) client(ev *liteEvent) {
 			s.keysOther++
 		} else {
 			k.Ops++
-			switch ev.Type {
-			case history.Fail:
+			switch {
+			case mismatch:
+				k.Mismatch++
+			case ev.Type == history.Fail:
 				k.Fail++
-			case history.Info:
+			case ev.Type == history.Info:
 				k.Info++
 			}
 		}
 	}
-	if len(ev.Error) > 0 && ev.Type != history.OK {
+	if len(ev.Error) > 0 && ev.Type != history.OK && !mismatch {
 		e := s.errs[string(ev.Error)]
 		if e == nil && len(s.errs) < maxDistinctErrors {
 			e = &errStat{Text: truncate(string(ev.Error)), First: ev.Time}
@@ -532,4 +545,10 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// isMismatch reports whether a fail's error says the comparison failed
+// (the history's "mismatch").
+func isMismatch(errText []byte) bool {
+	return bytes.EqualFold(bytes.TrimSpace(errText), []byte("mismatch"))
 }

@@ -33,44 +33,44 @@ func StepSummary(w io.Writer, r *Results, dir string) error {
 		line = append(line, "bugs "+md(strings.Join(r.Bugs, ", ")))
 	}
 	b.WriteString(strings.Join(line, " · ") + "\n\n")
+	if st := r.Stopped; st != nil {
+		fmt.Fprintf(&b, "> **The run did not finish:** it stopped during the %s phase (exit %d): %s\n\n", md(st.Phase), st.ExitCode, md(st.Reason))
+	}
 	if r.RunInvalid != "" {
 		fmt.Fprintf(&b, "> **The run itself was invalid:** %s\n\n", md(r.RunInvalid))
 	}
 	if len(r.Checkers) > 0 {
 		b.WriteString("| checker | verdict | summary |\n| --- | --- | --- |\n")
 		for _, c := range r.Checkers {
-			v := string(c.Verdict)
+			v := verdictLabel(c)
 			if c.Threshold {
 				v += " (threshold)"
 			}
-			fmt.Fprintf(&b, "| %s | %s %s | %s |\n", md(c.Name), ic(string(c.Verdict)), md(v), md(c.Summary))
+			icv := ic(string(c.Verdict))
+			if checkerClass(c) == "na" {
+				icv = "➖"
+			}
+			fmt.Fprintf(&b, "| %s | %s %s | %s |\n", md(c.Name), icv, md(v), md(c.Summary))
 		}
 		b.WriteString("\n")
 	}
 	for _, c := range r.Checkers {
-		if string(c.Verdict) == "valid" || (c.Explanation == "" && len(c.Anomalies) == 0) {
+		if string(c.Verdict) == "valid" || checkerClass(c) == "na" || (c.Explanation == "" && len(c.Anomalies) == 0) {
 			continue
 		}
 		fmt.Fprintf(&b, "<details><summary>%s: %s</summary>\n\n<pre>", htmlText(c.Name), htmlText(string(c.Verdict)))
 		b.WriteString(htmlText(c.Explanation))
-		for i, a := range c.Anomalies {
-			if i == 10 {
-				fmt.Fprintf(&b, "\n… and %d more anomalies in results.json", len(c.Anomalies)-10)
-				break
-			}
-			t := "\n- " + a.Kind
-			if a.Key != "" {
-				t += " on key " + a.Key
-			}
-			if a.Time > 0 {
-				t += fmt.Sprintf(" at %.3fs", float64(a.Time)/1e9)
-			}
-			b.WriteString(htmlText(t + ": " + a.Message))
+		shown := min(len(c.Anomalies), 10)
+		for _, a := range c.Anomalies[:shown] {
+			b.WriteString(htmlText("\n- " + anomalyText(a)))
+		}
+		if rest := restOfAnomalies(r, c, shown); rest != "" {
+			b.WriteString(htmlText("\n" + rest))
 		}
 		b.WriteString("</pre>\n\n</details>\n\n")
 	}
 	if s := r.Stats; s.Ops > 0 {
-		load := fmt.Sprintf("**Load** %d ops (ok %d, fail %d, info %d)", s.Ops, s.OK, s.Fail, s.Info)
+		load := fmt.Sprintf("**Load** %d ops (ok %d, fail %d, mismatch %d, info %d)", s.Ops, s.OK, s.Fail, s.Mismatch, s.Info)
 		if s.TargetRate > 0 {
 			load += fmt.Sprintf(", %.1f ops/s of %.0f targeted", s.AchievedRate, s.TargetRate)
 		} else if s.AchievedRate > 0 {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/faultline/faultline/checkers"
 )
 
 // Summary writes the short end-of-run summary: the verdict of each checker,
@@ -34,11 +36,22 @@ func Summary(w io.Writer, r *Results) {
 		}
 	}
 	for _, c := range r.Checkers {
-		fmt.Fprintf(w, "  %-*s  %-7s  %s\n", width, c.Name, c.Verdict, c.Summary)
-		if c.Verdict != "valid" && c.Explanation != "" {
+		label := verdictLabel(c)
+		if c.Verdict == checkers.NotApplicable && !Figures(c) {
+			label = "n/a"
+		}
+		fmt.Fprintf(w, "  %-*s  %-7s  %s\n", width, c.Name, label, c.Summary)
+		if c.Verdict != checkers.Valid && !Figures(c) && c.Explanation != "" {
 			for _, line := range firstLines(c.Explanation, 6) {
 				fmt.Fprintf(w, "  %*s    %s\n", width, "", line)
 			}
+		}
+		shown := min(len(c.Anomalies), summaryAnomalies)
+		for _, a := range c.Anomalies[:shown] {
+			fmt.Fprintf(w, "  %*s    - %s\n", width, "", oneLine(anomalyText(a), 400))
+		}
+		if rest := restOfAnomalies(r, c, shown); rest != "" {
+			fmt.Fprintf(w, "  %*s    %s\n", width, "", rest)
 		}
 	}
 	if len(r.Faults) > 0 {
@@ -46,7 +59,7 @@ func Summary(w io.Writer, r *Results) {
 	}
 	s := r.Stats
 	if s.Ops > 0 {
-		line := fmt.Sprintf("  ops %d (ok %d, fail %d, info %d)", s.Ops, s.OK, s.Fail, s.Info)
+		line := fmt.Sprintf("  ops %d (ok %d, fail %d, mismatch %d, info %d)", s.Ops, s.OK, s.Fail, s.Mismatch, s.Info)
 		if s.AchievedRate > 0 {
 			line += fmt.Sprintf("  %.1f ops/s", s.AchievedRate)
 			if s.TargetRate > 0 {
@@ -65,6 +78,9 @@ func Summary(w io.Writer, r *Results) {
 	if r.RunInvalid != "" {
 		fmt.Fprintf(w, "  run invalid: %s\n", r.RunInvalid)
 	}
+	if st := r.Stopped; st != nil {
+		fmt.Fprintf(w, "  stopped during the %s phase (exit %d): %s\n", st.Phase, st.ExitCode, st.Reason)
+	}
 	fmt.Fprintf(w, "verdict: %s (exit %d: %s)\n", strings.ToUpper(r.Verdict), r.ExitCode, r.ExitReason)
 	if r.RunDir != "" {
 		for _, name := range []string{"report.html", "results.json"} {
@@ -75,6 +91,19 @@ func Summary(w io.Writer, r *Results) {
 			}
 		}
 	}
+}
+
+// summaryAnomalies is how many anomalies of each checker the terminal
+// summary shows.
+const summaryAnomalies = 5
+
+// oneLine puts s on one line of at most n runes.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func firstLines(s string, n int) []string {

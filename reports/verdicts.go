@@ -1,0 +1,34 @@
+package reports
+
+import "github.com/faultline/faultline/checkers"
+
+// Figures reports whether c gives figures rather than a verdict: the stats
+// checker's entry (its load figures are reported, not judged), unless it
+// found the history malformed. Such an entry is shown as "figures", never
+// as a passing verdict, and is a skipped case in junit.xml.
+func Figures(c checkers.Result) bool {
+	return c.Name == "stats" && (c.Verdict == checkers.Valid || c.Verdict == checkers.NotApplicable)
+}
+
+// verdictLabel is how c's verdict is shown to people: valid, invalid,
+// unknown, "not applicable" or "figures".
+func verdictLabel(c checkers.Result) string {
+	switch {
+	case Figures(c):
+		return "figures"
+	case c.Verdict == checkers.NotApplicable:
+		return "not applicable"
+	case c.Verdict == "":
+		return string(checkers.Unknown)
+	}
+	return string(c.Verdict)
+}
+
+// checkerClass is the CSS class of c's verdict: valid, invalid, unknown,
+// or na (not applicable, figures).
+func checkerClass(c checkers.Result) string {
+	if Figures(c) || c.Verdict == checkers.NotApplicable {
+		return "na"
+	}
+	return verdictClass(string(c.Verdict))
+}
