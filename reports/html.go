@@ -161,7 +161,12 @@ func renderHTML(dir string, r *Results) ([]byte, error) {
 	v.Verdict = strings.ToUpper(firstNonEmpty(r.Verdict, "unknown"))
 	v.VerdictClass = verdictClass(r.Verdict)
 
-	sc, herr := scanHistory(filepath.Join(dir, "history.jsonl"))
+	v.Warnings = append(v.Warnings, r.Warnings...)
+	histPath := filepath.Join(dir, "history.jsonl")
+	if r.History != "" && !fileExists(histPath) {
+		histPath = r.History // faultline check --out of a history elsewhere
+	}
+	sc, herr := scanHistory(histPath)
 	switch {
 	case errors.Is(herr, os.ErrNotExist):
 		v.Warnings = append(v.Warnings, "history.jsonl is missing: the charts that come from the history are empty.")

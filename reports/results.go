@@ -49,7 +49,10 @@ type Results struct {
 	Anomalies *AnomalyLog       `json:"anomalies,omitempty"`
 	// History is the history judged when it is not the run directory's
 	// history.jsonl (faultline check --out DIR of a history elsewhere).
-	History    string             `json:"history,omitempty"`
+	History string `json:"history,omitempty"`
+	// Warnings are what a reader of the verdicts should know (a history
+	// cut short by a crash, ...).
+	Warnings   []string           `json:"warnings,omitempty"`
 	Faults     []Fault            `json:"faults"`
 	Schedule   []Fault            `json:"schedule,omitempty"` // planned faults (seeded), before injection
 	Phases     []Phase            `json:"phases,omitempty"`

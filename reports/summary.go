@@ -78,6 +78,9 @@ func Summary(w io.Writer, r *Results) {
 	if r.RunInvalid != "" {
 		fmt.Fprintf(w, "  run invalid: %s\n", r.RunInvalid)
 	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
 	if st := r.Stopped; st != nil {
 		fmt.Fprintf(w, "  stopped during the %s phase (exit %d): %s\n", st.Phase, st.ExitCode, st.Reason)
 	}

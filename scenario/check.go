@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/faultline/faultline/checkers"
@@ -26,6 +27,16 @@ type CheckOptions struct {
 	OutDir string
 	// NoArtifacts disables writing artifacts altogether.
 	NoArtifacts bool
+	// Checkers, if not empty, are the checkers to run, by their names in
+	// the checkers registry (checkers.Names), in place of the scenario's
+	// or the defaults; a run directory's scenario still gives their
+	// parameters. An unknown name is a usage error naming the known ones.
+	Checkers []string
+	// Out, if set, is a directory the re-judgement is saved in as a run
+	// directory's results: results.json, anomalies.jsonl (every anomaly),
+	// report.html and junit.xml, and the artifacts (linearizability.html).
+	// It may be the run directory itself (its results are then replaced).
+	Out string
 }
 
 // BareHistoryWorkload is the workload whose default checkers judge a
@@ -33,24 +44,72 @@ type CheckOptions struct {
 const BareHistoryWorkload = "register"
 
 // bareHistoryCheckers are the checkers of a history without a scenario:
-// the register workload's, and stats.
+// the register workload's, stats, and the thresholds, which are not
+// applicable (there are no workload figures to judge).
 func bareHistoryCheckers() ([]checkers.Checker, error) {
-	wl, err := workloads.Lookup(BareHistoryWorkload)
+	if _, err := workloads.Lookup(BareHistoryWorkload); err != nil {
+		return nil, err
+	}
+	cs, err := newCheckers(BareHistoryCheckers(), nil)
 	if err != nil {
 		return nil, err
 	}
-	return newCheckers(append(append([]string(nil), wl.Checkers...), "stats"), nil)
+	return append(cs, notApplicable{name: "thresholds", why: "no workload figures in a bare history"}), nil
+}
+
+// BareHistoryCheckers names the checkers that judge a history without a
+// scenario: the BareHistoryWorkload's, and stats.
+func BareHistoryCheckers() []string {
+	var names []string
+	if wl, err := workloads.Lookup(BareHistoryWorkload); err == nil {
+		names = append(names, wl.Checkers...)
+	}
+	return append(names, "stats")
+}
+
+// checkerNames checks names against the checkers registry: an unknown
+// name is a usage error (exit 64) naming the known ones.
+func checkerNames(names []string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if n == "" || seen[n] {
+			continue
+		}
+		if _, err := checkers.Lookup(n); err != nil {
+			return nil, exitcode.Usagef("check: --checkers: no checker %q; the known checkers are %s", n, strings.Join(checkers.Names(), ", "))
+		}
+		seen[n] = true
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, exitcode.Usagef("check: --checkers names no checker; the known checkers are %s", strings.Join(checkers.Names(), ", "))
+	}
+	return out, nil
 }
 
 // Check re-runs the checkers on a saved run directory or history file. For
 // a run directory it uses the scenario saved there (checker settings) and
-// keeps the workload's own load figures from results.json; for a bare
+// keeps what results.json says of the run: the workload's own load figures,
+// its phases, and, for a run that did not finish, where and why it stopped
+// (its exit code then stands unless a violation is found). For a bare
 // history (which may come from another tool) it runs the default checkers.
-// It writes no results.json: the caller decides what to do with the results.
+// Anomalies name history lines as FILE:LINE: history.jsonl:N for a run
+// directory, the file's own name for a bare history.
+//
+// Without opt.Out it writes no results.json: the caller decides what to do
+// with the results; with opt.Out the results are saved there.
 func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, exitcode.Usagef("check: %v", err)
+	}
+	var names []string
+	if len(opt.Checkers) > 0 {
+		if names, err = checkerNames(opt.Checkers); err != nil {
+			return nil, err
+		}
 	}
 	histPath := path
 	var s *Scenario
@@ -71,17 +130,31 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 			outDir = path
 		}
 	}
+	if opt.Out != "" {
+		if err := os.MkdirAll(opt.Out, 0o755); err != nil {
+			return nil, exitcode.Usagef("check: --out: %v", err)
+		}
+		if !opt.NoArtifacts {
+			outDir = opt.Out
+		}
+	}
 	if opt.NoArtifacts {
 		outDir = ""
 	}
 	hdr, evs, err := history.ReadFile(histPath)
+	var cut *history.CutError
+	if errors.As(err, &cut) {
+		// A writer killed mid-line: every line before it is complete, and
+		// is judged; the results say so.
+		err = nil
+	}
 	if err != nil {
 		return nil, exitcode.New(exitcode.Usage, fmt.Errorf("check: %w", err))
 	}
 	if len(evs) == 0 {
 		return nil, exitcode.Usagef("check: %s has no events", histPath)
 	}
-	in := checkers.Input{Header: hdr, Events: evs, OutDir: outDir, Budget: opt.Budget}
+	in := checkers.Input{Header: hdr, Events: evs, OutDir: outDir, Budget: opt.Budget, File: filepath.Base(histPath)}
 	r := &reports.Results{Faultline: version.String(), Faults: []reports.Fault{}}
 	if prev != nil {
 		*r = *prev
@@ -91,14 +164,30 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 	} else {
 		r.Scenario = filepath.Base(histPath)
 	}
+	if prev == nil {
+		r.Phases = history.Phases(evs)
+	}
+	// The anomalies are this judgement's: where they are saved (if
+	// anywhere) is said again below.
+	r.Anomalies = nil
+	if cut != nil {
+		r.Warnings = append(r.Warnings, cut.Error()+"; the complete lines were judged")
+	}
 	var st *reports.Stats
 	if prev != nil {
 		st = &prev.Stats
 	}
 	var cs []checkers.Checker
-	if s != nil {
+	switch {
+	case names != nil:
+		var cfg []CheckerConfig
+		if s != nil {
+			cfg = s.Checkers.List
+		}
+		cs, err = newCheckers(names, cfg)
+	case s != nil:
 		cs, err = s.checkerList(st)
-	} else {
+	default:
 		cs, err = bareHistoryCheckers()
 	}
 	if err != nil {
@@ -111,6 +200,20 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 	if prev == nil {
 		r.Stats = statsFromChecker(r.Checkers)
 	}
-	r.Verdict, r.ExitCode, r.ExitReason = Verdict(r.Checkers, r.RunInvalid)
+	r.Verdict, r.ExitCode, r.ExitReason = verdictOf(r.Checkers, r.RunInvalid, r.Stopped)
+	if opt.Out != "" {
+		out := opt.Out
+		if abs, err := filepath.Abs(out); err == nil {
+			out = abs
+		}
+		r.RunDir = out
+		r.History = ""
+		if hp, err := filepath.Abs(histPath); err == nil && hp != filepath.Join(out, "history.jsonl") {
+			r.History = hp
+		}
+		if err := reports.Save(out, r, reports.BuildOptions{}); err != nil {
+			return r, exitcode.New(exitcode.Internal, fmt.Errorf("check: saving the results in %s: %w", out, err))
+		}
+	}
 	return r, nil
 }

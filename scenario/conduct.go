@@ -132,28 +132,49 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		Faults: []reports.Fault{},
 	}
 	var nem *faults.Nemesis
-	// An interrupted run still leaves results.json (exit 130, verdict
-	// unknown) beside its history, so it can be looked at and re-judged with
-	// `faultline check`. This runs after the deferred teardown below.
+	// current is the phase the run is in; saved is set once the results
+	// of a finished run are being written.
+	current, saved := "setup", false
+	// A run that does not finish (an infrastructure error, exit 70; an
+	// interruption, 130; a bad setting found late, 64) still leaves
+	// results.json, anomalies.jsonl, junit.xml and report.html saying how
+	// it ended and in which phase, beside the history it recorded, so it
+	// can be looked at and re-judged with `faultline check`. This runs
+	// after the deferred teardown below (cluster, observer), and closes the
+	// history first so the reports read all of it.
 	defer func() {
 		var ec *exitcode.Error
-		if !errors.As(err, &ec) || ec.Code != ExitInterrupted {
+		if saved || !errors.As(err, &ec) || ec.Code == exitcode.Valid {
 			return
+		}
+		if cerr := closeRec(); cerr != nil {
+			opt.logf("warning: writing the history: %v", cerr)
 		}
 		if nem != nil {
 			r.Faults = injectedFaults(nem.Injected())
 		}
-		r.Verdict, r.ExitCode = "unknown", ExitInterrupted
-		r.ExitReason = "interrupted: " + ec.Error()
-		r.RunInvalid = "the run was interrupted before it finished; the history holds what happened until then"
-		r.End = time.Now().UTC().Format(time.RFC3339Nano)
-		if werr := reports.WriteResults(dir, r); werr != nil {
-			opt.logf("warning: writing results.json of the interrupted run: %v", werr)
+		why := "stopped"
+		if ec.Err != nil {
+			why = ec.Err.Error()
 		}
+		r.Stopped = &reports.Stopped{Phase: current, ExitCode: ec.Code, Reason: why}
+		r.Verdict, r.ExitCode, r.ExitReason = verdictOf(nil, "", r.Stopped)
+		switch ec.Code {
+		case ExitInterrupted:
+			r.ExitReason = "interrupted during the " + current + " phase: " + why
+		case exitcode.Internal:
+			r.ExitReason = "infrastructure error during the " + current + " phase: " + why
+		}
+		r.End = time.Now().UTC().Format(time.RFC3339Nano)
+		if werr := reports.Save(dir, r, reports.BuildOptions{StepSummary: opt.StepSummary}); werr != nil {
+			opt.logf("warning: writing the results of the run that stopped: %v", werr)
+		}
+		res = r
 	}()
 	// Phases are marked in the history (observer events, f "phase") so
 	// that checkers and reports of a saved run know them too.
 	beginPhase := func(name string) time.Duration {
+		current = name
 		if opt.Progress != nil {
 			opt.Progress(Progress{Phase: name})
 		}
@@ -363,7 +384,8 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	if err != nil {
 		return nil, exitcode.New(exitcode.Internal, fmt.Errorf("reading back the history: %w", err))
 	}
-	in := checkers.Input{Header: hdr, Events: evs, OutDir: dir}
+	current = "check"
+	in := checkers.Input{Header: hdr, Events: evs, OutDir: dir, File: "history.jsonl"}
 	r.Stats = workloadStats(wstats)
 	cs, err := s.checkerList(&r.Stats)
 	if err != nil {
@@ -381,11 +403,9 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	}
 	r.Verdict, r.ExitCode, r.ExitReason = Verdict(r.Checkers, r.RunInvalid)
 	r.End = time.Now().UTC().Format(time.RFC3339Nano)
-	if err := reports.WriteResults(dir, r); err != nil {
+	saved = true
+	if err := reports.Save(dir, r, reports.BuildOptions{StepSummary: opt.StepSummary}); err != nil {
 		return r, exitcode.New(exitcode.Internal, err)
-	}
-	if err := reports.Build(dir, reports.BuildOptions{StepSummary: opt.StepSummary}); err != nil {
-		return r, exitcode.New(exitcode.Internal, fmt.Errorf("writing report.html and junit.xml: %w", err))
 	}
 	return r, nil
 }
@@ -439,7 +459,7 @@ func runMain(ctx context.Context, cfg workloads.Config, opt RunOptions, nem *fau
 
 func workloadStats(ws *workloads.Stats) reports.Stats {
 	st := reports.Stats{
-		Ops: ws.Ops, OK: ws.OK, Fail: ws.Fail, Info: ws.Info, Missed: ws.Missed,
+		Ops: ws.Ops, OK: ws.OK, Fail: ws.Fail, Mismatch: ws.Mismatch, Info: ws.Info, Missed: ws.Missed,
 		TargetRate: ws.TargetRate, AchievedRate: ws.AchievedRate, Duration: ws.Duration.Seconds(),
 		Latency: history.PercentilesOf(ws.Latency), ByF: map[string]reports.OpStats{},
 	}
@@ -452,7 +472,7 @@ func workloadStats(ws *workloads.Stats) reports.Stats {
 		st.DispatchLag = &p
 	}
 	for f, c := range ws.ByF {
-		st.ByF[f] = reports.OpStats{Ops: c.Ops, OK: c.OK, Fail: c.Fail, Info: c.Info}
+		st.ByF[f] = reports.OpStats{Ops: c.Ops, OK: c.OK, Fail: c.Fail, Mismatch: c.Mismatch, Info: c.Info}
 	}
 	return st
 }

@@ -40,7 +40,15 @@ func (s *Scenario) checkerList(st *reports.Stats) ([]checkers.Checker, error) {
 	if err != nil {
 		return nil, err
 	}
-	if l := s.Checkers.Latency; l != nil && st != nil {
+	if l := s.Checkers.Latency; l != nil && (st == nil || st.Ops == 0) {
+		// Thresholds judge the workload's own figures; without them they
+		// cannot be checked, and the results say so.
+		why := "no workload figures: the run directory has no results.json"
+		if st != nil {
+			why = "no workload figures: the run's main phase sent no operation"
+		}
+		cs = append(cs, notApplicable{name: "thresholds", why: why})
+	} else if l != nil {
 		t := &checkers.Thresholds{
 			Limits:     map[string]time.Duration{},
 			MinRate:    l.MinRate,
@@ -84,14 +92,37 @@ func newCheckers(names []string, cfg []CheckerConfig) ([]checkers.Checker, error
 	return out, nil
 }
 
+// notApplicable is a checker that cannot judge what it is given (the
+// thresholds without workload figures): its result is not_applicable with
+// the reason.
+type notApplicable struct{ name, why string }
+
+func (n notApplicable) Name() string { return n.name }
+
+func (n notApplicable) Check(context.Context, checkers.Input) checkers.Result {
+	return checkers.Result{Name: n.name, Verdict: checkers.NotApplicable, Summary: "not applicable (" + n.why + ")", Threshold: n.name == "thresholds"}
+}
+
 // Verdict turns checker results (and whether the run itself was valid) into
 // the overall verdict and exit code, with a one-line reason.
 //
 // Precedence: a violation (1) beats a checker's own failure (70), which
 // beats an invalid run (4), which beats an unknown verdict (2), which beats
-// a missed threshold (3).
+// a missed threshold (3). A not_applicable result, and the stats checker's
+// figures (reports.Figures), are no verdict: they never make the overall
+// verdict unknown; but when no checker gave a verdict at all, nothing was
+// judged, and that is unknown (2).
 func Verdict(results []checkers.Result, runInvalid string) (verdict string, code int, reason string) {
-	var violated, unknown, thresholds, crashed []string
+	return verdictOf(results, runInvalid, nil)
+}
+
+// verdictOf is Verdict for a run that may not have finished (stopped, as
+// results.json keeps it): its exit code (70, 130) comes after a violation
+// and a checker's own failure, before everything else; the reason says
+// where the run stopped.
+func verdictOf(results []checkers.Result, runInvalid string, stopped *reports.Stopped) (verdict string, code int, reason string) {
+	var violated, unknown, thresholds, crashed, na []string
+	judged := 0
 	for _, r := range results {
 		switch {
 		case r.Internal:
@@ -100,15 +131,31 @@ func Verdict(results []checkers.Result, runInvalid string) (verdict string, code
 			thresholds = append(thresholds, r.Name)
 		case r.Verdict == checkers.Invalid:
 			violated = append(violated, r.Name)
+		case reports.Figures(r):
+			continue
+		case r.Verdict == checkers.NotApplicable:
+			na = append(na, r.Name)
+			continue
 		case r.Verdict == checkers.Unknown:
 			unknown = append(unknown, r.Name)
 		}
+		judged++
+	}
+	ofStopped := ""
+	if stopped != nil {
+		ofStopped = fmt.Sprintf(" (in the history of a run that stopped during the %s phase, exit %d)", stopped.Phase, stopped.ExitCode)
 	}
 	switch {
 	case len(violated) > 0:
-		return "invalid", exitcode.Violation, "violation found by " + strings.Join(violated, ", ")
+		return "invalid", exitcode.Violation, "violation found by " + strings.Join(violated, ", ") + ofStopped
 	case len(crashed) > 0:
 		return "unknown", exitcode.Internal, "internal error in checker " + strings.Join(crashed, ", ") + " (a faultline bug; the explanation has the stack)"
+	case stopped != nil:
+		reason := fmt.Sprintf("the run stopped during the %s phase: %s", stopped.Phase, stopped.Reason)
+		if judged > 0 {
+			reason += "; the checkers found no violation in the history recorded until then"
+		}
+		return "unknown", stopped.ExitCode, reason
 	case runInvalid != "":
 		return "unknown", exitcode.InvalidRun, "the run itself was invalid: " + runInvalid
 	case len(unknown) > 0:
@@ -117,6 +164,13 @@ func Verdict(results []checkers.Result, runInvalid string) (verdict string, code
 		return "invalid", exitcode.Threshold, "threshold not met: " + strings.Join(thresholds, ", ")
 	case len(results) == 0:
 		return "unknown", exitcode.Unknown, "no checker ran"
+	case judged == 0 && len(na) == 0:
+		return "unknown", exitcode.Unknown, "no checker gave a verdict (the stats checker gives figures, not a verdict)"
+	case judged == 0:
+		return "unknown", exitcode.Unknown, "no checker could judge this history (not applicable: " + strings.Join(na, ", ") + ")"
+	}
+	if len(na) > 0 {
+		return "valid", exitcode.Valid, "every checker valid (not applicable: " + strings.Join(na, ", ") + ")"
 	}
 	return "valid", exitcode.Valid, "every checker valid"
 }
@@ -148,6 +202,7 @@ func statsFromChecker(results []checkers.Result) reports.Stats {
 		st.Ops = int64(num("ops"))
 		st.OK = int64(num("ok"))
 		st.Fail = int64(num("fail"))
+		st.Mismatch = int64(num("mismatch"))
 		st.Info = int64(num("info"))
 		st.AchievedRate = num("achieved_rate")
 		st.Duration = num("duration_s")

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/faultline/faultline/checkers"
@@ -28,6 +29,10 @@ func TestVerdictPrecedence(t *testing.T) {
 		{"invalid run beats unknown", []checkers.Result{v("a", checkers.Unknown), thr}, "too few ops", "unknown", exitcode.InvalidRun},
 		{"unknown beats threshold", []checkers.Result{v("a", checkers.Unknown), thr}, "", "unknown", exitcode.Unknown},
 		{"threshold alone", []checkers.Result{v("a", checkers.Valid), thr}, "", "invalid", exitcode.Threshold},
+		{"not applicable is no verdict", []checkers.Result{v("a", checkers.Valid), v("lost-writes", checkers.NotApplicable), v("stats", checkers.NotApplicable)}, "", "valid", exitcode.Valid},
+		{"stats figures are no verdict", []checkers.Result{v("stats", checkers.Valid)}, "", "unknown", exitcode.Unknown},
+		{"nothing applicable", []checkers.Result{v("lost-writes", checkers.NotApplicable), v("stats", checkers.NotApplicable)}, "", "unknown", exitcode.Unknown},
+		{"a malformed history is unknown", []checkers.Result{v("a", checkers.Valid), v("stats", checkers.Unknown)}, "", "unknown", exitcode.Unknown},
 	}
 	for _, c := range cases {
 		verdict, code, reason := Verdict(c.results, c.runInvalid)
@@ -46,5 +51,25 @@ func TestStatsFromChecker(t *testing.T) {
 	want := reports.Percentiles{P50: 100, P90: 200, P99: 300, P999: 400, Max: 500, Mean: 150}
 	if st.Ops != 10 || st.OK != 8 || st.AchievedRate != 5 || st.Latency != want {
 		t.Fatalf("got %+v", st)
+	}
+}
+
+// A run that did not finish keeps its exit code when re-judged, unless a
+// violation is found, and the reason says where it stopped.
+func TestVerdictOfAStoppedRun(t *testing.T) {
+	stopped := &reports.Stopped{Phase: "main", ExitCode: ExitInterrupted, Reason: "received interrupt"}
+	ok := []checkers.Result{{Name: "linearizability", Verdict: checkers.Valid}, {Name: "lost-writes", Verdict: checkers.NotApplicable}}
+	verdict, code, reason := verdictOf(ok, "", stopped)
+	if verdict != "unknown" || code != ExitInterrupted || !strings.Contains(reason, "stopped during the main phase: received interrupt") || !strings.Contains(reason, "no violation") {
+		t.Errorf("re-judged interrupted run: %s/%d %q", verdict, code, reason)
+	}
+	bad := []checkers.Result{{Name: "linearizability", Verdict: checkers.Invalid}}
+	verdict, code, reason = verdictOf(bad, "", stopped)
+	if verdict != "invalid" || code != exitcode.Violation || !strings.Contains(reason, "stopped during the main phase") {
+		t.Errorf("a violation in an interrupted run: %s/%d %q", verdict, code, reason)
+	}
+	infra := &reports.Stopped{Phase: "warmup", ExitCode: exitcode.Internal, Reason: "node n1 did not serve"}
+	if verdict, code, _ := verdictOf(nil, "", infra); verdict != "unknown" || code != exitcode.Internal {
+		t.Errorf("a run stopped by an infrastructure error: %s/%d", verdict, code)
 	}
 }

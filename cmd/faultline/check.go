@@ -1,10 +1,12 @@
 package main
 
 import (
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/faultline/faultline/checkers"
 	"github.com/faultline/faultline/internal/exitcode"
 	"github.com/faultline/faultline/reports"
 	"github.com/faultline/faultline/scenario"
@@ -13,19 +15,34 @@ import (
 func newCheckCmd() *cobra.Command {
 	var budget time.Duration
 	var noArtifacts bool
+	var names []string
+	var out string
 	cmd := &cobra.Command{
 		Use:   "check RUN_DIR|history.jsonl",
 		Short: "Re-run the checkers on a saved run directory or history file",
 		Long: `Re-judge a saved history without the cluster. A run directory is checked
-with the checker settings of the scenario saved in it; a bare history file
-(faultline's or another tool's JSON Lines history) with the default checkers.
+with the checker settings of the scenario saved in it, and keeps what its
+results.json says of the run (the workload's figures, its phases, and for a
+run that did not finish, where and why it stopped: its exit code stands
+unless a violation is found); a bare history file (faultline's or another
+tool's JSON Lines history) is checked with the default checkers.
+--checkers chooses the checkers by name (` + strings.Join(checkers.Names(), ", ") + `).
+
+Evidence names history lines as FILE:LINE. Check rewrites nothing but
+linearizability.html (--no-artifacts: not even that); --out DIR saves the
+re-judgement there: results.json, anomalies.jsonl (every anomaly),
+report.html, junit.xml and linearizability.html.
 The exit code is the verdict (see faultline --help).`,
 		Example: `  faultline check faultline-runs/raft-basic/latest
-  faultline check history.jsonl --budget 5m`,
+  faultline check history.jsonl --budget 5m
+  faultline check other-tool.jsonl --checkers linearizability --out /tmp/judged`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := scenario.Check(cmd.Context(), args[0], scenario.CheckOptions{Budget: budget, NoArtifacts: noArtifacts})
+			res, err := scenario.Check(cmd.Context(), args[0], scenario.CheckOptions{Budget: budget, NoArtifacts: noArtifacts, Checkers: names, Out: out})
 			if err != nil {
+				if res != nil {
+					reports.Summary(cmd.OutOrStdout(), res)
+				}
 				return err
 			}
 			reports.Summary(cmd.OutOrStdout(), res)
@@ -37,5 +54,7 @@ The exit code is the verdict (see faultline --help).`,
 	}
 	cmd.Flags().DurationVar(&budget, "budget", 0, "time budget of the linearizability checker (running out gives unknown, exit 2)")
 	cmd.Flags().BoolVar(&noArtifacts, "no-artifacts", false, "do not (re)write linearizability.html")
+	cmd.Flags().StringSliceVar(&names, "checkers", nil, "the checkers to run, by name, comma-separated (default: the scenario's, or for a bare history "+strings.Join(scenario.BareHistoryCheckers(), ", ")+")")
+	cmd.Flags().StringVar(&out, "out", "", "save the re-judgement in this directory: results.json, anomalies.jsonl, report.html, junit.xml, linearizability.html")
 	return cmd
 }
