@@ -29,10 +29,14 @@ func newRunCmd() *cobra.Command {
 		Short: "Run a scenario: start the cluster, drive the load, inject faults, check the history",
 		Long: `Run a scenario file end to end and judge it.
 
-The run directory (history.jsonl, results.json, latency.hlog,
-linearizability.html, nodes/<id>.log, scenario.yaml as run) goes under
+The run directory (history.jsonl, results.json, anomalies.jsonl,
+report.html, junit.xml, latency.hlog, linearizability.html,
+nodes/<id>.log, scenario.yaml as run) goes under
 faultline-runs/<scenario>/<UTC timestamp>/ with a "latest" link beside it,
-or exactly at --out. The exit code is the verdict (see faultline --help).`,
+or exactly at --out. The exit code is the verdict (see faultline --help).
+Once the run directory exists every exit leaves results.json, junit.xml and
+report.html saying how the run ended, also an infrastructure error (70) or
+an interruption (130).`,
 		Example: `  faultline run examples/raft-basic.yaml
   faultline run examples/raft-basic.yaml --duration 5s --rate 200 --seed 42 --out /tmp/run1`,
 		Args:              cobra.ExactArgs(1),
@@ -76,6 +80,11 @@ or exactly at --out. The exit code is the verdict (see faultline --help).`,
 			}
 			res, err := scenario.Run(cmd.Context(), s, opt)
 			if err != nil {
+				if res != nil {
+					// The run stopped (exit 70, 130) after its run
+					// directory existed: its results say how.
+					reports.Summary(cmd.OutOrStdout(), res)
+				}
 				return err
 			}
 			reports.Summary(cmd.OutOrStdout(), res)
