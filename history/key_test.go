@@ -24,7 +24,7 @@ func TestKeyNotUTF8IsRejected(t *testing.T) {
 	// Valid text, escaped or not, is accepted as it reads.
 	for raw, want := range map[string]string{
 		`"k\ud83d\ude00"`: "k😀",
-		`"k😀"`:           "k😀",
+		`"k😀"`:            "k😀",
 		`"k\ufffd"`:       "k\ufffd",
 		`"k\\ud800"`:      `k\ud800`,
 		`"\u00e9"`:        "é",
