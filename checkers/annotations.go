@@ -16,8 +16,10 @@ const maxAnnotations = 1000
 // faultAnnotations turns fault windows, phase markers and observed leader
 // changes into Porcupine annotations, in the checker's clock. The windows,
 // phases and roles are history's (history.FaultWindows, ParsePhaseMarker,
-// Roles): the same report.html draws.
-func faultAnnotations(evs []history.Event, h *regHistory) []porcupine.Annotation {
+// Roles): the same report.html draws. Details name history lines as
+// h.in.Ref does.
+func faultAnnotations(h *regHistory) []porcupine.Annotation {
+	evs, ref := h.in.Events, h.in.Ref
 	var anns []porcupine.Annotation
 	for _, w := range history.FaultWindows(evs) {
 		if len(anns) >= maxAnnotations {
@@ -35,7 +37,7 @@ func faultAnnotations(evs []history.Event, h *regHistory) []porcupine.Annotation
 		endText := "not healed before the history ends"
 		if !w.Open() {
 			end = h.times(w.EndEvent)
-			endText = fmt.Sprintf("ended at %s (event %d)", durationText(w.End), w.EndEvent)
+			endText = fmt.Sprintf("ended at %s (%s)", durationText(w.End), ref(w.EndEvent))
 		}
 		desc := w.F
 		if val != "null" && len(val) <= 40 {
@@ -46,7 +48,7 @@ func faultAnnotations(evs []history.Event, h *regHistory) []porcupine.Annotation
 			Start:           h.times(w.StartEvent),
 			End:             end,
 			Description:     desc,
-			Details:         fmt.Sprintf("%s %s: started at %s (event %d), %s", w.F, val, durationText(w.Start), w.StartEvent, endText),
+			Details:         fmt.Sprintf("%s %s: started at %s (%s), %s", w.F, val, durationText(w.Start), ref(w.StartEvent), endText),
 			BackgroundColor: "#f8c9c4",
 		})
 	}
@@ -64,7 +66,7 @@ func faultAnnotations(evs []history.Event, h *regHistory) []porcupine.Annotation
 		marks = append(marks, mark{i, porcupine.Annotation{
 			Tag: "phase", Start: h.times(i),
 			Description: fmt.Sprintf("%s %s", name, edge),
-			Details:     fmt.Sprintf("phase %s %s at %s (event %d)", name, edge, durationText(evs[i].Time), i),
+			Details:     fmt.Sprintf("phase %s %s at %s (%s)", name, edge, durationText(evs[i].Time), ref(i)),
 		}})
 	}
 	roles := history.RolesOf(evs)
@@ -86,7 +88,7 @@ func faultAnnotations(evs []history.Event, h *regHistory) []porcupine.Annotation
 			ev := &evs[s.Event]
 			marks = append(marks, mark{s.Event, porcupine.Annotation{
 				Tag: "observer", Start: h.times(s.Event), Description: desc,
-				Details:         fmt.Sprintf("observer at %s (event %d): %s is %s, term %s", durationText(ev.Time), s.Event, node, s.Role, s.Term),
+				Details:         fmt.Sprintf("observer at %s (%s): %s is %s, term %s", durationText(ev.Time), ref(s.Event), node, s.Role, s.Term),
 				BackgroundColor: "#d6e6f5",
 			}})
 		}

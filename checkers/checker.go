@@ -10,7 +10,8 @@ import (
 	"github.com/faultline/faultline/history"
 )
 
-// Verdict is a checker's three-valued answer.
+// Verdict is a checker's answer: one of the four constants below, as
+// results.json spells them.
 type Verdict string
 
 // Verdicts. Unknown means the checker could not decide (it ran out of time,
@@ -54,10 +55,13 @@ type Result struct {
 
 // Anomaly is one piece of evidence of a violation.
 type Anomaly struct {
-	Kind    string `json:"kind"`
-	Key     string `json:"key,omitempty"`
-	Time    int64  `json:"time,omitempty"` // ns since run start, where it happened
-	Message string `json:"message"`
+	Kind string `json:"kind"`
+	Key  string `json:"key,omitempty"` // the key's text (history.Event.Key)
+	// KeyIsNumber is true when the key was a JSON number in the history
+	// (1, not "1": different keys).
+	KeyIsNumber bool   `json:"key_is_number,omitempty"`
+	Time        int64  `json:"time,omitempty"` // ns since run start, where it happened
+	Message     string `json:"message"`
 	// Node is the node that answered the operation in question, if the
 	// history names it.
 	Node string `json:"node,omitempty"`

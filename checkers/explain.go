@@ -8,28 +8,34 @@ import (
 	"github.com/anishathalye/porcupine"
 )
 
-// Meanings of the violations the linearizability checker can name.
+// Meanings of the violations the linearizability checker can name. Each
+// says what the history shows, never a cause it cannot show.
 var violationMeaning = map[string]string{
-	"stale-read": "A read returned a value that had been overwritten before the read began (a stale read): " +
-		"the node that answered was behind, for example a leader serving reads without confirming it still leads, or a follower read.",
-	"stale-cas": "A cas succeeded comparing against a value that had been overwritten before the cas began: " +
-		"the node that compared was behind, so the update was applied to an old state (a lost update).",
-	"never-written": "An operation observed a value that no operation ever wrote to this key: " +
-		"corruption, a value taken from another key, or a history mixed from different runs.",
-	"future-read": "An operation observed a value whose every write began only after that operation had completed: " +
-		"the history's order is wrong (clock or recorder problem) or the system answered with data it could not yet have.",
-	"mismatch-contradicted": "A cas reported \"mismatch\" (the register did not hold its expected value) although the register held that value throughout the cas: " +
-		"the node that compared was behind, or the comparison is wrong (for example comparing JSON text rather than values).",
+	"stale-read": "A stale read: the read returned a value that an acknowledged write had replaced before the read began, " +
+		"and a later read of the key shows that write (or a newer value), so the write was not lost: " +
+		"the node that answered the read served an older state than one already acknowledged to a client.",
+	"lost-write": "A lost write: the read returned a value that an acknowledged write had replaced before the read began, " +
+		"and no later read of the key shows that write or a newer value. " +
+		"See also lost-writes, which judges the acknowledged writes against the final reads.",
+	"stale-cas": "A cas succeeded comparing against a value that an acknowledged write had replaced before the cas began: " +
+		"the update was applied to an older state than one already acknowledged to a client (a lost update).",
+	"never-written": "An operation observed a value that no operation in the history wrote to this key.",
+	"future-read":   "An operation observed a value whose every write began only after that operation had completed.",
+	"mismatch-contradicted": "A cas failed with \"mismatch\" (the register did not hold its expected value), " +
+		"although by the real-time order of the history the register held that value throughout the cas.",
 	"nonlinearizable": "No order of the operations on this key agrees with both a single register and the real-time order of the operations " +
 		"(an operation that completed before another began must take effect first).",
 }
 
 // explainKey says why key has no linearization, using the longest partial
 // linearization Porcupine found: after it, the operation that had to take
-// effect next (the one that returned first among the rest) could not.
-func (h *regHistory) explainKey(ko *keyOutcome, partials [][]porcupine.Operation, in Input, incomplete bool) Anomaly {
+// effect next (the one that returned first among the rest) could not. The
+// anomaly's Node is the node that answered that operation; its Events and
+// Refs start with that operation (its completion, then its invoke).
+func (h *regHistory) explainKey(ko *keyOutcome, partials [][]porcupine.Operation, in Input, incomplete bool) (a Anomaly) {
 	key, ops := ko.key, ko.checked
-	a := Anomaly{Kind: "nonlinearizable", Key: key, Data: map[string]any{"ops": len(ops)}}
+	a = Anomaly{Kind: "nonlinearizable", Key: key.Text, KeyIsNumber: key.Number, Data: map[string]any{"ops": len(ops)}}
+	defer func() { a.Refs = refsOf(in, a.Events) }()
 	if ko.truncated {
 		a.Data["truncated_from"] = ko.ops
 	}
@@ -58,7 +64,7 @@ func (h *regHistory) explainKey(ko *keyOutcome, partials [][]porcupine.Operation
 	a.Data["prefix"] = len(longest)
 	a.Data["state"] = h.vals.String(state)
 	generic := func(extra string) Anomaly {
-		a.Message = fmt.Sprintf("Key %q is not linearizable: Porcupine found no order of its %d operations consistent with a single register and their real-time order.%s",
+		a.Message = fmt.Sprintf("Key %s is not linearizable: Porcupine found no order of its %d operations consistent with a single register and their real-time order.%s",
 			key, len(ops), extra)
 		a.Data["meaning"] = violationMeaning["nonlinearizable"]
 		return a
@@ -71,6 +77,7 @@ func (h *regHistory) explainKey(ko *keyOutcome, partials [][]porcupine.Operation
 		return generic(fmt.Sprintf(" Look at %s.", h.opRef(culprit, in)))
 	}
 	a.Time = in.Events[culprit.inv].Time
+	a.Node = culprit.node
 	a.Events = h.opEvents(culprit)
 	a.Data["op"] = h.describeOp(culprit)
 	prefix := fmt.Sprintf("after the longest valid order Porcupine found (%d of %d operations), the register held %s",
@@ -79,20 +86,23 @@ func (h *regHistory) explainKey(ko *keyOutcome, partials [][]porcupine.Operation
 	switch culprit.kind {
 	case opGet, opCAS:
 		v := culprit.val
-		what := fmt.Sprintf("%s returned %s", h.opRef(culprit, in), h.vals.String(v))
+		what := h.opRef(culprit, in)
 		if culprit.kind == opCAS {
 			v = culprit.from
 			what = fmt.Sprintf("%s succeeded, so the register held %s", h.opRef(culprit, in), h.vals.String(v))
 		}
-		kind, why, related := h.classifyObservation(ops, culprit, v, in)
-		if kind == "stale-read" && culprit.kind == opCAS {
-			kind = "stale-cas"
+		obs := h.classifyObservation(ops, culprit, v, in)
+		if obs.kind == "stale-read" && culprit.kind == opCAS {
+			obs.kind = "stale-cas"
 		}
-		a.Kind = kind
-		a.Events = append(a.Events, related...)
-		a.Message = fmt.Sprintf("Key %q: %s, but %s.", key, what, why)
-		if kind == "nonlinearizable" {
-			a.Message = fmt.Sprintf("Key %q: %s, but %s.", key, what, prefix)
+		a.Kind = obs.kind
+		a.Events = append(a.Events, obs.related...)
+		for k, v := range obs.data {
+			a.Data[k] = v
+		}
+		a.Message = fmt.Sprintf("Key %s: %s, but %s.", key, what, obs.why)
+		if obs.kind == "nonlinearizable" {
+			a.Message = fmt.Sprintf("Key %s: %s, but %s.", key, what, prefix)
 		}
 	case opMismatch:
 		a.Kind = "mismatch-contradicted"
@@ -101,13 +111,13 @@ func (h *regHistory) explainKey(ko *keyOutcome, partials [][]porcupine.Operation
 		switch {
 		case w != nil && clean:
 			a.Events = append(a.Events, h.opEvents(w)...)
-			a.Message = fmt.Sprintf("Key %q: %s failed with mismatch, so the register did not hold %s, but %s wrote %s, completing before the cas began, and no other write could have taken effect before the cas completed.",
+			a.Message = fmt.Sprintf("Key %s: %s failed with mismatch, so the register did not hold %s, but %s wrote %s, completing before the cas began, and no other write could have taken effect before the cas completed.",
 				key, h.opRef(culprit, in), h.vals.String(f), h.opRef(w, in), h.vals.String(f))
 		case f == 0 && clean:
-			a.Message = fmt.Sprintf("Key %q: %s failed with mismatch, so the key was not absent, but no write could have taken effect before the cas completed.",
+			a.Message = fmt.Sprintf("Key %s: %s failed with mismatch, so the key was not absent, but no write could have taken effect before the cas completed.",
 				key, h.opRef(culprit, in))
 		default:
-			a.Message = fmt.Sprintf("Key %q: %s failed with mismatch, so the register did not hold %s, but %s.",
+			a.Message = fmt.Sprintf("Key %s: %s failed with mismatch, so the register did not hold %s, but %s.",
 				key, h.opRef(culprit, in), h.vals.String(f), prefix)
 		}
 	default:
@@ -117,9 +127,19 @@ func (h *regHistory) explainKey(ko *keyOutcome, partials [][]porcupine.Operation
 	return a
 }
 
-// classifyObservation says why op could not have observed value v. It
-// returns the violation kind, a clause for the message and related events.
-func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in Input) (string, string, []int) {
+// observation is why an operation could not have observed a value.
+type observation struct {
+	kind    string         // the violation
+	why     string         // a clause for the message ("" for nonlinearizable)
+	related []int          // events of the other operations in the evidence
+	data    map[string]any // for Anomaly.Data
+}
+
+// classifyObservation says why op could not have observed value v. A read
+// of a value that an acknowledged write W had replaced before it began is a
+// stale read if a later read (one that began after op completed) shows W
+// (see shows), else a lost write.
+func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in Input) observation {
 	// Writes that could have produced v; the initial absent state counts as
 	// a write of null that completed at the beginning of time.
 	type writer struct {
@@ -136,7 +156,7 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 		}
 	}
 	if len(writers) == 0 {
-		return "never-written", fmt.Sprintf("no operation on key %q ever wrote %s", op.key, h.vals.String(v)), nil
+		return observation{kind: "never-written", why: fmt.Sprintf("no operation on key %s ever wrote %s", op.key, h.vals.String(v))}
 	}
 	var candidates []writer
 	for _, w := range writers {
@@ -146,7 +166,9 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 	}
 	if len(candidates) == 0 {
 		w := writers[0].op
-		return "future-read", fmt.Sprintf("every write of %s began after the %s completed (the first: %s)", h.vals.String(v), opNoun(op), h.opRef(w, in)), h.opEvents(w)
+		return observation{kind: "future-read",
+			why:     fmt.Sprintf("every write of %s began after the %s completed (the first: %s)", h.vals.String(v), opNoun(op), h.opRef(w, in)),
+			related: h.opEvents(w)}
 	}
 	// Stale: every candidate write was certainly followed by a write of
 	// another value that completed before op began.
@@ -163,7 +185,7 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 			}
 		}
 		if over == nil {
-			return "nonlinearizable", "", nil
+			return observation{kind: "nonlinearizable"}
 		}
 		if lastO == nil || w.ret > lastW.ret {
 			lastW, lastO = w, over
@@ -172,13 +194,75 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 	var src string
 	var related []int
 	if lastW.op == nil {
-		src = fmt.Sprintf("the key was absent only before %s", h.opRef(lastO, in))
+		src = fmt.Sprintf("the key was absent only before the acknowledged write %s", h.opRef(lastO, in))
 	} else {
-		src = fmt.Sprintf("%s was written by %s and then overwritten by %s", h.vals.String(v), h.opRef(lastW.op, in), h.opRef(lastO, in))
-		related = append(related, h.opEvents(lastW.op)...)
+		src = fmt.Sprintf("%s was written by %s and then overwritten by the acknowledged write %s", h.vals.String(v), h.opRef(lastW.op, in), h.opRef(lastO, in))
 	}
 	related = append(related, h.opEvents(lastO)...)
-	return "stale-read", fmt.Sprintf("%s, which completed at %s, before the %s began at %s", src, h.at(lastO.ret, in), opNoun(op), h.at(op.call, in)), related
+	if lastW.op != nil {
+		related = append(related, h.opEvents(lastW.op)...)
+	}
+	why := fmt.Sprintf("%s, which completed at %s, before the %s began at %s", src, h.at(lastO.ret, in), opNoun(op), h.at(op.call, in))
+	data := map[string]any{"missed_write": in.Ref(h.opEvents(lastO)[0])}
+	if lastO.node != "" {
+		data["missed_write_node"] = lastO.node
+	}
+	if op.kind != opGet {
+		return observation{kind: "stale-read", why: why, related: related, data: data}
+	}
+	later := h.laterReads(op)
+	data["later_reads"] = len(later)
+	for _, r := range later {
+		if h.shows(r, lastO) {
+			related = append(related, h.opEvents(r)...)
+			data["shown_by"] = in.Ref(h.opEvents(r)[0])
+			why += fmt.Sprintf("; a later read shows that write: %s", h.opRef(r, in))
+			return observation{kind: "stale-read", why: why, related: related, data: data}
+		}
+	}
+	newer := fmt.Sprintf("%s or a newer value", h.vals.String(lastO.val))
+	switch len(later) {
+	case 0:
+		why += fmt.Sprintf("; no later read of key %s shows %s (this is the last read of the key in the history)", op.key, newer)
+	default:
+		last := later[len(later)-1]
+		related = append(related, h.opEvents(last)...)
+		why += fmt.Sprintf("; none of the %s of key %s shows %s (the last: %s)", plural(len(later), "later read"), op.key, newer, h.opRef(last, in))
+	}
+	return observation{kind: "lost-write", why: why, related: related, data: data}
+}
+
+// laterReads returns the ok reads of op's key that began after op
+// completed, in invoke order.
+func (h *regHistory) laterReads(op *regOp) []*regOp {
+	var out []*regOp
+	for _, o := range h.byKey[op.key] {
+		if o.kind == opGet && !o.info && o.call > op.ret {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// shows reports whether read r proves that write w took effect: r
+// returned a value that only w, or only writes that began after w
+// completed, wrote (with repeated values, a read of a value also written
+// before w proves nothing).
+func (h *regHistory) shows(r, w *regOp) bool {
+	if r.val == 0 {
+		return false // the initial state precedes every write
+	}
+	found := false
+	for _, o := range h.byKey[w.key] {
+		if (o.kind != opPut && o.kind != opCAS) || o.val != r.val {
+			continue
+		}
+		if o != w && o.call <= w.ret {
+			return false
+		}
+		found = true
+	}
+	return found
 }
 
 func opNoun(op *regOp) string {
@@ -220,43 +304,66 @@ func (h *regHistory) lastWriteBefore(ops []*regOp, op *regOp, f int32) (*regOp, 
 	return w, true
 }
 
-// opRef names an operation for a person: who, what, when, where.
+// opRef names an operation for a person: who, what, when, its line in the
+// history (in.Ref of its completion, or of its invoke if it never
+// completed) and the node that answered.
 func (h *regHistory) opRef(op *regOp, in Input) string {
 	if op == nil {
 		return "the initial state"
 	}
-	when := fmt.Sprintf("invoked at %s", h.at(op.call, in))
-	if op.comp >= 0 && !op.info {
-		when = fmt.Sprintf("%s–%s", h.at(op.call, in), h.at(op.ret, in))
-	} else if op.comp >= 0 {
-		when += ", outcome unknown"
-	} else {
-		when += ", never completed"
+	var when string
+	if h.clock == "time" {
+		when = fmt.Sprintf("invoked at %s, ", h.at(op.call, in))
+		if op.comp >= 0 && !op.info {
+			when = fmt.Sprintf("%s–%s, ", h.at(op.call, in), h.at(op.ret, in))
+		}
 	}
-	ev := fmt.Sprintf("event %d", op.inv)
-	if op.comp >= 0 {
-		ev = fmt.Sprintf("events %d/%d", op.inv, op.comp)
+	switch {
+	case op.comp >= 0 && op.info:
+		when += "outcome unknown, "
+	case op.comp < 0:
+		when += "never completed, "
 	}
-	return fmt.Sprintf("process %s's %s [%s, %s]", op.proc, h.describeOp(op), when, ev)
+	s := fmt.Sprintf("process %s's %s (%s%s", op.proc, h.describeOp(op), when, in.Ref(h.opEvents(op)[0]))
+	if op.node != "" {
+		s += ", answered by " + op.node
+	}
+	return s + ")"
 }
 
-// at formats a time of the checker's clock.
+// at formats a time of the checker's clock: a duration since the run's
+// start, or, with the index clock, the line of the event at that position.
 func (h *regHistory) at(t int64, in Input) string {
 	if h.clock == "time" {
 		return time.Duration(t).String()
 	}
 	if t >= 0 && t < int64(len(in.Events)) {
-		return fmt.Sprintf("%s (event %d)", time.Duration(in.Events[t].Time), t)
+		return in.Ref(int(t))
 	}
-	return fmt.Sprintf("event %d", t)
+	return "the end of the history"
 }
 
+// opEvents returns the events of an operation, the one that stands for it
+// first: its completion, then its invoke.
 func (h *regHistory) opEvents(op *regOp) []int {
 	if op == nil {
 		return nil
 	}
 	if op.comp >= 0 {
-		return []int{op.inv, op.comp}
+		return []int{op.comp, op.inv}
 	}
 	return []int{op.inv}
+}
+
+// refsOf returns the references of events, in order, each once.
+func refsOf(in Input, evs []int) []string {
+	out := make([]string, 0, len(evs))
+	seen := make(map[int]bool, len(evs))
+	for _, e := range evs {
+		if !seen[e] {
+			seen[e] = true
+			out = append(out, in.Ref(e))
+		}
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/internal/atomicfile"
 )
 
@@ -34,8 +35,9 @@ const DefaultMaxKeyOps = 20000
 // drawing it) once the verdict is known, even if the budget is spent.
 const explainGrace = time.Second
 
-// maxExplainedKeys bounds the keys for which a violation is explained.
-const maxExplainedKeys = 8
+// maxDrawnIllegalKeys bounds the keys drawn in linearizability.html when
+// some are not linearizable (every such key is explained, time allowing).
+const maxDrawnIllegalKeys = 8
 
 // Linearizability checks that the register operations of a history (get or
 // read, put or write, cas) are linearizable, key by key, with Porcupine.
@@ -49,11 +51,28 @@ const maxExplainedKeys = 8
 // hold its "from" value. Values are compared as JSON (1 equals 1.0, object
 // key order does not matter).
 //
+// Keys are told apart by identity (history.Event.KeyID: the number 1 and the
+// string "1" are different registers). Written values need not be unique:
+// a history whose writes repeat values is judged like any other (Unknown
+// only if the budget runs out).
+//
 // Keys are checked concurrently. Running out of Input.Budget (default
 // DefaultLinearizabilityBudget) or ctx gives Unknown, never Valid; once a
 // violation is found, up to one more second may be spent explaining it. If
 // Input.OutDir is set, linearizability.html (Porcupine's visualization, with
-// fault windows as annotations) is written there.
+// fault windows as annotations) is written there; each operation's details
+// there start with its line in the history (Input.Ref).
+//
+// Evidence: an Invalid result has one anomaly per key that is not
+// linearizable (AnomalyCount says how many). Each names the operation that
+// could not take effect (its Node the node that answered it, its Refs that
+// operation's completion and invoke first, then the operations that
+// contradict it) and its kind: "stale-read" (a read of a value an
+// acknowledged write had replaced, where a later read shows that write or
+// a newer value), "lost-write" (the same, where no later read shows it),
+// "stale-cas", "never-written", "future-read", "mismatch-contradicted" or
+// "nonlinearizable" (no simpler diagnosis). Messages name operations by
+// Input.Ref and the node that answered them.
 //
 // The zero value is ready to use; a Linearizability is safe for concurrent
 // use.
@@ -77,7 +96,7 @@ func (Linearizability) Name() string { return "linearizability" }
 
 // keyOutcome is the verdict on one key.
 type keyOutcome struct {
-	key       string
+	key       history.Key
 	ops       int      // operations on the key
 	checked   []*regOp // what was checked (a prefix if truncated)
 	truncated bool     // only a prefix was checked
@@ -101,7 +120,7 @@ func (l Linearizability) Check(ctx context.Context, in Input) (res Result) {
 		deadline = d
 	}
 
-	h, probs, err := buildRegisterHistory(in.Events, !l.disablePruning)
+	h, probs, err := buildRegisterHistory(in, !l.disablePruning)
 	if err != nil {
 		res.Verdict = Unknown
 		res.Summary = "could not read the history's register operations"
@@ -111,14 +130,10 @@ func (l Linearizability) Check(ctx context.Context, in Input) (res Result) {
 	if len(probs) > 0 {
 		res.Verdict = Unknown
 		res.Summary = fmt.Sprintf("history is malformed (%s): invokes and completions cannot be paired", plural(len(probs), "problem"))
-		res.Explanation = fmt.Sprintf("Linearizability needs every client process to alternate invoke and completion; %s (line %d). The stats checker reports every such problem. Fix the recorder or the tool that wrote the history.",
-			probs[0].Message, lineOf(in, probs[0].Event))
-		for i, p := range probs {
-			if i == 20 {
-				break
-			}
-			res.Anomalies = append(res.Anomalies, problemAnomaly(in, p))
-		}
+		res.Explanation = fmt.Sprintf("Linearizability needs every client process to alternate invoke and completion; %s. The stats checker reports the same problems. Fix the recorder or the tool that wrote the history.",
+			probs[0].Message)
+		res.Anomalies = problemAnomalies(in, probs)
+		res.AnomalyCount = len(res.Anomalies)
 		return res
 	}
 	details := map[string]any{
@@ -178,7 +193,7 @@ func (l Linearizability) Check(ctx context.Context, in Input) (res Result) {
 	}
 
 	// Explain violations and draw the visualization (one verbose pass).
-	var explained map[string]Anomaly
+	var explained map[history.Key]Anomaly
 	if !stop.Load() && (len(illegal) > 0 || in.OutDir != "") {
 		explained = l.explainAndDraw(h, illegal, outcomes, in, deadline, details)
 	}
@@ -186,46 +201,24 @@ func (l Linearizability) Check(ctx context.Context, in Input) (res Result) {
 	switch {
 	case len(illegal) > 0:
 		res.Verdict = Invalid
-		res.Summary = fmt.Sprintf("not linearizable: no valid order for %d of %s (%s); %d ops checked",
-			len(illegal), plural(len(outcomes), "key"), keyList(illegal, 5), h.ops)
-		var b strings.Builder
-		n := 0
 		for _, o := range illegal {
-			a, ok := explained[o.key]
-			if !ok {
-				continue
+			if a, ok := explained[o.key]; ok {
+				res.Anomalies = append(res.Anomalies, a)
 			}
-			res.Anomalies = append(res.Anomalies, a)
-			if n < 3 {
-				if n > 0 {
-					b.WriteString("\n\n")
-				}
-				b.WriteString(a.Message)
-				if m, ok := a.Data["meaning"].(string); ok {
-					b.WriteString(" ")
-					b.WriteString(m)
-				}
-			}
-			n++
 		}
 		for _, o := range illegal {
 			if _, ok := explained[o.key]; !ok {
 				res.Anomalies = append(res.Anomalies, Anomaly{
-					Kind: "nonlinearizable", Key: o.key,
-					Message: fmt.Sprintf("key %q: Porcupine found no order of its %d operations consistent with a register and their real-time order", o.key, o.ops),
+					Kind: "nonlinearizable", Key: o.key.Text, KeyIsNumber: o.key.Number,
+					Message: fmt.Sprintf("Key %s: Porcupine found no order of its %d operations consistent with a register and their real-time order (not explained: the time for explanations ran out)", o.key, o.ops),
+					Data:    map[string]any{"meaning": violationMeaning["nonlinearizable"]},
 				})
 			}
 		}
-		if n == 0 {
-			fmt.Fprintf(&b, "Porcupine found no order of the operations on key %q consistent with a single register and their real-time order.", illegal[0].key)
-		}
-		if len(illegal) > 1 {
-			fmt.Fprintf(&b, "\n\nIn all, %d keys are not linearizable: %s.", len(illegal), keyList(illegal, 20))
-		}
-		if p, ok := details["visualization"].(string); ok {
-			fmt.Fprintf(&b, " Open %s to see the longest valid order Porcupine found and the operation that breaks it.", p)
-		}
-		res.Explanation = b.String()
+		res.AnomalyCount = len(res.Anomalies)
+		res.Summary = fmt.Sprintf("not linearizable: no valid order for %d of %s (%s; %s); %d ops checked",
+			len(illegal), plural(len(outcomes), "key"), kindCounts(res.Anomalies), keyList(illegal, 5), h.ops)
+		res.Explanation = linearizabilityExplanation(res.Anomalies, illegal, details)
 	case len(unknown) > 0:
 		res.Verdict = Unknown
 		var slow, cut []*keyOutcome
@@ -269,20 +262,60 @@ func (l Linearizability) Check(ctx context.Context, in Input) (res Result) {
 	return res
 }
 
+// linearizabilityExplanation shows the first anomalies, says once what
+// each kind found means, which nodes answered the operations in question,
+// and where the rest and the visualization are.
+func linearizabilityExplanation(as []Anomaly, illegal []*keyOutcome, details map[string]any) string {
+	const shown = 3
+	var b strings.Builder
+	for i, a := range as {
+		if i == shown {
+			break
+		}
+		b.WriteString(a.Message)
+		b.WriteString("\n\n")
+	}
+	seen := map[string]bool{}
+	nodes := map[string]int{}
+	for _, a := range as {
+		if m, ok := a.Data["meaning"].(string); ok && !seen[a.Kind] {
+			seen[a.Kind] = true
+			b.WriteString(m)
+			b.WriteString(" ")
+		}
+		if a.Kind != "nonlinearizable" {
+			nodes[a.Node]++
+		}
+	}
+	if len(as) > 1 {
+		fmt.Fprintf(&b, "\n\nIn all, %d keys are not linearizable (%s): %s.", len(illegal), kindCounts(as), keyList(illegal, 20))
+		if len(nodes) > 0 {
+			fmt.Fprintf(&b, " The operations in question were answered by %s.", nodeCounts(nodes))
+		}
+		if len(as) > shown {
+			fmt.Fprintf(&b, " All %d are listed in the anomalies (anomalies.jsonl).", len(as))
+		}
+	}
+	if p, ok := details["visualization"].(string); ok {
+		fmt.Fprintf(&b, " Open %s to see the longest valid order Porcupine found and the operation that breaks it.", p)
+	}
+	return strings.TrimSpace(b.String())
+}
+
 // foreignList names up to n keys and the operation that took them out.
-func foreignList(m map[string]string, n int) string {
-	keys := make([]string, 0, len(m))
+func foreignList(m map[history.Key]string, n int) string {
+	keys := make([]history.Key, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	sortKeys(keys)
 	var parts []string
 	for i, k := range keys {
 		if i == n {
 			parts = append(parts, fmt.Sprintf("and %d more", len(keys)-n))
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%q by %s", k, m[k]))
+		parts = append(parts, fmt.Sprintf("%s by %s", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -352,7 +385,7 @@ func (l Linearizability) checkKeys(model porcupine.Model, h *regHistory, deadlin
 	}
 	wg.Wait()
 	// Report in the history's key order.
-	pos := make(map[string]int, len(h.keys))
+	pos := make(map[history.Key]int, len(h.keys))
 	for i, k := range h.keys {
 		pos[k] = i
 	}
@@ -364,7 +397,7 @@ func (l Linearizability) checkKeys(model porcupine.Model, h *regHistory, deadlin
 // illegal ones, or, for a valid history, as many keys as the visualization
 // can hold. It explains each illegal key and writes linearizability.html if
 // in.OutDir is set.
-func (l Linearizability) explainAndDraw(h *regHistory, illegal []*keyOutcome, outcomes []keyOutcome, in Input, deadline time.Time, details map[string]any) map[string]Anomaly {
+func (l Linearizability) explainAndDraw(h *regHistory, illegal []*keyOutcome, outcomes []keyOutcome, in Input, deadline time.Time, details map[string]any) map[history.Key]Anomaly {
 	maxOps := l.VisualizeMaxOps
 	if maxOps <= 0 {
 		maxOps = DefaultVisualizeMaxOps
@@ -373,7 +406,7 @@ func (l Linearizability) explainAndDraw(h *regHistory, illegal []*keyOutcome, ou
 	total := 0
 	if len(illegal) > 0 {
 		for _, o := range illegal {
-			if len(selected) >= maxExplainedKeys || (len(selected) > 0 && total+len(o.checked) > maxOps) {
+			if len(selected) >= maxDrawnIllegalKeys || (len(selected) > 0 && total+len(o.checked) > maxOps) {
 				break
 			}
 			selected = append(selected, o)
@@ -399,25 +432,40 @@ func (l Linearizability) explainAndDraw(h *regHistory, illegal []*keyOutcome, ou
 	for _, o := range selected {
 		ops = append(ops, porcupineOps(o.checked)...)
 	}
-	timeout := time.Until(deadline)
-	if timeout < explainGrace {
-		timeout = explainGrace
+	explainBy := deadline
+	if t := time.Now().Add(explainGrace); t.After(explainBy) {
+		explainBy = t
 	}
 	// No stop flag: a replay for the visualization must not fail a step.
 	model := h.registerModel(nil)
-	verdict, info := porcupine.CheckOperationsVerbose(model, ops, timeout)
+	verdict, info := porcupine.CheckOperationsVerbose(model, ops, time.Until(explainBy))
 	partials := info.PartialLinearizationsOperations()
 
-	explained := make(map[string]Anomaly)
+	explained := make(map[history.Key]Anomaly)
 	if len(illegal) > 0 {
 		for i, o := range selected {
 			if i < len(partials) {
 				explained[o.key] = h.explainKey(o, partials[i], in, verdict == porcupine.Unknown)
 			}
 		}
+		// The illegal keys not drawn are explained one by one, while
+		// time remains.
+		for _, o := range illegal {
+			if _, done := explained[o.key]; done {
+				continue
+			}
+			left := time.Until(explainBy)
+			if left <= 0 {
+				break
+			}
+			v, kinfo := porcupine.CheckOperationsVerbose(model, porcupineOps(o.checked), left)
+			if p := kinfo.PartialLinearizationsOperations(); len(p) > 0 {
+				explained[o.key] = h.explainKey(o, p[0], in, v == porcupine.Unknown)
+			}
+		}
 	}
 	if in.OutDir != "" {
-		info.AddAnnotations(faultAnnotations(in.Events, h))
+		info.AddAnnotations(faultAnnotations(h))
 		path := filepath.Join(in.OutDir, "linearizability.html")
 		if err := writeVisualization(model, info, path); err != nil {
 			details["visualization_error"] = err.Error()
@@ -439,9 +487,16 @@ func writeVisualization(model porcupine.Model, info porcupine.LinearizationInfo,
 }
 
 // perKeyDetails reports every key's verdict when there are few keys, else
-// only the keys that are not valid.
+// only the keys that are not valid. Keys are named by their text (a
+// numeric key whose text is also a string key's reads "1 (number)").
 func perKeyDetails(outcomes []keyOutcome) map[string]string {
 	m := make(map[string]string)
+	strs := make(map[string]bool)
+	for _, o := range outcomes {
+		if !o.key.Number {
+			strs[o.key.Text] = true
+		}
+	}
 	for _, o := range outcomes {
 		v := Valid
 		switch o.result {
@@ -452,7 +507,11 @@ func perKeyDetails(outcomes []keyOutcome) map[string]string {
 			v = Unknown
 		}
 		if len(outcomes) <= 64 || v != Valid {
-			m[o.key] = string(v)
+			name := o.key.Text
+			if o.key.Number && strs[name] {
+				name += " (number)"
+			}
+			m[name] = string(v)
 		}
 	}
 	return m
@@ -498,24 +557,59 @@ func keyList(os []*keyOutcome, max int) string {
 			parts = append(parts, fmt.Sprintf("and %d more", len(os)-max))
 			break
 		}
-		parts = append(parts, fmt.Sprintf("%q", o.key))
+		parts = append(parts, o.key.String())
 	}
 	return strings.Join(parts, ", ")
 }
 
-// problemAnomaly turns a malformation into evidence.
-func problemAnomaly(in Input, p problem) Anomaly {
-	a := Anomaly{
-		Kind:    string(p.Kind),
-		Message: fmt.Sprintf("line %d: %s", lineOf(in, p.Event), p.Message),
-		Events:  []int{p.Event},
+// problemAnomalies turns every malformation into evidence: the offending
+// event first, then the related one.
+func problemAnomalies(in Input, probs []problem) []Anomaly {
+	out := make([]Anomaly, 0, len(probs))
+	for _, p := range probs {
+		a := Anomaly{
+			Kind:    string(p.Kind),
+			Message: p.Message,
+			Events:  []int{p.Event},
+		}
+		if p.Other >= 0 {
+			a.Events = append(a.Events, p.Other)
+		}
+		if p.Event >= 0 && p.Event < len(in.Events) {
+			ev := &in.Events[p.Event]
+			a.Time, a.Key, a.KeyIsNumber, a.Node = ev.Time, ev.Key, ev.KeyIsNumber, ev.Node
+		}
+		a.Refs = refsOf(in, a.Events)
+		out = append(out, a)
 	}
-	if p.Other >= 0 {
-		a.Events = append(a.Events, p.Other)
+	return out
+}
+
+// kindCounts summarises anomalies by kind, most frequent first: "2 lost
+// writes, 1 stale read".
+func kindCounts(as []Anomaly) string {
+	n := map[string]int{}
+	var kinds []string
+	for _, a := range as {
+		if n[a.Kind] == 0 {
+			kinds = append(kinds, a.Kind)
+		}
+		n[a.Kind]++
 	}
-	if p.Event >= 0 && p.Event < len(in.Events) {
-		a.Time = in.Events[p.Event].Time
-		a.Key = in.Events[p.Event].Key
+	sort.SliceStable(kinds, func(i, j int) bool { return n[kinds[i]] > n[kinds[j]] })
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = plural(n[k], strings.ReplaceAll(k, "-", " "))
 	}
-	return a
+	return strings.Join(parts, ", ")
+}
+
+// sortKeys orders keys by text, a number before the string of the same text.
+func sortKeys(keys []history.Key) {
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].Text != keys[j].Text {
+			return keys[i].Text < keys[j].Text
+		}
+		return keys[i].Number && !keys[j].Number
+	})
 }

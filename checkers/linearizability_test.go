@@ -14,13 +14,16 @@ import (
 	"github.com/faultline/faultline/history"
 )
 
+// loadFixture reads testdata/NAME; references (Input.Ref) name that path,
+// so that a test can read the line an anomaly names.
 func loadFixture(t testing.TB, name string) Input {
 	t.Helper()
-	h, evs, err := history.ReadFile(filepath.Join("testdata", name))
+	path := filepath.Join("testdata", name)
+	h, evs, err := history.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Input{Header: h, Events: evs}
+	return Input{Header: h, Events: evs, File: path}
 }
 
 func TestLinearizabilityFixtures(t *testing.T) {
@@ -31,14 +34,17 @@ func TestLinearizabilityFixtures(t *testing.T) {
 		mention []string // text the explanation must contain
 	}{
 		{"valid-register.jsonl", Valid, "", nil},
-		{"stale-read.jsonl", Invalid, "stale-read", []string{`"x"`, "overwritten", "process 2", "get(x) → 1", "put(x, 2)", "events 5/6"}},
+		{"stale-read.jsonl", Invalid, "stale-read", []string{`"x"`, "overwritten", "process 2", "get(x) → 1", "put(x, 2)", "testdata/stale-read.jsonl:8", "answered by n1"}},
 		{"info-write-took-effect.jsonl", Valid, "", nil},
 		{"info-write-not-taken.jsonl", Valid, "", nil},
 		{"cas-mismatch-invalid.jsonl", Invalid, "mismatch-contradicted", []string{"mismatch", "cas(x, 1→2)", "put(x, 1)"}},
 		{"cas-mismatch-valid.jsonl", Valid, "", nil},
 		{"concurrent-valid.jsonl", Valid, "", nil},
 		{"foreign-read-write.jsonl", Valid, "", nil},
-		{"foreign-read-write-invalid.jsonl", Invalid, "stale-read", []string{`"1"`, "read"}},
+		// The read of an overwritten value is the key's last read: no
+		// later read shows the write, so it is lost (a stale read before
+		// reads were told apart from lost writes).
+		{"foreign-read-write-invalid.jsonl", Invalid, "lost-write", []string{"Key 1:", "no later read of key 1 shows 4", "See also lost-writes"}},
 	}
 	for _, c := range cases {
 		for _, prune := range []bool{true, false} {
@@ -128,15 +134,23 @@ func TestNeverWrittenAndFutureRead(t *testing.T) {
 	if r.Verdict != Invalid || r.Anomalies[0].Kind != "future-read" {
 		t.Fatalf("got %s %+v", r.Verdict, r.Anomalies)
 	}
-	// Stale null: a read of an absent key after a write completed.
+	// Stale null: a read of an absent key after a write completed, which a
+	// later read shows; without the later read, the write is lost.
 	staleNull := mk(
 		`{"type":"invoke","process":0,"time":1,"f":"put","key":"k","value":"a"}`,
 		`{"type":"ok","process":0,"time":2,"f":"put","key":"k","value":"a"}`,
 		`{"type":"invoke","process":1,"time":3,"f":"get","key":"k"}`,
 		`{"type":"ok","process":1,"time":4,"f":"get","key":"k","value":null}`,
+		`{"type":"invoke","process":1,"time":5,"f":"get","key":"k"}`,
+		`{"type":"ok","process":1,"time":6,"f":"get","key":"k","value":"a"}`,
 	)
 	r = Linearizability{}.Check(context.Background(), staleNull)
 	if r.Verdict != Invalid || r.Anomalies[0].Kind != "stale-read" {
+		t.Fatalf("got %s %+v", r.Verdict, r.Anomalies)
+	}
+	staleNull.Events = staleNull.Events[:4]
+	r = Linearizability{}.Check(context.Background(), staleNull)
+	if r.Verdict != Invalid || r.Anomalies[0].Kind != "lost-write" {
 		t.Fatalf("got %s %+v", r.Verdict, r.Anomalies)
 	}
 }
@@ -163,7 +177,7 @@ func TestNothingToCheckIsUnknown(t *testing.T) {
 func TestMalformedHistoryIsUnknownForLinearizability(t *testing.T) {
 	in := loadFixture(t, "malformed-double-invoke.jsonl")
 	r := Linearizability{}.Check(context.Background(), in)
-	if r.Verdict != Unknown || !strings.Contains(r.Explanation, "line 3") {
+	if r.Verdict != Unknown || !strings.Contains(r.Explanation, "malformed-double-invoke.jsonl:3") {
 		t.Fatalf("got %s: %s", r.Verdict, r.Explanation)
 	}
 	// Invoking again after info does not make pairing ambiguous.
@@ -396,11 +410,11 @@ func TestFaultAnnotationsUseHistoryWindows(t *testing.T) {
 		nem(10, "partition", "end", `{"fault":"partition-one","id":1}`),
 		{Type: history.OK, Process: 0, Time: 11, F: "put", Key: "x", Value: v("1")},
 	}
-	h, _, err := buildRegisterHistory(evs, false)
+	h, _, err := buildRegisterHistory(Input{Events: evs}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	anns := faultAnnotations(evs, h)
+	anns := faultAnnotations(h)
 	ws := history.FaultWindows(evs)
 	if len(ws) != 7 || len(anns) < len(ws) {
 		t.Fatalf("%d windows, %d annotations", len(ws), len(anns))
@@ -450,7 +464,7 @@ func BenchmarkLinearizability(b *testing.B) {
 	var base, check time.Duration
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		h, probs, err := buildRegisterHistory(evs, true)
+		h, probs, err := buildRegisterHistory(in, true)
 		if err != nil || len(probs) > 0 || h.ops == 0 {
 			b.Fatal(err, probs)
 		}
@@ -501,8 +515,8 @@ func TestIndexClock(t *testing.T) {
 	if r.Verdict != Invalid || r.Details["clock"] != "index" || r.Anomalies[0].Kind != "stale-read" {
 		t.Fatalf("got %s %v %+v", r.Verdict, r.Details, r.Anomalies)
 	}
-	if !strings.Contains(r.Explanation, "(event 5)") {
-		t.Errorf("explanation should name positions: %s", r.Explanation)
+	if !strings.Contains(r.Explanation, "began at testdata/stale-read.jsonl:7") {
+		t.Errorf("explanation should name positions as lines: %s", r.Explanation)
 	}
 	// With times zeroed, time-based intervals would all overlap and the
 	// read would look valid: the index clock is what catches it.

@@ -10,23 +10,37 @@ import (
 	"github.com/faultline/faultline/history"
 )
 
-// LostWrites checks the final reads against the acknowledged writes: an
-// acknowledged write is lost when a final read of its key returns a value
-// that it had already replaced. Precisely, for a final read R of key k that
-// returned v: if v was written by an ok write W_v, every ok write W_a to k
-// that began after W_v completed and completed before R began took effect
-// after W_v, so R cannot see v unless W_a was lost (values are unique per
-// key, so nothing wrote v again). If R returned null, every ok write that
-// completed before R began was lost. A read of v written by an info write
-// proves nothing (that write may have taken effect at any time). A value no
-// operation wrote is reported as a phantom.
+// LostWrites checks the final reads against the acknowledged writes.
 //
-// Final reads are the reads that began in the "final-reads" phase
-// (history.Phases); a history without phase markers uses, for each key, the
-// ok reads that began after every write to it had completed. Writes are
-// put/write and successful cas (the value written is cas's "to"). The
-// checker needs unique values per key; with repeated values it says
-// unknown rather than guess.
+// Final reads are the ok reads that began in the "final-reads" phase
+// (history.Phases), which the conductor runs after the faults are healed
+// and the workload has stopped. For a final read R of key k that returned
+// v: if v was written by an ok write W_v, every ok write W to k that began
+// after W_v completed and completed before R began took effect after W_v,
+// so R missed W (values are unique per key, so nothing wrote v again). If R
+// returned null, R missed every ok write that completed before it began. A
+// read of a value written by an info write proves nothing (that write may
+// have taken effect at any time). Writes are put/write and cas that did not
+// fail (the value written is cas's "to"); keys are told apart by identity
+// (history.Event.KeyID).
+//
+// A missed write is a lost write (anomaly kind "lost-write", its Node the
+// node that acknowledged the write, its first Ref the write's completion)
+// unless a later final read (one that began after R completed) shows it:
+// returns its value, or a value only writes that began after it completed
+// wrote. Then R is a stale read (kind "stale-read", Node the node that
+// answered R, first Ref R's completion). A final read of a value no
+// operation wrote is a phantom (kind "phantom-value"). Every anomaly is
+// kept; any of them makes the verdict Invalid.
+//
+// The verdict is NotApplicable, with the reason in the Summary, when the
+// history has no final reads (no "final-reads" phase marker, as in
+// histories of other tools, or a final-reads phase that never ended, as in
+// a run cut short: its last reads are not final reads), or when a value is
+// written twice to one key (a read could not name the write it saw; the
+// linearizability checker handles such histories). It is Unknown when the
+// history is malformed, when keys with writes had no successful final read,
+// or when other operations (delete, incr, ...) touched keys.
 type LostWrites struct{}
 
 // Name implements Checker.
@@ -37,26 +51,41 @@ type lwWrite struct {
 	value string
 }
 
+type lwRead struct {
+	op clientOp
+	v  string
+}
+
 // Check implements Checker.
 func (LostWrites) Check(ctx context.Context, in Input) Result {
 	start := time.Now()
 	r := Result{Name: "lost-writes", Details: map[string]any{}}
-	done := func() Result { r.Elapsed = time.Since(start); return r }
-	ops, probs := pairOps(in.Events)
+	done := func() Result {
+		r.AnomalyCount = len(r.Anomalies)
+		r.Elapsed = time.Since(start)
+		return r
+	}
+	ops, probs := pairOps(in)
 	for _, p := range probs {
 		if p.ambiguous() {
 			r.Verdict = Unknown
 			r.Summary = "the history is malformed, so writes cannot be paired with their outcomes"
-			r.Explanation = p.Message
+			r.Explanation = p.Message + ". The stats checker lists every such problem."
 			return done()
 		}
 	}
-	final, haveMarkers := history.FindPhase(history.Phases(in.Events), "final-reads")
-	writes := map[string][]lwWrite{}         // key -> writes (ok and info)
-	writers := map[string]map[string][]int{} // key -> value -> indexes into writes[key]
-	var reads []clientOp                     // ok reads
-	foreign := map[string]string{}           // keys touched by other operations
-	var readVals []string
+	finalStart := -1 // the event that starts the final-reads phase
+	for i := range in.Events {
+		if name, edge, ok := history.ParsePhaseMarker(&in.Events[i]); ok && name == "final-reads" && edge == history.PhaseStart {
+			finalStart = i
+			break
+		}
+	}
+	final, haveFinal := history.FindPhase(history.Phases(in.Events), "final-reads")
+	writes := map[history.Key][]lwWrite{}         // key -> writes (ok and info)
+	writers := map[history.Key]map[string][]int{} // key -> value -> indexes into writes[key]
+	var reads []lwRead                            // ok reads
+	foreign := map[history.Key]string{}           // keys touched by other operations
 	for i := range ops {
 		op := &ops[i]
 		ev := &in.Events[op.Inv]
@@ -66,11 +95,11 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 			continue
 		}
 		switch {
-		case f == "put" || (f == "cas" && op.Type == history.OK) || (f == "cas" && op.Type == history.Info):
-			if op.Type == history.Fail {
-				continue
-			}
+		case (f == "put" || f == "cas") && op.Type != history.Fail:
 			raw := ev.Value
+			if raw == nil && op.Comp >= 0 {
+				raw = in.Events[op.Comp].Value
+			}
 			if f == "cas" {
 				_, to, err := parseCAS(raw)
 				if err != nil {
@@ -88,71 +117,60 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 			writers[op.Key][v] = append(writers[op.Key][v], len(writes[op.Key]))
 			writes[op.Key] = append(writes[op.Key], lwWrite{op: *op, value: v})
 		case f == "get" && op.Type == history.OK:
-			var raw = in.Events[op.Comp].Value
-			v, err := canonicalJSON(raw)
+			v, err := canonicalJSON(in.Events[op.Comp].Value)
 			if err != nil {
 				continue
 			}
-			reads = append(reads, *op)
-			readVals = append(readVals, v)
+			reads = append(reads, lwRead{*op, v})
 		}
 	}
-	for k, byVal := range writers {
-		for v, idx := range byVal {
-			if len(idx) > 1 {
-				r.Verdict = Unknown
-				r.Summary = fmt.Sprintf("key %s has the value %.40s written %d times: lost writes cannot be told apart without unique values", k, v, len(idx))
-				r.Explanation = "This check relies on every write to a key writing a different value (faultline's workloads do). Histories from other tools that repeat values can still be checked for linearizability."
-				return done()
-			}
-		}
+
+	// What this check needs: final reads, and values unique per key.
+	var na []string
+	switch {
+	case !haveFinal:
+		na = append(na, "no final reads: the history has no final-reads phase marker")
+	case final.Open():
+		na = append(na, fmt.Sprintf("no final reads: the final-reads phase that began at %s never ended (the run was cut short)", in.Ref(finalStart)))
 	}
-	// Select the final reads.
-	lastWriteEnd := map[string]int64{}
-	for k, ws := range writes {
-		for _, w := range ws {
-			if w.op.Type == history.OK && w.op.Return > lastWriteEnd[k] {
-				lastWriteEnd[k] = w.op.Return
-			}
-		}
+	if k, v, n := repeatedValue(writers, foreign); n > 1 {
+		na = append(na, fmt.Sprintf("values repeat: %.40s was written %d times to key %s", v, n, k))
 	}
-	type finalRead struct {
-		op clientOp
-		v  string
+	if len(na) > 0 {
+		r.Verdict = NotApplicable
+		r.Summary = "not applicable: " + strings.Join(na, "; ")
+		r.Explanation = "Lost writes are found by comparing the acknowledged writes with reads of every key after the workload stopped and the faults were healed (the final-reads phase), " +
+			"and a read names the write it saw only if every write to a key wrote a different value. faultline's runs record both; histories of other tools or runs cut short may not. " +
+			"The linearizability checker judges such histories."
+		return done()
 	}
-	finals := map[string][]finalRead{}
-	for i, op := range reads {
-		if haveMarkers {
-			if !final.Covers(op.Call) {
-				continue
-			}
-		} else if op.Call <= lastWriteEnd[op.Key] {
-			continue
+
+	finals := map[history.Key][]lwRead{}
+	for _, rd := range reads {
+		if final.Covers(rd.op.Call) {
+			finals[rd.op.Key] = append(finals[rd.op.Key], rd)
 		}
-		finals[op.Key] = append(finals[op.Key], finalRead{op, readVals[i]})
 	}
 	if len(finals) == 0 {
 		r.Verdict = Unknown
-		if haveMarkers {
-			r.Summary = "no final read succeeded, so acknowledged writes cannot be confirmed"
-		} else {
-			r.Summary = "no final reads: no key was read after its last write completed"
-		}
-		r.Explanation = "Lost writes are found by reading every key after the faults are healed. Look at the final-reads phase in the history: reads there failed or timed out, so the cluster may not have recovered."
+		r.Summary = "no final read succeeded, so acknowledged writes cannot be confirmed"
+		r.Explanation = fmt.Sprintf("Lost writes are found by reading every key in the final-reads phase (from %s); no read there succeeded, so the cluster may not have recovered. Look at that phase in the history and the node logs.", in.Ref(finalStart))
 		return done()
 	}
+
 	var anomalies []Anomaly
-	lost, acked, checkedKeys := 0, 0, 0
-	keys := make([]string, 0, len(writes))
+	lost, stale, phantom, acked, checkedKeys := 0, 0, 0, 0, 0
+	keys := make([]history.Key, 0, len(writes))
 	for k := range writes {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	sortKeys(keys)
 	var missingFinal []string
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			r.Verdict = Unknown
 			r.Summary = "cancelled"
+			r.Anomalies = nil
 			return done()
 		}
 		if _, bad := foreign[k]; bad {
@@ -166,12 +184,21 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 		}
 		fr := finals[k]
 		if len(fr) == 0 {
-			missingFinal = append(missingFinal, k)
+			missingFinal = append(missingFinal, k.String())
 			continue
 		}
 		checkedKeys++
+		// shows reports whether read x proves that write w took effect.
+		shows := func(x lwRead, w *lwWrite) bool {
+			idx, ok := writers[k][x.v]
+			if !ok {
+				return false // null, or a phantom
+			}
+			wx := &ws[idx[0]]
+			return wx == w || wx.op.Call > w.op.Return
+		}
 		lostHere := map[int]bool{}
-		for _, f := range fr {
+		for ri, f := range fr {
 			var after int64 // writes that began after this completed must be visible
 			if idx, ok := writers[k][f.v]; ok {
 				wv := ws[idx[0]]
@@ -180,30 +207,48 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 				}
 				after = wv.op.Return
 			} else if f.v == "null" {
-				after = -1 // absent: no write was ever visible
+				after = -1 << 63 // absent: no write was ever visible
 			} else {
-				anomalies = append(anomalies, Anomaly{Kind: "phantom-value", Key: k, Time: f.op.Call, Events: []int{f.op.Inv, f.op.Comp},
-					Message: fmt.Sprintf("final read of %s returned %.60s, a value no operation wrote", k, f.v)})
+				phantom++
+				anomalies = append(anomalies, Anomaly{Kind: "phantom-value", Key: k.Text, KeyIsNumber: k.Number, Time: f.op.Call, Node: nodeOf(in, f.op.Comp),
+					Events: []int{f.op.Comp, f.op.Inv}, Refs: refs(in, f.op.Inv, f.op.Comp),
+					Message: fmt.Sprintf("key %s: the final read at %s (%s) returned %.60s, a value no operation wrote", k, in.Ref(f.op.Comp), answeredBy(nodeOf(in, f.op.Comp)), f.v),
+					Data:    map[string]any{"read": f.v}})
 				continue
 			}
-			for wi, w := range ws {
-				if w.op.Type != history.OK || lostHere[wi] {
-					continue
+			// The writes this read missed, newest first.
+			var missed []int
+			for wi := range ws {
+				w := &ws[wi]
+				if w.op.Type == history.OK && w.op.Call > after && w.op.Return < f.op.Call {
+					missed = append(missed, wi)
 				}
-				if w.op.Call > after && w.op.Return < f.op.Call {
-					lostHere[wi] = true
-					lost++
-					if len(anomalies) < 50 {
-						saw := "nothing (the key was absent)"
-						if f.v != "null" {
-							saw = fmt.Sprintf("%.60s", f.v)
-						}
-						anomalies = append(anomalies, Anomaly{Kind: "lost-write", Key: k, Time: w.op.Return, Events: []int{w.op.Inv, w.op.Comp, f.op.Inv, f.op.Comp},
-							Message: fmt.Sprintf("key %s: the write of %.60s was acknowledged at %s (event %d), but the final read at %s saw %s, which it had replaced",
-								k, w.value, fmtNs(w.op.Return), w.op.Comp+1, fmtNs(f.op.Call), saw),
-							Data: map[string]any{"process": int(w.op.Process), "value": w.value, "read": f.v}})
+			}
+			sort.Slice(missed, func(i, j int) bool { return ws[missed[i]].op.Return > ws[missed[j]].op.Return })
+			staleDone := false
+			for _, wi := range missed {
+				w := &ws[wi]
+				var shownBy *lwRead
+				for _, later := range fr[ri+1:] {
+					if later.op.Call > f.op.Return && shows(later, w) {
+						shownBy = &later
+						break
 					}
 				}
+				if shownBy != nil {
+					if !staleDone {
+						staleDone = true
+						stale++
+						anomalies = append(anomalies, staleFinalRead(in, k, f, w, shownBy))
+					}
+					continue
+				}
+				if lostHere[wi] {
+					continue
+				}
+				lostHere[wi] = true
+				lost++
+				anomalies = append(anomalies, lostWrite(in, k, f, w))
 			}
 		}
 	}
@@ -211,6 +256,8 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 	r.Details["acknowledged_writes"] = acked
 	r.Details["keys_checked"] = checkedKeys
 	r.Details["lost"] = lost
+	r.Details["stale_final_reads"] = stale
+	r.Details["phantom_values"] = phantom
 	if len(missingFinal) > 0 {
 		r.Details["keys_without_final_read"] = missingFinal
 	}
@@ -220,32 +267,26 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 	switch {
 	case len(anomalies) > 0:
 		r.Verdict = Invalid
-		kinds := map[string]int{}
-		for _, a := range anomalies {
-			kinds[a.Kind]++
+		var parts []string
+		if lost > 0 || (stale == 0 && phantom == 0) {
+			parts = append(parts, fmt.Sprintf("%d of %d acknowledged writes lost", lost, acked))
 		}
-		r.Summary = fmt.Sprintf("%d of %d acknowledged writes lost", lost, acked)
-		if kinds["phantom-value"] > 0 {
-			r.Summary += fmt.Sprintf(", %d phantom values", kinds["phantom-value"])
+		if stale > 0 {
+			parts = append(parts, plural(stale, "stale final read"))
 		}
-		var b strings.Builder
-		b.WriteString("Acknowledged writes did not survive: after the faults were healed, the final reads returned older values (or nothing), so a write the cluster had confirmed to a client was lost. ")
-		b.WriteString("This breaks durability of acknowledged writes; typical causes are acknowledging before the write is durable on a majority, or a leader elected without the latest committed entries.\n")
-		for i, a := range anomalies {
-			if i == 5 {
-				fmt.Fprintf(&b, "... and %d more in results.json\n", len(anomalies)-5)
-				break
-			}
-			b.WriteString(a.Message + "\n")
+		if phantom > 0 {
+			parts = append(parts, plural(phantom, "phantom value"))
 		}
-		r.Explanation = strings.TrimSpace(b.String())
+		r.Summary = strings.Join(parts, ", ")
+		r.Explanation = lostWritesExplanation(in, anomalies, lost, stale, phantom, finalStart, final.Start)
 	case len(missingFinal) > 0 && checkedKeys == 0:
 		r.Verdict = Unknown
 		r.Summary = "no key with writes had a successful final read"
+		r.Explanation = fmt.Sprintf("No key with writes could be read in the final-reads phase (from %s), so no acknowledged write could be confirmed. The cluster may not have recovered; look at that phase in the history and the node logs.", in.Ref(finalStart))
 	case len(missingFinal) > 0:
 		r.Verdict = Unknown
 		r.Summary = fmt.Sprintf("no loss among %d keys read at the end, but %d keys had no successful final read (%s)", checkedKeys, len(missingFinal), strings.Join(firstN(missingFinal, 5), ", "))
-		r.Explanation = "Some keys could not be read after the heal, so their acknowledged writes could not be confirmed. The cluster may not have recovered within the recovery window; look at the final-reads phase and the node logs."
+		r.Explanation = fmt.Sprintf("Some keys could not be read in the final-reads phase (from %s), so their acknowledged writes could not be confirmed. The cluster may not have recovered; look at that phase in the history and the node logs.", in.Ref(finalStart))
 	case len(foreign) > 0:
 		r.Verdict = Unknown
 		r.Summary = fmt.Sprintf("no loss among %d keys; %d keys undecided: touched by operations other than get/put/cas", checkedKeys, len(foreign))
@@ -257,8 +298,170 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 	return done()
 }
 
+// repeatedValue returns a key (not in skip) and value written more than
+// once, and how many times, preferring the first key in order; n is 0 if
+// every value is unique.
+func repeatedValue(writers map[history.Key]map[string][]int, skip map[history.Key]string) (history.Key, string, int) {
+	keys := make([]history.Key, 0, len(writers))
+	for k := range writers {
+		if _, bad := skip[k]; !bad {
+			keys = append(keys, k)
+		}
+	}
+	sortKeys(keys)
+	for _, k := range keys {
+		vals := make([]string, 0, len(writers[k]))
+		for v := range writers[k] {
+			vals = append(vals, v)
+		}
+		sort.Strings(vals)
+		for _, v := range vals {
+			if n := len(writers[k][v]); n > 1 {
+				return k, v, n
+			}
+		}
+	}
+	return history.Key{}, "", 0
+}
+
+// readSaw says what a read returned.
+func readSaw(v string) string {
+	if v == "null" {
+		return "nothing (the key was absent)"
+	}
+	return fmt.Sprintf("%.60s", v)
+}
+
+// lostWrite is the evidence that write w, which final read f missed, was
+// lost: the write first (its node is the node that acknowledged it), then
+// the read.
+func lostWrite(in Input, k history.Key, f lwRead, w *lwWrite) Anomaly {
+	wNode, rNode := nodeOf(in, w.op.Comp), nodeOf(in, f.op.Comp)
+	ack := "acknowledged"
+	if wNode != "" {
+		ack += " by " + wNode
+	}
+	return Anomaly{
+		Kind: "lost-write", Key: k.Text, KeyIsNumber: k.Number, Time: w.op.Return, Node: wNode,
+		Events: []int{w.op.Comp, w.op.Inv, f.op.Comp, f.op.Inv},
+		Refs:   append(refs(in, w.op.Inv, w.op.Comp), refs(in, f.op.Inv, f.op.Comp)...),
+		Message: fmt.Sprintf("key %s: lost write: the write of %.60s by process %s, %s at %s (%s), is missing: the final read at %s (%s, %s) returned %s, which that write had replaced, and no later read shows it",
+			k, w.value, w.op.Process, ack, in.Ref(w.op.Comp), fmtNs(w.op.Return), in.Ref(f.op.Comp), answeredBy(rNode), fmtNs(f.op.Call), readSaw(f.v)),
+		Data: map[string]any{"process": int(w.op.Process), "value": w.value, "read": f.v, "read_ref": in.Ref(f.op.Comp), "read_node": rNode},
+	}
+}
+
+// staleFinalRead is the evidence that final read f missed write w, which a
+// later final read shows: the read first (its node answered it).
+func staleFinalRead(in Input, k history.Key, f lwRead, w *lwWrite, later *lwRead) Anomaly {
+	rNode, wNode, lNode := nodeOf(in, f.op.Comp), nodeOf(in, w.op.Comp), nodeOf(in, later.op.Comp)
+	ack := "acknowledged"
+	if wNode != "" {
+		ack += " by " + wNode
+	}
+	evs := []int{f.op.Comp, f.op.Inv, w.op.Comp, w.op.Inv, later.op.Comp, later.op.Inv}
+	return Anomaly{
+		Kind: "stale-read", Key: k.Text, KeyIsNumber: k.Number, Time: f.op.Call, Node: rNode,
+		Events: evs, Refs: refsOf(in, evs),
+		Message: fmt.Sprintf("key %s: stale read: the final read at %s (%s) returned %s, older than the write of %.60s %s at %s; the write is not lost: the later final read at %s (%s) returned %.60s",
+			k, in.Ref(f.op.Comp), answeredBy(rNode), readSaw(f.v), w.value, ack, in.Ref(w.op.Comp), in.Ref(later.op.Comp), answeredBy(lNode), later.v),
+		Data: map[string]any{"value": w.value, "read": f.v, "write_ref": in.Ref(w.op.Comp), "write_node": wNode, "shown_by": in.Ref(later.op.Comp)},
+	}
+}
+
+// lostWritesExplanation says what the anomalies show: how many of each
+// kind, which nodes acknowledged the lost writes and answered the reads, the
+// first few, and where the rest are.
+func lostWritesExplanation(in Input, anomalies []Anomaly, lost, stale, phantom, finalStart int, finalTime int64) string {
+	var b strings.Builder
+	if lost > 0 {
+		fmt.Fprintf(&b, "%s: the final reads (the final-reads phase, from %s) returned older values or nothing, and no later read showed the writes, so writes the cluster had acknowledged to a client are missing.",
+			plural(lost, "lost write"), in.Ref(finalStart))
+		ackBy, readBy := map[string]int{}, map[string]int{}
+		for _, a := range anomalies {
+			if a.Kind == "lost-write" {
+				ackBy[a.Node]++
+				readBy[a.Data["read_node"].(string)]++
+			}
+		}
+		fmt.Fprintf(&b, " The lost writes were acknowledged by %s; the final reads that missed them were answered by %s.", nodeCounts(ackBy), nodeCounts(readBy))
+		if n := countFaults(in.Events, finalTime); n > 0 {
+			fmt.Fprintf(&b, " The history records %s before the final reads.", plural(n, "fault"))
+		}
+		b.WriteString(" See also linearizability, which judges every read, the final ones included.")
+	}
+	if stale > 0 {
+		if b.Len() > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s: a final read returned an older value than an acknowledged write that a later final read shows, so the write was not lost but the node that answered the earlier read served an old state.",
+			plural(stale, "stale final read"))
+	}
+	if phantom > 0 {
+		if b.Len() > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s: a final read returned a value that no operation in the history wrote to its key.", plural(phantom, "phantom value"))
+	}
+	b.WriteString("\n")
+	const shown = 5
+	for i, a := range anomalies {
+		if i == shown {
+			fmt.Fprintf(&b, "... and %d more: all %d are listed in the anomalies (anomalies.jsonl)\n", len(anomalies)-shown, len(anomalies))
+			break
+		}
+		b.WriteString(a.Message + "\n")
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// nodeCounts renders "n1 (300), n2 (64)", most first; "" stands for
+// operations whose node the history does not name.
+func nodeCounts(m map[string]int) string {
+	nodes := make([]string, 0, len(m))
+	for n := range m {
+		nodes = append(nodes, n)
+	}
+	sort.Slice(nodes, func(i, j int) bool {
+		if m[nodes[i]] != m[nodes[j]] {
+			return m[nodes[i]] > m[nodes[j]]
+		}
+		return nodes[i] < nodes[j]
+	})
+	parts := make([]string, len(nodes))
+	for i, n := range nodes {
+		name := n
+		if n == "" {
+			name = "a node the history does not name"
+		}
+		parts[i] = fmt.Sprintf("%s (%d)", name, m[n])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// countFaults counts the fault windows (instants included) of a history
+// that started before time t.
+func countFaults(evs []history.Event, t int64) int {
+	n := 0
+	for _, w := range history.FaultWindows(evs) {
+		if w.Start < t {
+			n++
+		}
+	}
+	return n
+}
+
+// fmtNs formats a time since the run's start, to the millisecond once it
+// is a second or more.
 func fmtNs(ns int64) string {
-	return (time.Duration(ns)).Round(time.Millisecond).String()
+	d := time.Duration(ns)
+	switch {
+	case d >= time.Second:
+		d = d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		d = d.Round(time.Microsecond)
+	}
+	return d.String()
 }
 
 func firstN(s []string, n int) []string {

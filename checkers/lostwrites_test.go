@@ -27,6 +27,12 @@ func (h *hb) op(p int, f, key string, inv, comp int64, typ history.Type, arg, ou
 	h.evs = append(h.evs, c)
 }
 
+// final marks the final-reads phase: from 50 to 100.
+func (h *hb) final() {
+	h.phase("final-reads", "start", 50)
+	h.phase("final-reads", "end", 100)
+}
+
 func (h *hb) phase(name, ph string, t int64) {
 	h.evs = append(h.evs, history.Event{Type: history.Info, Process: history.Observer, Time: t, F: "phase", Value: json.RawMessage(`"` + name + `"`), Phase: ph})
 }
@@ -53,65 +59,96 @@ func TestLostWrites(t *testing.T) {
 		{"final read sees the last write", func(h *hb) {
 			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
 			h.op(1, "put", "k", 30, 40, history.OK, "2", "")
-			h.phase("final-reads", "start", 50)
+			h.final()
 			h.op(2, "get", "k", 60, 70, history.OK, "", "2")
 		}, Valid, ""},
 		{"final read sees an overwritten value", func(h *hb) {
 			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
 			h.op(1, "put", "k", 30, 40, history.OK, "2", "")
-			h.phase("final-reads", "start", 50)
+			h.final()
 			h.op(2, "get", "k", 60, 70, history.OK, "", "1")
 		}, Invalid, "lost-write"},
 		{"concurrent writes may land in either order", func(h *hb) {
 			h.op(0, "put", "k", 10, 40, history.OK, "1", "")
 			h.op(1, "put", "k", 20, 30, history.OK, "2", "")
-			h.phase("final-reads", "start", 50)
+			h.final()
 			h.op(2, "get", "k", 60, 70, history.OK, "", "1")
 		}, Valid, ""},
 		{"final read finds the key absent", func(h *hb) {
 			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
-			h.phase("final-reads", "start", 50)
+			h.final()
 			h.op(2, "get", "k", 60, 70, history.OK, "", "null")
 		}, Invalid, "lost-write"},
 		{"an info write may have landed last", func(h *hb) {
 			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
 			h.op(1, "put", "k", 5, 8, history.Info, "7", "")
-			h.phase("final-reads", "start", 50)
+			h.final()
 			h.op(2, "get", "k", 60, 70, history.OK, "", "7")
 		}, Valid, ""},
 		{"a failed write is not acknowledged", func(h *hb) {
 			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
 			h.op(1, "put", "k", 30, 40, history.Fail, "2", "")
-			h.phase("final-reads", "start", 50)
+			h.final()
 			h.op(2, "get", "k", 60, 70, history.OK, "", "1")
 		}, Valid, ""},
 		{"a successful cas is a write", func(h *hb) {
 			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
 			h.op(1, "cas", "k", 30, 40, history.OK, `{"from":1,"to":2}`, "")
-			h.phase("final-reads", "start", 50)
+			h.final()
 			h.op(2, "get", "k", 60, 70, history.OK, "", "1")
 		}, Invalid, "lost-write"},
 		{"a value nobody wrote", func(h *hb) {
 			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
-			h.phase("final-reads", "start", 50)
+			h.final()
 			h.op(2, "get", "k", 60, 70, history.OK, "", "99")
 		}, Invalid, "phantom-value"},
 		{"no final read succeeded", func(h *hb) {
 			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
-			h.phase("final-reads", "start", 50)
+			h.final()
 			h.op(2, "get", "k", 60, 70, history.Info, "", "")
 		}, Unknown, ""},
-		{"repeated values cannot be judged", func(h *hb) {
+		// Repeated values: a read cannot name the write it saw (it was
+		// unknown before the not_applicable verdict existed).
+		{"repeated values: not applicable", func(h *hb) {
 			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
 			h.op(1, "put", "k", 30, 40, history.OK, "1", "")
-			h.phase("final-reads", "start", 50)
+			h.final()
 			h.op(2, "get", "k", 60, 70, history.OK, "", "1")
-		}, Unknown, ""},
-		{"without phase markers, reads after the last write count", func(h *hb) {
+		}, NotApplicable, ""},
+		// Without a final-reads phase there are no final reads: the last
+		// reads are not taken for them (they were before this change).
+		{"without phase markers: not applicable", func(h *hb) {
 			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
 			h.op(1, "put", "k", 30, 40, history.OK, "2", "")
-			h.op(2, "get", "k", 35, 38, history.OK, "", "1") // concurrent: not final
 			h.op(3, "get", "k", 60, 70, history.OK, "", "1")
+		}, NotApplicable, ""},
+		{"a final-reads phase that never ended: not applicable", func(h *hb) {
+			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
+			h.op(1, "put", "k", 30, 40, history.OK, "2", "")
+			h.phase("final-reads", "start", 50)
+			h.op(3, "get", "k", 60, 70, history.OK, "", "1")
+		}, NotApplicable, ""},
+		{"a stale final read that a later final read corrects", func(h *hb) {
+			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
+			h.op(1, "put", "k", 30, 40, history.OK, "2", "")
+			h.final()
+			h.op(2, "get", "k", 60, 70, history.OK, "", "1")
+			h.op(3, "get", "k", 80, 90, history.OK, "", "2")
+		}, Invalid, "stale-read"},
+		{"a later final read of a newer value shows the write too", func(h *hb) {
+			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
+			h.op(1, "put", "k", 21, 22, history.OK, "2", "")
+			h.op(1, "put", "k", 23, 24, history.Info, "3", "")
+			h.final()
+			h.op(2, "get", "k", 60, 70, history.OK, "", "1")
+			h.op(3, "get", "k", 80, 90, history.OK, "", "3")
+		}, Invalid, "stale-read"},
+		{"a later final read of the same old value: lost", func(h *hb) {
+			h.op(0, "put", "k", 10, 20, history.OK, "1", "")
+			h.op(1, "put", "k", 30, 40, history.OK, "2", "")
+			h.final()
+			h.op(2, "get", "k", 60, 70, history.OK, "", "1")
+			h.op(3, "get", "k", 80, 90, history.OK, "", "1")
 		}, Invalid, "lost-write"},
 	}
 	for _, c := range cases {

@@ -10,7 +10,7 @@ import (
 type clientOp struct {
 	Process history.Process
 	F       string
-	Key     string
+	Key     history.Key
 	Inv     int          // index of the invoke event
 	Comp    int          // index of the completion event, -1 if none
 	Type    history.Type // OK, Fail or Info; Info if it never completed
@@ -44,12 +44,15 @@ type problem struct {
 // completions uncertain (so no checker that relies on it can trust it).
 func (p problem) ambiguous() bool { return p.Kind != probInvokeAfterInfo }
 
-// pairOps pairs every client invoke with the next completion by the same
-// process, in history order. Nemesis and observer events are skipped. It
-// never fails: problems are returned alongside the operations it could pair.
-// An invoke that is followed by another invoke of the same process is kept
-// as an operation that never completed.
-func pairOps(evs []history.Event) ([]clientOp, []problem) {
+// pairOps pairs every client invoke of in.Events with the next completion
+// by the same process, in history order. Nemesis and observer events are
+// skipped. It never fails: problems (their messages naming lines as
+// in.Ref does) are returned alongside the operations it could pair. An
+// invoke that is followed by another invoke of the same process is kept as
+// an operation that never completed. Keys are compared by identity
+// (history.Event.KeyID).
+func pairOps(in Input) ([]clientOp, []problem) {
+	evs := in.Events
 	var (
 		ops      = make([]clientOp, 0, len(evs)/2+1)
 		probs    []problem
@@ -67,19 +70,19 @@ func pairOps(evs []history.Event) ([]clientOp, []problem) {
 			if j, ok := pending[p]; ok {
 				probs = append(probs, problem{
 					Kind: probInvokeWhilePending, Event: i, Other: ops[j].Inv,
-					Message: fmt.Sprintf("process %s invoked %s at event %d while its %s invoked at event %d had not completed",
-						p, fname(ev.F), i, fname(ops[j].F), ops[j].Inv),
+					Message: fmt.Sprintf("process %s invoked %s at %s while its %s invoked at %s had not completed",
+						p, fname(ev.F), in.Ref(i), fname(ops[j].F), in.Ref(ops[j].Inv)),
 				})
 			} else if j, ok := infoedAt[p]; ok {
 				probs = append(probs, problem{
 					Kind: probInvokeAfterInfo, Event: i, Other: j,
-					Message: fmt.Sprintf("process %s invoked %s at event %d after its previous operation ended \"info\" at event %d (a process whose outcome is unknown must not invoke again; use a fresh process id)",
-						p, fname(ev.F), i, j),
+					Message: fmt.Sprintf("process %s invoked %s at %s after its previous operation ended \"info\" at %s (a process whose outcome is unknown must not invoke again; use a fresh process id)",
+						p, fname(ev.F), in.Ref(i), in.Ref(j)),
 				})
 			}
 			pending[p] = len(ops)
 			ops = append(ops, clientOp{
-				Process: p, F: ev.F, Key: ev.Key, Inv: i, Comp: -1,
+				Process: p, F: ev.F, Key: ev.KeyID(), Inv: i, Comp: -1,
 				Type: history.Info, Call: ev.Time, Return: -1,
 			})
 		case history.OK, history.Fail, history.Info:
@@ -87,25 +90,26 @@ func pairOps(evs []history.Event) ([]clientOp, []problem) {
 			if !ok {
 				probs = append(probs, problem{
 					Kind: probCompletionNoInvoke, Event: i, Other: -1,
-					Message: fmt.Sprintf("process %s completed %s (%s) at event %d without a pending invoke",
-						p, fname(ev.F), ev.Type, i),
+					Message: fmt.Sprintf("process %s completed %s (%s) at %s without a pending invoke",
+						p, fname(ev.F), ev.Type, in.Ref(i)),
 				})
 				continue
 			}
 			delete(pending, p)
 			op := &ops[j]
-			if (ev.F != "" && op.F != "" && ev.F != op.F) || (ev.Key != "" && op.Key != "" && ev.Key != op.Key) {
+			key := ev.KeyID()
+			if (ev.F != "" && op.F != "" && ev.F != op.F) || (key.Text != "" && op.Key.Text != "" && key != op.Key) {
 				probs = append(probs, problem{
 					Kind: probMismatchedPair, Event: i, Other: op.Inv,
-					Message: fmt.Sprintf("process %s completed %s on key %q at event %d, but its invoke at event %d was %s on key %q",
-						p, fname(ev.F), ev.Key, i, op.Inv, fname(op.F), op.Key),
+					Message: fmt.Sprintf("process %s completed %s on key %s at %s, but its invoke at %s was %s on key %s",
+						p, fname(ev.F), key, in.Ref(i), in.Ref(op.Inv), fname(op.F), op.Key),
 				})
 			}
 			if ev.Time < op.Call {
 				probs = append(probs, problem{
 					Kind: probTimeBackwards, Event: i, Other: op.Inv,
-					Message: fmt.Sprintf("process %s completed at event %d (time %d) before its invoke at event %d (time %d)",
-						p, i, ev.Time, op.Inv, op.Call),
+					Message: fmt.Sprintf("process %s completed at %s (time %d) before its invoke at %s (time %d)",
+						p, in.Ref(i), ev.Time, in.Ref(op.Inv), op.Call),
 				})
 			}
 			op.Comp = i
@@ -114,8 +118,8 @@ func pairOps(evs []history.Event) ([]clientOp, []problem) {
 			if op.F == "" {
 				op.F = ev.F
 			}
-			if op.Key == "" {
-				op.Key = ev.Key
+			if op.Key.Text == "" {
+				op.Key = key
 			}
 			if ev.Type == history.Info {
 				infoedAt[p] = i
@@ -132,11 +136,29 @@ func fname(f string) string {
 	return fmt.Sprintf("%q", f)
 }
 
-// lineOf returns the line of history.jsonl that holds event i, assuming one
-// event per line and no blank lines (true of files faultline writes).
-func lineOf(in Input, i int) int {
-	if in.Header != nil {
-		return i + 2
+// refs returns the references (Input.Ref) of an operation's events, the one
+// that stands for it first (its completion, then its invoke).
+func refs(in Input, inv, comp int) []string {
+	if comp < 0 {
+		return []string{in.Ref(inv)}
 	}
-	return i + 1
+	return []string{in.Ref(comp), in.Ref(inv)}
+}
+
+// nodeOf returns the node that answered event i ("" if the history does
+// not say).
+func nodeOf(in Input, i int) string {
+	if i < 0 || i >= len(in.Events) {
+		return ""
+	}
+	return in.Events[i].Node
+}
+
+// answeredBy is a clause naming the node that answered, or saying that the
+// history does not name one.
+func answeredBy(node string) string {
+	if node == "" {
+		return "no node named in the history"
+	}
+	return "answered by " + node
 }

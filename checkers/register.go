@@ -3,6 +3,7 @@ package checkers
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"math"
 	"sort"
 	"strings"
@@ -28,7 +29,7 @@ const (
 type regOp struct {
 	kind opKind
 	info bool // outcome unknown: never returned, may or may not have taken effect
-	key  string
+	key  history.Key
 	f    string // f as written in the history
 	val  int32  // get: value read; put: value written; cas: "to"
 	from int32  // cas and mismatch: "from"
@@ -47,14 +48,15 @@ type regOp struct {
 
 // regHistory is a history reduced to register operations, partitioned by key.
 type regHistory struct {
+	in    Input // the history (for references: in.Ref)
 	vals  *valueTable
-	keys  []string            // in order of first appearance
-	byKey map[string][]*regOp // operations per key, in invoke order
-	clock string              // "time" (event times, ns) or "index" (event positions)
-	times func(i int) int64   // the checker's clock for event i
+	keys  []history.Key            // in order of first appearance
+	byKey map[history.Key][]*regOp // operations per key, in invoke order
+	clock string                   // "time" (event times, ns) or "index" (event positions)
+	times func(i int) int64        // the checker's clock for event i
 	// foreign maps keys that operations other than get/put/cas (which may
 	// have taken effect) touched to the first such f; they are not checked.
-	foreign map[string]string
+	foreign map[history.Key]string
 	end     int64          // greater than every time in the clock: "never returned"
 	count   map[string]int // what was kept and dropped, for Details
 	ops     int            // operations kept for checking
@@ -97,9 +99,11 @@ func parseCAS(raw json.RawMessage) (from, to json.RawMessage, err error) {
 	return nil, nil, fmt.Errorf("want {\"from\":X,\"to\":Y} or [X,Y], got %.80s", raw)
 }
 
-// buildRegisterHistory pairs the client operations of evs and turns those on
-// registers (get/read, put/write, cas) into model operations, partitioned by
-// key. Operations with other f names are ignored (and counted).
+// buildRegisterHistory pairs the client operations of in.Events and turns
+// those on registers (get/read, put/write, cas) into model operations,
+// partitioned by key identity (history.Event.KeyID: the number 1 and the
+// string "1" are different registers). Operations with other f names are
+// ignored (and counted).
 //
 // It returns the problems that make pairing ambiguous, if any, and an error
 // for values it cannot read.
@@ -107,8 +111,9 @@ func parseCAS(raw json.RawMessage) (from, to json.RawMessage, err error) {
 // If prune is true, info writes whose value nothing ever observed are
 // dropped (see pruneUnobserved): this keeps the search from exploring orders
 // that cannot matter, and does not change the verdict.
-func buildRegisterHistory(evs []history.Event, prune bool) (*regHistory, []problem, error) {
-	cops, probs := pairOps(evs)
+func buildRegisterHistory(in Input, prune bool) (*regHistory, []problem, error) {
+	evs := in.Events
+	cops, probs := pairOps(in)
 	var amb []problem
 	for _, p := range probs {
 		if p.ambiguous() {
@@ -119,8 +124,9 @@ func buildRegisterHistory(evs []history.Event, prune bool) (*regHistory, []probl
 		return nil, amb, nil
 	}
 	h := &regHistory{
+		in:    in,
 		vals:  newValueTable(),
-		byKey: make(map[string][]*regOp),
+		byKey: make(map[history.Key][]*regOp),
 		count: make(map[string]int),
 	}
 	// Use event times if they are usable; else positions (the recorded order
@@ -164,9 +170,9 @@ func buildRegisterHistory(evs []history.Event, prune bool) (*regHistory, []probl
 			// An operation the register model does not know (delete,
 			// incr, append...) that may have taken effect changes the key
 			// in ways the model cannot follow: the key cannot be judged.
-			if c.Type != history.Fail && c.Key != "" {
+			if c.Type != history.Fail && c.Key.Text != "" {
 				if h.foreign == nil {
-					h.foreign = map[string]string{}
+					h.foreign = map[history.Key]string{}
 				}
 				if _, seen := h.foreign[c.Key]; !seen {
 					h.foreign[c.Key] = c.F
@@ -228,7 +234,7 @@ func buildRegisterHistory(evs []history.Event, prune bool) (*regHistory, []probl
 			}
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("event %d (%s of key %q by process %s): %v", c.Inv, c.F, c.Key, c.Process, err)
+			return nil, nil, fmt.Errorf("%s (%s of key %s by process %s): %v", in.Ref(c.Inv), c.F, c.Key, c.Process, err)
 		}
 		if _, ok := h.byKey[op.key]; !ok {
 			h.keys = append(h.keys, op.key)
@@ -401,13 +407,15 @@ func (h *regHistory) registerModel(stop *atomic.Bool) porcupine.Model {
 		DescribeOperation: func(input, _ any) string {
 			return h.describeOp(input.(*regOp))
 		},
-		DescribeState: func(state any) string { return vals.text[state.(int32)] },
+		// Porcupine's page shows states and metadata as HTML: escape them
+		// (values and errors come from the system under test).
+		DescribeState: func(state any) string { return html.EscapeString(vals.text[state.(int32)]) },
 		DescribeOperationMetadata: func(md any) string {
 			op, ok := md.(*regOp)
 			if !ok {
 				return ""
 			}
-			return h.describeMeta(op)
+			return html.EscapeString(h.describeMeta(op))
 		},
 	}
 }
@@ -436,7 +444,7 @@ func applyOp(s int32, op *regOp) (bool, int32) {
 
 // partitionByKey splits operations by key, in order of first appearance.
 func partitionByKey(ops []porcupine.Operation) [][]porcupine.Operation {
-	idx := make(map[string]int)
+	idx := make(map[history.Key]int)
 	var out [][]porcupine.Operation
 	for _, o := range ops {
 		k := o.Input.(*regOp).key
@@ -465,13 +473,13 @@ func (h *regHistory) describeOp(op *regOp) string {
 	var s string
 	switch op.kind {
 	case opGet:
-		s = fmt.Sprintf("get(%s) → %s", op.key, h.vals.String(op.val))
+		s = fmt.Sprintf("get(%s) → %s", op.key.Text, h.vals.String(op.val))
 	case opPut:
-		s = fmt.Sprintf("put(%s, %s)", op.key, h.vals.String(op.val))
+		s = fmt.Sprintf("put(%s, %s)", op.key.Text, h.vals.String(op.val))
 	case opCAS:
-		s = fmt.Sprintf("cas(%s, %s→%s)", op.key, h.vals.String(op.from), h.vals.String(op.val))
+		s = fmt.Sprintf("cas(%s, %s→%s)", op.key.Text, h.vals.String(op.from), h.vals.String(op.val))
 	case opMismatch:
-		s = fmt.Sprintf("cas(%s, %s→%s) ✗ mismatch", op.key, h.vals.String(op.from), h.vals.String(op.val))
+		s = fmt.Sprintf("cas(%s, %s→%s) ✗ mismatch", op.key.Text, h.vals.String(op.from), h.vals.String(op.val))
 	}
 	if op.info {
 		s += " ?"
@@ -479,22 +487,24 @@ func (h *regHistory) describeOp(op *regOp) string {
 	return s
 }
 
-// describeMeta renders where an operation came from.
+// describeMeta renders where an operation came from: first its line in the
+// history (h.in.Ref of its completion, or of its invoke if it never
+// completed), the reference the explanations and reports use.
 func (h *regHistory) describeMeta(op *regOp) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "process %s, f %q, ", op.proc, op.f)
 	if op.comp >= 0 {
-		fmt.Fprintf(&b, "events %d→%d", op.inv, op.comp)
+		fmt.Fprintf(&b, "%s (invoked at %s)", h.in.Ref(op.comp), h.in.Ref(op.inv))
 	} else {
-		fmt.Fprintf(&b, "event %d, never completed", op.inv)
+		fmt.Fprintf(&b, "%s, never completed", h.in.Ref(op.inv))
 	}
+	fmt.Fprintf(&b, ", process %s, f %q, key %s", op.proc, op.f, op.key)
 	if op.info && op.tookEffect {
 		b.WriteString(", outcome unknown (info) but its value was read later, so it took effect; drawn ending at the first such read")
 	} else if op.info {
 		b.WriteString(", outcome unknown (info)")
 	}
 	if op.node != "" {
-		fmt.Fprintf(&b, ", node %s", op.node)
+		fmt.Fprintf(&b, ", answered by %s", op.node)
 	}
 	if op.err != "" {
 		fmt.Fprintf(&b, ", error %q", op.err)
@@ -503,8 +513,8 @@ func (h *regHistory) describeMeta(op *regOp) string {
 }
 
 // keysBySize returns the keys, largest partition first (to balance workers).
-func (h *regHistory) keysBySize() []string {
-	keys := append([]string(nil), h.keys...)
+func (h *regHistory) keysBySize() []history.Key {
+	keys := append([]history.Key(nil), h.keys...)
 	sort.SliceStable(keys, func(i, j int) bool { return len(h.byKey[keys[i]]) > len(h.byKey[keys[j]]) })
 	return keys
 }

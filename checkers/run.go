@@ -10,8 +10,10 @@ import (
 
 // Run runs the checkers concurrently on the same input and returns their
 // results in the order given. A checker that panics yields an Unknown result
-// naming the panic (an internal error) rather than taking the run down.
-// Checkers must not modify in.Events, which they share.
+// naming the panic (an internal error) rather than taking the run down. A
+// result without a verdict is Unknown; one whose AnomalyCount is less than
+// its anomalies gets their number. Checkers must not modify in.Events,
+// which they share.
 func Run(ctx context.Context, in Input, cs ...Checker) []Result {
 	results := make([]Result, len(cs))
 	var wg sync.WaitGroup
@@ -42,6 +44,9 @@ func Run(ctx context.Context, in Input, cs ...Checker) []Result {
 			if r.Elapsed == 0 {
 				r.Elapsed = time.Since(start)
 			}
+			if r.AnomalyCount < len(r.Anomalies) {
+				r.AnomalyCount = len(r.Anomalies)
+			}
 			results[i] = r
 		}()
 	}
@@ -50,15 +55,18 @@ func Run(ctx context.Context, in Input, cs ...Checker) []Result {
 }
 
 // Overall combines verdicts: Invalid if any result is Invalid, else Unknown
-// if any is Unknown, else Valid (also for no results). Threshold results
-// count like any other; mapping them to exit code 3 is the caller's job.
+// if any is Unknown (or has a verdict outside the fixed set), else Valid.
+// NotApplicable is neutral: it never makes the overall verdict Unknown or
+// Invalid, so results that are all NotApplicable (or none) give Valid.
+// Threshold results count like any other; mapping them to exit code 3 is
+// the caller's job.
 func Overall(results []Result) Verdict {
 	v := Valid
 	for _, r := range results {
 		switch r.Verdict {
 		case Invalid:
 			return Invalid
-		case Valid:
+		case Valid, NotApplicable:
 		default:
 			v = Unknown
 		}

@@ -24,7 +24,7 @@ func TestRunAndOverall(t *testing.T) {
 	if len(rs) != 4 || rs[0].Name != "stats" || rs[1].Name != "linearizability" || rs[2].Name != "p" || rs[3].Name != "u" {
 		t.Fatalf("results out of order: %+v", rs)
 	}
-	if rs[0].Verdict != Valid || rs[1].Verdict != Invalid || rs[2].Verdict != Unknown || rs[3].Elapsed <= 0 {
+	if rs[0].Verdict != NotApplicable || rs[1].Verdict != Invalid || rs[2].Verdict != Unknown || rs[3].Elapsed <= 0 {
 		t.Fatalf("verdicts: %+v", rs)
 	}
 	if got := Overall(rs); got != Invalid {
@@ -39,6 +39,11 @@ func TestRunAndOverall(t *testing.T) {
 		{[]Verdict{Valid, Unknown}, Unknown},
 		{[]Verdict{Unknown, Invalid, Valid}, Invalid},
 		{[]Verdict{""}, Unknown},
+		// Not applicable is neutral.
+		{[]Verdict{NotApplicable}, Valid},
+		{[]Verdict{Valid, NotApplicable}, Valid},
+		{[]Verdict{NotApplicable, Unknown}, Unknown},
+		{[]Verdict{NotApplicable, Invalid}, Invalid},
 	} {
 		var rs []Result
 		for _, v := range c.vs {

@@ -15,10 +15,20 @@ import (
 // reproduce from a history alone (the workload's own HdrHistograms, which
 // measure from the intended start, are not in the history).
 //
-// Its verdict is Valid unless the history is malformed: a completion
+// Three kinds of failure are counted apart, in Details and the Summary:
+// "fail" counts definite rejections (type fail: the operation certainly did
+// not take effect), excluding "mismatch", the cas operations whose
+// comparison failed (type fail with error "mismatch": a normal answer, not
+// an error); "info" counts unknown outcomes. With "ok" and "pending"
+// (invoked, never completed) they add up to "ops", in total and per f
+// ("by_f").
+//
+// Its figures are reported, not judged: the verdict is NotApplicable
+// ("figures, not a verdict") unless the history is malformed (a completion
 // without an invoke, two invokes of one process without a completion in
 // between, a process invoking again after an info completion, a completion
-// whose f or key differs from its invoke, or one stamped before its invoke.
+// whose f or key differs from its invoke, or one stamped before its
+// invoke), which makes it Unknown with every problem as an anomaly.
 //
 // The main phase is [MainStart, MainEnd] if MainEnd > 0; else the phase
 // "main" of the history's phase markers (history.Phases), if it ended; else
@@ -39,11 +49,11 @@ func (s Stats) Check(ctx context.Context, in Input) (res Result) {
 	res = Result{Name: s.Name()}
 	defer func() { res.Elapsed = time.Since(start) }()
 
-	ops, probs := pairOps(in.Events)
+	ops, probs := pairOps(in)
 	d := make(map[string]any)
 	res.Details = d
 
-	type counts struct{ ops, ok, fail, info, pending int64 }
+	type counts struct{ ops, ok, fail, mismatch, info, pending int64 }
 	var total counts
 	byF := make(map[string]*counts)
 	latOK := make(map[string][]int64)
@@ -67,6 +77,9 @@ func (s Stats) Check(ctx context.Context, in Input) (res Result) {
 		case op.Type == history.OK:
 			c.ok++
 			total.ok++
+		case op.Type == history.Fail && normalizeF(op.F) == "cas" && isMismatch(in.Events[op.Comp].Error):
+			c.mismatch++
+			total.mismatch++
 		case op.Type == history.Fail:
 			c.fail++
 			total.fail++
@@ -87,12 +100,16 @@ func (s Stats) Check(ctx context.Context, in Input) (res Result) {
 	d["ops"] = total.ops
 	d["ok"] = total.ok
 	d["fail"] = total.fail
+	d["mismatch"] = total.mismatch
 	d["info"] = total.info
 	d["pending"] = total.pending
 	d["processes"] = len(procs)
 	fs := make(map[string]any, len(byF))
 	for f, c := range byF {
 		m := map[string]any{"ops": c.ops, "ok": c.ok, "fail": c.fail, "info": c.info}
+		if c.mismatch > 0 {
+			m["mismatch"] = c.mismatch
+		}
 		if c.pending > 0 {
 			m["pending"] = c.pending
 		}
@@ -144,23 +161,21 @@ func (s Stats) Check(ctx context.Context, in Input) (res Result) {
 		// the verdict is inconclusive (exit 2), not a violation.
 		res.Verdict = Unknown
 		p := probs[0]
-		res.Summary = fmt.Sprintf("history is malformed: %s, the first at line %d", plural(len(probs), "problem"), lineOf(in, p.Event))
-		res.Explanation = fmt.Sprintf("The history breaks the process-sequential rule at event %d (line %d): %s. Every client process must alternate invoke and completion, and must not invoke again after an info completion; no checker can trust the pairing of operations otherwise. Fix the recorder or the tool that wrote the history.",
-			p.Event, lineOf(in, p.Event), p.Message)
-		for i, p := range probs {
-			if i == 30 {
-				break
-			}
-			res.Anomalies = append(res.Anomalies, problemAnomaly(in, p))
-		}
+		res.Summary = fmt.Sprintf("history is malformed: %s, the first at %s", plural(len(probs), "problem"), in.Ref(p.Event))
+		res.Explanation = fmt.Sprintf("The history breaks the process-sequential rule at %s: %s. Every client process must alternate invoke and completion, and must not invoke again after an info completion; no checker can trust the pairing of operations otherwise. Fix the recorder or the tool that wrote the history.",
+			in.Ref(p.Event), p.Message)
+		res.Anomalies = problemAnomalies(in, probs)
+		res.AnomalyCount = len(res.Anomalies)
 		d["problems"] = len(probs)
 		return res
 	}
-	res.Verdict = Valid
+	res.Verdict = NotApplicable
 	lat := d["latency_us"].(map[string]float64)
-	res.Summary = fmt.Sprintf("%d ops (%d ok, %d fail, %d info, %d pending) at %.1f ops/s; latency p50 %s p99 %s max %s",
-		total.ops, total.ok, total.fail, total.info, total.pending, d["achieved_rate"],
-		usText(lat["p50"]), usText(lat["p99"]), usText(lat["max"]))
+	res.Summary = fmt.Sprintf("figures, not a verdict: %d ops: %d ok, %s, %s, %s, %d pending; %.1f ops/s; latency p50 %s p99 %s max %s",
+		total.ops, total.ok, plural64(total.mismatch, "cas mismatch", "cas mismatches"),
+		plural64(total.fail, "definite rejection (fail)", "definite rejections (fail)"),
+		plural64(total.info, "unknown outcome (info)", "unknown outcomes (info)"),
+		total.pending, d["achieved_rate"], usText(lat["p50"]), usText(lat["p99"]), usText(lat["max"]))
 	return res
 }
 
@@ -192,4 +207,11 @@ func usText(us float64) string {
 		d = d.Round(time.Microsecond)
 	}
 	return d.String()
+}
+
+func plural64(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -13,6 +13,11 @@ import (
 // intended start (open loop, free of coordinated omission) is only known to
 // the workload engine, which passes its figures in Observed. An Invalid
 // result has Threshold set, which maps to exit code 3.
+//
+// The verdict is NotApplicable, with the reason in the Summary, when there
+// is nothing to judge: no limit set, only a rate limit on a closed loop, or
+// latency limits without any measurement (a history alone, as `faultline
+// check` has, does not hold the workload's latencies).
 type Thresholds struct {
 	// Limits maps a percentile name ("p50", "p90", "p99", "p999", "max") to
 	// the most latency allowed.
@@ -33,12 +38,16 @@ func (t *Thresholds) Name() string { return "thresholds" }
 func (t *Thresholds) Check(_ context.Context, _ Input) Result {
 	start := time.Now()
 	r := Result{Name: t.Name(), Threshold: true, Details: map[string]any{}}
-	var failed, met []string
+	var failed, met, na []string
 	names := make([]string, 0, len(t.Limits))
 	for n := range t.Limits {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	if len(names) > 0 && len(t.Observed) == 0 {
+		na = append(na, fmt.Sprintf("no latency measurements to judge %s against (a history alone does not hold the workload's latencies from intended start)", strings.Join(names, ", ")))
+		names = nil
+	}
 	for _, n := range names {
 		limit := t.Limits[n]
 		obs, ok := t.Observed[n]
@@ -57,7 +66,7 @@ func (t *Thresholds) Check(_ context.Context, _ Input) Result {
 	}
 	if t.MinRate > 0 {
 		if t.TargetRate <= 0 {
-			met = append(met, "min_rate not applicable (closed loop)")
+			na = append(na, "min_rate: a closed loop has no target rate")
 		} else {
 			frac := t.AchievedRate / t.TargetRate
 			r.Details["rate_fraction"] = frac
@@ -76,10 +85,16 @@ func (t *Thresholds) Check(_ context.Context, _ Input) Result {
 			". Latency is measured from each operation's intended start, so queueing behind a slow cluster counts. " +
 			"Look at the latency over time in the report to see whether it was a fault window or the whole run."
 	case len(met) == 0:
-		r.Verdict = Valid
-		r.Summary = "no thresholds set"
+		r.Verdict = NotApplicable
+		if len(na) == 0 {
+			na = append(na, "no thresholds set")
+		}
+		r.Summary = "not applicable: " + strings.Join(na, "; ")
 	default:
 		r.Verdict = Valid
+		for _, s := range na {
+			met = append(met, "not judged: "+s)
+		}
 		r.Summary = strings.Join(met, "; ")
 	}
 	r.Elapsed = time.Since(start)
