@@ -143,6 +143,8 @@ func us(v float64) string {
 	switch {
 	case d == 0:
 		return "0"
+	case v < 1:
+		return fmt.Sprintf("%.0fns", v*1e3)
 	case v < 10:
 		return fmt.Sprintf("%.1fµs", v)
 	case d < time.Millisecond:
