@@ -19,6 +19,11 @@ type ClientConfig struct {
 	Timeout time.Duration
 	// Options are the adapter's settings from the scenario (`client:`).
 	Options map[string]string
+	// Token, if set, is sent with every request by adapters that speak
+	// faultline's node protocol (the http adapter: Authorization: Bearer);
+	// the run's ClusterSpec.Token for faultline's own nodes, "" for
+	// services that take none (nothing is sent then).
+	Token Token
 }
 
 // Adapter is a client adapter: how faultline speaks to a kind of system.

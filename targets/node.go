@@ -2,9 +2,13 @@ package targets
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -30,6 +34,11 @@ type NodeConfig struct {
 	DataDir    string            // survives restarts; created if missing
 	Bugs       []string          // bug switches that break one guarantee on purpose
 	Opts       map[string]string // system-specific tunables (e.g. election timeouts)
+	// Token, if set, is required by the node's client and admin APIs (see
+	// Token.Allows); "" leaves them open. RunNode takes it from the
+	// environment (TokenEnv) when it is empty: it is never a flag, so that
+	// `ps` does not show it.
+	Token Token
 	// Ready, if set, is called once the node serves its client and admin APIs.
 	Ready func()
 }
@@ -248,7 +257,64 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	if cfg.Role == "" {
 		cfg.Role = s.Roles[0].Name
 	}
+	if cfg.Token == "" {
+		cfg.Token = Token(os.Getenv(TokenEnv))
+	}
 	return s.Run(ctx, cfg)
+}
+
+// TokenEnv is the environment variable that gives a node of faultline's
+// own its run's token (see NodeConfig.Token). Runtimes set it; a node
+// started by hand without it serves open APIs.
+const TokenEnv = "FAULTLINE_NODE_TOKEN"
+
+// Token is a run's secret: whoever holds it may use the control surfaces
+// of the run (its nodes' client and admin APIs, its Toxiproxy API). Its
+// String method hides it, so printing a value that holds one (%v, %+v)
+// does not reveal it; send it with SetOn, or string(t).
+type Token string
+
+// NewToken returns a fresh random token (128 bits from crypto/rand).
+func NewToken() Token { return Token(rand.Text()) }
+
+// String returns "" for no token and "[token]" otherwise, never the secret.
+func (t Token) String() string {
+	if t == "" {
+		return ""
+	}
+	return "[token]"
+}
+
+// GoString is String, for %#v.
+func (t Token) GoString() string { return t.String() }
+
+// TokenUser is the user name sent with a token in HTTP basic auth (the
+// Toxiproxy client can send a token only that way, in its URL).
+const TokenUser = "faultline"
+
+// SetOn makes req carry t as "Authorization: Bearer T"; it does nothing
+// when t is "".
+func (t Token) SetOn(req *http.Request) {
+	if t != "" {
+		req.Header.Set("Authorization", "Bearer "+string(t))
+	}
+}
+
+// Allows reports whether r may use an API that requires t: always when t
+// is "", else when r carries t as "Authorization: Bearer T" or as the
+// password of HTTP basic auth (any user name). The comparison takes
+// constant time.
+func (t Token) Allows(r *http.Request) bool {
+	if t == "" {
+		return true
+	}
+	got := ""
+	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "Bearer ") {
+		got = strings.TrimSpace(auth[7:])
+	} else if _, pw, ok := r.BasicAuth(); ok {
+		got = pw
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(t)) == 1
 }
 
 // NodeArgs returns the arguments after the binary that start node n of

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -125,4 +127,49 @@ func StartEach(ctx context.Context, n int, start func(ctx context.Context, i int
 	}
 	wg.Wait()
 	return errs
+}
+
+// WaitReady is WaitHTTP for GET http://addr+path with token (if any) sent
+// as HTTP basic auth (user TokenUser), as Token.Allows accepts it: the
+// readiness probe of an API that requires the run's token. Its errors
+// never contain the token: a *NotReadyError names the URL without it.
+func WaitReady(ctx context.Context, addr, path string, token Token, timeout time.Duration, exited func(context.Context) error) error {
+	u := url.URL{Scheme: "http", Host: addr, Path: path}
+	if token == "" {
+		return WaitHTTP(ctx, u.String(), timeout, exited)
+	}
+	shown := u.String()
+	u.User = url.UserPassword(TokenUser, string(token))
+	err := WaitHTTP(ctx, u.String(), timeout, exited)
+	var nr *NotReadyError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &nr):
+		nr.URL = shown
+		return nr
+	case ctx.Err() != nil:
+		return fmt.Errorf("waiting for GET %s to answer 200: %w", shown, ctx.Err())
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), string(token), "[token]"))
+}
+
+// NodeEnv returns env (os.Environ() when nil) without any TokenEnv
+// setting, plus TokenEnv=token when token is set: the environment of a
+// node process that must require exactly the run's token, whatever the
+// parent's environment holds.
+func NodeEnv(env []string, token Token) []string {
+	if env == nil {
+		env = os.Environ()
+	}
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, TokenEnv+"=") {
+			out = append(out, kv)
+		}
+	}
+	if token != "" {
+		out = append(out, TokenEnv+"="+string(token))
+	}
+	return out
 }

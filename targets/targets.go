@@ -70,6 +70,15 @@ type ClusterSpec struct {
 	Dir    string     // run directory: nodes/<id>.log and data/<id>/ go below it
 	Binary string     // faultline binary to run nodes with; "" = os.Executable()
 	Links  LinkMapper
+	// Token, if set, is the run's secret: the runtime gives it to every
+	// node of faultline's own (`faultline node`) in the environment
+	// (TokenEnv, never on the command line), and the node's client and
+	// admin APIs then refuse requests that do not carry it (401). A runtime
+	// that hosts the run's Toxiproxy server (ProxyHost) protects its API
+	// with it too. NodeInfo.Token carries it back for faultline's own calls;
+	// clients get it through ClientConfig.Token. "" runs the nodes open, as
+	// before. Generate one per run with NewToken.
+	Token Token
 	// Log, if set, receives one-line progress messages (node started, ...).
 	Log func(format string, args ...any)
 }
@@ -88,6 +97,10 @@ type NodeInfo struct {
 	NodeAddrs
 	Role      string // the node's role (NodeSpec.Role)
 	ClientVia string // the address clients should dial (a proxy, or Client)
+	// Token is what the node's client and admin APIs require (the
+	// ClusterSpec's); "" when they are open. The node kit's client
+	// functions (status, clock, local reads) send it.
+	Token Token
 }
 
 // Status is a node's own account of itself (for reference systems, the
@@ -218,6 +231,9 @@ type ProxyPlacement struct {
 	// Upstream maps a node's address (as in NodeAddrs) to the address the
 	// proxy must dial to reach it; nil means unchanged.
 	Upstream func(from, to, nodeAddr string) string
+	// Token is what the Toxiproxy API requires (give it to the faults.Links
+	// that drives it, as LinksOptions.Token); "" when the API is open.
+	Token Token
 }
 
 // ProxyHost is implemented by runtimes that host the Toxiproxy server of a
