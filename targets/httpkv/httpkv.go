@@ -65,7 +65,8 @@ func init() {
 }
 
 // newAdapterClient is the adapter's New: a Client for cfg.Home over
-// cfg.Nodes, each op bounded by cfg.Timeout. The adapter takes no options.
+// cfg.Nodes, each op bounded by cfg.Timeout, sending cfg.Token if set. The
+// adapter takes no options.
 func newAdapterClient(cfg targets.ClientConfig) (targets.Client, error) {
 	if len(cfg.Options) > 0 {
 		names := make([]string, 0, len(cfg.Options))
@@ -75,7 +76,7 @@ func newAdapterClient(cfg targets.ClientConfig) (targets.Client, error) {
 		sort.Strings(names)
 		return nil, fmt.Errorf("client adapter %s has no option %q (it takes none)", AdapterName, names[0])
 	}
-	return New(cfg.Nodes, cfg.Home, Options{Timeout: cfg.Timeout})
+	return New(cfg.Nodes, cfg.Home, Options{Timeout: cfg.Timeout, Token: cfg.Token})
 }
 
 // Options tune a Client. Zero values take the defaults.
@@ -89,6 +90,10 @@ type Options struct {
 	// MaxRedirects is how many times one op may follow a definite refusal
 	// that names the leader (default 2; negative means never).
 	MaxRedirects int
+	// Token, if set, is sent with every request as "Authorization: Bearer
+	// TOKEN" (faultline's own nodes require their run's token); "" sends
+	// no Authorization header.
+	Token targets.Token
 }
 
 func (o Options) withDefaults() Options {
@@ -241,6 +246,7 @@ func (c *Client) try(ctx context.Context, node, method, path string, body []byte
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	c.opts.Token.SetOn(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if isDialError(err) {

@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -288,5 +290,35 @@ func TestAdapter(t *testing.T) {
 	}
 	if _, err := a.New(targets.ClientConfig{Nodes: nodes, Home: "n2"}); err == nil {
 		t.Fatal("a home that is not a node was accepted")
+	}
+}
+
+// TestToken: the adapter sends a token only when it is configured with
+// one (ClientConfig.Token), as a bearer token.
+func TestToken(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Write([]byte(`{"value":1}`))
+	})
+	a, err := targets.LookupAdapter(AdapterName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []targets.Token{"", "tok-1"} {
+		cl, err := a.New(targets.ClientConfig{Nodes: map[string]string{"n1": s.addr()}, Home: "n1", Token: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := cl.Do(context.Background(), get); out.Type != history.OK {
+			t.Errorf("get with token %q: %+v", tok, out)
+		}
+		cl.Close()
+	}
+	if want := []string{"", "Bearer tok-1"}; !slices.Equal(seen, want) {
+		t.Errorf("Authorization headers sent: %q, want %q", seen, want)
 	}
 }

@@ -33,8 +33,9 @@ var adminHTTP = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-// adminCall sends one request to n's admin API and returns the status code
-// and body (at most MaxBody bytes). Errors name the node and the request.
+// adminCall sends one request to n's admin API, with n.Token if it has one,
+// and returns the status code and body (at most MaxBody bytes). Errors name
+// the node and the request.
 func adminCall(ctx context.Context, n targets.NodeInfo, method, path string, body []byte) (int, []byte, error) {
 	what := method + " " + path
 	if n.Admin == "" {
@@ -53,6 +54,7 @@ func adminCall(ctx context.Context, n targets.NodeInfo, method, path string, bod
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	n.Token.SetOn(req)
 	resp, err := adminHTTP.Do(req)
 	if err != nil {
 		var ue *url.Error

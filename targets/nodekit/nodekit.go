@@ -38,12 +38,23 @@
 // each failure answered (KIND is Error.Kind: bad_request for a body the
 // kit refused, refused or indefinite by default, internal for an error
 // that is not an *Error); errors_client_gone counts requests the Store gave
-// up on because the client went away (nothing is answered).
+// up on because the client went away (nothing is answered);
+// errors_unauthorized counts requests refused for want of the token.
+//
+// # Token
+//
+// When NodeConfig.Token is set (`faultline node` takes it from the
+// environment variable targets.TokenEnv, never from a flag), both APIs
+// answer every request that does not carry it, as "Authorization: Bearer
+// TOKEN" or as the password of HTTP basic auth, with 401 {"error": TEXT,
+// "definite": true}. Without a token both APIs are open (a node started by
+// hand).
 //
 // # Client side
 //
 // ReadStatus, SetClock and LocalRead speak the admin API from faultline's
-// side; Hooks puts them into a targets.System, so that a kit-based system
+// side, sending the node's token (targets.NodeInfo.Token) when it has one;
+// Hooks puts them into a targets.System, so that a kit-based system
 // registers status reading, clock faults and local reads in one line.
 package nodekit
 
@@ -171,7 +182,7 @@ type Node struct {
 }
 
 // New returns the kit of the node cfg describes. It uses cfg.ID, Role,
-// Listen, Admin, Bugs and Ready.
+// Listen, Admin, Bugs, Token and Ready.
 func New(cfg targets.NodeConfig) *Node {
 	return &Node{cfg: cfg, started: time.Now(), errs: map[string]int64{}}
 }
@@ -327,7 +338,9 @@ func (n *Node) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // ClientHandler returns the handler of the client API over store (Serve
-// uses it; it is exported for systems that serve it themselves).
+// uses it; it is exported for systems that serve it themselves). When the
+// node has a token (NodeConfig.Token) the handler answers 401 to every
+// request without it.
 func (n *Node) ClientHandler(store Store) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /kv/{key}", func(w http.ResponseWriter, r *http.Request) {
@@ -373,7 +386,26 @@ func (n *Node) ClientHandler(store Store) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, http.StatusNotFound, "no route %s %s: the API is GET|PUT /kv/{key} and POST /kv/{key}/cas", r.Method, r.URL.Path)
 	})
-	return mux
+	return n.guard(mux)
+}
+
+// guard refuses, with 401 and a definite error body, every request that
+// does not carry the node's token (NodeConfig.Token), and counts it as
+// errors_unauthorized; without a token it returns h itself.
+func (n *Node) guard(h http.Handler) http.Handler {
+	tok := n.cfg.Token
+	if tok == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !tok.Allows(r) {
+			n.countError("unauthorized")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="faultline node"`)
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "this node requires its run's token (Authorization: Bearer TOKEN); faultline gives it to the nodes it starts in " + targets.TokenEnv, Definite: true})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 type valueBody struct {
@@ -481,7 +513,9 @@ func (n *Node) status(store Store) map[string]any {
 }
 
 // AdminHandler returns the handler of the admin API over store (Serve uses
-// it; it is exported for systems that serve it themselves).
+// it; it is exported for systems that serve it themselves). When the node
+// has a token (NodeConfig.Token) the handler answers 401 to every request
+// without it.
 func (n *Node) AdminHandler(store Store) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/status", func(w http.ResponseWriter, r *http.Request) {
@@ -514,7 +548,7 @@ func (n *Node) AdminHandler(store Store) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no route %s %s: the admin API is GET /admin/status, GET|POST /admin/clock, GET /admin/kv/{key}", r.Method, r.URL.Path), Definite: true})
 	})
-	return mux
+	return n.guard(mux)
 }
 
 type clockBody struct {
