@@ -55,7 +55,10 @@ func (r *Runtime) Capabilities() targets.Capabilities {
 //
 // with its NodeSpec's role, bug switches and options, where BINARY is
 // spec.Binary, or this executable when it is empty, and the --peer
-// addresses come from spec.Links (direct peer addresses when it is nil). Children receive SIGKILL if this process dies (Linux
+// addresses come from spec.Links (direct peer addresses when it is nil).
+// spec.Token, if set, is given to every node in its environment
+// (targets.TokenEnv; an inherited setting is replaced), never in argv, and
+// is each NodeInfo's Token. Children receive SIGKILL if this process dies (Linux
 // PR_SET_PDEATHSIG). That signal follows the death of the forking thread,
 // not of the process, and Go ends a thread when a goroutine locked to it
 // exits; so every node is forked from one goroutine that stays locked to
@@ -144,7 +147,7 @@ func (r *Runtime) startOnce(ctx context.Context, spec targets.ClusterSpec, binar
 		a := addrs[i]
 		n := &node{
 			c:       c,
-			info:    targets.NodeInfo{NodeAddrs: a, Role: ns.Role, ClientVia: clients[a.ID]},
+			info:    targets.NodeInfo{NodeAddrs: a, Role: ns.Role, ClientVia: clients[a.ID], Token: spec.Token},
 			binary:  binary,
 			argv:    targets.NodeArgs(spec, ns, a, peers[a.ID], filepath.Join(dir, "data", a.ID)),
 			logPath: filepath.Join(dir, "nodes", a.ID+".log"),
@@ -517,6 +520,9 @@ func (n *node) spawn() (*proc, error) {
 		time.Now().UTC().Format(time.RFC3339Nano), n.binary, strings.Join(n.argv, " "))
 
 	cmd := exec.Command(n.binary, n.argv...)
+	// The token goes in the environment, which only this user can read
+	// (/proc/PID/environ is 0400), never in argv, which `ps` shows.
+	cmd.Env = targets.NodeEnv(nil, n.info.Token)
 	cmd.Stdin = nil
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -543,7 +549,7 @@ func (n *node) waitReady(ctx context.Context, p *proc) error {
 			return nil
 		}
 	}
-	err := targets.WaitHTTP(ctx, "http://"+n.info.Admin+targets.ReadyPath, n.c.opts.ReadyTimeout, exited)
+	err := targets.WaitReady(ctx, n.info.Admin, targets.ReadyPath, n.info.Token, n.c.opts.ReadyTimeout, exited)
 	var nr *targets.NotReadyError
 	if !errors.As(err, &nr) {
 		if err != nil {

@@ -51,7 +51,8 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // fakeNode speaks just enough of the node protocol: GET /admin/status (its
 // term is the number of starts, counted in the data directory),
-// GET /admin/argv, GET /kv/KEY, and a peer listener. Its bug switches
+// GET /admin/argv, GET /kv/KEY, and a peer listener; both APIs require the
+// token in targets.TokenEnv when it is set. Its bug switches
 // misbehave: fail-start exits at once, not-ready answers 503 for ever,
 // ignore-term ignores SIGTERM.
 func fakeNode(args []string) int {
@@ -123,8 +124,20 @@ func fakeNode(args []string) int {
 	adm.HandleFunc("GET /admin/argv", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(os.Args[1:])
 	})
-	go http.Serve(ls[0], client)
-	go http.Serve(ls[1], adm)
+	// Like the node kit, both APIs require the token given in the
+	// environment, if any.
+	tok := targets.Token(os.Getenv(targets.TokenEnv))
+	guard := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !tok.Allows(r) {
+				http.Error(w, `{"error":"token"}`, http.StatusUnauthorized)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	go http.Serve(ls[0], guard(client))
+	go http.Serve(ls[1], guard(adm))
 	go func() {
 		for {
 			c, err := ls[2].Accept()
@@ -709,4 +722,68 @@ func BenchmarkKillStart(b *testing.B) {
 	per := time.Since(t1) / time.Duration(b.N)
 	b.ReportMetric(float64(per)/float64(base), "x_spawn")
 	b.ReportMetric(float64(base.Microseconds()), "spawn_us")
+}
+
+// TestNodeToken: the run's token reaches each node in its environment,
+// never on its command line (which `ps` shows every user), replacing one
+// this process inherited; readiness sends it; NodeInfo carries it; the
+// nodes' APIs refuse requests without it. Without a token nodes get none.
+func TestNodeToken(t *testing.T) {
+	t.Setenv(targets.TokenEnv, "inherited-from-the-parent")
+	tok := targets.NewToken()
+	c := startCluster(t, Options{ReadyTimeout: 5 * time.Second}, targets.ClusterSpec{Nodes: specs("n1", "n2"), Token: tok})
+	for _, n := range c.Nodes() {
+		if n.Token != tok {
+			t.Errorf("%s: NodeInfo.Token is not the run's", n.ID)
+		}
+		pid := c.PID(n.ID)
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(cmdline), string(tok)) {
+			t.Errorf("%s: the token is on the command line: %q", n.ID, cmdline)
+		}
+		environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars := strings.Split(string(environ), "\x00")
+		if !slices.Contains(vars, targets.TokenEnv+"="+string(tok)) || slices.Contains(vars, targets.TokenEnv+"=inherited-from-the-parent") {
+			t.Errorf("%s: environment has %v, want exactly the run's token", n.ID, slices.DeleteFunc(vars, func(v string) bool { return !strings.HasPrefix(v, "FAULTLINE") }))
+		}
+		for _, u := range []string{"http://" + n.Admin + "/admin/status", "http://" + n.Client + "/kv/k"} {
+			resp, err := http.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("GET %s without the token: %d, want 401", u, resp.StatusCode)
+			}
+			req, _ := http.NewRequest("GET", u, nil)
+			tok.SetOn(req)
+			if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+				t.Errorf("GET %s with the token: %v %v", u, resp, err)
+			} else {
+				resp.Body.Close()
+			}
+		}
+	}
+	// A restart gets the token again.
+	if err := c.Kill(context.Background(), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background(), "n1"); err != nil {
+		t.Fatalf("restart with a token: %v", err)
+	}
+
+	open := startCluster(t, Options{}, targets.ClusterSpec{Nodes: specs("n1")})
+	environ, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", open.PID("n1")))
+	if strings.Contains(string(environ), targets.TokenEnv) {
+		t.Errorf("a node of a run without a token has %s in its environment", targets.TokenEnv)
+	}
+	if st := status(t, open, "n1"); st.ID != "n1" {
+		t.Errorf("status of an open node: %+v", st)
+	}
 }
