@@ -380,6 +380,7 @@ func (l *Links) undoLocked(f *LinkFault) error {
 		p.Name = t.Proxy
 		if err := p.RemoveToxic(t.Name); err != nil && !isNotFound(err) {
 			errs = append(errs, fmt.Errorf("remove toxic %s from proxy %s: %w", t.Name, t.Proxy, err))
+			l.markStaleToxic(t.Proxy, t.Name)
 		}
 	}
 	for _, k := range f.Disabled {
@@ -390,9 +391,21 @@ func (l *Links) undoLocked(f *LinkFault) error {
 		delete(l.disabled, k)
 		if err := l.setEnabledLocked(l.proxies[k], true); err != nil {
 			errs = append(errs, err)
+			if l.staleDisabled == nil {
+				l.staleDisabled = map[Link]bool{}
+			}
+			l.staleDisabled[k] = true
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// markStaleToxic notes a toxic of ours whose removal failed.
+func (l *Links) markStaleToxic(proxy, name string) {
+	if l.staleToxics == nil {
+		l.staleToxics = map[string]bool{}
+	}
+	l.staleToxics[proxy+"/"+name] = true
 }
 
 // End ends one active fault: it removes exactly that fault's toxics and
@@ -433,21 +446,29 @@ type HealReport struct {
 	Ended   []LinkFault `json:"ended"`   // the faults that were active
 	Removed []ToxicRef  `json:"removed"` // every toxic found and removed, whoever added it
 	Enabled []Link      `json:"enabled"` // proxies that were disabled and were enabled
+	// Foreign lists what Heal undid that no fault of this Links made (a
+	// toxic added, a proxy disabled behind its back): tampering, as
+	// Audit reports it, found at the last moment.
+	Foreign []Tamper `json:"foreign,omitempty"`
 }
 
 // Heal ends every fault on this Links' proxies: it asks the Toxiproxy API
 // for each proxy's state, removes every toxic found there (including ones
 // it did not add) and enables every disabled proxy. It goes on after an
-// error and returns all errors; the report lists what it did change.
+// error and returns all errors; the report lists what it did change, and
+// what of that no fault of this Links had made (Foreign).
 func (l *Links) Heal(ctx context.Context) (HealReport, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var rep HealReport
+	want := l.expectedLocked()
 	for _, f := range l.active {
 		rep.Ended = append(rep.Ended, f.clone())
 	}
 	l.active = nil
 	l.disabled = map[Link]int{}
+	stale := l.staleToxics
+	l.staleToxics, l.staleDisabled = nil, nil
 	var errs []error
 	for _, k := range l.order {
 		if err := ctx.Err(); err != nil {
@@ -461,13 +482,21 @@ func (l *Links) Heal(ctx context.Context) (HealReport, error) {
 			continue
 		}
 		for _, t := range p.ActiveToxics {
+			ref := ToxicRef{Link: k, Proxy: lp.name, Name: t.Name, Type: t.Type, Stream: t.Stream, Attributes: t.Attributes}
+			if _, ours := want.toxics[lp.name+"/"+t.Name]; !ours && !stale[lp.name+"/"+t.Name] {
+				rep.Foreign = append(rep.Foreign, Tamper{Link: k, Proxy: lp.name, What: TamperToxicAdded, Toxic: &ref})
+			}
 			if err := p.RemoveToxic(t.Name); err != nil && !isNotFound(err) {
 				errs = append(errs, fmt.Errorf("faults: heal: remove toxic %s from proxy %s: %w", t.Name, lp.name, err))
+				l.markStaleToxic(lp.name, t.Name)
 				continue
 			}
-			rep.Removed = append(rep.Removed, ToxicRef{Link: k, Proxy: lp.name, Name: t.Name, Type: t.Type, Stream: t.Stream, Attributes: t.Attributes})
+			rep.Removed = append(rep.Removed, ref)
 		}
 		if !p.Enabled {
+			if !want.disabled[k] && !want.staleDisabled[k] {
+				rep.Foreign = append(rep.Foreign, Tamper{Link: k, Proxy: lp.name, What: TamperProxyDisabled})
+			}
 			if err := p.Enable(); err != nil {
 				errs = append(errs, fmt.Errorf("faults: heal: enable proxy %s (%s) on %s: %w", lp.name, k, p.Listen, err))
 				continue

@@ -62,6 +62,10 @@ type LinksOptions struct {
 	// NoClientLinks leaves client -> node links unproxied: MapLinks then
 	// returns each node's own client address for clients.
 	NoClientLinks bool
+	// Token is what the Toxiproxy API requires (ProxyServer.Token,
+	// targets.ProxyPlacement.Token), sent with every request; "" sends
+	// none, unless the API is a ProxyServer of this process (see NewLinks).
+	Token targets.Token
 }
 
 // linkProxy is one proxy Links created.
@@ -96,16 +100,30 @@ type Links struct {
 	nextID   int
 	active   []*LinkFault
 	disabled map[Link]int // active refuse faults per link
+
+	// What faults left behind when undoing them failed: toxics (by proxy
+	// and name) and disabled proxies that may still be there, so that an
+	// audit does not take them for tampering.
+	staleToxics   map[string]bool
+	staleDisabled map[Link]bool
 }
 
 var _ targets.LinkMapper = (*Links)(nil)
 
 // NewLinks returns a Links that drives the Toxiproxy API at apiAddr
-// (host:port or an http:// URL). It makes no call until MapLinks.
+// (host:port or an http:// URL), sending opts.Token with every request.
+// Without opts.Token, when apiAddr is the APIAddr of a ProxyServer running
+// in this process, it sends that server's token: the secret never leaves
+// the process. It makes no call until MapLinks.
 func NewLinks(apiAddr string, opts LinksOptions) *Links {
+	if opts.Token == "" {
+		if t, ok := embedded.Load(apiAddr); ok {
+			opts.Token = t.(targets.Token)
+		}
+	}
 	return &Links{
 		api:      apiAddr,
-		c:        toxiclient.NewClient(apiAddr),
+		c:        newToxiClient(apiAddr, opts.Token),
 		opts:     opts,
 		proxies:  map[Link]*linkProxy{},
 		disabled: map[Link]int{},
@@ -291,6 +309,7 @@ func (l *Links) deleteProxiesLocked() error {
 	l.nodes = nil
 	l.active = nil
 	l.disabled = map[Link]int{}
+	l.staleToxics, l.staleDisabled = nil, nil
 	return errors.Join(errs...)
 }
 

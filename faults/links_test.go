@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	toxiclient "github.com/Shopify/toxiproxy/v2/client"
-
 	"github.com/faultline/faultline/targets"
 	"github.com/faultline/faultline/targets/local"
 )
@@ -292,7 +290,7 @@ func TestMapLinksRejectsBadIDs(t *testing.T) {
 	if st, err := first.Inspect(context.Background()); err != nil || len(st) != 1 {
 		t.Fatalf("the first mapping was disturbed: %v %v", st, err)
 	}
-	if all, err := toxiclient.NewClient(srv.APIAddr()).Proxies(); err != nil || len(all) != 1 {
+	if all, err := newToxiClient(srv.APIAddr(), srv.Token()).Proxies(); err != nil || len(all) != 1 {
 		t.Fatalf("proxies after a failed MapLinks: %v, %v; want only the first mapping's", all, err)
 	}
 	// Once the name is free, the same Links maps.

@@ -48,6 +48,10 @@ type Nemesis struct {
 	active  map[int]*Active
 	injects []Injected
 	touched map[string]bool // nodes ever killed or paused: Heal makes sure they run
+
+	tampers    []Tamper        // found by Audit, Watch and Heal, in order
+	tamperSeen map[string]bool // Tamper.key of each, to report it once
+	auditErrs  int
 }
 
 // Active is a fault in force.
@@ -262,11 +266,13 @@ func (n *Nemesis) End(ctx context.Context, a *Active) error {
 	return err
 }
 
-// Heal ends every active fault, then makes sure no toxic is left and every
-// proxy is enabled (even ones nemesis did not add), and records a "heal"
-// event. Every node a fault ever killed or paused is resumed and started
-// again (both do nothing to a running node).
+// Heal audits the proxies once more (see Audit), ends every active fault,
+// then makes sure no toxic is left and every proxy is enabled (even ones
+// nemesis did not add: those are recorded as tampering too), and records a
+// "heal" event. Every node a fault ever killed or paused is resumed and
+// started again (both do nothing to a running node).
 func (n *Nemesis) Heal(ctx context.Context) error {
+	n.Audit(ctx) // an error here is Links.Heal's to report
 	n.mu.Lock()
 	var act []*Active
 	for _, a := range n.active {
@@ -308,6 +314,7 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 		if err != nil {
 			errs = append(errs, err)
 		}
+		n.noteTampers(rep.Foreign)
 		value["toxics_removed"] = len(rep.Removed)
 		value["proxies_enabled"] = len(rep.Enabled)
 	}
