@@ -56,20 +56,27 @@ func Run(ctx context.Context, in Input, cs ...Checker) []Result {
 
 // Overall combines verdicts: Invalid if any result is Invalid, else Unknown
 // if any is Unknown (or has a verdict outside the fixed set), else Valid.
-// NotApplicable is neutral: it never makes the overall verdict Unknown or
-// Invalid, so results that are all NotApplicable (or none) give Valid.
-// Threshold results count like any other; mapping them to exit code 3 is
-// the caller's job.
+// NotApplicable is no verdict: it never makes the overall verdict Unknown
+// or Invalid; but when no result gives a verdict at all (no results, or
+// all NotApplicable), nothing was judged, and that is Unknown (as the
+// conductor's verdict has it). Threshold results count like any other;
+// mapping them to exit code 3 is the caller's job.
 func Overall(results []Result) Verdict {
-	v := Valid
+	v, judged := Valid, false
 	for _, r := range results {
 		switch r.Verdict {
 		case Invalid:
 			return Invalid
-		case Valid, NotApplicable:
+		case NotApplicable:
+			continue
+		case Valid:
 		default:
 			v = Unknown
 		}
+		judged = true
+	}
+	if !judged {
+		return Unknown
 	}
 	return v
 }

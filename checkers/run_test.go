@@ -34,13 +34,14 @@ func TestRunAndOverall(t *testing.T) {
 		vs   []Verdict
 		want Verdict
 	}{
-		{nil, Valid},
+		{nil, Unknown}, // nothing judged (it was valid before not_applicable existed)
 		{[]Verdict{Valid, Valid}, Valid},
 		{[]Verdict{Valid, Unknown}, Unknown},
 		{[]Verdict{Unknown, Invalid, Valid}, Invalid},
 		{[]Verdict{""}, Unknown},
 		// Not applicable is neutral.
-		{[]Verdict{NotApplicable}, Valid},
+		{[]Verdict{NotApplicable}, Unknown}, // nothing judged
+		{[]Verdict{NotApplicable, NotApplicable, Valid}, Valid},
 		{[]Verdict{Valid, NotApplicable}, Valid},
 		{[]Verdict{NotApplicable, Unknown}, Unknown},
 		{[]Verdict{NotApplicable, Invalid}, Invalid},
