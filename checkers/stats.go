@@ -17,9 +17,10 @@ import (
 //
 // Three kinds of failure are counted apart, in Details and the Summary:
 // "fail" counts definite rejections (type fail: the operation certainly did
-// not take effect), excluding "mismatch", the cas operations whose
-// comparison failed (type fail with error "mismatch": a normal answer, not
-// an error); "info" counts unknown outcomes. With "ok" and "pending"
+// not take effect), excluding "mismatch", the completions of type fail with
+// error "mismatch" (a cas whose comparison failed: a normal answer, not an
+// error; counted as report.html counts them); "info" counts unknown
+// outcomes. With "ok" and "pending"
 // (invoked, never completed) they add up to "ops", in total and per f
 // ("by_f").
 //
@@ -77,7 +78,7 @@ func (s Stats) Check(ctx context.Context, in Input) (res Result) {
 		case op.Type == history.OK:
 			c.ok++
 			total.ok++
-		case op.Type == history.Fail && normalizeF(op.F) == "cas" && isMismatch(in.Events[op.Comp].Error):
+		case op.Type == history.Fail && isMismatch(in.Events[op.Comp].Error):
 			c.mismatch++
 			total.mismatch++
 		case op.Type == history.Fail:
