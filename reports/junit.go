@@ -109,7 +109,7 @@ func JUnit(r *Results) ([]byte, error) {
 		tc := junitCase{Name: c.Name, Classname: class, Time: junitSeconds(c.Elapsed.Seconds()), SystemOut: c.Summary}
 		switch {
 		case Figures(c):
-			tc.Skipped = &junitSkipped{Message: xmlSafe("figures, not a verdict: " + c.Summary)}
+			tc.Skipped = &junitSkipped{Message: xmlSafe(figuresPrefix + summaryText(c))}
 			s.Skipped++
 		case c.Verdict == checkers.NotApplicable:
 			tc.Skipped = &junitSkipped{Message: xmlSafe("not applicable: " + firstNonEmpty(c.Summary, "the history lacks what this checker needs"))}

@@ -50,7 +50,7 @@ func StepSummary(w io.Writer, r *Results, dir string) error {
 			if checkerClass(c) == "na" {
 				icv = "➖"
 			}
-			fmt.Fprintf(&b, "| %s | %s %s | %s |\n", md(c.Name), icv, md(v), md(c.Summary))
+			fmt.Fprintf(&b, "| %s | %s %s | %s |\n", md(c.Name), icv, md(v), md(summaryText(c)))
 		}
 		b.WriteString("\n")
 	}

@@ -40,15 +40,17 @@ func Summary(w io.Writer, r *Results) {
 		if c.Verdict == checkers.NotApplicable && !Figures(c) {
 			label = "n/a"
 		}
-		fmt.Fprintf(w, "  %-*s  %-7s  %s\n", width, c.Name, label, c.Summary)
-		if c.Verdict != checkers.Valid && !Figures(c) && c.Explanation != "" {
-			for _, line := range firstLines(c.Explanation, 6) {
-				fmt.Fprintf(w, "  %*s    %s\n", width, "", line)
+		fmt.Fprintf(w, "  %-*s  %-7s  %s\n", width, c.Name, label, summaryText(c))
+		if (c.Verdict == checkers.Invalid || c.Verdict == checkers.Unknown) && !Figures(c) && c.Explanation != "" {
+			// The explanation without the anomalies it repeats: they
+			// follow, each with its history lines.
+			for _, line := range firstLines(withoutAnomalies(c), 6) {
+				fmt.Fprintf(w, "  %*s    %s\n", width, "", oneLine(line, 300))
 			}
 		}
 		shown := min(len(c.Anomalies), summaryAnomalies)
 		for _, a := range c.Anomalies[:shown] {
-			fmt.Fprintf(w, "  %*s    - %s\n", width, "", oneLine(anomalyText(a), 400))
+			fmt.Fprintf(w, "  %*s    - %s\n", width, "", oneLine(anomalyLine(a), 300))
 		}
 		if rest := restOfAnomalies(r, c, shown); rest != "" {
 			fmt.Fprintf(w, "  %*s    %s\n", width, "", rest)
@@ -99,6 +101,51 @@ func Summary(w io.Writer, r *Results) {
 // summaryAnomalies is how many anomalies of each checker the terminal
 // summary shows.
 const summaryAnomalies = 5
+
+// withoutAnomalies is c's explanation without the lines that are one of
+// its anomalies' messages or count the rest of them, and without runs of
+// blank lines.
+func withoutAnomalies(c checkers.Result) string {
+	msgs := map[string]bool{}
+	for _, a := range c.Anomalies {
+		msgs[strings.TrimSpace(a.Message)] = true
+	}
+	var out []string
+	for _, line := range strings.Split(c.Explanation, "\n") {
+		t := strings.TrimSpace(line)
+		if msgs[t] || t == "" && (len(out) == 0 || out[len(out)-1] == "") {
+			continue
+		}
+		if len(c.Anomalies) > 0 && (strings.HasPrefix(t, "... and ") || strings.HasPrefix(t, "… and ")) {
+			continue // the summary says how many more, and where
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
+}
+
+// anomalyLine is one anomaly in the terminal: kind, key, the answering
+// node, its history lines (the operation in question first; at most three
+// named) and the message.
+func anomalyLine(a checkers.Anomaly) string {
+	var b strings.Builder
+	b.WriteString(a.Kind)
+	if a.Key != "" {
+		b.WriteString(" on key " + a.Key)
+	}
+	if a.Node != "" {
+		b.WriteString(", node " + a.Node)
+	}
+	if n := len(a.Refs); n > 0 {
+		b.WriteString(" [" + strings.Join(a.Refs[:min(n, 3)], ", "))
+		if n > 3 {
+			fmt.Fprintf(&b, " +%d", n-3)
+		}
+		b.WriteString("]")
+	}
+	b.WriteString(": " + a.Message)
+	return b.String()
+}
 
 // oneLine puts s on one line of at most n runes.
 func oneLine(s string, n int) string {

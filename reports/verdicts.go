@@ -1,6 +1,10 @@
 package reports
 
-import "github.com/faultline/faultline/checkers"
+import (
+	"strings"
+
+	"github.com/faultline/faultline/checkers"
+)
 
 // Figures reports whether c gives figures rather than a verdict: the stats
 // checker's entry (its load figures are reported, not judged), unless it
@@ -31,4 +35,17 @@ func checkerClass(c checkers.Result) string {
 		return "na"
 	}
 	return verdictClass(string(c.Verdict))
+}
+
+// figuresPrefix is how the stats checker's summary says it gives figures.
+const figuresPrefix = "figures, not a verdict: "
+
+// summaryText is c's summary as shown beside its verdict label: without
+// the stats checker's "figures, not a verdict: " when the label says
+// figures already.
+func summaryText(c checkers.Result) string {
+	if Figures(c) {
+		return strings.TrimPrefix(c.Summary, figuresPrefix)
+	}
+	return c.Summary
 }
