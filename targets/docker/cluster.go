@@ -23,9 +23,10 @@ import (
 )
 
 // Start starts spec.Nodes as containers of the run StartProxy prepared for
-// spec.RunID, each with a data volume of its own at DataDir, and returns
+// spec.RunID, each with a data volume of its own at DataDir and
+// spec.Token (if set) in its environment (targets.TokenEnv), and returns
 // once every node is ready (its admin API answers GET targets.ReadyPath
-// with 200 on its published port), or returns an error after
+// with 200, the token sent), or returns an error after
 // removing every container, network and volume of the run (the proxy's
 // too). ctx bounds the start only; call Close on the returned
 // cluster (a *Cluster) to remove it.
@@ -123,7 +124,7 @@ func (ru *run) startCluster(ctx context.Context, spec targets.ClusterSpec) (*Clu
 			id: id, alias: a, name: ru.prefix + a, net: ru.nets[id], vol: ru.prefix + a + DataVolumeSuffix,
 			argv: targets.NodeArgs(spec, ns, listen, peers[id], DataDir), log: l,
 			clientVia: clients[id], inClient: addrs[i].Client,
-			info: targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: id, Peer: addrs[i].Peer}, Role: ns.Role},
+			info: targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: id, Peer: addrs[i].Peer}, Role: ns.Role, Token: spec.Token},
 		}
 		c.order = append(c.order, n)
 		c.nodes[id] = n
@@ -232,10 +233,21 @@ func (c *Cluster) create(ctx context.Context, n *node) error {
 		}
 		return err
 	}
-	exposed := []string{portSpec(ClientPort), portSpec(AdminPort)}
+	// Only the client port is published when the admin API can be reached
+	// at the container's own address (see run.direct); the token, if any,
+	// goes in the environment, not on the command line.
+	exposed := []string{portSpec(ClientPort)}
+	if !ru.direct {
+		exposed = append(exposed, portSpec(AdminPort))
+	}
+	env := map[string]string{}
+	if tok := n.nodeInfo().Token; tok != "" {
+		env[targets.TokenEnv] = string(tok)
+	}
 	req := testcontainers.ContainerRequest{
 		Image:          ru.image,
 		Cmd:            n.argv,
+		Env:            env,
 		ExposedPorts:   exposed,
 		Labels:         runLabels(ru.spec.RunID, LabelRole, "node", LabelNode, n.id),
 		Name:           n.name,
@@ -282,7 +294,8 @@ func (c *Cluster) waitReady(ctx context.Context, n *node) error {
 		}
 		return c.startFailed(ctx, n, err)
 	}
-	err := targets.WaitHTTP(ctx, "http://"+n.nodeInfo().Admin+targets.ReadyPath, c.opts.ReadyTimeout, exited)
+	info := n.nodeInfo()
+	err := targets.WaitReady(ctx, info.Admin, targets.ReadyPath, info.Token, c.opts.ReadyTimeout, exited)
 	if err != nil {
 		return c.startFailed(ctx, n, err)
 	}
@@ -323,20 +336,27 @@ func (c *Cluster) startFailed(ctx context.Context, n *node, err error) error {
 	return infraf("node %s did not become ready (GET %s must answer 200 within %s): %w%s", n.id, targets.ReadyPath, c.opts.ReadyTimeout, err, quoteTail(n.log))
 }
 
-// refresh re-reads the node's published ports (they change when the
-// container starts again).
+// refresh re-reads the node's published client port and its admin address
+// (its own address on its network when run.direct, else a published port):
+// both change when the container starts again.
 func (c *Cluster) refresh(ctx context.Context, n *node) error {
 	ports, err := c.ru.hostPorts(ctx, n.containerID())
 	if err != nil {
 		return &targets.InfraError{Err: err}
 	}
-	if ports[ClientPort] == "" || ports[AdminPort] == "" {
-		return infraf("node %s runs but its ports %d and %d are not published (got %v)", n.id, ClientPort, AdminPort, ports)
+	admin := ports[AdminPort]
+	if c.ru.direct {
+		if ip := c.ru.containerIP(ctx, n.containerID(), n.net); ip != "" {
+			admin = net.JoinHostPort(ip, strconv.Itoa(AdminPort))
+		}
+	}
+	if ports[ClientPort] == "" || admin == "" {
+		return infraf("node %s runs but its client port %d is not published or its admin port %d cannot be reached (published: %v)", n.id, ClientPort, AdminPort, ports)
 	}
 	n.amu.Lock()
 	defer n.amu.Unlock()
 	n.info.Client = ports[ClientPort]
-	n.info.Admin = ports[AdminPort]
+	n.info.Admin = admin
 	n.info.ClientVia = n.clientVia
 	if n.clientVia == n.inClient {
 		n.info.ClientVia = ports[ClientPort]
@@ -356,11 +376,14 @@ func (c *Cluster) node(id string) (*node, error) {
 	return n, nil
 }
 
-// Nodes returns the nodes in the order of ClusterSpec.Nodes. Client and
-// Admin are the node's published addresses on the Docker host as of its
-// latest start (they change across restarts: call Nodes again); Peer is
-// its in-network address (ALIAS:7002); ClientVia is the client link's
-// proxy on the Docker host, which does not change.
+// Nodes returns the nodes in the order of ClusterSpec.Nodes. Client is
+// the node's published address on the Docker host, and Admin its admin
+// API: the container's own address on its network when this process can
+// reach it (a local daemon; the admin port is then not published), else a
+// published port; both as of its latest start (they change across
+// restarts: call Nodes again). Peer is its in-network address
+// (ALIAS:7002); ClientVia is the client link's proxy, which does not
+// change. Token is the ClusterSpec's: both APIs require it when set.
 func (c *Cluster) Nodes() []targets.NodeInfo {
 	out := make([]targets.NodeInfo, len(c.order))
 	for i, n := range c.order {
@@ -417,7 +440,9 @@ func (c *Cluster) NetworkName(id string) string {
 	return n.net
 }
 
-// ProxyAPI returns the Toxiproxy API address of the run, host:port.
+// ProxyAPI returns the Toxiproxy API address of the run, host:port: the
+// proxy container's own address when this process reaches it, else a
+// published port. It requires the run's token when there is one.
 func (c *Cluster) ProxyAPI() string { return c.ru.apiAddr }
 
 // state returns the container's state as Docker reports it.

@@ -16,8 +16,7 @@
 // through the proxy of link A -> B, which listens inside the proxy
 // container on a fixed port (PeerLinkPort) and dials B's alias on B's
 // network. Client links (faultline -> node) listen on ClientLinkPort,
-// published on the Docker host; the Toxiproxy API (ProxyAPIPort) is
-// published too.
+// published on the Docker host.
 //
 // A node runs as /faultline followed by targets.NodeArgs:
 //
@@ -28,9 +27,9 @@
 //
 // with its hostname set to ALIAS, so ALIAS:7002 resolves (through
 // /etc/hosts) to the node's own address: the peer listener binds that one
-// address, which a system such as raftkv can also advertise. Its client and
-// admin ports are published on the Docker host (on 127.0.0.1 when the
-// daemon is local). Its data lives in DataDir (/data), on a named volume of
+// address, which a system such as raftkv can also advertise. Its client
+// port is published on the Docker host (on 127.0.0.1 when the daemon is
+// local). Its data lives in DataDir (/data), on a named volume of
 // its own, faultline-RUN-ALIAS-data, created before the container: it
 // survives kills, stops and restarts of the container and is removed with
 // the run's containers. A volume is a directory on the Docker host's own
@@ -45,7 +44,22 @@
 // ALIAS:7001, ALIAS:7002) before it starts any node. Cluster.Close removes
 // every container, network and volume of the run; Clean removes what a
 // killed run left behind. Every container, network and volume carries the
-// labels faultline=1 and faultline.run=RUN.
+// labels faultline=1 and faultline.run=RUN, and the owner labels
+// (LabelOwnerHost, LabelOwnerBoot, LabelOwnerPID, LabelOwnerStart) that
+// tell Clean whether the faultline process that made them still lives.
+//
+// # Control surfaces
+//
+// Only client ports are published: the nodes' client ports and the client
+// links' ports on the proxy. When this process reaches the containers' own
+// addresses (a local daemon in its network namespace, the usual case) it
+// reaches the nodes' admin APIs and the Toxiproxy API there, unpublished;
+// otherwise (a remote daemon) those are published too. Either way they are
+// reachable from the Docker host's bridges, so a run's token
+// (ClusterSpec.Token) protects them: it is given to every node
+// (targets.TokenEnv) and to the proxy (FAULTLINE_PROXY_TOKEN) in the
+// environment, never on the command line, and both APIs answer 401 to any
+// request without it.
 package docker
 
 import (
@@ -390,8 +404,13 @@ func validateSpec(spec targets.ClusterSpec) error {
 	return nil
 }
 
+// runLabels returns the labels of a resource of run runID: faultline=1,
+// the run id, this process as its owner (see Owner), and extra as
+// key/value pairs.
 func runLabels(runID string, extra ...string) map[string]string {
-	m := map[string]string{LabelFaultline: "1", LabelRun: runID}
+	m := Self().labels()
+	m[LabelFaultline] = "1"
+	m[LabelRun] = runID
 	for i := 0; i+1 < len(extra); i += 2 {
 		m[extra[i]] = extra[i+1]
 	}

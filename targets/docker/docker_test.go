@@ -75,7 +75,8 @@ func TestMain(m *testing.M) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		runsMu.Lock()
 		for _, id := range runIDs {
-			if removed, _ := Clean(ctx, id); len(removed) > 0 {
+			if rep, _ := Clean(ctx, CleanOptions{Run: id, Force: true}); len(rep.Removed) > 0 {
+				removed := rep.Removed
 				fmt.Fprintf(os.Stderr, "swept after the tests, run %s: %v\n", id, removed)
 				if code == 0 {
 					code = 1 // a test left something behind
@@ -124,7 +125,7 @@ func newRunID(t *testing.T) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		Clean(ctx, id)
+		Clean(ctx, CleanOptions{Run: id, Force: true})
 	})
 	return id
 }
@@ -145,6 +146,7 @@ func linksFor(pl targets.ProxyPlacement) *faults.Links {
 		Listen:   func(l faults.Link) string { return pl.Listen(l.From, l.To) },
 		Dial:     func(l faults.Link, listen string) (string, error) { return pl.Dial(l.From, l.To, listen) },
 		Upstream: func(l faults.Link, addr string) string { return pl.Upstream(l.From, l.To, addr) },
+		Token:    pl.Token,
 	})
 }
 
@@ -161,12 +163,16 @@ func specs(ids ...string) []targets.NodeSpec {
 }
 
 // startRun starts a raftkv cluster of the given nodes with its proxy.
-func startRun(t *testing.T, ids ...string) *testRun {
+func startRun(t *testing.T, ids ...string) *testRun { return startRunWith(t, "", ids...) }
+
+// startRunWith starts a raftkv cluster of the given nodes with its proxy,
+// all requiring token (if set).
+func startRunWith(t *testing.T, token targets.Token, ids ...string) *testRun {
 	t.Helper()
 	requireDocker(t)
 	rt := New(Options{Log: t.Logf, ReadyTimeout: 20 * time.Second})
 	spec := targets.ClusterSpec{
-		RunID: newRunID(t), System: "raftkv", Nodes: specs(ids...), Dir: t.TempDir(), Binary: binPath,
+		RunID: newRunID(t), System: "raftkv", Nodes: specs(ids...), Dir: t.TempDir(), Binary: binPath, Token: token,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -297,10 +303,16 @@ func TestCluster(t *testing.T) {
 
 	proxyIP := c.ru.containerIP(context.Background(), c.ru.proxy.ID, c.NetworkName(nodes[0]))
 	for j, n := range c.Nodes() {
-		for what, addr := range map[string]string{"Client": n.Client, "Admin": n.Admin} {
-			if !strings.HasPrefix(addr, "127.0.0.1:") {
-				t.Errorf("%s %s = %q, want a published address on 127.0.0.1", n.ID, what, addr)
-			}
+		if !strings.HasPrefix(n.Client, "127.0.0.1:") {
+			t.Errorf("%s Client = %q, want a published address on 127.0.0.1", n.ID, n.Client)
+		}
+		// The admin API is reached at the container's own address when
+		// the daemon is local (unpublished), else through a published port.
+		ownAdmin := net.JoinHostPort(c.ru.containerIP(context.Background(), c.nodes[n.ID].containerID(), c.NetworkName(n.ID)), strconv.Itoa(AdminPort))
+		if localDaemon() && n.Admin != ownAdmin {
+			t.Errorf("%s Admin = %q, want the container's own %s (local daemon)", n.ID, n.Admin, ownAdmin)
+		} else if !localDaemon() && !strings.HasPrefix(n.Admin, "127.0.0.1:") {
+			t.Errorf("%s Admin = %q, want a published address on 127.0.0.1", n.ID, n.Admin)
 		}
 		// Clients reach the proxy container directly when the daemon is
 		// local (see newRun), else through a published port.
@@ -539,8 +551,12 @@ func testProcess(t *testing.T, tr *testRun) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.Admin != ports[AdminPort] || after.Client != ports[ClientPort] {
-		t.Errorf("after restarts Nodes() says admin %s client %s, Docker says %v", after.Admin, after.Client, ports)
+	wantAdmin := ports[AdminPort]
+	if localDaemon() {
+		wantAdmin = net.JoinHostPort(c.ru.containerIP(ctx, c.nodes["n3"].containerID(), c.NetworkName("n3")), strconv.Itoa(AdminPort))
+	}
+	if after.Admin != wantAdmin || after.Client != ports[ClientPort] {
+		t.Errorf("after restarts Nodes() says admin %s client %s, Docker says %v (admin %s)", after.Admin, after.Client, ports, wantAdmin)
 	}
 	if after.ClientVia != before.ClientVia {
 		t.Errorf("ClientVia changed across restarts: %s -> %s", before.ClientVia, after.ClientVia)
@@ -732,7 +748,9 @@ func TestStartFailure(t *testing.T) {
 }
 
 // TestClean removes what a killed run would leave: containers (one running,
-// using a volume), networks and volumes of one run, and nothing of another.
+// using a volume), networks and volumes of a run whose faultline has
+// exited; a run whose faultline lives (this test process) is kept unless
+// forced.
 func TestClean(t *testing.T) {
 	requireDocker(t)
 	ctx := context.Background()
@@ -741,53 +759,103 @@ func TestClean(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	victim, other := newRunID(t), newRunID(t)
-	for _, run := range []string{victim, other} {
-		if _, err := cli.NetworkCreate(ctx, NamePrefix+run+"-net", client.NetworkCreateOptions{Driver: "bridge", Labels: runLabels(run)}); err != nil {
+	dead := exitedOwner(t)
+	victim, live := newRunID(t), newRunID(t)
+	labels := map[string]map[string]string{victim: ownedLabels(victim, dead), live: runLabels(live)}
+	for _, run := range []string{victim, live} {
+		if _, err := cli.NetworkCreate(ctx, NamePrefix+run+"-net", client.NetworkCreateOptions{Driver: "bridge", Labels: labels[run]}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, run := range []string{victim, other} {
-		if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: NamePrefix + run + "-vol", Labels: runLabels(run)}); err != nil {
+	for _, run := range []string{victim, live} {
+		if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: NamePrefix + run + "-vol", Labels: labels[run]}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i, cmd := range [][]string{{"version"}, {"proxy", "--listen", "0.0.0.0:8474"}} {
-		res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-			Name:   fmt.Sprintf("%s%s-c%d", NamePrefix, victim, i),
-			Config: &container.Config{Image: image, Cmd: cmd, Labels: runLabels(victim)},
-			HostConfig: &container.HostConfig{
-				NetworkMode: container.NetworkMode(NamePrefix + victim + "-net"),
-				Mounts:      []mount.Mount{{Type: mount.TypeVolume, Source: NamePrefix + victim + "-vol", Target: DataDir}},
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
-			t.Fatal(err)
+	for _, run := range []string{victim, live} {
+		for i, cmd := range [][]string{{"version"}, {"proxy", "--listen", "0.0.0.0:8474"}} {
+			res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+				Name:   fmt.Sprintf("%s%s-c%d", NamePrefix, run, i),
+				Config: &container.Config{Image: image, Cmd: cmd, Labels: labels[run]},
+				HostConfig: &container.HostConfig{
+					NetworkMode: container.NetworkMode(NamePrefix + run + "-net"),
+					Mounts:      []mount.Mount{{Type: mount.TypeVolume, Source: NamePrefix + run + "-vol", Target: DataDir}},
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	removed, err := Clean(ctx, victim)
+	// Every run, as `faultline clean` without --run sees them.
+	runs, err := runsOf(ctx, cli, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := runs[victim]; st == nil || st.live != Dead {
+		t.Errorf("the run of an exited faultline: %+v, want Dead", st)
+	}
+	if st := runs[live]; st == nil || st.live != Alive {
+		t.Errorf("the run of this live process: %+v, want Alive", st)
+	}
+
+	rep, err := Clean(ctx, CleanOptions{Run: victim})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"container " + NamePrefix + victim + "-c0", "container " + NamePrefix + victim + "-c1", "network " + NamePrefix + victim + "-net", "volume " + NamePrefix + victim + "-vol"}
-	if strings.Join(sortedCopy(removed), ",") != strings.Join(want, ",") {
-		t.Errorf("Clean removed %v, want %v", removed, want)
+	if strings.Join(sortedCopy(rep.Removed), ",") != strings.Join(want, ",") || len(rep.Kept) != 0 {
+		t.Errorf("Clean of a dead run removed %v and kept %v, want %v removed", rep.Removed, rep.Kept, want)
 	}
 	assertGone(t, victim)
-	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: runFilter(other)})
-	if err != nil || len(ns.Items) != 1 {
-		t.Errorf("the other run's network: %d found (%v), want it kept", len(ns.Items), err)
+
+	rep, err = Clean(ctx, CleanOptions{Run: live})
+	if err != nil {
+		t.Fatal(err)
 	}
-	vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: runFilter(other)})
-	if err != nil || len(vs.Items) != 1 {
-		t.Errorf("the other run's volume: %d found (%v), want it kept", len(vs.Items), err)
+	if len(rep.Removed) != 0 || len(rep.Kept) != 1 || rep.Kept[0].Run != live || !strings.Contains(rep.Kept[0].Why, "still running") {
+		t.Errorf("Clean of a live run removed %v and kept %+v, want it kept as still running", rep.Removed, rep.Kept)
 	}
-	if removed, err := Clean(ctx, other); err != nil || len(removed) != 2 {
-		t.Errorf("Clean(other) = %v, %v, want its network and volume", removed, err)
+	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: runFilter(live)})
+	if err != nil || len(cs.Items) != 2 {
+		t.Errorf("the live run's containers: %d found (%v), want both kept", len(cs.Items), err)
 	}
+	rep, err = Clean(ctx, CleanOptions{Run: live, Force: true})
+	if err != nil || len(rep.Removed) != 4 {
+		t.Errorf("forced Clean of the live run = %v, %v, want its 2 containers, network and volume", rep.Removed, err)
+	}
+	assertGone(t, live)
+}
+
+// exitedOwner returns the owner labels a faultline that has exited would
+// have left: a process of this machine that ran and was reaped.
+func exitedOwner(t *testing.T) Owner {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	start, err := procStart(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	o := Self()
+	o.PID, o.Start = cmd.Process.Pid, start
+	return o
+}
+
+// ownedLabels are runLabels(run) with o as the owner.
+func ownedLabels(run string, o Owner) map[string]string {
+	m := runLabels(run)
+	for k, v := range o.labels() {
+		m[k] = v
+	}
+	return m
 }
 
 func sortedCopy(s []string) []string { return slices.Sorted(slices.Values(s)) }

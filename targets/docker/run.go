@@ -19,7 +19,6 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 	tclog "github.com/testcontainers/testcontainers-go/log"
-	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/faultline/faultline/targets"
 )
@@ -35,6 +34,10 @@ type run struct {
 	image  string
 	host   string // where published ports are reachable
 	bindIP string // host IP published ports bind to ("" = all)
+	// direct is true when this process reaches the containers' own
+	// addresses (a local daemon in its network namespace): admin APIs and
+	// the Toxiproxy API are then not published at all, and reached there.
+	direct bool
 	prefix string // NamePrefix + sanitized RunID + "-"
 
 	index map[string]int    // node id -> position in spec.Nodes
@@ -56,8 +59,10 @@ type run struct {
 
 // StartProxy creates the run's networks (one per node) and its proxy
 // container, `faultline proxy --listen 0.0.0.0:8474` attached to all of
-// them, builds the node image first if needed, and returns where the proxy
-// listens: the placement to build a faults.Links from (see the package doc).
+// them with spec.Token (if set) as its API's token, builds the node image
+// first if needed, and returns where the proxy listens: the placement to
+// build a faults.Links from (see the package doc; its Token is
+// spec.Token).
 // It fails with a *targets.InfraError when Docker is unreachable or a
 // container does not start, and removes whatever it created then.
 //
@@ -132,7 +137,7 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 	lctx, lcancel := context.WithCancel(context.Background())
 	ru := &run{
 		opts: r.opts, spec: spec, logf: logf, cli: cli, dir: dir, image: image,
-		host: host, bindIP: bindIP,
+		host: host, bindIP: bindIP, direct: localDaemon(),
 		prefix: NamePrefix + sanitizeName(spec.RunID) + "-",
 		index:  map[string]int{}, alias: aliases(spec.IDs()), nets: map[string]string{},
 		logsCtx: lctx, logsCancel: lcancel,
@@ -161,7 +166,15 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 	if err != nil {
 		return nil, &targets.InfraError{Err: err}
 	}
-	exposed := []string{portSpec(ProxyAPIPort)}
+	// Only the client links' ports are published; the Toxiproxy API is
+	// published (on 127.0.0.1 when the daemon is local) only when the
+	// proxy container's own address cannot be reached from here. Either
+	// way it requires the run's token (spec.Token), given in the
+	// environment, not on the command line.
+	var exposed []string
+	if !ru.direct {
+		exposed = append(exposed, portSpec(ProxyAPIPort))
+	}
 	for j := range spec.Nodes {
 		exposed = append(exposed, portSpec(ClientLinkPort(j)))
 	}
@@ -171,9 +184,14 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 		networks[i] = ru.nets[id]
 		netAliases[ru.nets[id]] = []string{ProxyAlias}
 	}
+	env := map[string]string{}
+	if spec.Token != "" {
+		env[faultsProxyTokenEnv] = string(spec.Token)
+	}
 	req := testcontainers.ContainerRequest{
 		Image:          image,
 		Cmd:            []string{"proxy", "--listen", "0.0.0.0:" + strconv.Itoa(ProxyAPIPort)},
+		Env:            env,
 		ExposedPorts:   exposed,
 		Labels:         runLabels(spec.RunID, LabelRole, "proxy"),
 		Name:           ru.prefix + "proxy",
@@ -184,23 +202,22 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 			hc.NetworkMode = container.NetworkMode(networks[0])
 			hc.PortBindings = ru.bindings(exposed)
 		},
-		WaitingFor: wait.ForHTTP("/version").WithPort(portSpec(ProxyAPIPort)).
-			WithStartupTimeout(r.opts.ReadyTimeout).WithPollInterval(50 * time.Millisecond),
 		LifecycleHooks: []testcontainers.ContainerLifecycleHooks{followHook(proxyLog)},
 	}
 	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
 		ContainerRequest: req, Started: true, Logger: tclog.NewNoopLogger(),
 	})
+	if dc, ok := ctr.(*testcontainers.DockerContainer); ok && dc != nil {
+		ru.proxy = dc
+	}
 	if err != nil {
 		proxyLog.wait(time.Second)
 		return nil, infraf("the proxy container did not start: %w%s", err, quoteTail(proxyLog))
 	}
-	ru.proxy = ctr.(*testcontainers.DockerContainer)
 	ports, err := ru.hostPorts(ctx, ru.proxy.ID)
 	if err != nil {
 		return nil, &targets.InfraError{Err: err}
 	}
-	ru.apiAddr = ports[ProxyAPIPort]
 	ru.clientAddrs = map[int]string{}
 	for j := range spec.Nodes {
 		p := ClientLinkPort(j)
@@ -209,27 +226,38 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 		}
 		ru.clientAddrs[p] = ports[p]
 	}
-	if ru.apiAddr == "" {
-		return nil, infraf("the proxy container's API port %d is not published", ProxyAPIPort)
-	}
+	ru.apiAddr = ports[ProxyAPIPort]
 	// Clients dial the proxy container's own address when this host can
 	// reach it (a local daemon in our network namespace). A published port
 	// goes through Docker's userland proxy, which accepts every connection
 	// and closes it when the container port refuses: a request to a killed
 	// node (whose links refuse) would look like one cut after sending, an
 	// unknown outcome, instead of the definite refusal it is.
-	if localDaemon() {
-		if ip := ru.containerIP(ctx, ru.proxy.ID, networks[0]); ip != "" {
-			api := net.JoinHostPort(ip, strconv.Itoa(ProxyAPIPort))
-			if c, derr := net.DialTimeout("tcp", api, time.Second); derr == nil {
-				c.Close()
-				for j := range spec.Nodes {
-					p := ClientLinkPort(j)
-					ru.clientAddrs[p] = net.JoinHostPort(ip, strconv.Itoa(p))
-				}
-				logf("docker: clients reach the proxy at %s directly (not through published ports)", ip)
-			}
+	if ru.direct {
+		ip := ru.containerIP(ctx, ru.proxy.ID, networks[0])
+		if ip == "" {
+			return nil, infraf("the proxy container has no IPv4 address on network %s", networks[0])
 		}
+		ru.apiAddr = net.JoinHostPort(ip, strconv.Itoa(ProxyAPIPort))
+		for j := range spec.Nodes {
+			p := ClientLinkPort(j)
+			ru.clientAddrs[p] = net.JoinHostPort(ip, strconv.Itoa(p))
+		}
+		logf("docker: the proxy's API and client links are reached at %s directly (not through published ports)", ip)
+	}
+	if ru.apiAddr == "" {
+		return nil, infraf("the proxy container's API port %d is not published", ProxyAPIPort)
+	}
+	exited := func(ctx context.Context) error {
+		res, err := cli.ContainerInspect(ctx, ru.proxy.ID, client.ContainerInspectOptions{})
+		if err != nil || res.Container.State == nil || res.Container.State.Running {
+			return nil
+		}
+		return fmt.Errorf("container %s, exit code %d", res.Container.State.Status, res.Container.State.ExitCode)
+	}
+	if err := targets.WaitReady(ctx, ru.apiAddr, "/version", spec.Token, r.opts.ReadyTimeout, exited); err != nil {
+		proxyLog.wait(time.Second)
+		return nil, infraf("the proxy container's API did not answer GET /version with 200: %w%s", err, quoteTail(proxyLog))
 	}
 	logf("docker: proxy of run %s ready in %s (API %s, image %s)", spec.RunID, time.Since(t0).Round(time.Millisecond), ru.apiAddr, image)
 	return ru, nil
@@ -270,8 +298,13 @@ func (ru *run) placement() targets.ProxyPlacement {
 			return addr, nil
 		},
 		Upstream: func(from, to, nodeAddr string) string { return nodeAddr },
+		Token:    ru.spec.Token,
 	}
 }
+
+// faultsProxyTokenEnv is faults.ProxyTokenEnv, the variable `faultline
+// proxy` reads its token from (this package does not import faults).
+const faultsProxyTokenEnv = "FAULTLINE_PROXY_TOKEN"
 
 func portSpec(p int) string { return strconv.Itoa(p) + "/tcp" }
 
