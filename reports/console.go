@@ -54,7 +54,7 @@ func (c *Console) Write(p []byte) (int, error) {
 	if c.tty && c.status != "" {
 		fmt.Fprint(c.w, "\r\033[K")
 	}
-	c.w.Write(lines)
+	c.w.Write(EscapeControls(lines))
 	if c.tty && c.status != "" {
 		fmt.Fprint(c.w, c.status)
 	}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/faultline/faultline/internal/exitcode"
+	"github.com/faultline/faultline/reports"
 )
 
 func main() {
@@ -46,11 +47,15 @@ func run() (err error) {
 		os.Exit(130)
 	}()
 	root := newRootCmd()
+	// What reaches the terminal is escaped: names and keys come from files.
+	stderr := &reports.TerminalWriter{W: os.Stderr}
+	root.SetOut(&reports.TerminalWriter{W: os.Stdout})
+	root.SetErr(stderr)
 	err = root.ExecuteContext(ctx)
 	if err != nil {
 		var ec *exitcode.Error
 		if !errors.As(err, &ec) || ec.Err != nil {
-			fmt.Fprintln(os.Stderr, "faultline:", err)
+			fmt.Fprintln(stderr, "faultline:", err)
 		}
 		if !errors.As(err, &ec) {
 			// cobra's own errors (unknown flag, wrong args) are usage errors.

@@ -69,7 +69,7 @@ an interruption (130).`,
 			}
 			opt := scenario.RunOptions{Out: f.out, BaseDir: f.baseDir, StepSummary: os.Getenv("GITHUB_STEP_SUMMARY")}
 			if !f.quiet {
-				w := cmd.ErrOrStderr()
+				w := reports.Unwrap(cmd.ErrOrStderr()) // the console escapes what it logs
 				tty := false
 				if f, ok := w.(*os.File); ok {
 					tty = isTerminal(f) && os.Getenv("CI") == "" && os.Getenv("TERM") != "dumb"
