@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,6 +84,9 @@ func TestControlSurfaces(t *testing.T) {
 				t.Errorf("%s (%s) with Authorization %q: %d %s, want 401", what, url, auth, resp.StatusCode, b)
 			}
 		}
+		if code, ok := asNobody(url); ok && code != "401" {
+			t.Errorf("%s (%s) asked by user nobody: HTTP %s, want 401", what, url, code)
+		}
 	}
 	refused("Toxiproxy API", "http://"+c.ProxyAPI()+"/proxies")
 	refused("admin API", "http://"+n.Admin+"/admin/status")
@@ -128,4 +133,17 @@ func TestControlSurfaces(t *testing.T) {
 	if _, err := nodekit.ReadStatus(ctx, n); err != nil {
 		t.Errorf("ReadStatus after a restart: %v", err)
 	}
+}
+
+// asNobody GETs url with curl as user nobody (setpriv), when this test
+// runs as root and both are installed; ok is false otherwise.
+func asNobody(url string) (code string, ok bool) {
+	setpriv, err1 := exec.LookPath("setpriv")
+	curl, err2 := exec.LookPath("curl")
+	if err1 != nil || err2 != nil || os.Geteuid() != 0 {
+		return "", false
+	}
+	out, _ := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+		curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", url).Output()
+	return strings.TrimSpace(string(out)), true
 }
