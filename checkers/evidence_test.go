@@ -262,3 +262,56 @@ func TestThresholdsNotApplicable(t *testing.T) {
 		}
 	}
 }
+
+// A read of a value that acknowledged writes had replaced is a stale read
+// when a later read returns the value of a write it missed, and a lost
+// write when none does, even if later reads return values of writes made
+// afterwards (after a rollback, new writes build on the old state).
+func TestLostWriteOrStaleRead(t *testing.T) {
+	base := []string{
+		`{"type":"invoke","process":0,"time":10,"f":"put","key":"k","value":1}`,
+		`{"type":"ok","process":0,"time":20,"f":"put","key":"k","value":1,"node":"n1"}`,
+		`{"type":"invoke","process":0,"time":30,"f":"put","key":"k","value":2}`,
+		`{"type":"ok","process":0,"time":40,"f":"put","key":"k","value":2,"node":"n1"}`,
+		`{"type":"invoke","process":0,"time":50,"f":"put","key":"k","value":3}`,
+		`{"type":"ok","process":0,"time":60,"f":"put","key":"k","value":3,"node":"n1"}`,
+		`{"type":"invoke","process":1,"time":70,"f":"get","key":"k"}`,
+		`{"type":"ok","process":1,"time":80,"f":"get","key":"k","value":1,"node":"n2"}`,
+	}
+	for name, c := range map[string]struct {
+		tail []string
+		kind string
+		say  string
+	}{
+		"a later read of the last missed write": {[]string{
+			`{"type":"invoke","process":1,"time":90,"f":"get","key":"k"}`,
+			`{"type":"ok","process":1,"time":100,"f":"get","key":"k","value":3,"node":"n3"}`,
+		}, "stale-read", "a later read shows that write: process 1's get(k) → 3 (90ns–100ns, history.jsonl:10, answered by n3)"},
+		"a later read of an earlier missed write": {[]string{
+			`{"type":"invoke","process":1,"time":90,"f":"get","key":"k"}`,
+			`{"type":"ok","process":1,"time":100,"f":"get","key":"k","value":2,"node":"n3"}`,
+		}, "stale-read", "another write the read missed"},
+		"only newer writes later": {[]string{
+			`{"type":"invoke","process":1,"time":90,"f":"get","key":"k"}`,
+			`{"type":"ok","process":1,"time":100,"f":"get","key":"k","value":1,"node":"n2"}`,
+			`{"type":"invoke","process":0,"time":110,"f":"put","key":"k","value":4}`,
+			`{"type":"ok","process":0,"time":120,"f":"put","key":"k","value":4,"node":"n2"}`,
+			`{"type":"invoke","process":1,"time":130,"f":"get","key":"k"}`,
+			`{"type":"ok","process":1,"time":140,"f":"get","key":"k","value":4,"node":"n2"}`,
+		}, "lost-write", "none of the 2 later reads of key \"k\" returns the value of any of the 2 acknowledged writes the read missed (the first: process 1's get(k) → 1 (90ns–100ns, history.jsonl:10, answered by n2))"},
+		"no later read": {nil, "lost-write", "no later read of key \"k\" returns the value of any of the 2 acknowledged writes the read missed (this is the last read of the key in the history)"},
+	} {
+		_, evs, err := history.ReadAll(strings.NewReader(strings.Join(append(append([]string(nil), base...), c.tail...), "\n")), "h")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := Linearizability{}.Check(context.Background(), Input{Events: evs})
+		if r.Verdict != Invalid || r.Anomalies[0].Kind != c.kind || r.Anomalies[0].Node != "n2" || r.Anomalies[0].Refs[0] != "history.jsonl:8" {
+			t.Errorf("%s: got %s %+v", name, r.Verdict, r.Anomalies)
+			continue
+		}
+		if !strings.Contains(r.Anomalies[0].Message, c.say) {
+			t.Errorf("%s: message lacks %q:\n%s", name, c.say, r.Anomalies[0].Message)
+		}
+	}
+}

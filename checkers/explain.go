@@ -12,10 +12,10 @@ import (
 // says what the history shows, never a cause it cannot show.
 var violationMeaning = map[string]string{
 	"stale-read": "A stale read: the read returned a value that an acknowledged write had replaced before the read began, " +
-		"and a later read of the key shows that write (or a newer value), so the write was not lost: " +
+		"and a later read of the key returns the value of a write the read missed, so that state was not lost: " +
 		"the node that answered the read served an older state than one already acknowledged to a client.",
 	"lost-write": "A lost write: the read returned a value that an acknowledged write had replaced before the read began, " +
-		"and no later read of the key shows that write or a newer value. " +
+		"and no later read of the key returns the value of any write the read missed: what the system served afterwards does not include them. " +
 		"See also lost-writes, which judges the acknowledged writes against the final reads.",
 	"stale-cas": "A cas succeeded comparing against a value that an acknowledged write had replaced before the cas began: " +
 		"the update was applied to an older state than one already acknowledged to a client (a lost update).",
@@ -136,9 +136,12 @@ type observation struct {
 }
 
 // classifyObservation says why op could not have observed value v. A read
-// of a value that an acknowledged write W had replaced before it began is a
-// stale read if a later read (one that began after op completed) shows W
-// (see shows), else a lost write.
+// of a value that acknowledged writes had replaced before it began (the
+// writes it missed) is a stale read if a later read (one that began after
+// op completed) returns the value of one of those writes: the state the
+// read missed is seen again. Otherwise it is a lost write: none of the
+// states it missed is ever seen again (writes that began later prove
+// nothing: after a rollback, new writes build on the old state).
 func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in Input) observation {
 	// Writes that could have produced v; the initial absent state counts as
 	// a write of null that completed at the beginning of time.
@@ -210,24 +213,48 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 	if op.kind != opGet {
 		return observation{kind: "stale-read", why: why, related: related, data: data}
 	}
+	// The acknowledged writes the read missed: they completed before it
+	// began and began after the write of what it read completed.
+	missed := map[int32]*regOp{} // value -> the latest missed write of it
+	n := 0
+	for _, o := range h.byKey[op.key] {
+		if o.info || o == op || (o.kind != opPut && o.kind != opCAS) || o.val == v {
+			continue
+		}
+		if o.call > lastW.ret && o.ret < op.call {
+			n++
+			if m := missed[o.val]; m == nil || o.ret > m.ret {
+				missed[o.val] = o
+			}
+		}
+	}
 	later := h.laterReads(op)
 	data["later_reads"] = len(later)
+	data["missed_writes"] = n
 	for _, r := range later {
-		if h.shows(r, lastO) {
+		if w := missed[r.val]; w != nil {
 			related = append(related, h.opEvents(r)...)
 			data["shown_by"] = in.Ref(h.opEvents(r)[0])
-			why += fmt.Sprintf("; a later read shows that write: %s", h.opRef(r, in))
+			what := "that write"
+			if w != lastO {
+				related = append(related, h.opEvents(w)...)
+				what = fmt.Sprintf("%s, another write the read missed", h.opRef(w, in))
+			}
+			why += fmt.Sprintf("; a later read shows %s: %s", what, h.opRef(r, in))
 			return observation{kind: "stale-read", why: why, related: related, data: data}
 		}
 	}
-	newer := fmt.Sprintf("%s or a newer value", h.vals.String(lastO.val))
+	writes := h.vals.String(lastO.val)
+	if n > 1 {
+		writes = fmt.Sprintf("the value of any of the %d acknowledged writes the read missed", n)
+	}
 	switch len(later) {
 	case 0:
-		why += fmt.Sprintf("; no later read of key %s shows %s (this is the last read of the key in the history)", op.key, newer)
+		why += fmt.Sprintf("; no later read of key %s returns %s (this is the last read of the key in the history)", op.key, writes)
 	default:
-		last := later[len(later)-1]
-		related = append(related, h.opEvents(last)...)
-		why += fmt.Sprintf("; none of the %s of key %s shows %s (the last: %s)", plural(len(later), "later read"), op.key, newer, h.opRef(last, in))
+		first := later[0]
+		related = append(related, h.opEvents(first)...)
+		why += fmt.Sprintf("; none of the %s of key %s returns %s (the first: %s)", plural(len(later), "later read"), op.key, writes, h.opRef(first, in))
 	}
 	return observation{kind: "lost-write", why: why, related: related, data: data}
 }
@@ -242,27 +269,6 @@ func (h *regHistory) laterReads(op *regOp) []*regOp {
 		}
 	}
 	return out
-}
-
-// shows reports whether read r proves that write w took effect: r
-// returned a value that only w, or only writes that began after w
-// completed, wrote (with repeated values, a read of a value also written
-// before w proves nothing).
-func (h *regHistory) shows(r, w *regOp) bool {
-	if r.val == 0 {
-		return false // the initial state precedes every write
-	}
-	found := false
-	for _, o := range h.byKey[w.key] {
-		if (o.kind != opPut && o.kind != opCAS) || o.val != r.val {
-			continue
-		}
-		if o != w && o.call <= w.ret {
-			return false
-		}
-		found = true
-	}
-	return found
 }
 
 func opNoun(op *regOp) string {

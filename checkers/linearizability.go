@@ -599,9 +599,28 @@ func kindCounts(as []Anomaly) string {
 	sort.SliceStable(kinds, func(i, j int) bool { return n[kinds[i]] > n[kinds[j]] })
 	parts := make([]string, len(kinds))
 	for i, k := range kinds {
-		parts[i] = plural(n[k], strings.ReplaceAll(k, "-", " "))
+		name, ok := kindNames[k]
+		if !ok {
+			name = [2]string{strings.ReplaceAll(k, "-", " "), strings.ReplaceAll(k, "-", " ")}
+		}
+		if n[k] == 1 {
+			parts[i] = "1 " + name[0]
+		} else {
+			parts[i] = fmt.Sprintf("%d %s", n[k], name[1])
+		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// kindNames are the anomaly kinds in words: singular, plural.
+var kindNames = map[string][2]string{
+	"stale-read":            {"stale read", "stale reads"},
+	"lost-write":            {"lost write", "lost writes"},
+	"stale-cas":             {"stale cas", "stale cas operations"},
+	"never-written":         {"read of a value never written", "reads of values never written"},
+	"future-read":           {"read from the future", "reads from the future"},
+	"mismatch-contradicted": {"contradicted mismatch", "contradicted mismatches"},
+	"nonlinearizable":       {"key without a simpler diagnosis", "keys without a simpler diagnosis"},
 }
 
 // sortKeys orders keys by text, a number before the string of the same text.

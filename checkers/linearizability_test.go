@@ -44,7 +44,7 @@ func TestLinearizabilityFixtures(t *testing.T) {
 		// The read of an overwritten value is the key's last read: no
 		// later read shows the write, so it is lost (a stale read before
 		// reads were told apart from lost writes).
-		{"foreign-read-write-invalid.jsonl", Invalid, "lost-write", []string{"Key 1:", "no later read of key 1 shows 4", "See also lost-writes"}},
+		{"foreign-read-write-invalid.jsonl", Invalid, "lost-write", []string{"Key 1:", "no later read of key 1 returns 4", "See also lost-writes"}},
 	}
 	for _, c := range cases {
 		for _, prune := range []bool{true, false} {

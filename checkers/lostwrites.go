@@ -24,12 +24,12 @@ import (
 // fail (the value written is cas's "to"); keys are told apart by identity
 // (history.Event.KeyID).
 //
-// A missed write is a lost write (anomaly kind "lost-write", its Node the
-// node that acknowledged the write, its first Ref the write's completion)
-// unless a later final read (one that began after R completed) shows it:
-// returns its value, or a value only writes that began after it completed
-// wrote. Then R is a stale read (kind "stale-read", Node the node that
-// answered R, first Ref R's completion). A final read of a value no
+// If a later final read (one that began after R completed) returns the
+// value of a write R missed, that state survived: R is a stale read (kind
+// "stale-read", Node the node that answered R, first Ref R's completion).
+// Otherwise every write R missed is a lost write (kind "lost-write", its
+// Node the node that acknowledged the write, its first Ref the write's
+// completion). A final read of a value no
 // operation wrote is a phantom (kind "phantom-value"). Every anomaly is
 // kept; any of them makes the verdict Invalid.
 //
@@ -188,15 +188,6 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 			continue
 		}
 		checkedKeys++
-		// shows reports whether read x proves that write w took effect.
-		shows := func(x lwRead, w *lwWrite) bool {
-			idx, ok := writers[k][x.v]
-			if !ok {
-				return false // null, or a phantom
-			}
-			wx := &ws[idx[0]]
-			return wx == w || wx.op.Call > w.op.Return
-		}
 		lostHere := map[int]bool{}
 		for ri, f := range fr {
 			var after int64 // writes that began after this completed must be visible
@@ -224,31 +215,40 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 					missed = append(missed, wi)
 				}
 			}
+			if len(missed) == 0 {
+				continue
+			}
 			sort.Slice(missed, func(i, j int) bool { return ws[missed[i]].op.Return > ws[missed[j]].op.Return })
-			staleDone := false
-			for _, wi := range missed {
-				w := &ws[wi]
-				var shownBy *lwRead
-				for _, later := range fr[ri+1:] {
-					if later.op.Call > f.op.Return && shows(later, w) {
-						shownBy = &later
+			// A later final read of a value this read missed shows that
+			// state survived: this read was stale, those writes not lost.
+			var shown *lwWrite
+			var shownBy lwRead
+			for _, later := range fr[ri+1:] {
+				if later.op.Call <= f.op.Return {
+					continue
+				}
+				for _, wi := range missed {
+					if ws[wi].value == later.v {
+						shown, shownBy = &ws[wi], later
 						break
 					}
 				}
-				if shownBy != nil {
-					if !staleDone {
-						staleDone = true
-						stale++
-						anomalies = append(anomalies, staleFinalRead(in, k, f, w, shownBy))
-					}
-					continue
+				if shown != nil {
+					break
 				}
+			}
+			if shown != nil {
+				stale++
+				anomalies = append(anomalies, staleFinalRead(in, k, f, shown, &shownBy))
+				continue
+			}
+			for _, wi := range missed {
 				if lostHere[wi] {
 					continue
 				}
 				lostHere[wi] = true
 				lost++
-				anomalies = append(anomalies, lostWrite(in, k, f, w))
+				anomalies = append(anomalies, lostWrite(in, k, f, &ws[wi]))
 			}
 		}
 	}
