@@ -321,7 +321,9 @@ func TestCleanLeavesLiveRunsAlone(t *testing.T) {
 
 	code, cout := faultline(t, time.Minute, "clean", "--run", runID)
 	if code != 0 || !strings.Contains(cout, "kept run "+runID) || strings.Contains(cout, "removed") {
-		t.Errorf("clean --run LIVE: exit %d, want 0 keeping the run\n%s", code, cout)
+		// Stop here: a clean that takes a live run would take every run
+		// on this daemon without --run.
+		t.Fatalf("clean --run LIVE: exit %d, want 0 keeping the run\n%s", code, cout)
 	}
 	code, cout = faultline(t, time.Minute, "clean")
 	if code != 0 || !strings.Contains(cout, "kept run "+runID) || !strings.Contains(cout, "removed volume "+vol) {
