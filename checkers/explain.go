@@ -74,6 +74,7 @@ func (h *regHistory) explainKey(ko *keyOutcome, partials [][]porcupine.Operation
 	}
 	if ok, _ := applyOp(state, culprit); ok || incomplete {
 		// The prefix is not a dead end (the search was cut short).
+		a.Node, a.Events = culprit.node, h.opEvents(culprit)
 		return generic(fmt.Sprintf(" Look at %s.", h.opRef(culprit, in)))
 	}
 	a.Time = in.Events[culprit.inv].Time

@@ -347,7 +347,7 @@ func lostWrite(in Input, k history.Key, f lwRead, w *lwWrite) Anomaly {
 		Refs:   append(refs(in, w.op.Inv, w.op.Comp), refs(in, f.op.Inv, f.op.Comp)...),
 		Message: fmt.Sprintf("key %s: lost write: the write of %.60s by process %s, %s at %s (%s), is missing: the final read at %s (%s, %s) returned %s, which that write had replaced, and no later read shows it",
 			k, w.value, w.op.Process, ack, in.Ref(w.op.Comp), fmtNs(w.op.Return), in.Ref(f.op.Comp), answeredBy(rNode), fmtNs(f.op.Call), readSaw(f.v)),
-		Data: map[string]any{"process": int(w.op.Process), "value": w.value, "read": f.v, "read_ref": in.Ref(f.op.Comp), "read_node": rNode},
+		Data: map[string]any{"process": int(w.op.Process), "value": w.value, "read": f.v, "read_node": rNode},
 	}
 }
 
@@ -365,7 +365,7 @@ func staleFinalRead(in Input, k history.Key, f lwRead, w *lwWrite, later *lwRead
 		Events: evs, Refs: refsOf(in, evs),
 		Message: fmt.Sprintf("key %s: stale read: the final read at %s (%s) returned %s, older than the write of %.60s %s at %s; the write is not lost: the later final read at %s (%s) returned %.60s",
 			k, in.Ref(f.op.Comp), answeredBy(rNode), readSaw(f.v), w.value, ack, in.Ref(w.op.Comp), in.Ref(later.op.Comp), answeredBy(lNode), later.v),
-		Data: map[string]any{"value": w.value, "read": f.v, "write_ref": in.Ref(w.op.Comp), "write_node": wNode, "shown_by": in.Ref(later.op.Comp)},
+		Data: map[string]any{"value": w.value, "read": f.v, "write_node": wNode, "shown_by": in.Ref(later.op.Comp)},
 	}
 }
 
