@@ -32,8 +32,9 @@ type Result struct {
 	Verdict Verdict `json:"verdict"`
 	// Summary is one line a person can read: what was checked, what was found.
 	Summary string `json:"summary"`
-	// Explanation says, for an invalid or unknown verdict, which guarantee was
-	// violated, where in the history to look, and what to do next.
+	// Explanation says, for a verdict other than valid, which guarantee was
+	// violated (or why the checker could not decide, or does not apply),
+	// where in the history to look (Input.Ref) and what to do next.
 	Explanation string `json:"explanation,omitempty"`
 	// Anomalies lists every piece of evidence the checker found; the
 	// reports keep all of them in anomalies.jsonl and a bounded sample in
