@@ -45,7 +45,7 @@ func (s *Scenario) checkerList(st *reports.Stats) ([]checkers.Checker, error) {
 		// cannot be checked, and the results say so.
 		why := "no workload figures: the run directory has no results.json"
 		if st != nil {
-			why = "no workload figures: the run's main phase sent no operation"
+			why = "no workload figures in results.json: the run stopped before its main phase ended, or sent no operation"
 		}
 		cs = append(cs, notApplicable{name: "thresholds", why: why})
 	} else if l != nil {
