@@ -309,6 +309,11 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	endMain()
 	<-nemDone
 	phase("main", t0)
+	if wstats != nil {
+		// Also the figures of a main phase cut short: an interrupted
+		// run's results show the load until then.
+		r.Stats = workloadStats(wstats)
+	}
 	if ctx.Err() != nil {
 		return nil, interrupted(ctx)
 	}
