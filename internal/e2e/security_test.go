@@ -283,7 +283,10 @@ func TestCleanLeavesLiveRunsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "run")
+	// The run id starts with the run directory's name: a unique one finds
+	// this run's containers by name.
+	base := fmt.Sprintf("clean-live-%d", time.Now().UnixNano()%1e9)
+	dir := filepath.Join(t.TempDir(), base)
 	run := exec.Command(bin, "run", "examples/raft-basic.yaml", "--runtime", "docker", "--duration", "12s", "--rate", "100", "--out", dir, "--quiet")
 	run.Dir = moduleRoot(t)
 	var out syncBuffer
@@ -292,11 +295,10 @@ func TestCleanLeavesLiveRunsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer run.Process.Kill()
-	owner := "label=faultline.owner.pid=" + strconv.Itoa(run.Process.Pid)
 	var runID string
 	deadline := time.Now().Add(2 * time.Minute)
 	for runID == "" && time.Now().Before(deadline) {
-		ids := docker(t, "ps", "--filter", owner, "--format", `{{.Label "faultline.run"}}`)
+		ids := docker(t, "ps", "--filter", "name=faultline-"+base+"-", "--format", `{{.Label "faultline.run"}}`)
 		if ids != "" && strings.Count(ids, "\n") >= 3 { // the proxy and 3 nodes
 			runID = strings.Fields(ids)[0]
 		}
