@@ -352,3 +352,99 @@ func TestCleanLeavesLiveRunsAlone(t *testing.T) {
 		t.Errorf("clean --force: exit %d, want the volume removed\n%s", code, cout)
 	}
 }
+
+// listeningPorts returns the TCP ports pid listens on (from /proc: its
+// socket inodes, looked up in its network namespace's tcp tables).
+func listeningPorts(t *testing.T, pid int) []int {
+	t.Helper()
+	inodes := map[string]bool{}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	var ports []int
+	for _, table := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] { // 0A: LISTEN
+				continue
+			}
+			_, hexPort, _ := strings.Cut(f[1], ":")
+			if p, err := strconv.ParseUint(hexPort, 16, 16); err == nil {
+				ports = append(ports, int(p))
+			}
+		}
+	}
+	return ports
+}
+
+// TestLocalRunProxyAPIRefusesOtherUsers: the issue's attack on a local
+// run. While `faultline run` goes, another user tries every port the
+// faultline process listens on (the embedded Toxiproxy API among them) to
+// read the proxies and add a 900 ms latency toxic: every try is refused,
+// and the run ends with no toxic for its heal to remove.
+func TestLocalRunProxyAPIRefusesOtherUsers(t *testing.T) {
+	bin, err := testbin.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	run := exec.Command(bin, "run", "examples/raft-basic.yaml", "--duration", "6s", "--rate", "100", "--out", dir)
+	run.Dir = moduleRoot(t)
+	var out syncBuffer
+	run.Stdout, run.Stderr = &out, &out
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer run.Process.Kill()
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(out.String(), "main:") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	ports := listeningPorts(t, run.Process.Pid)
+	if len(ports) < 4 { // the API and a proxy per link, at least
+		t.Fatalf("faultline listens on %v: the test would prove nothing\n%s", ports, out.String())
+	}
+	toxic := `{"name":"evil","type":"latency","stream":"downstream","toxicity":1,"attributes":{"latency":900}}`
+	apis := 0
+	for _, p := range ports {
+		base := "http://127.0.0.1:" + strconv.Itoa(p)
+		code := nobody(t, base+"/version")
+		if code == "401" {
+			apis++
+		}
+		if code == "200" {
+			t.Errorf("port %d answers GET /version to another user: the Toxiproxy API is open", p)
+		}
+		for _, proxy := range []string{"client_to_n1", "n1_to_n2"} {
+			if code := nobody(t, "-X", "POST", "-d", toxic, base+"/proxies/"+proxy+"/toxics"); code == "200" {
+				t.Errorf("another user added a toxic to %s through port %d", proxy, p)
+			}
+		}
+	}
+	if apis != 1 {
+		t.Errorf("%d of faultline's ports answered like a Toxiproxy API that wants a token (401), want exactly 1", apis)
+	}
+	if err := run.Wait(); err != nil {
+		t.Errorf("the run: %v, want exit 0\n%s", err, out.String())
+	}
+	h, err := os.ReadFile(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(h), "\n") {
+		if strings.Contains(line, `"f":"heal"`) && !strings.Contains(line, `"toxics_removed":0`) {
+			t.Errorf("the heal removed toxics nobody planned: %s", line)
+		}
+	}
+}
