@@ -120,6 +120,17 @@ const (
 	Alive                   // it is running
 )
 
+// String names the liveness: "dead", "unknown" or "alive".
+func (l Liveness) String() string {
+	switch l {
+	case Dead:
+		return "dead"
+	case Alive:
+		return "alive"
+	}
+	return "unknown"
+}
+
 // Check tells whether o is still running, as seen from this process, and
 // says why.
 func (o Owner) Check() (Liveness, string) {

@@ -15,6 +15,7 @@ import (
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/moby/moby/client"
 
+	"github.com/faultline/faultline/faults"
 	"github.com/faultline/faultline/targets"
 	"github.com/faultline/faultline/targets/httpkv"
 	"github.com/faultline/faultline/targets/nodekit"
@@ -26,6 +27,9 @@ import (
 // faultline's own calls (Links, status, the http adapter) carry it; the
 // token is in the containers' environment, not their command lines.
 func TestControlSurfaces(t *testing.T) {
+	if faultsProxyTokenEnv != faults.ProxyTokenEnv {
+		t.Fatalf("the proxy container gets its token in %s, but faultline proxy reads %s", faultsProxyTokenEnv, faults.ProxyTokenEnv)
+	}
 	tok := targets.NewToken()
 	tr := startRunWith(t, tok, "n1")
 	c := tr.c
