@@ -39,6 +39,9 @@ type Results struct {
 	RunID string `json:"run_id,omitempty"`
 	// RunInvalid says why the run itself could not mean anything (exit 4).
 	RunInvalid string `json:"run_invalid,omitempty"`
+	// Tampered lists changes to the run's proxies that faultline did not
+	// make (a toxic added, a proxy disabled, ...), found while the run went.
+	Tampered []string `json:"tampered,omitempty"`
 	// Stopped says, for a run that did not finish (exit 70, 130, or 64
 	// once the run directory existed), in which phase and why; nil for a
 	// run that finished. `faultline check` keeps it.

@@ -192,6 +192,9 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	spec := targets.ClusterSpec{
 		RunID: runID(dir), System: s.System, Nodes: s.nodes,
 		Dir: dir, Binary: opt.Binary,
+		// The run's secret: the nodes' APIs and a hosted proxy's API take
+		// requests only with it, so no other local user drives the run.
+		Token: targets.NewToken(),
 		Log: func(format string, args ...any) { opt.logf("  "+format, args...) },
 	}
 	r.RunID = spec.RunID
@@ -295,6 +298,13 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	for _, st := range s.Workload.Stages {
 		wcfg.Stages = append(wcfg.Stages, workloads.Stage{Duration: st.Duration.D(), Rate: st.Rate})
 	}
+	// The proxies are audited until the final reads end: a toxic or a
+	// disabled proxy the nemesis did not make is tampering.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); nem.Watch(watchCtx, 0) }()
+	stopWatching := once(func() { stopWatch(); <-watchDone })
+	defer stopWatching()
 	nemDone := make(chan struct{})
 	mainCtx, endMain := context.WithCancel(ctx)
 	go func() {
@@ -373,6 +383,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	fc.Close()
 	phase("final-reads", t0)
 
+	stopWatching()
 	stopObs()
 	closeCluster()
 	if err := closeRec(); err != nil {
@@ -405,6 +416,12 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	}
 	if wstats.OK < int64(s.MinOps) {
 		r.RunInvalid = fmt.Sprintf("only %d operations succeeded in the main phase (min_ops is %d): the cluster was not really exercised; look at the node logs and the fail/info errors", wstats.OK, s.MinOps)
+	}
+	if tp := nem.Tampered(); len(tp) > 0 {
+		for _, t := range tp {
+			r.Tampered = append(r.Tampered, t.String())
+		}
+		r.RunInvalid = fmt.Sprintf("someone else changed the run's proxies while it ran (%d changes faultline did not make, first: %s): the faults it was under are not the ones recorded; see tampered in results.json and the f \"tamper\" events in the history", len(tp), tp[0])
 	}
 	r.Verdict, r.ExitCode, r.ExitReason = Verdict(r.Checkers, r.RunInvalid)
 	r.End = time.Now().UTC().Format(time.RFC3339Nano)

@@ -35,6 +35,7 @@ func setupLinks(ctx context.Context, rt targets.Runtime, spec targets.ClusterSpe
 		if pl.Upstream != nil {
 			opts.Upstream = func(l faults.Link, addr string) string { return pl.Upstream(l.From, l.To, addr) }
 		}
+		opts.Token = pl.Token
 		links := faults.NewLinks(pl.APIAddr, opts)
 		return links, once(func() { links.Close() }), nop, nil
 	}

@@ -21,6 +21,7 @@ func (s *Scenario) clientConfig(c targets.Cluster) targets.ClientConfig {
 	for _, n := range c.Nodes() {
 		cfg.Nodes[n.ID] = n.ClientVia
 		cfg.Roles[n.ID] = n.Role
+		cfg.Token = n.Token // the run's, or "" for nodes that take none
 	}
 	return cfg
 }
