@@ -113,7 +113,11 @@ func NewRecorderAt(w io.Writer, h *HeaderLine, base time.Time) (*Recorder, error
 }
 
 // SetMaxBuffer changes the back-pressure bound (bytes). Call before use.
-func (r *Recorder) SetMaxBuffer(n int) { r.maxBuffer = n }
+func (r *Recorder) SetMaxBuffer(n int) {
+	r.mu.Lock()
+	r.maxBuffer = n
+	r.mu.Unlock()
+}
 
 // SetFlushInterval changes the bound on how long a recorded event may wait
 // before it is handed to the writer (see Recorder); d <= 0 restores
