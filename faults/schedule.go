@@ -108,6 +108,19 @@ func (s *Schedule) every() time.Duration {
 	return 10 * time.Second
 }
 
+// MaxPlanned bounds the number of faults Plan makes for a main phase of
+// the given length, without making them: the timeline's length, or for a
+// mix one fault per every/2 (the shortest gap of a random schedule).
+func (s *Schedule) MaxPlanned(main time.Duration) int64 {
+	if s.Empty() {
+		return 0
+	}
+	if s.kind() == "timeline" {
+		return int64(len(s.Timeline))
+	}
+	return int64(main/(s.every()/2)) + 1
+}
+
 func (s *Schedule) length(sp Spec) time.Duration {
 	if sp.For > 0 {
 		return sp.For

@@ -102,12 +102,14 @@ func TestLimits(t *testing.T) {
 		{"timeline", "faults:\n  schedule: timeline\n  timeline: " + many(MaxFaults+1, "{fault: kill, at: 1s, for: 1s}") + "\n", "faults.timeline"},
 		{"mix", "faults:\n  mix: " + many(MaxMix+1, "{fault: kill}") + "\n", "faults.mix"},
 		{"every", "duration: 24h\nfaults:\n  every: 100ms\n  mix: [{fault: kill}]\n", "faults.every"},
+		{"every left out", "duration: 100h\nfaults:\n  mix: [{fault: kill}]\n", "faults.every"},
+		{"a week and more", "duration: 200h\n", "duration"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse("big.yaml", []byte(c.src))
 			var fe *FieldError
-			if !errors.As(err, &fe) || fe.Field != c.field || !strings.Contains(err.Error(), "at most") && !strings.Contains(err.Error(), "more than") {
+			if !errors.As(err, &fe) || fe.Field != c.field || !strings.Contains(err.Error(), "at most") && !strings.Contains(err.Error(), "more than ") {
 				t.Errorf("err = %v, want a limit error on %s", err, c.field)
 			}
 		})

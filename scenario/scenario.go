@@ -287,6 +287,7 @@ const (
 	MaxBugs          = 64      // bug switches in all (scenario and roles)
 	MaxOptions       = 256     // options in all (node_opts and roles)
 	MaxClientOptions = 64      // client adapter options
+	MaxDuration      = 7 * 24 * time.Hour
 )
 
 // Parse decodes, defaults and validates a scenario held in memory; name is
@@ -481,6 +482,14 @@ func (s *Scenario) Validate() error {
 	if s.MinOps < 0 {
 		return s.errAt("min_ops", "must not be negative")
 	}
+	for _, d := range []struct {
+		field string
+		v     Duration
+	}{{"duration", s.Duration}, {"warmup", s.Warmup}, {"recovery", s.Recovery}} {
+		if d.v.D() > MaxDuration {
+			return s.errAt(d.field, "%s: at most %s", d.v, MaxDuration)
+		}
+	}
 	if err := s.validateClient(); err != nil {
 		return err
 	}
@@ -547,8 +556,8 @@ func (s *Scenario) checkLimits() error {
 	if len(f.Timeline) > MaxFaults {
 		return s.errAt("faults.timeline", "%d faults on the timeline: at most %d", len(f.Timeline), MaxFaults)
 	}
-	if len(f.Mix) > 0 && f.Every > 0 && int64(s.Duration)/int64(f.Every)*2 > MaxFaults {
-		return s.errAt("faults.every", "a fault every %s for %s plans more than %d faults: lengthen every or shorten the run", f.Every, s.Duration, MaxFaults)
+	if n := f.MaxPlanned(s.Duration.D()); n > MaxFaults {
+		return s.errAt("faults.every", "faults every %s (gaps from half that) for %s could plan %d faults, more than %d: lengthen every or shorten the run", f.Every, s.Duration, n, MaxFaults)
 	}
 	return nil
 }
