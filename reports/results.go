@@ -178,14 +178,23 @@ func NewRunDir(base, scenario, out string, now time.Time) (string, error) {
 		return "", fmt.Errorf("scenario name %q does not make a directory inside %s", scenario, base)
 	}
 	stamp := now.UTC().Format("20060102T150405Z")
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", err
+	}
+	// Mkdir, not a look then MkdirAll: two runs of one scenario started
+	// in the same second each get a directory of their own.
 	dir := filepath.Join(parent, stamp)
 	for i := 2; ; i++ {
-		if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
 			break
+		}
+		if !errors.Is(err, os.ErrExist) || i > 1000 {
+			return "", err
 		}
 		dir = filepath.Join(parent, fmt.Sprintf("%s-%d", stamp, i))
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "nodes"), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(dir, "nodes"), 0o755); err != nil {
 		return "", err
 	}
 	latest := filepath.Join(parent, "latest")

@@ -72,3 +72,28 @@ func TestSafeName(t *testing.T) {
 		}
 	}
 }
+
+// TestRunDirsOfOneSecond: runs of one scenario started in the same second
+// get directories of their own, even when they race.
+func TestRunDirsOfOneSecond(t *testing.T) {
+	base := t.TempDir()
+	now := time.Now()
+	dirs := make(chan string, 8)
+	for range 8 {
+		go func() {
+			d, err := NewRunDir(base, "s", "", now)
+			if err != nil {
+				t.Error(err)
+			}
+			dirs <- d
+		}()
+	}
+	seen := map[string]bool{}
+	for range 8 {
+		d := <-dirs
+		if seen[d] {
+			t.Errorf("two runs got %s", d)
+		}
+		seen[d] = true
+	}
+}

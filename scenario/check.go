@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -171,7 +172,15 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 	// anywhere) is said again below.
 	r.Anomalies = nil
 	if cut != nil {
-		r.Warnings = append(r.Warnings, cut.Error()+"; the complete lines were judged")
+		w := cut.Error() + "; the complete lines were judged"
+		if !slices.Contains(r.Warnings, w) { // check --out RUN_DIR again says it once
+			r.Warnings = append(r.Warnings, w)
+		}
+	}
+	if r.Stopped == nil {
+		// A run killed hard (SIGKILL, a crash) left no results saying so:
+		// its history says it by its phases, or by a cut last line.
+		r.Stopped = cutShort(evs, cut)
 	}
 	var st *reports.Stats
 	if prev != nil {
@@ -216,4 +225,27 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 		}
 	}
 	return r, nil
+}
+
+// cutShort returns how a history shows that its run did not finish: it
+// has faultline's phase markers and its final-reads phase never ended, or
+// its last line was cut mid-write. Nil when neither: a foreign history
+// without markers, or a run that finished.
+func cutShort(evs []history.Event, cut *history.CutError) *reports.Stopped {
+	phases := history.Phases(evs)
+	last := "unknown"
+	if len(phases) > 0 {
+		last = phases[len(phases)-1].Name
+	}
+	if fr, ok := history.FindPhase(phases, "final-reads"); len(phases) > 0 && (!ok || fr.Open()) {
+		why := fmt.Sprintf("the history ends during the %s phase, with no results of the run: it was cut short (a crash, or a kill faultline could not catch)", last)
+		if cut != nil {
+			why += "; " + cut.Error()
+		}
+		return &reports.Stopped{Phase: last, ExitCode: exitcode.InvalidRun, Reason: why}
+	}
+	if cut != nil {
+		return &reports.Stopped{Phase: last, ExitCode: exitcode.InvalidRun, Reason: "the history's last line was cut mid-write (a crash): " + cut.Error()}
+	}
+	return nil
 }

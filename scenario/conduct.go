@@ -96,35 +96,6 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		dir = abs
 	}
 	opt.logf("run directory: %s", dir)
-	if err := s.saveEffective(filepath.Join(dir, "scenario.yaml")); err != nil {
-		return nil, exitcode.New(exitcode.Internal, err)
-	}
-
-	hf, err := os.Create(filepath.Join(dir, "history.jsonl"))
-	if err != nil {
-		return nil, exitcode.New(exitcode.Internal, err)
-	}
-	defer hf.Close()
-	hw := bufio.NewWriterSize(hf, 256<<10)
-	rec, err := history.NewRecorderAt(hw, &history.HeaderLine{
-		Faultline: version.String(), Scenario: s.Name, Seed: s.Seed,
-	}, startWall)
-	if err != nil {
-		return nil, exitcode.New(exitcode.Internal, err)
-	}
-	recClosed := false
-	closeRec := func() error {
-		if recClosed {
-			return nil
-		}
-		recClosed = true
-		if err := rec.Close(); err != nil {
-			return err
-		}
-		return hw.Flush()
-	}
-	defer closeRec()
-
 	r := &reports.Results{
 		Faultline: version.String(), Scenario: s.Name, Description: s.Description, Seed: s.Seed,
 		Runtime: s.Runtime, System: s.System, Nodes: s.NodeIDs(), Bugs: s.Bugs,
@@ -132,6 +103,8 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		Faults: []reports.Fault{},
 	}
 	var nem *faults.Nemesis
+	var plan []faults.Planned
+	closeRec := func() error { return nil } // until the history exists
 	// current is the phase the run is in; saved is set once the results
 	// of a finished run are being written.
 	current, saved := "setup", false
@@ -152,6 +125,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		}
 		if nem != nil {
 			r.Faults = injectedFaults(nem.Injected())
+			markNotInjected(r.Schedule, plan, nem.Injected())
 		}
 		why := "stopped"
 		if ec.Err != nil {
@@ -171,6 +145,35 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		}
 		res = r
 	}()
+	if err := s.saveEffective(filepath.Join(dir, "scenario.yaml")); err != nil {
+		return nil, exitcode.New(exitcode.Internal, err)
+	}
+
+	hf, err := os.Create(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		return nil, exitcode.New(exitcode.Internal, err)
+	}
+	defer hf.Close()
+	hw := bufio.NewWriterSize(hf, 256<<10)
+	rec, err := history.NewRecorderAt(hw, &history.HeaderLine{
+		Faultline: version.String(), Scenario: s.Name, Seed: s.Seed,
+	}, startWall)
+	if err != nil {
+		return nil, exitcode.New(exitcode.Internal, err)
+	}
+	recClosed := false
+	closeRec = func() error {
+		if recClosed {
+			return nil
+		}
+		recClosed = true
+		if err := rec.Close(); err != nil {
+			return err
+		}
+		return hw.Flush()
+	}
+	defer closeRec()
+
 	// Phases are marked in the history (observer events, f "phase") so
 	// that checkers and reports of a saved run know them too.
 	beginPhase := func(name string) time.Duration {
@@ -269,7 +272,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	}
 	defer hlog.Close()
 	nem = faults.NewNemesis(faults.Target{Cluster: cluster, System: s.sys, Status: status, Links: links}, rec)
-	plan := s.Faults.Plan(s.nodes, s.Seed, s.Duration.D())
+	plan = s.Faults.Plan(s.nodes, s.Seed, s.Duration.D())
 	for _, p := range plan {
 		r.Schedule = append(r.Schedule, plannedFault(p))
 	}
@@ -411,18 +414,21 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	if ctx.Err() != nil {
 		return nil, interrupted(ctx)
 	}
+	// Every reason the run cannot mean anything is kept.
+	var invalid []string
 	if healErr != nil {
-		r.RunInvalid = fmt.Sprintf("the heal failed, so the cluster was not whole for the recovery and the final reads: %v", healErr)
+		invalid = append(invalid, fmt.Sprintf("the heal failed, so the cluster was not whole for the recovery and the final reads: %v", healErr))
 	}
 	if wstats.OK < int64(s.MinOps) {
-		r.RunInvalid = fmt.Sprintf("only %d operations succeeded in the main phase (min_ops is %d): the cluster was not really exercised; look at the node logs and the fail/info errors", wstats.OK, s.MinOps)
+		invalid = append(invalid, fmt.Sprintf("only %d operations succeeded in the main phase (min_ops is %d): the cluster was not really exercised; look at the node logs and the fail/info errors", wstats.OK, s.MinOps))
 	}
 	if tp := nem.Tampered(); len(tp) > 0 {
 		for _, t := range tp {
 			r.Tampered = append(r.Tampered, t.String())
 		}
-		r.RunInvalid = fmt.Sprintf("someone else changed the run's proxies while it ran (%d changes faultline did not make, first: %s): the faults it was under are not the ones recorded; see tampered in results.json and the f \"tamper\" events in the history", len(tp), tp[0])
+		invalid = append(invalid, fmt.Sprintf("someone else changed the run's proxies while it ran (%d changes faultline did not make, first: %s): the faults it was under are not the ones recorded; see tampered in results.json and the f \"tamper\" events in the history", len(tp), tp[0]))
 	}
+	r.RunInvalid = strings.Join(invalid, "; ")
 	r.Verdict, r.ExitCode, r.ExitReason = Verdict(r.Checkers, r.RunInvalid)
 	r.End = time.Now().UTC().Format(time.RFC3339Nano)
 	saved = true

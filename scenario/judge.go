@@ -106,12 +106,13 @@ func (n notApplicable) Check(context.Context, checkers.Input) checkers.Result {
 // Verdict turns checker results (and whether the run itself was valid) into
 // the overall verdict and exit code, with a one-line reason.
 //
-// Precedence: a violation (1) beats a checker's own failure (70), which
-// beats an invalid run (4), which beats an unknown verdict (2), which beats
-// a missed threshold (3). A not_applicable result, and the stats checker's
-// figures (reports.Figures), are no verdict: they never make the overall
-// verdict unknown; but when no checker gave a verdict at all, nothing was
-// judged, and that is unknown (2).
+// The results are combined by checkers.Combine; the run adds its own
+// state. Precedence: a violation (1) beats a checker's own failure (70),
+// which beats an invalid run (4), which beats an unknown verdict (2), which
+// beats a missed threshold (3). A not_applicable result, and figures
+// (checkers.Result.Figures: the stats checker's), are no verdict: they
+// never make the overall verdict unknown; but when no checker gave a
+// verdict at all, nothing was judged, and that is unknown (2).
 func Verdict(results []checkers.Result, runInvalid string) (verdict string, code int, reason string) {
 	return verdictOf(results, runInvalid, nil)
 }
@@ -121,58 +122,40 @@ func Verdict(results []checkers.Result, runInvalid string) (verdict string, code
 // and a checker's own failure, before everything else; the reason says
 // where the run stopped.
 func verdictOf(results []checkers.Result, runInvalid string, stopped *reports.Stopped) (verdict string, code int, reason string) {
-	var violated, unknown, thresholds, crashed, na []string
-	judged := 0
-	for _, r := range results {
-		switch {
-		case r.Internal:
-			crashed = append(crashed, r.Name)
-		case r.Verdict == checkers.Invalid && r.Threshold:
-			thresholds = append(thresholds, r.Name)
-		case r.Verdict == checkers.Invalid:
-			violated = append(violated, r.Name)
-		case reports.Figures(r):
-			continue
-		case r.Verdict == checkers.NotApplicable:
-			na = append(na, r.Name)
-			continue
-		case r.Verdict == checkers.Unknown:
-			unknown = append(unknown, r.Name)
-		}
-		judged++
-	}
+	o := checkers.Combine(results)
+	verdict = string(o.Verdict)
 	ofStopped := ""
 	if stopped != nil {
 		ofStopped = fmt.Sprintf(" (in the history of a run that stopped during the %s phase, exit %d)", stopped.Phase, stopped.ExitCode)
 	}
 	switch {
-	case len(violated) > 0:
-		return "invalid", exitcode.Violation, "violation found by " + strings.Join(violated, ", ") + ofStopped
-	case len(crashed) > 0:
-		return "unknown", exitcode.Internal, "internal error in checker " + strings.Join(crashed, ", ") + " (a faultline bug; the explanation has the stack)"
+	case len(o.Violated) > 0:
+		return verdict, exitcode.Violation, "violation found by " + strings.Join(o.Violated, ", ") + ofStopped
+	case len(o.Crashed) > 0:
+		return verdict, exitcode.Internal, "internal error in checker " + strings.Join(o.Crashed, ", ") + " (a faultline bug; the explanation has the stack)"
 	case stopped != nil:
 		reason := fmt.Sprintf("the run stopped during the %s phase: %s", stopped.Phase, stopped.Reason)
-		if judged > 0 {
+		if o.Judged > 0 {
 			reason += "; the checkers found no violation in the history recorded until then"
 		}
-		return "unknown", stopped.ExitCode, reason
+		return string(checkers.Unknown), stopped.ExitCode, reason
 	case runInvalid != "":
-		return "unknown", exitcode.InvalidRun, "the run itself was invalid: " + runInvalid
-	case len(unknown) > 0:
-		return "unknown", exitcode.Unknown, "inconclusive: " + strings.Join(unknown, ", ")
-	case len(thresholds) > 0:
-		return "invalid", exitcode.Threshold, "threshold not met: " + strings.Join(thresholds, ", ")
+		return string(checkers.Unknown), exitcode.InvalidRun, "the run itself was invalid: " + runInvalid
+	case len(o.Unknown) > 0:
+		return verdict, exitcode.Unknown, "inconclusive: " + strings.Join(o.Unknown, ", ")
+	case len(o.Thresholds) > 0:
+		return verdict, exitcode.Threshold, "threshold not met: " + strings.Join(o.Thresholds, ", ")
 	case len(results) == 0:
-		return "unknown", exitcode.Unknown, "no checker ran"
-	case judged == 0 && len(na) == 0:
-		return "unknown", exitcode.Unknown, "no checker gave a verdict (the stats checker gives figures, not a verdict)"
-	case judged == 0:
-		return "unknown", exitcode.Unknown, "no checker could judge this history (not applicable: " + strings.Join(na, ", ") + ")"
+		return verdict, exitcode.Unknown, "no checker ran"
+	case o.Judged == 0 && len(o.NotApplicable) == 0:
+		return verdict, exitcode.Unknown, "no checker gave a verdict (" + strings.Join(o.Figures, ", ") + " gives figures, not a verdict)"
+	case o.Judged == 0:
+		return verdict, exitcode.Unknown, "no checker could judge this history (not applicable: " + strings.Join(o.NotApplicable, ", ") + ")"
 	}
-	if len(na) > 0 {
-		return "valid", exitcode.Valid, "every checker valid (not applicable: " + strings.Join(na, ", ") + ")"
+	if len(o.NotApplicable) > 0 {
+		return verdict, exitcode.Valid, "every checker valid (not applicable: " + strings.Join(o.NotApplicable, ", ") + ")"
 	}
-	return "valid", exitcode.Valid, "every checker valid"
+	return verdict, exitcode.Valid, "every checker valid"
 }
 
 // runCheckers runs cs on in, each with the scenario's budget.

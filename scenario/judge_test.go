@@ -30,7 +30,7 @@ func TestVerdictPrecedence(t *testing.T) {
 		{"unknown beats threshold", []checkers.Result{v("a", checkers.Unknown), thr}, "", "unknown", exitcode.Unknown},
 		{"threshold alone", []checkers.Result{v("a", checkers.Valid), thr}, "", "invalid", exitcode.Threshold},
 		{"not applicable is no verdict", []checkers.Result{v("a", checkers.Valid), v("lost-writes", checkers.NotApplicable), v("stats", checkers.NotApplicable)}, "", "valid", exitcode.Valid},
-		{"stats figures are no verdict", []checkers.Result{v("stats", checkers.Valid)}, "", "unknown", exitcode.Unknown},
+		{"stats figures are no verdict", []checkers.Result{{Name: "stats", Verdict: checkers.NotApplicable, Figures: true}}, "", "unknown", exitcode.Unknown},
 		{"nothing applicable", []checkers.Result{v("lost-writes", checkers.NotApplicable), v("stats", checkers.NotApplicable)}, "", "unknown", exitcode.Unknown},
 		{"a malformed history is unknown", []checkers.Result{v("a", checkers.Valid), v("stats", checkers.Unknown)}, "", "unknown", exitcode.Unknown},
 	}

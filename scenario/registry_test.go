@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -24,8 +25,7 @@ func TestConductorImportsNoConcretePart(t *testing.T) {
 		t.Fatalf("go list -deps: %v", err)
 	}
 	for _, pkg := range strings.Fields(string(out)) {
-		rest, ok := strings.CutPrefix(pkg, "github.com/faultline/faultline/targets/")
-		if ok && rest != "nodekit" {
+		if strings.HasPrefix(pkg, "github.com/faultline/faultline/targets/") {
 			t.Errorf("scenario depends on %s: look it up in a registry instead", pkg)
 		}
 	}
@@ -118,5 +118,33 @@ func TestLimits(t *testing.T) {
 	os.WriteFile(big, []byte("description: "+strings.Repeat("x", MaxFileSize)+"\n"), 0o644)
 	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Errorf("a %d-byte file: %v", MaxFileSize, err)
+	}
+}
+
+// TestCheckOfARunCutShort: a history whose run never reached the end of
+// its final reads (killed hard, no results.json), or whose last line was
+// cut mid-write, is not judged valid (issue 10, item 3).
+func TestCheckOfARunCutShort(t *testing.T) {
+	dir := t.TempDir()
+	lines := []string{
+		`{"type":"header","faultline":"dev","scenario":"x","seed":1,"start":"2026-12-01T00:00:00Z"}`,
+		`{"type":"info","process":"observer","time":1,"f":"phase","value":"main","phase":"start"}`,
+		`{"type":"invoke","process":0,"time":2,"f":"put","key":"k","value":1}`,
+		`{"type":"ok","process":0,"time":3,"f":"put","key":"k","value":1,"node":"n1"}`,
+		`{"type":"invoke","process":1,"time":4,"f":"get","key":"k"}`,
+		`{"type":"ok","process":1,"time":5,"f":"get","key":"k","value":1,"node":"n1"}`,
+	}
+	unfinished := filepath.Join(dir, "unfinished.jsonl")
+	os.WriteFile(unfinished, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	cut := filepath.Join(dir, "cut.jsonl")
+	os.WriteFile(cut, []byte(strings.Join(append(lines[:1:1], lines[2:]...), "\n")+"\n"+`{"type":"invoke","proc`), 0o644)
+	for _, p := range []string{unfinished, cut} {
+		r, err := Check(context.Background(), p, CheckOptions{NoArtifacts: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ExitCode != 4 || r.Stopped == nil || !strings.Contains(r.ExitReason, "cut") {
+			t.Errorf("%s: exit %d (%s), want 4 saying the run was cut short", filepath.Base(p), r.ExitCode, r.ExitReason)
+		}
 	}
 }

@@ -53,7 +53,7 @@ func runTwoTier(ctx context.Context, cfg targets.NodeConfig) error {
 			}
 		}
 		sort.Strings(stores)
-		return nodekit.Serve(ctx, cfg, &front{peers: cfg.Peers, stores: stores, http: &http.Client{Timeout: time.Second}})
+		return nodekit.Serve(ctx, cfg, &front{peers: cfg.Peers, stores: stores, token: string(cfg.Token), http: &http.Client{Timeout: time.Second}})
 	}
 	st, err := openStore(filepath.Join(cfg.DataDir, "registers.json"))
 	if err != nil {
@@ -146,6 +146,7 @@ func (s *store) Status() nodekit.Status { return nodekit.Status{Role: "store"} }
 type front struct {
 	peers  map[string]string
 	stores []string
+	token  string // the run's: the stores' kit requires it
 	http   *http.Client
 }
 
@@ -168,6 +169,9 @@ func (f *front) forward(ctx context.Context, method, key, suffix string, body an
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+f.peers[owner]+"/kv/"+key+suffix, rd)
 	if err != nil {
 		return nil, err
+	}
+	if f.token != "" {
+		req.Header.Set("Authorization", "Bearer "+f.token)
 	}
 	resp, err := f.http.Do(req)
 	if err != nil {

@@ -28,7 +28,7 @@ func run() (err error) {
 	// panic, 2, would read as the verdict "unknown".
 	defer func() {
 		if p := recover(); p != nil {
-			fmt.Fprintf(os.Stderr, "faultline: internal error: %v\n%s", p, debug.Stack())
+			fmt.Fprintf(&reports.TerminalWriter{W: os.Stderr}, "faultline: internal error: %v\n%s", p, debug.Stack())
 			killChildren()
 			err = &exitcode.Error{Code: exitcode.Internal}
 		}
