@@ -50,8 +50,14 @@ type Result struct {
 	Threshold bool `json:"threshold,omitempty"`
 	// Internal is true when the checker itself failed (a bug in faultline,
 	// not a finding about the system): the CLI exits 70.
-	Internal bool          `json:"internal,omitempty"`
-	Elapsed  time.Duration `json:"elapsed_ns"`
+	Internal bool `json:"internal,omitempty"`
+	// Figures is true when the result reports figures, not a verdict (the
+	// stats checker on a well-formed history; its Verdict is then
+	// NotApplicable): Combine counts it as no verdict at all, and the
+	// reports show it as "figures". A checker sets it; nothing decides it
+	// by the checker's name.
+	Figures bool          `json:"figures,omitempty"`
+	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
 // Anomaly is one piece of evidence of a violation.

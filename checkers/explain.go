@@ -3,6 +3,7 @@ package checkers
 import (
 	"fmt"
 	"math"
+	"sort"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -138,11 +139,7 @@ type observation struct {
 
 // classifyObservation says why op could not have observed value v. A read
 // of a value that acknowledged writes had replaced before it began (the
-// writes it missed) is a stale read if a later read (one that began after
-// op completed) returns the value of one of those writes: the state the
-// read missed is seen again. Otherwise it is a lost write: none of the
-// states it missed is ever seen again (writes that began later prove
-// nothing: after a rollback, new writes build on the old state).
+// writes it missed) is a stale read or a lost write by staleOrLost's rule.
 func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in Input) observation {
 	// Writes that could have produced v; the initial absent state counts as
 	// a write of null that completed at the beginning of time.
@@ -214,36 +211,34 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 	if op.kind != opGet {
 		return observation{kind: "stale-read", why: why, related: related, data: data}
 	}
-	// The acknowledged writes the read missed: they completed before it
-	// began and began after the write of what it read completed.
-	missed := map[int32]*regOp{} // value -> the latest missed write of it
-	n := 0
+	// The acknowledged writes the read missed, newest first: they
+	// completed before it began and began after the write of what it read
+	// completed.
+	var missed []*regOp
 	for _, o := range h.byKey[op.key] {
 		if o.info || o == op || (o.kind != opPut && o.kind != opCAS) || o.val == v {
 			continue
 		}
 		if o.call > lastW.ret && o.ret < op.call {
-			n++
-			if m := missed[o.val]; m == nil || o.ret > m.ret {
-				missed[o.val] = o
-			}
+			missed = append(missed, o)
 		}
 	}
+	sort.SliceStable(missed, func(i, j int) bool { return missed[i].ret > missed[j].ret })
+	n := len(missed)
 	later := h.laterReads(op)
 	data["later_reads"] = len(later)
 	data["missed_writes"] = n
-	for _, r := range later {
-		if w := missed[r.val]; w != nil {
-			related = append(related, h.opEvents(r)...)
-			data["shown_by"] = in.Ref(h.opEvents(r)[0])
-			what := "that write"
-			if w != lastO {
-				related = append(related, h.opEvents(w)...)
-				what = fmt.Sprintf("%s, another write the read missed", h.opRef(w, in))
-			}
-			why += fmt.Sprintf("; a later read shows %s: %s", what, h.opRef(r, in))
-			return observation{kind: "stale-read", why: why, related: related, data: data}
+	if wi, ri, stale := staleOrLost(missed, later, func(o *regOp) int32 { return o.val }, func(o *regOp) int32 { return o.val }); stale {
+		w, r := missed[wi], later[ri]
+		related = append(related, h.opEvents(r)...)
+		data["shown_by"] = in.Ref(h.opEvents(r)[0])
+		what := "that write"
+		if w != lastO {
+			related = append(related, h.opEvents(w)...)
+			what = fmt.Sprintf("%s, another write the read missed", h.opRef(w, in))
 		}
+		why += fmt.Sprintf("; a later read shows %s: %s", what, h.opRef(r, in))
+		return observation{kind: "stale-read", why: why, related: related, data: data}
 	}
 	writes := h.vals.String(lastO.val)
 	if n > 1 {
@@ -258,6 +253,38 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 		why += fmt.Sprintf("; none of the %s of key %s returns %s (the first: %s)", plural(len(later), "later read"), op.key, writes, h.opRef(first, in))
 	}
 	return observation{kind: "lost-write", why: why, related: related, data: data}
+}
+
+// staleOrLost is the one rule, shared by the linearizability checker's
+// explanations and the lost-writes checker, that tells a stale read from
+// a lost write. A read of a value that acknowledged writes had replaced
+// before it began (the writes it missed) is a stale read when a later read
+// (one that began after the read completed) returns the value of one of
+// the writes it missed: the state the read missed is seen again, so it was
+// not lost. Otherwise it is a lost write: none of the states it missed is
+// ever seen again (writes that began later prove nothing: after a
+// rollback, new writes build on the old state).
+//
+// missed are the writes the read missed, the one to name first when
+// several wrote the value shown (newest first); later are the later
+// reads, in the order they began. writeVal and readVal give a write's and
+// a read's value, compared with ==. staleOrLost returns whether the read
+// was stale and, if so, the indexes of the missed write shown and of the
+// first later read that shows it.
+func staleOrLost[W, R any, V comparable](missed []W, later []R, writeVal func(W) V, readVal func(R) V) (w, r int, stale bool) {
+	first := make(map[V]int, len(missed)) // value -> the first missed write of it
+	for wi := range missed {
+		v := writeVal(missed[wi])
+		if _, ok := first[v]; !ok {
+			first[v] = wi
+		}
+	}
+	for ri := range later {
+		if wi, ok := first[readVal(later[ri])]; ok {
+			return wi, ri, true
+		}
+	}
+	return -1, -1, false
 }
 
 // laterReads returns the ok reads of op's key that began after op

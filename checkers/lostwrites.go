@@ -220,26 +220,17 @@ func (LostWrites) Check(ctx context.Context, in Input) Result {
 			}
 			sort.Slice(missed, func(i, j int) bool { return ws[missed[i]].op.Return > ws[missed[j]].op.Return })
 			// A later final read of a value this read missed shows that
-			// state survived: this read was stale, those writes not lost.
-			var shown *lwWrite
-			var shownBy lwRead
-			for _, later := range fr[ri+1:] {
-				if later.op.Call <= f.op.Return {
-					continue
-				}
-				for _, wi := range missed {
-					if ws[wi].value == later.v {
-						shown, shownBy = &ws[wi], later
-						break
-					}
-				}
-				if shown != nil {
-					break
+			// state survived: this read was stale, those writes not lost
+			// (staleOrLost).
+			var later []lwRead
+			for _, l := range fr[ri+1:] {
+				if l.op.Call > f.op.Return {
+					later = append(later, l)
 				}
 			}
-			if shown != nil {
+			if wi, li, isStale := staleOrLost(missed, later, func(wi int) string { return ws[wi].value }, func(l lwRead) string { return l.v }); isStale {
 				stale++
-				anomalies = append(anomalies, staleFinalRead(in, k, f, shown, &shownBy))
+				anomalies = append(anomalies, staleFinalRead(in, k, f, &ws[missed[wi]], &later[li]))
 				continue
 			}
 			for _, wi := range missed {

@@ -76,11 +76,6 @@ func normalizeF(f string) string {
 	return ""
 }
 
-// isMismatch reports whether a failed cas says that the comparison failed.
-func isMismatch(errText string) bool {
-	return strings.EqualFold(strings.TrimSpace(errText), "mismatch")
-}
-
 // parseCAS reads a cas argument: {"from":X,"to":Y}, or [X, Y] as other tools
 // write it.
 func parseCAS(raw json.RawMessage) (from, to json.RawMessage, err error) {
@@ -218,7 +213,7 @@ func buildRegisterHistory(in Input, prune bool) (*regHistory, []problem, error) 
 			op.kind = opPut
 			op.val, err = h.vals.internRaw(arg)
 		case "cas":
-			if c.Type == history.Fail && !isMismatch(comp.Error) {
+			if c.Type == history.Fail && !history.IsMismatch(comp.Error) {
 				h.count["dropped_fail_cas"]++
 				continue
 			}

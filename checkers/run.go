@@ -54,29 +54,77 @@ func Run(ctx context.Context, in Input, cs ...Checker) []Result {
 	return results
 }
 
-// Overall combines verdicts: Invalid if any result is Invalid, else Unknown
-// if any is Unknown (or has a verdict outside the fixed set), else Valid.
-// NotApplicable is no verdict: it never makes the overall verdict Unknown
-// or Invalid; but when no result gives a verdict at all (no results, or
-// all NotApplicable), nothing was judged, and that is Unknown (as the
-// conductor's verdict has it). Threshold results count like any other;
-// mapping them to exit code 3 is the caller's job.
-func Overall(results []Result) Verdict {
-	v, judged := Valid, false
+// Overall is the combination of checker results into one verdict
+// (Combine), with the names of the checkers behind it, so that a caller can
+// say why and map it to an exit code.
+type Overall struct {
+	// Verdict is Invalid if a checker found a violation; else Unknown if a
+	// checker failed itself (Internal) or could not decide; else Invalid if
+	// a performance threshold was not met; else Unknown if no checker gave
+	// a verdict at all (nothing was judged); else Valid.
+	Verdict Verdict
+	// Violated are the checkers that found a violation (Invalid, not a
+	// threshold).
+	Violated []string
+	// Crashed are the checkers that failed themselves (Internal): a bug in
+	// faultline, whatever their verdict says.
+	Crashed []string
+	// Thresholds are the performance thresholds not met (Invalid and
+	// Threshold).
+	Thresholds []string
+	// Unknown are the checkers that could not decide: Unknown, or a
+	// verdict outside the fixed set.
+	Unknown []string
+	// NotApplicable are the checkers that could not judge the history;
+	// Figures those that report figures, not a verdict (Result.Figures).
+	// Neither gives a verdict.
+	NotApplicable, Figures []string
+	// Judged is the number of results that gave a verdict (all but the
+	// not applicable and the figures).
+	Judged int
+}
+
+// Combine combines checker results into the overall verdict; it is the
+// one place that does (the conductor's exit code and every report use
+// it). NotApplicable and figures (Result.Figures) are no verdict: they
+// never make the overall verdict Unknown or Invalid; but when no result
+// gives a verdict at all (no results, or all not applicable or figures),
+// nothing was judged, and that is Unknown. A violation beats a checker's
+// own failure, which beats an Unknown, which beats a missed threshold:
+// mapping them to exit codes (1, 70, 2, 3) is the caller's job.
+func Combine(results []Result) Overall {
+	var o Overall
 	for _, r := range results {
-		switch r.Verdict {
-		case Invalid:
-			return Invalid
-		case NotApplicable:
+		switch {
+		case r.Internal:
+			o.Crashed = append(o.Crashed, r.Name)
+		case r.Verdict == Invalid && r.Threshold:
+			o.Thresholds = append(o.Thresholds, r.Name)
+		case r.Verdict == Invalid:
+			o.Violated = append(o.Violated, r.Name)
+		case r.Figures:
+			o.Figures = append(o.Figures, r.Name)
 			continue
-		case Valid:
+		case r.Verdict == NotApplicable:
+			o.NotApplicable = append(o.NotApplicable, r.Name)
+			continue
+		case r.Verdict == Valid:
 		default:
-			v = Unknown
+			o.Unknown = append(o.Unknown, r.Name)
 		}
-		judged = true
+		o.Judged++
 	}
-	if !judged {
-		return Unknown
+	switch {
+	case len(o.Violated) > 0:
+		o.Verdict = Invalid
+	case len(o.Crashed) > 0, len(o.Unknown) > 0:
+		o.Verdict = Unknown
+	case len(o.Thresholds) > 0:
+		o.Verdict = Invalid
+	case o.Judged == 0:
+		o.Verdict = Unknown
+	default:
+		o.Verdict = Valid
 	}
-	return v
+	return o
 }

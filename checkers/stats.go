@@ -25,7 +25,7 @@ import (
 // ("by_f").
 //
 // Its figures are reported, not judged: the verdict is NotApplicable
-// ("figures, not a verdict") unless the history is malformed (a completion
+// ("figures, not a verdict", with Result.Figures set) unless the history is malformed (a completion
 // without an invoke, two invokes of one process without a completion in
 // between, a process invoking again after an info completion, a completion
 // whose f or key differs from its invoke, or one stamped before its
@@ -78,7 +78,7 @@ func (s Stats) Check(ctx context.Context, in Input) (res Result) {
 		case op.Type == history.OK:
 			c.ok++
 			total.ok++
-		case op.Type == history.Fail && isMismatch(in.Events[op.Comp].Error):
+		case op.Type == history.Fail && history.IsMismatch(in.Events[op.Comp].Error):
 			c.mismatch++
 			total.mismatch++
 		case op.Type == history.Fail:
@@ -170,7 +170,7 @@ func (s Stats) Check(ctx context.Context, in Input) (res Result) {
 		d["problems"] = len(probs)
 		return res
 	}
-	res.Verdict = NotApplicable
+	res.Verdict, res.Figures = NotApplicable, true
 	lat := d["latency_us"].(map[string]float64)
 	res.Summary = fmt.Sprintf("figures, not a verdict: %d ops: %d ok, %s, %s, %s, %d pending; %.1f ops/s; latency p50 %s p99 %s max %s",
 		total.ops, total.ok, plural64(total.mismatch, "cas mismatch", "cas mismatches"),

@@ -13,7 +13,7 @@ import (
 func TestStatsValidRegister(t *testing.T) {
 	r := Stats{}.Check(context.Background(), loadFixture(t, "valid-register.jsonl"))
 	// The figures are reported, not judged.
-	if r.Verdict != NotApplicable || r.Name != "stats" || !strings.HasPrefix(r.Summary, "figures, not a verdict") {
+	if r.Verdict != NotApplicable || !r.Figures || r.Name != "stats" || !strings.HasPrefix(r.Summary, "figures, not a verdict") {
 		t.Fatalf("got %s: %s %s", r.Verdict, r.Summary, r.Explanation)
 	}
 	d := r.Details
@@ -62,8 +62,8 @@ func TestStatsMalformed(t *testing.T) {
 	}
 	for file, c := range cases {
 		r := Stats{}.Check(context.Background(), loadFixture(t, file))
-		if r.Verdict != Unknown {
-			t.Errorf("%s: got %s", file, r.Verdict)
+		if r.Verdict != Unknown || r.Figures {
+			t.Errorf("%s: got %s (figures %v): a malformed history is a verdict, not figures", file, r.Verdict, r.Figures)
 			continue
 		}
 		wantText := fmt.Sprintf("breaks the process-sequential rule at testdata/%s:%d", file, c.line)

@@ -131,7 +131,7 @@ func TestNotApplicableShown(t *testing.T) {
 		Checkers: []checkers.Result{
 			{Name: "linearizability", Verdict: checkers.Valid, Summary: "linearizable"},
 			{Name: "lost-writes", Verdict: checkers.NotApplicable, Summary: "written values repeat, so lost writes cannot be told apart"},
-			{Name: "stats", Verdict: checkers.NotApplicable, Summary: "12 ops (10 ok)"},
+			{Name: "stats", Verdict: checkers.NotApplicable, Figures: true, Summary: "12 ops (10 ok)"},
 			{Name: "thresholds", Verdict: checkers.NotApplicable, Summary: "no workload figures in a bare history"},
 		}}
 	if err := Save(dir, r, BuildOptions{}); err != nil {

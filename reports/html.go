@@ -218,7 +218,7 @@ func renderHTML(dir string, r *Results) ([]byte, error) {
 	v.Errors = sc.topErrors(20)
 	v.ErrorsOther = sc.errsOther + int64(max(0, len(sc.errs)-20))
 	v.Keys = sc.topKeys(15)
-	v.KeysTotal = len(sc.keys)
+	v.KeysTotal = sc.keyCount()
 	v.KeysOther = sc.keysOther
 	v.Pending = sc.stillPending
 	v.Links, v.NodeLogs = artifactLinks(dir)

@@ -20,7 +20,7 @@ import (
 //     must not read as green or as "not run" in a CI dashboard; the error
 //     says why it could not decide and what to do;
 //   - not_applicable -> <skipped> with the reason (what the history lacks);
-//     the stats entry, figures rather than a verdict (Figures), is a
+//     the stats entry, figures rather than a verdict (Result.Figures), is a
 //     skipped case too, never a green one.
 //
 // A run that was itself invalid (exit 4) gets one more test case, "run",
@@ -108,7 +108,7 @@ func JUnit(r *Results) ([]byte, error) {
 	for _, c := range r.Checkers {
 		tc := junitCase{Name: c.Name, Classname: class, Time: junitSeconds(c.Elapsed.Seconds()), SystemOut: c.Summary}
 		switch {
-		case Figures(c):
+		case c.Figures:
 			tc.Skipped = &junitSkipped{Message: xmlSafe(figuresPrefix + summaryText(c))}
 			s.Skipped++
 		case c.Verdict == checkers.NotApplicable:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/faultline/faultline/history"
 )
@@ -22,11 +23,15 @@ type liteEvent struct {
 	Process history.Process
 	Time    int64
 	F       []byte // aliases the line: valid until the next line
-	Key     []byte
-	Node    []byte
-	Error   []byte
-	Phase   []byte
-	Value   []byte
+	// Key is the key's text as history.Event.Key has it: a string's
+	// contents, or a number's canonical text with KeyIsNumber set (the
+	// key's identity is history.Key{Text: Key, Number: KeyIsNumber}).
+	Key         []byte
+	KeyIsNumber bool
+	Node        []byte
+	Error       []byte
+	Phase       []byte
+	Value       []byte
 }
 
 var errLite = errors.New("not a simple event line")
@@ -58,7 +63,7 @@ func (lr *liteReader) next(ev *liteEvent) error {
 		if err := full.UnmarshalJSON(b); err != nil {
 			return lr.lr.Errorf("%v", err)
 		}
-		*ev = liteEvent{Type: full.Type, Process: full.Process, Time: full.Time, F: []byte(full.F), Key: []byte(full.Key),
+		*ev = liteEvent{Type: full.Type, Process: full.Process, Time: full.Time, F: []byte(full.F), Key: []byte(full.Key), KeyIsNumber: full.KeyIsNumber,
 			Node: []byte(full.Node), Error: []byte(full.Error), Phase: []byte(full.Phase), Value: full.Value}
 	}
 	return lr.lr.CheckType(ev.Type)
@@ -66,7 +71,10 @@ func (lr *liteReader) next(ev *liteEvent) error {
 
 // parseLite reads the top-level fields of one JSON object. It returns
 // errLite for anything unusual (escapes in keys, odd types), leaving the
-// line to the slow path.
+// line to the slow path: in particular whatever history's decoder
+// refuses or rewrites (a time that is not a plain integer, a number key
+// that is not its own canonical text, a string that is not valid UTF-8),
+// so that the report accepts, and keys, exactly what history does.
 func parseLite(b []byte, ev *liteEvent) error {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
@@ -108,12 +116,10 @@ func parseLite(b []byte, ev *liteEvent) error {
 		case "process":
 			err = liteProcess(v, &ev.Process)
 		case "time":
+			// A plain integer in the int64 range; anything else (1.5e9,
+			// 1e30, 1.5, "7") is history's to accept or refuse with its
+			// line (never a float that rounds or wraps).
 			ev.Time, err = strconv.ParseInt(string(v), 10, 64)
-			if err != nil {
-				var f float64
-				f, err = strconv.ParseFloat(string(v), 64)
-				ev.Time = int64(f)
-			}
 		case "f":
 			ev.F, err = liteString(v)
 		case "key":
@@ -121,10 +127,10 @@ func parseLite(b []byte, ev *liteEvent) error {
 				if string(v) == "null" {
 					break
 				}
-				if _, perr := strconv.ParseFloat(string(v), 64); perr != nil {
-					return errLite
+				if !canonicalInteger(v) {
+					return errLite // history canonicalizes it (1.0 is 1) or refuses it
 				}
-				ev.Key = v // a number keeps its JSON text
+				ev.Key, ev.KeyIsNumber = v, true // its own canonical text
 				break
 			}
 			ev.Key, err = liteString(v)
@@ -175,17 +181,38 @@ func internType(s []byte) string {
 	return string(s)
 }
 
-// liteString returns the contents of a JSON string without escapes, or
-// errLite (the slow path decodes escapes).
+// liteString returns the contents of a JSON string without escapes and
+// of valid UTF-8, or errLite: the slow path decodes escapes, and refuses
+// a key that is not UTF-8 text (or, for other fields, reads its bad bytes
+// as U+FFFD) as history does.
 func liteString(v []byte) ([]byte, error) {
 	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
 		return nil, errLite
 	}
 	s := v[1 : len(v)-1]
-	if bytes.IndexByte(s, '\\') >= 0 {
+	if bytes.IndexByte(s, '\\') >= 0 || !utf8.Valid(s) {
 		return nil, errLite
 	}
 	return s, nil
+}
+
+// canonicalInteger reports whether v is a JSON integer literal that is its
+// own canonical text (history.CanonicalJSON): an optional minus, then 0 or
+// digits without a leading zero; not -0. Such a number key keeps its text.
+func canonicalInteger(v []byte) bool {
+	d := v
+	if len(d) > 0 && d[0] == '-' {
+		d = d[1:]
+	}
+	if len(d) == 0 || (d[0] == '0' && (len(d) > 1 || len(v) > 1)) {
+		return false
+	}
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func liteProcess(v []byte, p *history.Process) error {

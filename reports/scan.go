@@ -58,8 +58,11 @@ type scan struct {
 
 	errs      map[string]*errStat
 	errsOther int64
-	keys      map[string]*keyStat
-	keysOther int64
+	// keys and numKeys count operations by key identity (history.Key, as
+	// history.Event.KeyID has it): string keys and number keys by their
+	// text, apart, so that 1 and "1" are two keys.
+	keys, numKeys map[string]*keyStat
+	keysOther     int64
 
 	nemesis []history.Event // kept whole: few, and shown in full
 	nemDrop int64
@@ -81,7 +84,10 @@ type errStat struct {
 }
 
 type keyStat struct {
-	Key                       string
+	Key string // the key's text (history.Key.Text), truncated
+	// Number is true for a key that was a JSON number: 1 and "1" are
+	// different keys (history.Key), shown on rows of their own.
+	Number                    bool
 	Ops, Fail, Mismatch, Info int64
 }
 
@@ -235,6 +241,7 @@ func newScan() *scan {
 		pending: map[history.Process]pendingOp{},
 		errs:    map[string]*errStat{},
 		keys:    map[string]*keyStat{},
+		numKeys: map[string]*keyStat{},
 		roles:   history.Roles{Limit: maxSegments, MaxNodes: maxNodes},
 		names:   map[string]string{},
 	}
@@ -339,9 +346,9 @@ func (s *scan) client(ev *liteEvent) {
 		}
 		history.RecordLatency(s.total, time.Duration(ev.Time-inv.t))
 	}
-	// A cas whose comparison failed is a normal answer: counted apart
-	// from fail, and not an error.
-	mismatch := ev.Type == history.Fail && isMismatch(ev.Error)
+	// A cas whose comparison failed is a normal answer
+	// (history.IsMismatch): counted apart from fail, and not an error.
+	mismatch := ev.Type == history.Fail && history.IsMismatch(string(ev.Error))
 	s.tl.add(ev.Time, ev.Type, mismatch, lat)
 	st := s.ops[string(f)]
 	if st == nil {
@@ -360,10 +367,14 @@ func (s *scan) client(ev *liteEvent) {
 		st.Info++
 	}
 	if len(ev.Key) > 0 {
-		k := s.keys[string(ev.Key)]
-		if k == nil && len(s.keys) < maxDistinctKeys {
-			k = &keyStat{Key: truncate(string(ev.Key))}
-			s.keys[string(ev.Key)] = k
+		keys := s.keys
+		if ev.KeyIsNumber {
+			keys = s.numKeys
+		}
+		k := keys[string(ev.Key)]
+		if k == nil && s.keyCount() < maxDistinctKeys {
+			k = &keyStat{Key: truncate(string(ev.Key)), Number: ev.KeyIsNumber}
+			keys[string(ev.Key)] = k
 		}
 		if k == nil {
 			s.keysOther++
@@ -447,14 +458,28 @@ func (s *scan) topErrors(n int) []errStat {
 	})
 }
 
+// keyCount is the number of distinct keys counted.
+func (s *scan) keyCount() int { return len(s.keys) + len(s.numKeys) }
+
 // topKeys returns up to n keys, busiest first.
 func (s *scan) topKeys(n int) []keyStat {
-	return top(s.keys, n, func(a, b *keyStat) bool {
+	out := make([]keyStat, 0, s.keyCount())
+	for _, m := range []map[string]*keyStat{s.keys, s.numKeys} {
+		for _, k := range m {
+			out = append(out, *k)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := &out[i], &out[j]
 		if a.Ops != b.Ops {
 			return a.Ops > b.Ops
 		}
-		return a.Key < b.Key
+		if a.Key != b.Key {
+			return a.Key < b.Key
+		}
+		return !a.Number && b.Number
 	})
+	return out[:min(n, len(out))]
 }
 
 // top returns up to n of m's values, first by less.
@@ -545,10 +570,4 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
-}
-
-// isMismatch reports whether a fail's error says the comparison failed
-// (the history's "mismatch").
-func isMismatch(errText []byte) bool {
-	return bytes.EqualFold(bytes.TrimSpace(errText), []byte("mismatch"))
 }

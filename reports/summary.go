@@ -37,11 +37,11 @@ func Summary(w io.Writer, r *Results) {
 	}
 	for _, c := range r.Checkers {
 		label := verdictLabel(c)
-		if c.Verdict == checkers.NotApplicable && !Figures(c) {
+		if c.Verdict == checkers.NotApplicable && !c.Figures {
 			label = "n/a"
 		}
 		fmt.Fprintf(w, "  %-*s  %-7s  %s\n", width, c.Name, label, summaryText(c))
-		if (c.Verdict == checkers.Invalid || c.Verdict == checkers.Unknown) && !Figures(c) && c.Explanation != "" {
+		if (c.Verdict == checkers.Invalid || c.Verdict == checkers.Unknown) && !c.Figures && c.Explanation != "" {
 			// The explanation without the anomalies it repeats: they
 			// follow, each with its history lines.
 			for _, line := range firstLines(withoutAnomalies(c), 6) {

@@ -6,19 +6,17 @@ import (
 	"github.com/faultline/faultline/checkers"
 )
 
-// Figures reports whether c gives figures rather than a verdict: the stats
-// checker's entry (its load figures are reported, not judged), unless it
-// found the history malformed. Such an entry is shown as "figures", never
-// as a passing verdict, and is a skipped case in junit.xml.
-func Figures(c checkers.Result) bool {
-	return c.Name == "stats" && (c.Verdict == checkers.Valid || c.Verdict == checkers.NotApplicable)
-}
+// The reports only show verdicts: the checkers decide them, and
+// checkers.Combine combines them (the conductor's exit code). A result
+// that reports figures, not a verdict (checkers.Result.Figures, set by the
+// stats checker), is shown as "figures", never as a passing verdict, and
+// is a skipped case in junit.xml.
 
 // verdictLabel is how c's verdict is shown to people: valid, invalid,
 // unknown, "not applicable" or "figures".
 func verdictLabel(c checkers.Result) string {
 	switch {
-	case Figures(c):
+	case c.Figures:
 		return "figures"
 	case c.Verdict == checkers.NotApplicable:
 		return "not applicable"
@@ -31,7 +29,7 @@ func verdictLabel(c checkers.Result) string {
 // checkerClass is the CSS class of c's verdict: valid, invalid, unknown,
 // or na (not applicable, figures).
 func checkerClass(c checkers.Result) string {
-	if Figures(c) || c.Verdict == checkers.NotApplicable {
+	if c.Figures || c.Verdict == checkers.NotApplicable {
 		return "na"
 	}
 	return verdictClass(string(c.Verdict))
@@ -44,7 +42,7 @@ const figuresPrefix = "figures, not a verdict: "
 // the stats checker's "figures, not a verdict: " when the label says
 // figures already.
 func summaryText(c checkers.Result) string {
-	if Figures(c) {
+	if c.Figures {
 		return strings.TrimPrefix(c.Summary, figuresPrefix)
 	}
 	return c.Summary

@@ -3,7 +3,6 @@ package workloads
 import (
 	"math"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -47,10 +46,11 @@ func (c *Counts) add(t history.Type, mismatch bool) {
 }
 
 // IsMismatch reports whether an outcome is a comparison that failed: fail
-// with the error "mismatch" (the history's form of a cas whose register did
-// not hold its expected value). It is a normal answer, not an error.
+// with the error "mismatch" (history.IsMismatch: the history's form of a
+// cas whose register did not hold its expected value). It is a normal
+// answer, not an error.
 func IsMismatch(out history.Outcome) bool {
-	return out.Type == history.Fail && strings.EqualFold(strings.TrimSpace(out.Error), "mismatch")
+	return out.Type == history.Fail && history.IsMismatch(out.Error)
 }
 
 // Stats summarizes one Run. Histograms hold microseconds.
