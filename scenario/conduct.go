@@ -198,7 +198,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		// The run's secret: the nodes' APIs and a hosted proxy's API take
 		// requests only with it, so no other local user drives the run.
 		Token: targets.NewToken(),
-		Log: func(format string, args ...any) { opt.logf("  "+format, args...) },
+		Log:   func(format string, args ...any) { opt.logf("  "+format, args...) },
 	}
 	r.RunID = spec.RunID
 	links, closeLinks, closeProxy, err := setupLinks(ctx, rt, spec)
