@@ -1,7 +1,6 @@
 package scenario
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -154,8 +153,9 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		return nil, exitcode.New(exitcode.Internal, err)
 	}
 	defer hf.Close()
-	hw := bufio.NewWriterSize(hf, 256<<10)
-	rec, err := history.NewRecorderAt(hw, &history.HeaderLine{
+	// The recorder hands every event to the file within 100 ms
+	// (history.DefaultFlushInterval), so a crash loses at most that.
+	rec, err := history.NewRecorderAt(hf, &history.HeaderLine{
 		Faultline: version.String(), Scenario: s.Name, Seed: s.Seed,
 	}, startWall)
 	if err != nil {
@@ -167,10 +167,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 			return nil
 		}
 		recClosed = true
-		if err := rec.Close(); err != nil {
-			return err
-		}
-		return hw.Flush()
+		return rec.Close()
 	}
 	defer closeRec()
 

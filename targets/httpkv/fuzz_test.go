@@ -173,9 +173,6 @@ func FuzzResponse(f *testing.F) {
 		}
 
 		want, wantValue := expected(op.F, a.code, sent)
-		if dev := knownDeviation(op.F, a.code, sent, out); dev != "" && out.Type != want {
-			t.Skipf("known deviation (reported, in httpkv.go): %s: got %s %q, the contract says %s", dev, out.Type, out.Error, want)
-		}
 		if out.Type != want {
 			t.Fatalf("http %d %q to a %s: got %s (%q), want %s", a.code, sent, op.F, out.Type, out.Error, want)
 		}
@@ -183,9 +180,6 @@ func FuzzResponse(f *testing.F) {
 			t.Fatalf("get read %s, the body says %s", out.Value, wantValue)
 		}
 		if isMismatch(out) && a.code != http.StatusConflict {
-			if dev := knownDeviation(op.F, a.code, sent, out); dev != "" {
-				t.Skipf("known deviation (reported, in httpkv.go): %s", dev)
-			}
 			t.Fatalf("http %d recorded as a cas mismatch", a.code)
 		}
 	})
@@ -231,29 +225,9 @@ func expected(f string, code int, body []byte) (history.Type, json.RawMessage) {
 	return history.Info, nil
 }
 
-// knownDeviation names an answer on which the client departs from its
-// documented contract, found by fuzzing and reported to the package's owner
-// (this file may only observe it): "" for any other answer. Delete a case
-// once httpkv.go is fixed.
-func knownDeviation(f string, code int, body []byte, out history.Outcome) string {
-	if f == "get" && code == http.StatusOK && out.Type == history.OK {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(body, &m) != nil || m == nil {
-			return "a 200 get whose body is null is recorded as a read of null (absent key)"
-		}
-		if _, ok := m["value"]; !ok {
-			return `a 200 get whose body has no "value" member ({} or another spelling, such as "Value") is recorded as a read`
-		}
-	}
-	if isMismatch(out) && code != http.StatusConflict {
-		return `a definite refusal other than a 409 whose error text is "mismatch" is recorded as a cas mismatch (an observation of the register)`
-	}
-	return ""
-}
-
 // isMismatch reports whether the checkers and the stats read out as a cas
 // whose comparison failed (checkers/register.go, workloads/stats.go): only
 // a 409 mismatch answer may be recorded so.
 func isMismatch(out history.Outcome) bool {
-	return out.Type == history.Fail && strings.EqualFold(strings.TrimSpace(out.Error), "mismatch")
+	return out.Type == history.Fail && history.IsMismatch(out.Error)
 }

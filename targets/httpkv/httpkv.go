@@ -272,14 +272,19 @@ func (c *Client) try(ctx context.Context, node, method, path string, body []byte
 			out.Type, out.Error = history.Info, "get: body cut: "+shortError(err)
 			return out, ""
 		}
-		var v struct {
-			Value json.RawMessage `json:"value"`
+		// Exactly {"value": V}: a body without that member (null, {}, or
+		// "Value", which encoding/json would match case-insensitively)
+		// says nothing of what the node read.
+		var m map[string]json.RawMessage
+		v, ok := json.RawMessage(nil), false
+		if json.Unmarshal(rb, &m) == nil {
+			v, ok = m["value"]
 		}
-		if err := json.Unmarshal(rb, &v); err != nil {
-			out.Type, out.Error = history.Info, fmt.Sprintf("get: undecodable 200 body %.100q", rb)
+		if !ok {
+			out.Type, out.Error = history.Info, fmt.Sprintf("get: a 200 body without a \"value\" member %.100q", rb)
 			return out, ""
 		}
-		out.Type, out.Value = history.OK, compact(v.Value)
+		out.Type, out.Value = history.OK, compact(v)
 		return out, ""
 	}
 
@@ -289,11 +294,13 @@ func (c *Client) try(ctx context.Context, node, method, path string, body []byte
 	case resp.StatusCode == http.StatusConflict && parsed && *eb.Error == "mismatch":
 		out.Type, out.Error = history.Fail, "mismatch"
 		return out, ""
+	// Only a 409 is a mismatch; any other error text is prefixed with its
+	// status, so that no other answer reads as a cas observation.
 	case parsed && eb.Definite:
-		out.Type, out.Error = history.Fail, *eb.Error
+		out.Type, out.Error = history.Fail, fmt.Sprintf("http %d: %s", resp.StatusCode, *eb.Error)
 		return out, eb.Leader
 	case parsed:
-		out.Type, out.Error = history.Info, *eb.Error
+		out.Type, out.Error = history.Info, fmt.Sprintf("http %d: %s", resp.StatusCode, *eb.Error)
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
 		out.Type, out.Error = history.Fail, fmt.Sprintf("http %d: %.200s", resp.StatusCode, strings.TrimSpace(string(rb)))
 	default:

@@ -83,13 +83,16 @@ func TestMapping(t *testing.T) {
 	}{
 		{"get value", get, reply(200, `{"value": {"a": 1}}`), history.Outcome{Type: history.OK, Value: json.RawMessage(`{"a":1}`), Node: "a"}},
 		{"get null", get, reply(200, `{"value":null}`), history.Outcome{Type: history.OK, Value: history.Null, Node: "a"}},
-		{"get bad body", get, reply(200, `nope`), history.Outcome{Type: history.Info, Error: `get: undecodable 200 body "nope"`, Node: "a"}},
+		{"get null body", get, reply(200, `null`), history.Outcome{Type: history.Info, Error: `get: a 200 body without a "value" member "null"`, Node: "a"}},
+		{"get other spelling", get, reply(200, `{"Value":3}`), history.Outcome{Type: history.Info, Error: `get: a 200 body without a "value" member "{\"Value\":3}"`, Node: "a"}},
+		{"definite mismatch text, not a 409", cas, reply(503, `{"error":"mismatch","definite":true}`), history.Outcome{Type: history.Fail, Error: "http 503: mismatch", Node: "a"}},
+		{"get bad body", get, reply(200, `nope`), history.Outcome{Type: history.Info, Error: `get: a 200 body without a "value" member "nope"`, Node: "a"}},
 		{"put ok", put, reply(200, `{}`), history.Outcome{Type: history.OK, Node: "a"}},
 		{"cas ok", cas, reply(200, `{}`), history.Outcome{Type: history.OK, Node: "a"}},
 		{"cas mismatch", cas, reply(409, `{"error":"mismatch"}`), history.Outcome{Type: history.Fail, Error: "mismatch", Node: "a"}},
-		{"definite, no leader", put, reply(503, `{"error":"no leader","definite":true}`), history.Outcome{Type: history.Fail, Error: "no leader", Node: "a"}},
-		{"definite, unknown leader", put, reply(503, `{"error":"x","definite":true,"leader":"zz"}`), history.Outcome{Type: history.Fail, Error: "x", Node: "a"}},
-		{"indefinite", put, reply(504, `{"error":"timed out","definite":false,"leader":"b"}`), history.Outcome{Type: history.Info, Error: "timed out", Node: "a"}},
+		{"definite, no leader", put, reply(503, `{"error":"no leader","definite":true}`), history.Outcome{Type: history.Fail, Error: "http 503: no leader", Node: "a"}},
+		{"definite, unknown leader", put, reply(503, `{"error":"x","definite":true,"leader":"zz"}`), history.Outcome{Type: history.Fail, Error: "http 503: x", Node: "a"}},
+		{"indefinite", put, reply(504, `{"error":"timed out","definite":false,"leader":"b"}`), history.Outcome{Type: history.Info, Error: "http 504: timed out", Node: "a"}},
 		{"5xx no body", put, reply(502, ``), history.Outcome{Type: history.Info, Error: "http 502: ", Node: "a"}},
 		{"4xx no body", put, reply(404, `not found`), history.Outcome{Type: history.Fail, Error: "http 404: not found", Node: "a"}},
 	}
@@ -163,7 +166,7 @@ func TestRedirectLimit(t *testing.T) {
 	nodes := map[string]string{"a": a.addr(), "b": b.addr()}
 	c := newClient(t, nodes, "a", Options{MaxRedirects: 3})
 	got := c.Do(context.Background(), put)
-	if got.Type != history.Fail || got.Node != "b" || got.Error != "ask a" {
+	if got.Type != history.Fail || got.Node != "b" || got.Error != "http 503: ask a" {
 		t.Fatalf("got %+v", got)
 	}
 	if n := a.hits.Load() + b.hits.Load(); n != 4 {
