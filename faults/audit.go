@@ -3,8 +3,13 @@ package faults
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	toxiclient "github.com/Shopify/toxiproxy/v2/client"
@@ -76,10 +81,11 @@ type expected struct {
 	toxics        map[string]ToxicRef // proxy/name -> as made, for active faults
 	disabled      map[Link]bool       // disabled by an active refuse fault
 	staleDisabled map[Link]bool       // re-enabling failed: may be disabled
+	staleToxics   map[string]bool     // proxy/name: removing failed: may be there
 }
 
 func (l *Links) expectedLocked() expected {
-	e := expected{toxics: map[string]ToxicRef{}, disabled: map[Link]bool{}, staleDisabled: map[Link]bool{}}
+	e := expected{toxics: map[string]ToxicRef{}, disabled: map[Link]bool{}, staleDisabled: map[Link]bool{}, staleToxics: map[string]bool{}}
 	for _, f := range l.active {
 		for _, t := range f.Toxics {
 			e.toxics[t.Proxy+"/"+t.Name] = t
@@ -93,35 +99,157 @@ func (l *Links) expectedLocked() expected {
 	for k := range l.staleDisabled {
 		e.staleDisabled[k] = true
 	}
+	for k := range l.staleToxics {
+		e.staleToxics[k] = true
+	}
 	return e
 }
+
+// auditView is what an audit compares the server with: a copy of this
+// Links' proxies and of what its faults made, taken when a change ended.
+// It is never modified once published.
+type auditView struct {
+	order   []Link
+	proxies map[Link]linkProxy
+	want    expected
+}
+
+// auditState is what audits read instead of the Links' state, so that they
+// never wait for mu (held across Toxiproxy calls by every fault change).
+type auditState struct {
+	mu       sync.Mutex
+	gen      uint64 // bumped when a change of the proxies begins and when it ends
+	changing bool   // a change is under way
+	view     *auditView
+}
+
+// changeLocked marks a change of the server's proxies as under way (an
+// audit overlapping it is discarded, see Audit) and returns what ends it,
+// to be called while l.mu is still held: it publishes the new expected
+// state. Every method that changes the proxies on the server calls
+//
+//	l.mu.Lock()
+//	defer l.mu.Unlock()
+//	defer l.changeLocked()()
+func (l *Links) changeLocked() func() {
+	l.audit.mu.Lock()
+	l.audit.gen++
+	l.audit.changing = true
+	l.audit.mu.Unlock()
+	return func() {
+		v := &auditView{order: append([]Link(nil), l.order...), proxies: make(map[Link]linkProxy, len(l.proxies)), want: l.expectedLocked()}
+		for k, lp := range l.proxies {
+			v.proxies[k] = *lp
+		}
+		l.audit.mu.Lock()
+		l.audit.gen++
+		l.audit.changing = false
+		l.audit.view = v
+		l.audit.mu.Unlock()
+	}
+}
+
+// ErrAuditRaced is Audit's error when a fault was applied or ended (or the
+// proxies made, healed or deleted) while the audit read the proxies: it
+// cannot tell that change from someone else's, so it compared nothing.
+// Audit again; it is not a failure of the Toxiproxy API.
+var ErrAuditRaced = errors.New("faults: audit: a fault changed the proxies while they were read; nothing was compared (audit again)")
+
+// AuditTimeout bounds the one Toxiproxy API request of an audit.
+const AuditTimeout = 5 * time.Second
 
 // Audit lists this Links' proxies and their toxics on the Toxiproxy API
 // and compares them with what its faults made: every difference is a
 // Tamper (see the Tamper* kinds), in proxy creation order. Toxics and
 // disabled proxies that a failed undo may have left behind are not
-// tampering. It holds the Links' lock for the whole comparison, so a fault
-// being applied or ended is never mistaken for tampering. The error is the
-// API's (nothing could be compared).
+// tampering.
+//
+// Audit never waits for a fault change: it reads the proxies without the
+// Links' lock, in one request that ends when ctx is done or after
+// AuditTimeout, then compares them with what the faults had made when
+// the request started. If a fault change was under way then, or began
+// before the answer was compared, a fault being applied or ended could be
+// mistaken for tampering: Audit then returns ErrAuditRaced and nothing.
+// Any other error is the API's (nothing could be compared).
 func (l *Links) Audit(ctx context.Context) ([]Tamper, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if len(l.order) == 0 {
+	l.audit.mu.Lock()
+	gen, busy, v := l.audit.gen, l.audit.changing, l.audit.view
+	l.audit.mu.Unlock()
+	if busy {
+		return nil, ErrAuditRaced
+	}
+	if v == nil || len(v.order) == 0 {
 		return nil, nil
 	}
-	all, err := l.c.Proxies()
+	if auditTestHook != nil {
+		auditTestHook()
+	}
+	all, err := l.listProxies(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("faults: audit: list proxies on toxiproxy %s: %w", l.api, err)
 	}
-	want := l.expectedLocked()
+	l.audit.mu.Lock()
+	raced := l.audit.gen != gen
+	l.audit.mu.Unlock()
+	if raced {
+		return nil, ErrAuditRaced
+	}
+	return v.compare(all), nil
+}
+
+// auditTestHook, if set, runs between an audit's copy of what the faults
+// made and its read of the proxies (tests make a fault change there).
+var auditTestHook func()
+
+// auditHTTP sends the audits' requests; each has its own deadline.
+var auditHTTP = &http.Client{}
+
+// listProxies is Toxiproxy's GET /proxies (the client's Proxies), as one
+// request bounded by ctx and AuditTimeout: Toxiproxy's client takes no
+// context.
+func (l *Links) listProxies(ctx context.Context) (map[string]*toxiclient.Proxy, error) {
+	ctx, cancel := context.WithTimeout(ctx, AuditTimeout)
+	defer cancel()
+	base := l.api
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		base = "http://" + base
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/proxies", nil)
+	if err != nil {
+		return nil, err
+	}
+	l.opts.Token.SetOn(req)
+	resp, err := auditHTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body := io.LimitReader(resp.Body, 64<<20)
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		ae := &toxiclient.ApiError{}
+		if json.NewDecoder(body).Decode(ae) != nil || ae.Status == 0 {
+			ae.Status, ae.Message = resp.StatusCode, http.StatusText(resp.StatusCode)
+		}
+		return nil, ae
+	}
+	all := map[string]*toxiclient.Proxy{}
+	if err := json.NewDecoder(body).Decode(&all); err != nil {
+		return nil, fmt.Errorf("decode the proxies: %w", err)
+	}
+	return all, nil
+}
+
+// compare lists every difference between the proxies on the server and v.
+func (v *auditView) compare(all map[string]*toxiclient.Proxy) []Tamper {
+	want := v.want
 	var out []Tamper
-	for _, k := range l.order {
-		lp := l.proxies[k]
+	for _, k := range v.order {
+		lp := v.proxies[k]
 		p, ok := all[lp.name]
-		if !ok {
+		if !ok || p == nil {
 			out = append(out, Tamper{Link: k, Proxy: lp.name, What: TamperProxyDeleted})
 			continue
 		}
@@ -144,7 +272,7 @@ func (l *Links) Audit(ctx context.Context) ([]Tamper, error) {
 			ref := ToxicRef{Link: k, Proxy: lp.name, Name: t.Name, Type: t.Type, Stream: t.Stream, Attributes: t.Attributes}
 			made, ours := want.toxics[key]
 			switch {
-			case !ours && l.staleToxics[key]:
+			case !ours && want.staleToxics[key]:
 			case !ours:
 				out = append(out, Tamper{Link: k, Proxy: lp.name, What: TamperToxicAdded, Toxic: &ref})
 			case t.Type != made.Type || t.Stream != made.Stream || t.Toxicity != 1 || !sameAttributes(made.Attributes, t.Attributes):
@@ -152,14 +280,19 @@ func (l *Links) Audit(ctx context.Context) ([]Tamper, error) {
 					Detail: fmt.Sprintf("toxicity %g; made as %s %s toxicity 1 %s", t.Toxicity, made.Type, made.Stream, jsonText(made.Attributes))})
 			}
 		}
+		var removed []string
 		for key, made := range want.toxics {
 			if made.Proxy == lp.name && !seen[key] {
-				ref := made
-				out = append(out, Tamper{Link: k, Proxy: lp.name, What: TamperToxicRemoved, Toxic: &ref})
+				removed = append(removed, key)
 			}
 		}
+		sort.Strings(removed)
+		for _, key := range removed {
+			ref := want.toxics[key]
+			out = append(out, Tamper{Link: k, Proxy: lp.name, What: TamperToxicRemoved, Toxic: &ref})
+		}
 	}
-	return out, nil
+	return out
 }
 
 // sameAttributes reports whether every attribute a fault set has the same
@@ -196,13 +329,49 @@ const AuditInterval = 500 * time.Millisecond
 // Links.Audit) and records each tampering not found before: a nemesis event
 // in the history (f "tamper", no phase: an instant; value: the Tamper with
 // "fault": "tamper") and an entry of Tampered. It returns what it found
-// new. Without Links there is nothing to audit. Safe for concurrent use.
+// new. Without Links there is nothing to audit. Every audit is counted in
+// AuditStatus. Safe for concurrent use.
 func (n *Nemesis) Audit(ctx context.Context) ([]Tamper, error) {
 	if n.t.Links == nil {
 		return nil, nil
 	}
 	found, err := n.t.Links.Audit(ctx)
+	n.mu.Lock()
+	switch {
+	case err == nil:
+		n.audits.Done++
+	case errors.Is(err, ErrAuditRaced):
+		n.audits.Raced++
+	case ctx.Err() != nil: // stopped, not failed
+	default:
+		n.audits.Failed++
+		n.audits.LastError = err.Error()
+	}
+	n.mu.Unlock()
 	return n.noteTampers(found), err
+}
+
+// AuditStatus counts the audits of a Nemesis (Audit, Watch, Heal).
+type AuditStatus struct {
+	// Done audits compared every proxy with what the faults made.
+	Done int `json:"done"`
+	// Failed audits could not read the proxies (the Toxiproxy API did not
+	// answer in time, or refused); LastError is the last one's error.
+	Failed    int    `json:"failed"`
+	LastError string `json:"last_error,omitempty"`
+	// Raced audits overlapped a fault change and were discarded
+	// (ErrAuditRaced): not failures, the next one decides.
+	Raced int `json:"raced"`
+}
+
+// AuditStatus says how the audits went so far. A run whose Watch made
+// Failed > 0 audits had its proxies unwatched for that long, and one with
+// Done == 0 was never audited: tampering could have gone unseen, which
+// the run should say (a warning), though nothing was found.
+func (n *Nemesis) AuditStatus() AuditStatus {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.audits
 }
 
 // noteTampers records the tamperings not seen before and returns them.
@@ -237,11 +406,12 @@ func (n *Nemesis) noteTampers(found []Tamper) []Tamper {
 }
 
 // Watch audits the proxies (Audit) every interval (AuditInterval if
-// interval <= 0) until ctx is done, and returns then. Run it beside Run
-// for the main phase, or for as long as the run's proxies are in use: a
-// toxic added or a proxy disabled behind the nemesis's back is then in
-// the history and in Tampered within one interval. Errors of single audits
-// (the API did not answer) are counted in AuditErrors and do not stop it.
+// interval <= 0) until ctx is done, and returns then (at once: an audit
+// under way is cancelled with ctx). Run it beside Run for the main phase,
+// or for as long as the run's proxies are in use: a toxic added or a proxy
+// disabled behind the nemesis's back is then in the history and in
+// Tampered within one interval. A single audit that fails (the API did not
+// answer) or raced a fault change does not stop it; see AuditStatus.
 func (n *Nemesis) Watch(ctx context.Context, interval time.Duration) {
 	if n.t.Links == nil {
 		return
@@ -252,11 +422,7 @@ func (n *Nemesis) Watch(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if _, err := n.Audit(ctx); err != nil && ctx.Err() == nil {
-			n.mu.Lock()
-			n.auditErrs++
-			n.mu.Unlock()
-		}
+		n.Audit(ctx) // counted in AuditStatus
 		select {
 		case <-ctx.Done():
 			return
@@ -275,9 +441,6 @@ func (n *Nemesis) Tampered() []Tamper {
 	return append([]Tamper(nil), n.tampers...)
 }
 
-// AuditErrors returns how many audits of Watch failed to read the proxies.
-func (n *Nemesis) AuditErrors() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.auditErrs
-}
+// AuditErrors returns how many audits failed to read the proxies
+// (AuditStatus().Failed).
+func (n *Nemesis) AuditErrors() int { return n.AuditStatus().Failed }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -307,4 +309,193 @@ func TestWatchFindsTamperingWhileRunning(t *testing.T) {
 	if n := len(tamperEvents(t, ev.list(t))); n != 2 {
 		t.Errorf("%d tamper events, want 2", n)
 	}
+}
+
+// TestAuditRacingFaultChangeIsNoTampering: a fault started or ended while
+// an audit read the proxies is not taken for tampering: that audit is
+// discarded (ErrAuditRaced, counted as raced, not failed) and the next one
+// finds everything as the faults made it. Then the same under load: faults
+// start and end without pause while Watch audits every millisecond.
+func TestAuditRacingFaultChangeIsNoTampering(t *testing.T) {
+	c := newCluster(t)
+	ev := newEvents(t)
+	nem := NewNemesis(Target{Cluster: newMemCluster("n1", "n2", "n3"), Links: c.links}, ev.rec)
+	ctx := context.Background()
+	t.Cleanup(func() { auditTestHook = nil })
+
+	specs := map[string]Spec{
+		"latency": NewSpec("latency", func(l *Latency) { l.Target, l.Latency = "n2", 5*time.Millisecond }),
+		"refuse":  NewSpec("partition-one", func(p *PartitionOne) { p.Target, p.Mode = "n3", "refuse" }),
+	}
+	for name, spec := range specs {
+		var a *Active
+		auditTestHook = func() { // the fault starts after the audit took what the faults made, before it reads the proxies
+			auditTestHook = nil
+			var err error
+			if a, err = nem.Start(ctx, Planned{Spec: spec}); err != nil {
+				t.Error(err)
+			}
+		}
+		if found, err := nem.Audit(ctx); !errors.Is(err, ErrAuditRaced) || len(found) != 0 {
+			t.Fatalf("%s: an audit that raced the start: %v %v, want ErrAuditRaced and nothing", name, found, err)
+		}
+		if found, err := nem.Audit(ctx); err != nil || len(found) != 0 {
+			t.Fatalf("%s: the audit after the start: %v %v, want nothing", name, found, err)
+		}
+		auditTestHook = func() { // and ends there
+			auditTestHook = nil
+			if err := nem.End(ctx, a); err != nil {
+				t.Error(err)
+			}
+		}
+		if found, err := nem.Audit(ctx); !errors.Is(err, ErrAuditRaced) || len(found) != 0 {
+			t.Fatalf("%s: an audit that raced the end: %v %v, want ErrAuditRaced and nothing", name, found, err)
+		}
+		if found, err := nem.Audit(ctx); err != nil || len(found) != 0 {
+			t.Fatalf("%s: the audit after the end: %v %v, want nothing", name, found, err)
+		}
+	}
+	if st := nem.AuditStatus(); st.Raced != 4 || st.Done != 4 || st.Failed != 0 {
+		t.Errorf("AuditStatus() = %+v, want 4 raced, 4 done, none failed", st)
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); nem.Watch(wctx, time.Millisecond) }()
+	deadline := time.Now().Add(time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		spec := specs["latency"]
+		if i%2 == 1 {
+			spec = specs["refuse"]
+		}
+		a, err := nem.Start(ctx, Planned{Spec: spec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i%4) * time.Millisecond)
+		if err := nem.End(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i%3) * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if tp := nem.Tampered(); len(tp) != 0 {
+		t.Errorf("faults starting and ending under audit were taken for tampering: %v", tp)
+	}
+	st := nem.AuditStatus()
+	if st.Failed != 0 || st.Done <= 4 {
+		t.Errorf("AuditStatus() = %+v, want audits done and none failed", st)
+	}
+	t.Logf("under load: %+v", st)
+	if n := len(tamperEvents(t, ev.list(t))); n != 0 {
+		t.Errorf("%d tamper events, want none", n)
+	}
+}
+
+// TestAuditDoesNotWaitForFaultChange: a fault change stuck on the
+// Toxiproxy API (holding the Links' lock) neither blocks an audit nor
+// the stop of Watch: the audit is discarded as raced.
+func TestAuditDoesNotWaitForFaultChange(t *testing.T) {
+	c := newCluster(t)
+	nem := NewNemesis(Target{Cluster: newMemCluster("n1", "n2", "n3"), Links: c.links}, newEvents(t).rec)
+	c.links.mu.Lock()
+	end := c.links.changeLocked()
+	defer func() { end(); c.links.mu.Unlock() }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); nem.Watch(ctx, 10*time.Millisecond) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Watch did not stop while a fault change held the Links")
+	}
+	if st := nem.AuditStatus(); st.Raced == 0 || st.Done != 0 || st.Failed != 0 {
+		t.Errorf("AuditStatus() = %+v, want only raced audits", st)
+	}
+}
+
+// TestAuditHonoursContext: a Toxiproxy API that never answers holds an
+// audit only until its context is done, and the stop of Watch is not
+// counted as a failed audit; an API that cannot be reached is, with its
+// error.
+func TestAuditHonoursContext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept() // and never answer
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	view := &auditView{order: []Link{{"n1", "n2"}}, proxies: map[Link]linkProxy{{"n1", "n2"}: {name: "n1_to_n2"}}}
+	hung := NewLinks(ln.Addr().String(), LinksOptions{})
+	hung.audit.view = view
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := hung.Audit(ctx); err == nil {
+		t.Fatal("an audit of an API that never answers succeeded")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the audit took %v after its context ended at 200ms", d)
+	}
+
+	nem := NewNemesis(Target{Cluster: newMemCluster("n1", "n2"), Links: hung}, newEvents(t).rec)
+	wctx, wcancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); nem.Watch(wctx, 10*time.Millisecond) }()
+	time.Sleep(100 * time.Millisecond)
+	wcancel()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Watch did not stop while its audit waited for the API")
+	}
+	if st := nem.AuditStatus(); st.Failed != 0 || st.Done != 0 {
+		t.Errorf("AuditStatus() = %+v: an audit stopped with Watch is not a failure", st)
+	}
+
+	gone := NewLinks(closedAddr(t), LinksOptions{})
+	gone.audit.view = view
+	nem = NewNemesis(Target{Cluster: newMemCluster("n1", "n2"), Links: gone}, newEvents(t).rec)
+	if _, err := nem.Audit(context.Background()); err == nil {
+		t.Fatal("an audit of an API that is not there succeeded")
+	}
+	if st := nem.AuditStatus(); st.Failed != 1 || nem.AuditErrors() != 1 || !strings.Contains(st.LastError, "list proxies") {
+		t.Errorf("AuditStatus() = %+v, want one failure and its error", st)
+	}
+}
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }

@@ -110,6 +110,22 @@ type Env struct {
 	Nodes []targets.NodeSpec
 }
 
+// EnvFor is the Env of sys's default cluster (each role with its default
+// node count, ids as sys.NodeIDs gives them) on a runtime named runtime
+// with capabilities caps: what `faultline faults --system --runtime`
+// judges availability against. sys may be nil (no system, no nodes).
+func EnvFor(sys *targets.System, runtime string, caps targets.Capabilities) Env {
+	env := Env{System: sys, Runtime: runtime, Caps: caps}
+	if sys != nil {
+		counts := make(map[string]int, len(sys.Roles))
+		for _, r := range sys.Roles {
+			counts[r.Name] = r.Nodes
+		}
+		env.Nodes = sys.NodeIDs(counts)
+	}
+	return env
+}
+
 // where names the system and runtime for messages.
 func (e Env) where() string {
 	sys := "this target"

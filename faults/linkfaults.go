@@ -285,6 +285,7 @@ func (l *Links) ResetPeer(ctx context.Context, links []Link) (LinkFault, error) 
 func (l *Links) apply(ctx context.Context, f LinkFault, spec []toxicSpec, disable bool) (LinkFault, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeLocked()()
 	if l.closed {
 		return LinkFault{}, fmt.Errorf("faults: %s on a closed Links", f.Kind)
 	}
@@ -415,6 +416,7 @@ func (l *Links) markStaleToxic(proxy, name string) {
 func (l *Links) End(ctx context.Context, f LinkFault) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeLocked()()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -460,6 +462,7 @@ type HealReport struct {
 func (l *Links) Heal(ctx context.Context) (HealReport, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeLocked()()
 	var rep HealReport
 	want := l.expectedLocked()
 	for _, f := range l.active {

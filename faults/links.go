@@ -85,7 +85,9 @@ type linkProxy struct {
 // Links implements targets.LinkMapper. Its methods are safe for concurrent
 // use; fault changes are serialized. Toxiproxy's client cannot be cancelled,
 // so a context passed to a method is checked between API calls, and each
-// call is bounded by the client's own 30 s timeout.
+// call is bounded by the client's own 30 s timeout. Audit is the
+// exception: it never waits for a fault change, and its one request ends
+// with its context (see Audit).
 type Links struct {
 	api  string
 	c    *toxiclient.Client
@@ -106,6 +108,8 @@ type Links struct {
 	// audit does not take them for tampering.
 	staleToxics   map[string]bool
 	staleDisabled map[Link]bool
+
+	audit auditState // what Audit reads (never mu)
 }
 
 var _ targets.LinkMapper = (*Links)(nil)
@@ -165,6 +169,7 @@ func validID(id string) error {
 func (l *Links) MapLinks(ctx context.Context, nodes []targets.NodeAddrs) (peers map[string]map[string]string, clients map[string]string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer l.changeLocked()()
 	if l.mapped {
 		return nil, nil, errors.New("faults: MapLinks called twice on one Links; make a new Links per cluster")
 	}
@@ -327,6 +332,7 @@ func (l *Links) Close() error {
 	if l.closed {
 		return nil
 	}
+	defer l.changeLocked()()
 	l.closed = true
 	return l.deleteProxiesLocked()
 }

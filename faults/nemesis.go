@@ -51,7 +51,7 @@ type Nemesis struct {
 
 	tampers    []Tamper        // found by Audit, Watch and Heal, in order
 	tamperSeen map[string]bool // Tamper.key of each, to report it once
-	auditErrs  int
+	audits     AuditStatus
 }
 
 // Active is a fault in force.
@@ -272,7 +272,17 @@ func (n *Nemesis) End(ctx context.Context, a *Active) error {
 // "heal" event. Every node a fault ever killed or paused is resumed and
 // started again (both do nothing to a running node).
 func (n *Nemesis) Heal(ctx context.Context) error {
-	n.Audit(ctx) // an error here is Links.Heal's to report
+	// An error here is Links.Heal's to report; an audit that raced a
+	// fault change (one still ending) is tried again a few times.
+	for i := 0; i < 5; i++ {
+		if _, err := n.Audit(ctx); !errors.Is(err, ErrAuditRaced) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	n.mu.Lock()
 	var act []*Active
 	for _, a := range n.active {

@@ -17,7 +17,8 @@
 // server (github.com/Shopify/toxiproxy/v2) running in this process with
 // its HTTP API on a loopback port; `faultline proxy` runs the same server
 // in a container through ServeProxy. Links talks to any Toxiproxy API
-// address, embedded or remote, only through Toxiproxy's client package: it
+// address, embedded or remote, through Toxiproxy's client package (the
+// audit alone sends its own GET /proxies, to bound it with a context): it
 // creates one proxy per directed node pair and per client -> node link (it
 // is the targets.LinkMapper), and adds and removes named toxics to cut,
 // slow down or reset those links.

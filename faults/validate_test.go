@@ -2,6 +2,7 @@ package faults
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +131,21 @@ func TestValidateParamValues(t *testing.T) {
 func withAtFor(s Spec, at, d time.Duration) Spec {
 	s.At, s.For = at, d
 	return s
+}
+
+func TestEnvFor(t *testing.T) {
+	caps := targets.Capabilities{Process: true, Links: targets.ClientLinks}
+	sys := &targets.System{Name: "chain", Roles: []targets.Role{{Name: "frontend", Nodes: 1}, {Name: "backend", Nodes: 2}}}
+	env := EnvFor(sys, "docker", caps)
+	want := []targets.NodeSpec{{ID: "frontend1", Role: "frontend"}, {ID: "backend1", Role: "backend"}, {ID: "backend2", Role: "backend"}}
+	if env.System != sys || env.Runtime != "docker" || env.Caps != caps || !reflect.DeepEqual(env.Nodes, want) {
+		t.Errorf("EnvFor = %+v, want the default nodes %v", env, want)
+	}
+	one := EnvFor(&targets.System{Name: "kv", Roles: []targets.Role{{Name: "replica", Nodes: 3}}}, "local", caps)
+	if len(one.Nodes) != 3 || !reflect.DeepEqual(one.Nodes[2], targets.NodeSpec{ID: "n3", Role: "replica"}) {
+		t.Errorf("a single-role system's default nodes: %v", one.Nodes)
+	}
+	if none := EnvFor(nil, "local", caps); none.System != nil || none.Nodes != nil || none.Runtime != "local" {
+		t.Errorf("EnvFor without a system = %+v", none)
+	}
 }

@@ -129,6 +129,32 @@ func StartEach(ctx context.Context, n int, start func(ctx context.Context, i int
 	return errs
 }
 
+// PickStartError returns the most telling of StartEach's errors, nil when
+// all are nil: the first that satisfies prefer[0], else the first that
+// satisfies prefer[1], and so on; else the first that does not wrap
+// context.Canceled (a failure of its own, not a wait cut short by
+// another's); else the first error.
+func PickStartError(errs []error, prefer ...func(error) bool) error {
+	for _, p := range prefer {
+		for _, err := range errs {
+			if err != nil && p(err) {
+				return err
+			}
+		}
+	}
+	var first error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case !errors.Is(err, context.Canceled):
+			return err
+		case first == nil:
+			first = err
+		}
+	}
+	return first
+}
+
 // WaitReady is WaitHTTP for GET http://addr+path with token (if any) sent
 // as HTTP basic auth (user TokenUser), as Token.Allows accepts it: the
 // readiness probe of an API that requires the run's token. Its errors

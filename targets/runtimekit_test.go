@@ -3,6 +3,7 @@ package targets
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,31 @@ func TestStartEach(t *testing.T) {
 	}
 	if errs := StartEach(context.Background(), 2, func(context.Context, int) error { return nil }); errs[0] != nil || errs[1] != nil {
 		t.Errorf("StartEach of successes = %v", errs)
+	}
+}
+
+func TestPickStartError(t *testing.T) {
+	cut := fmt.Errorf("n1: waiting: %w", context.Canceled)
+	own := errors.New("n2: exited with status 1")
+	bind := errors.New("n3: address already in use")
+	isBind := func(err error) bool { return strings.Contains(err.Error(), "in use") }
+	never := func(error) bool { return false }
+	for _, c := range []struct {
+		name   string
+		errs   []error
+		prefer []func(error) bool
+		want   error
+	}{
+		{"none", []error{nil, nil}, nil, nil},
+		{"empty", nil, []func(error) bool{isBind}, nil},
+		{"own before cut short", []error{cut, nil, own}, nil, own},
+		{"only cut short", []error{nil, cut}, nil, cut},
+		{"preferred first", []error{cut, own, bind}, []func(error) bool{isBind}, bind},
+		{"preferences in order", []error{own, bind}, []func(error) bool{never, isBind}, bind},
+		{"no preference met", []error{cut, own}, []func(error) bool{isBind}, own},
+	} {
+		if got := PickStartError(c.errs, c.prefer...); got != c.want {
+			t.Errorf("%s: PickStartError = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -59,30 +59,23 @@ reads of every key.`,
 	return cmd
 }
 
-// faultsEnv is the Env of a system's default cluster on a runtime; either
-// may be "" (no system; runtime local).
+// faultsEnv is the Env of a system's default cluster on a runtime (see
+// faults.EnvFor); either may be "" (no system; runtime local).
 func faultsEnv(system, runtime string) (faults.Env, error) {
-	var env faults.Env
 	if runtime == "" {
 		runtime = "local"
 	}
 	rt, err := targets.NewRuntime(runtime)
 	if err != nil {
-		return env, err
+		return faults.Env{}, err
 	}
-	env.Runtime, env.Caps = rt.Name(), rt.Capabilities()
+	var sys *targets.System
 	if system != "" {
-		sys, err := targets.LookupSystem(system)
-		if err != nil {
-			return env, err
+		if sys, err = targets.LookupSystem(system); err != nil {
+			return faults.Env{}, err
 		}
-		counts := map[string]int{}
-		for _, r := range sys.Roles {
-			counts[r.Name] = r.Nodes
-		}
-		env.System, env.Nodes = sys, sys.NodeIDs(counts)
 	}
-	return env, nil
+	return faults.EnvFor(sys, rt.Name(), rt.Capabilities()), nil
 }
 
 // printCatalog writes the catalog as plain text; with env, each fault's

@@ -36,7 +36,8 @@ import (
 // peer), before any node starts, and gives each node the peer addresses it
 // returns (they must be reachable from the node's network: the proxy's).
 // Client addresses it returns are used as NodeInfo.ClientVia (a returned
-// in-network client address is replaced by the node's published one).
+// in-network client address, a client link without a proxy, is replaced
+// by the node's address as reached from here: see Nodes).
 //
 // Errors of the infrastructure are *targets.InfraError and quote the end
 // of the node's log; an unusable spec, or Start without StartProxy, gives a
@@ -131,7 +132,7 @@ func (ru *run) startCluster(ctx context.Context, spec targets.ClusterSpec) (*Clu
 	}
 
 	errs := targets.StartEach(ctx, len(c.order), func(ctx context.Context, i int) error { return c.create(ctx, c.order[i]) })
-	if err := pickError(errs); err != nil {
+	if err := targets.PickStartError(errs, ownFailure); err != nil {
 		c.opsCancel()
 		return nil, err
 	}
@@ -143,27 +144,11 @@ func (ru *run) startCluster(ctx context.Context, spec targets.ClusterSpec) (*Clu
 	return c, nil
 }
 
-// pickError prefers a node's own failure to a start cut short by it.
-func pickError(errs []error) error {
-	var own, other error
-	for _, err := range errs {
-		var ie *targets.InfraError
-		switch {
-		case err == nil:
-		case errors.As(err, &ie) && !errors.Is(err, context.Canceled):
-			if own == nil {
-				own = err
-			}
-		default:
-			if other == nil {
-				other = err
-			}
-		}
-	}
-	if own != nil {
-		return own
-	}
-	return other
+// ownFailure is a node's own failure (an infrastructure error that is not
+// a start cut short by another's), which targets.PickStartError prefers.
+func ownFailure(err error) bool {
+	var ie *targets.InfraError
+	return errors.As(err, &ie) && !errors.Is(err, context.Canceled)
 }
 
 // Cluster is a set of node containers, with their data volumes, started by
@@ -233,12 +218,17 @@ func (c *Cluster) create(ctx context.Context, n *node) error {
 		}
 		return err
 	}
-	// Only the client port is published when the admin API can be reached
-	// at the container's own address (see run.direct); the token, if any,
-	// goes in the environment, not on the command line.
-	exposed := []string{portSpec(ClientPort)}
+	// Only what faultline dials is published, and only when it cannot
+	// reach the container's own address (see run.direct): the admin port,
+	// and the client port when the client link has no proxy (faultline
+	// then dials the node itself). The token, if any, goes in the
+	// environment, not on the command line.
+	var exposed []string
 	if !ru.direct {
 		exposed = append(exposed, portSpec(AdminPort))
+		if n.unproxied() {
+			exposed = append(exposed, portSpec(ClientPort))
+		}
 	}
 	env := map[string]string{}
 	if tok := n.nodeInfo().Token; tok != "" {
@@ -336,30 +326,43 @@ func (c *Cluster) startFailed(ctx context.Context, n *node, err error) error {
 	return infraf("node %s did not become ready (GET %s must answer 200 within %s): %w%s", n.id, targets.ReadyPath, c.opts.ReadyTimeout, err, quoteTail(n.log))
 }
 
-// refresh re-reads the node's published client port and its admin address
-// (its own address on its network when run.direct, else a published port):
-// both change when the container starts again.
+// unproxied reports whether the LinkMapper left the node's client link
+// without a proxy (it returned the node's in-network client address).
+func (n *node) unproxied() bool { return n.clientVia == n.inClient }
+
+// refresh re-reads the node's client and admin addresses: its own address
+// on its network when run.direct, else its published admin port (and
+// client port, when its client link has no proxy): they change when the
+// container starts again.
 func (c *Cluster) refresh(ctx context.Context, n *node) error {
-	ports, err := c.ru.hostPorts(ctx, n.containerID())
-	if err != nil {
-		return &targets.InfraError{Err: err}
-	}
-	admin := ports[AdminPort]
+	var clientAddr, admin string
 	if c.ru.direct {
-		if ip := c.ru.containerIP(ctx, n.containerID(), n.net); ip != "" {
-			admin = net.JoinHostPort(ip, strconv.Itoa(AdminPort))
+		ip := c.ru.containerIP(ctx, n.containerID(), n.net)
+		if ip == "" {
+			return infraf("node %s runs but has no IPv4 address on network %s", n.id, n.net)
 		}
-	}
-	if ports[ClientPort] == "" || admin == "" {
-		return infraf("node %s runs but its client port %d is not published or its admin port %d cannot be reached (published: %v)", n.id, ClientPort, AdminPort, ports)
+		clientAddr = net.JoinHostPort(ip, strconv.Itoa(ClientPort))
+		admin = net.JoinHostPort(ip, strconv.Itoa(AdminPort))
+	} else {
+		ports, err := c.ru.hostPorts(ctx, n.containerID())
+		if err != nil {
+			return &targets.InfraError{Err: err}
+		}
+		admin, clientAddr = ports[AdminPort], n.inClient // not published: clients dial the client link's proxy
+		if n.unproxied() {
+			clientAddr = ports[ClientPort]
+		}
+		if clientAddr == "" || admin == "" {
+			return infraf("node %s runs but its admin port %d (or its client port %d, which its unproxied client link needs) is not published (published: %v)", n.id, AdminPort, ClientPort, ports)
+		}
 	}
 	n.amu.Lock()
 	defer n.amu.Unlock()
-	n.info.Client = ports[ClientPort]
+	n.info.Client = clientAddr
 	n.info.Admin = admin
 	n.info.ClientVia = n.clientVia
-	if n.clientVia == n.inClient {
-		n.info.ClientVia = ports[ClientPort]
+	if n.unproxied() {
+		n.info.ClientVia = clientAddr
 	}
 	return nil
 }
@@ -376,14 +379,16 @@ func (c *Cluster) node(id string) (*node, error) {
 	return n, nil
 }
 
-// Nodes returns the nodes in the order of ClusterSpec.Nodes. Client is
-// the node's published address on the Docker host, and Admin its admin
-// API: the container's own address on its network when this process can
-// reach it (a local daemon; the admin port is then not published), else a
-// published port; both as of its latest start (they change across
-// restarts: call Nodes again). Peer is its in-network address
-// (ALIAS:7002); ClientVia is the client link's proxy, which does not
-// change. Token is the ClusterSpec's: both APIs require it when set.
+// Nodes returns the nodes in the order of ClusterSpec.Nodes. When this
+// process reaches the containers' own addresses (a local daemon), Client
+// and Admin are the container's address on its network (nothing is
+// published); else Admin is a published port, and Client is a published
+// port when the client link has no proxy, else the in-network ALIAS:7000
+// (not reachable from here, and not published: clients dial ClientVia).
+// Both are as of the node's latest start (they change across restarts:
+// call Nodes again). Peer is its in-network address (ALIAS:7002);
+// ClientVia is the client link's proxy, which does not change. Token is
+// the ClusterSpec's: both APIs require it when set.
 func (c *Cluster) Nodes() []targets.NodeInfo {
 	out := make([]targets.NodeInfo, len(c.order))
 	for i, n := range c.order {
@@ -564,7 +569,7 @@ func (c *Cluster) Stop(ctx context.Context, id string) error {
 }
 
 // Start starts the node's stopped or killed container again (same data
-// volume, new published ports) and waits until it is ready; if it does not
+// volume; a new address, or new published ports) and waits until it is ready; if it does not
 // get ready, Start kills it and returns an InfraError quoting its log.
 // Start of a running (or paused) node returns nil at once.
 func (c *Cluster) Start(ctx context.Context, id string) error {

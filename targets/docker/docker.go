@@ -15,8 +15,7 @@
 // does not resolve and its address is not routed): it reaches peer B only
 // through the proxy of link A -> B, which listens inside the proxy
 // container on a fixed port (PeerLinkPort) and dials B's alias on B's
-// network. Client links (faultline -> node) listen on ClientLinkPort,
-// published on the Docker host.
+// network. Client links (faultline -> node) listen on ClientLinkPort.
 //
 // A node runs as /faultline followed by targets.NodeArgs:
 //
@@ -27,9 +26,7 @@
 //
 // with its hostname set to ALIAS, so ALIAS:7002 resolves (through
 // /etc/hosts) to the node's own address: the peer listener binds that one
-// address, which a system such as raftkv can also advertise. Its client
-// port is published on the Docker host (on 127.0.0.1 when the daemon is
-// local). Its data lives in DataDir (/data), on a named volume of
+// address, which a system such as raftkv can also advertise. Its data lives in DataDir (/data), on a named volume of
 // its own, faultline-RUN-ALIAS-data, created before the container: it
 // survives kills, stops and restarts of the container and is removed with
 // the run's containers. A volume is a directory on the Docker host's own
@@ -50,16 +47,22 @@
 //
 // # Control surfaces
 //
-// Only client ports are published: the nodes' client ports and the client
-// links' ports on the proxy. When this process reaches the containers' own
-// addresses (a local daemon in its network namespace, the usual case) it
-// reaches the nodes' admin APIs and the Toxiproxy API there, unpublished;
-// otherwise (a remote daemon) those are published too. Either way they are
-// reachable from the Docker host's bridges, so a run's token
-// (ClusterSpec.Token) protects them: it is given to every node
-// (targets.TokenEnv) and to the proxy (FAULTLINE_PROXY_TOKEN) in the
-// environment, never on the command line, and both APIs answer 401 to any
-// request without it.
+// Only what faultline dials is published, and only when it must be. When
+// this process reaches the containers' own addresses (a local daemon in its
+// network namespace, the usual case), nothing is published: it dials the
+// proxy container's address for the Toxiproxy API and the client links,
+// and the nodes' addresses for their admin APIs. Otherwise (a remote
+// daemon) it publishes exactly those ports (the Toxiproxy API, one port
+// per client link, each node's admin port; a node's own client port only
+// when its client link has no proxy), bound to the one address faultline
+// dials on the daemon's host (see publishedHost; BindIPEnv overrides it).
+// Either way the containers' ports are reachable from the Docker host's
+// bridges, so a run's token (ClusterSpec.Token) protects the client, admin
+// and Toxiproxy APIs: it is given to every node (targets.TokenEnv) and to
+// the proxy (FAULTLINE_PROXY_TOKEN) in the environment, never on the
+// command line, and the APIs answer 401 to any request without it. The
+// nodes' peer (replication) listeners and the proxy's peer-link ports carry
+// no token: whoever reaches the bridges can speak to them.
 package docker
 
 import (
@@ -67,6 +70,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -124,7 +128,8 @@ const (
 func PeerLinkPort(i, j, n int) int { return 20000 + i*n + j }
 
 // ClientLinkPort is the port, in the proxy container, of the proxy of the
-// client link to nodes[j]; it is published on the Docker host.
+// client link to nodes[j]; it is published on the Docker host only when
+// faultline cannot reach the proxy container's own address.
 func ClientLinkPort(j int) int { return 30000 + j }
 
 // DefaultReadyTimeout is the ReadyTimeout of a zero Options: containers
@@ -308,10 +313,22 @@ func connect(ctx context.Context) (*testcontainers.DockerClient, error) {
 	return cli, nil
 }
 
+// BindIPEnv names the variable that sets the host IP published ports
+// bind to when the daemon is not local (see publishedHost): e.g. the
+// daemon host's private address when faultline reaches it through NAT, or
+// 0.0.0.0 for every interface.
+const BindIPEnv = "FAULTLINE_DOCKER_BIND_IP"
+
+// reachContainers is localDaemon, for newRun: whether faultline dials the
+// containers' own addresses (tests make it false to use published ports).
+var reachContainers = localDaemon
+
 // publishedHost returns the host on which published ports are reachable
-// (testcontainers' choice, after setupEnv) and the host IP to bind them to:
-// 127.0.0.1 when that host is loopback, so nothing is exposed beyond this
-// machine; all interfaces otherwise.
+// (testcontainers' choice, after setupEnv) and the host IP to bind them
+// to: the address faultline dials, so that a port is published on that
+// one interface of the daemon's host, not on all of them: the host itself
+// when it is an IP address (127.0.0.1 for localhost), else the first IPv4
+// address it resolves to. BindIPEnv, when set, overrides the bind address.
 func publishedHost(ctx context.Context) (host, bindIP string, err error) {
 	p, err := testcontainers.NewDockerProvider(testcontainers.WithLogger(tclog.NewNoopLogger()))
 	if err != nil {
@@ -325,10 +342,21 @@ func publishedHost(ctx context.Context) (host, bindIP string, err error) {
 	if host == "localhost" {
 		host = "127.0.0.1"
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return host, host, nil
+	if v, ok := os.LookupEnv(BindIPEnv); ok {
+		ip, err := netip.ParseAddr(v)
+		if err != nil {
+			return "", "", fmt.Errorf("%s=%q: want an IP address (0.0.0.0 for every interface)", BindIPEnv, v)
+		}
+		return host, ip.String(), nil
 	}
-	return host, "", nil
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return host, ip.Unmap().String(), nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+	if err != nil || len(ips) == 0 {
+		return "", "", fmt.Errorf("the Docker host %q has no IPv4 address to publish ports on (%v): set %s to the address to bind them to", host, err, BindIPEnv)
+	}
+	return host, ips[0].Unmap().String(), nil
 }
 
 // ---------------------------------------------------------------------------

@@ -141,12 +141,16 @@ type testRun struct {
 
 // linksFor builds a faults.Links from a placement exactly as the
 // conductor does.
-func linksFor(pl targets.ProxyPlacement) *faults.Links {
+func linksFor(pl targets.ProxyPlacement) *faults.Links { return linksWith(pl, false) }
+
+// linksWith is linksFor, with client links left unproxied if noClientLinks.
+func linksWith(pl targets.ProxyPlacement, noClientLinks bool) *faults.Links {
 	return faults.NewLinks(pl.APIAddr, faults.LinksOptions{
-		Listen:   func(l faults.Link) string { return pl.Listen(l.From, l.To) },
-		Dial:     func(l faults.Link, listen string) (string, error) { return pl.Dial(l.From, l.To, listen) },
-		Upstream: func(l faults.Link, addr string) string { return pl.Upstream(l.From, l.To, addr) },
-		Token:    pl.Token,
+		Listen:        func(l faults.Link) string { return pl.Listen(l.From, l.To) },
+		Dial:          func(l faults.Link, listen string) (string, error) { return pl.Dial(l.From, l.To, listen) },
+		Upstream:      func(l faults.Link, addr string) string { return pl.Upstream(l.From, l.To, addr) },
+		Token:         pl.Token,
+		NoClientLinks: noClientLinks,
 	})
 }
 
@@ -169,6 +173,13 @@ func startRun(t *testing.T, ids ...string) *testRun { return startRunWith(t, "",
 // all requiring token (if set).
 func startRunWith(t *testing.T, token targets.Token, ids ...string) *testRun {
 	t.Helper()
+	return startRunLinks(t, token, false, ids...)
+}
+
+// startRunLinks is startRunWith, with client links left unproxied if
+// noClientLinks.
+func startRunLinks(t *testing.T, token targets.Token, noClientLinks bool, ids ...string) *testRun {
+	t.Helper()
 	requireDocker(t)
 	rt := New(Options{Log: t.Logf, ReadyTimeout: 20 * time.Second})
 	spec := targets.ClusterSpec{
@@ -186,7 +197,7 @@ func startRunWith(t *testing.T, token targets.Token, ids ...string) *testRun {
 	if err != nil {
 		t.Fatalf("StartProxy: %v", err)
 	}
-	links := linksFor(pl)
+	links := linksWith(pl, noClientLinks)
 	spec.Links = links
 	cl, err := rt.Start(ctx, spec)
 	if err != nil {
@@ -303,23 +314,23 @@ func TestCluster(t *testing.T) {
 
 	proxyIP := c.ru.containerIP(context.Background(), c.ru.proxy.ID, c.NetworkName(nodes[0]))
 	for j, n := range c.Nodes() {
-		if !strings.HasPrefix(n.Client, "127.0.0.1:") {
-			t.Errorf("%s Client = %q, want a published address on 127.0.0.1", n.ID, n.Client)
-		}
-		// The admin API is reached at the container's own address when
-		// the daemon is local (unpublished), else through a published port.
-		ownAdmin := net.JoinHostPort(c.ru.containerIP(context.Background(), c.nodes[n.ID].containerID(), c.NetworkName(n.ID)), strconv.Itoa(AdminPort))
-		if localDaemon() && n.Admin != ownAdmin {
-			t.Errorf("%s Admin = %q, want the container's own %s (local daemon)", n.ID, n.Admin, ownAdmin)
-		} else if !localDaemon() && !strings.HasPrefix(n.Admin, "127.0.0.1:") {
-			t.Errorf("%s Admin = %q, want a published address on 127.0.0.1", n.ID, n.Admin)
+		// The node's APIs are reached at the container's own address when
+		// the daemon is local (nothing published), else the admin API
+		// through a published port, and the client API only through its
+		// client link's proxy.
+		ip := c.ru.containerIP(context.Background(), c.nodes[n.ID].containerID(), c.NetworkName(n.ID))
+		ownAdmin, ownClient := net.JoinHostPort(ip, strconv.Itoa(AdminPort)), net.JoinHostPort(ip, strconv.Itoa(ClientPort))
+		if c.ru.direct && (n.Admin != ownAdmin || n.Client != ownClient) {
+			t.Errorf("%s Admin, Client = %q, %q, want the container's own %s, %s (local daemon)", n.ID, n.Admin, n.Client, ownAdmin, ownClient)
+		} else if !c.ru.direct && (!strings.HasPrefix(n.Admin, "127.0.0.1:") || n.Client != n.ID+":7000") {
+			t.Errorf("%s Admin, Client = %q, %q, want a published address on 127.0.0.1 and the in-network %s:7000", n.ID, n.Admin, n.Client, n.ID)
 		}
 		// Clients reach the proxy container directly when the daemon is
 		// local (see newRun), else through a published port.
 		direct := net.JoinHostPort(proxyIP, strconv.Itoa(ClientLinkPort(j)))
-		if localDaemon() && n.ClientVia != direct {
+		if c.ru.direct && n.ClientVia != direct {
 			t.Errorf("%s ClientVia = %q, want the proxy container's own %s (local daemon)", n.ID, n.ClientVia, direct)
-		} else if !localDaemon() && !strings.HasPrefix(n.ClientVia, "127.0.0.1:") {
+		} else if !c.ru.direct && !strings.HasPrefix(n.ClientVia, "127.0.0.1:") {
 			t.Errorf("%s ClientVia = %q, want a published address on 127.0.0.1", n.ID, n.ClientVia)
 		}
 		if want := n.ID + ":7002"; n.Peer != want {
@@ -539,8 +550,9 @@ func testPartition(t *testing.T, tr *testRun) {
 }
 
 // testProcess checks the contract of process control on n3, then what is
-// Docker's own: a start publishes new ports, which Nodes reports, while the
-// client link's proxy stays where it was.
+// Docker's own: a start gives the node a new address (or new published
+// ports), which Nodes reports, while the client link's proxy stays where
+// it was.
 func testProcess(t *testing.T, tr *testRun) {
 	c := tr.c
 	ctx := context.Background()
@@ -551,12 +563,13 @@ func testProcess(t *testing.T, tr *testRun) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantAdmin := ports[AdminPort]
-	if localDaemon() {
-		wantAdmin = net.JoinHostPort(c.ru.containerIP(ctx, c.nodes["n3"].containerID(), c.NetworkName("n3")), strconv.Itoa(AdminPort))
+	wantAdmin, wantClient := ports[AdminPort], "n3:7000"
+	if c.ru.direct {
+		ip := c.ru.containerIP(ctx, c.nodes["n3"].containerID(), c.NetworkName("n3"))
+		wantAdmin, wantClient = net.JoinHostPort(ip, strconv.Itoa(AdminPort)), net.JoinHostPort(ip, strconv.Itoa(ClientPort))
 	}
-	if after.Admin != wantAdmin || after.Client != ports[ClientPort] {
-		t.Errorf("after restarts Nodes() says admin %s client %s, Docker says %v (admin %s)", after.Admin, after.Client, ports, wantAdmin)
+	if after.Admin != wantAdmin || after.Client != wantClient {
+		t.Errorf("after restarts Nodes() says admin %s client %s, Docker says admin %s client %s (published: %v)", after.Admin, after.Client, wantAdmin, wantClient, ports)
 	}
 	if after.ClientVia != before.ClientVia {
 		t.Errorf("ClientVia changed across restarts: %s -> %s", before.ClientVia, after.ClientVia)

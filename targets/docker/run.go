@@ -32,11 +32,11 @@ type run struct {
 	cli    *testcontainers.DockerClient
 	dir    string // absolute run directory
 	image  string
-	host   string // where published ports are reachable
-	bindIP string // host IP published ports bind to ("" = all)
+	host   string // where published ports are reachable (not direct)
+	bindIP string // host IP published ports bind to (not direct)
 	// direct is true when this process reaches the containers' own
-	// addresses (a local daemon in its network namespace): admin APIs and
-	// the Toxiproxy API are then not published at all, and reached there.
+	// addresses (a local daemon in its network namespace): nothing is
+	// published then, and faultline dials the containers' addresses.
 	direct bool
 	prefix string // NamePrefix + sanitized RunID + "-"
 
@@ -128,16 +128,19 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 		cli.Close()
 		return nil, &targets.InfraError{Err: err}
 	}
-	host, bindIP, err := publishedHost(ctx)
-	if err != nil {
-		cli.Close()
-		return nil, &targets.InfraError{Err: fmt.Errorf("docker runtime: find the host of published ports: %w", err)}
+	direct := reachContainers()
+	var host, bindIP string
+	if !direct {
+		if host, bindIP, err = publishedHost(ctx); err != nil {
+			cli.Close()
+			return nil, &targets.InfraError{Err: fmt.Errorf("docker runtime: find the host of published ports: %w", err)}
+		}
 	}
 	activeRuns.add(spec.RunID)
 	lctx, lcancel := context.WithCancel(context.Background())
 	ru := &run{
 		opts: r.opts, spec: spec, logf: logf, cli: cli, dir: dir, image: image,
-		host: host, bindIP: bindIP, direct: localDaemon(),
+		host: host, bindIP: bindIP, direct: direct,
 		prefix: NamePrefix + sanitizeName(spec.RunID) + "-",
 		index:  map[string]int{}, alias: aliases(spec.IDs()), nets: map[string]string{},
 		logsCtx: lctx, logsCancel: lcancel,
@@ -166,17 +169,19 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 	if err != nil {
 		return nil, &targets.InfraError{Err: err}
 	}
-	// Only the client links' ports are published; the Toxiproxy API is
-	// published (on 127.0.0.1 when the daemon is local) only when the
-	// proxy container's own address cannot be reached from here. Either
-	// way it requires the run's token (spec.Token), given in the
-	// environment, not on the command line.
+	// Only what faultline dials is published, and only when it cannot
+	// reach the proxy container's own address (a remote daemon): the
+	// Toxiproxy API and the client links' ports, on the address it dials
+	// (see publishedHost). (A LinkMapper that leaves client links without
+	// a proxy, which the conductor never does, leaves those ports unused:
+	// they cannot be published later.) The API requires the run's token
+	// (spec.Token), given in the environment, not on the command line.
 	var exposed []string
 	if !ru.direct {
 		exposed = append(exposed, portSpec(ProxyAPIPort))
-	}
-	for j := range spec.Nodes {
-		exposed = append(exposed, portSpec(ClientLinkPort(j)))
+		for j := range spec.Nodes {
+			exposed = append(exposed, portSpec(ClientLinkPort(j)))
+		}
 	}
 	networks := make([]string, len(spec.Nodes))
 	netAliases := map[string][]string{}
@@ -214,26 +219,15 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 		proxyLog.wait(time.Second)
 		return nil, infraf("the proxy container did not start: %w%s", err, quoteTail(proxyLog))
 	}
-	ports, err := ru.hostPorts(ctx, ru.proxy.ID)
-	if err != nil {
-		return nil, &targets.InfraError{Err: err}
-	}
 	ru.clientAddrs = map[int]string{}
-	for j := range spec.Nodes {
-		p := ClientLinkPort(j)
-		if ports[p] == "" {
-			return nil, infraf("the proxy container's port %d is not published", p)
-		}
-		ru.clientAddrs[p] = ports[p]
-	}
-	ru.apiAddr = ports[ProxyAPIPort]
-	// Clients dial the proxy container's own address when this host can
-	// reach it (a local daemon in our network namespace). A published port
-	// goes through Docker's userland proxy, which accepts every connection
-	// and closes it when the container port refuses: a request to a killed
-	// node (whose links refuse) would look like one cut after sending, an
-	// unknown outcome, instead of the definite refusal it is.
 	if ru.direct {
+		// Clients dial the proxy container's own address when this host
+		// can reach it (a local daemon in our network namespace). A
+		// published port goes through Docker's userland proxy, which
+		// accepts every connection and closes it when the container port
+		// refuses: a request to a killed node (whose links refuse) would
+		// look like one cut after sending, an unknown outcome, instead of
+		// the definite refusal it is.
 		ip := ru.containerIP(ctx, ru.proxy.ID, networks[0])
 		if ip == "" {
 			return nil, infraf("the proxy container has no IPv4 address on network %s", networks[0])
@@ -243,10 +237,23 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 			p := ClientLinkPort(j)
 			ru.clientAddrs[p] = net.JoinHostPort(ip, strconv.Itoa(p))
 		}
-		logf("docker: the proxy's API and client links are reached at %s directly (not through published ports)", ip)
-	}
-	if ru.apiAddr == "" {
-		return nil, infraf("the proxy container's API port %d is not published", ProxyAPIPort)
+		logf("docker: the proxy's API and client links are reached at %s directly (nothing is published)", ip)
+	} else {
+		ports, err := ru.hostPorts(ctx, ru.proxy.ID)
+		if err != nil {
+			return nil, &targets.InfraError{Err: err}
+		}
+		for j := range spec.Nodes {
+			p := ClientLinkPort(j)
+			if ports[p] == "" {
+				return nil, infraf("the proxy container's port %d is not published", p)
+			}
+			ru.clientAddrs[p] = ports[p]
+		}
+		if ru.apiAddr = ports[ProxyAPIPort]; ru.apiAddr == "" {
+			return nil, infraf("the proxy container's API port %d is not published", ProxyAPIPort)
+		}
+		logf("docker: the proxy's API and client links are published on %s", orAll(ru.bindIP))
 	}
 	exited := func(ctx context.Context) error {
 		res, err := cli.ContainerInspect(ctx, ru.proxy.ID, client.ContainerInspectOptions{})
@@ -306,14 +313,25 @@ func (ru *run) placement() targets.ProxyPlacement {
 // proxy` reads its token from (this package does not import faults).
 const faultsProxyTokenEnv = "FAULTLINE_PROXY_TOKEN"
 
+// orAll names a bind address for logs.
+func orAll(ip string) string {
+	if ip == "0.0.0.0" || ip == "::" {
+		return "all interfaces"
+	}
+	return ip
+}
+
 func portSpec(p int) string { return strconv.Itoa(p) + "/tcp" }
 
 // bindings publishes every port on a random host port of ru.bindIP.
 func (ru *run) bindings(ports []string) network.PortMap {
 	m := network.PortMap{}
-	var ip netip.Addr
-	if ru.bindIP != "" {
-		ip, _ = netip.ParseAddr(ru.bindIP)
+	if len(ports) == 0 {
+		return m
+	}
+	ip, err := netip.ParseAddr(ru.bindIP)
+	if err != nil {
+		panic("docker runtime: publishing a port without a bind address (" + ru.bindIP + ")") // publishedHost checks it
 	}
 	for _, p := range ports {
 		m[network.MustParsePort(p)] = []network.PortBinding{{HostIP: ip, HostPort: "0"}}
@@ -346,12 +364,13 @@ func (ru *run) hostPorts(ctx context.Context, id string) (map[int]string, error)
 	if res.Container.NetworkSettings == nil {
 		return out, nil
 	}
+	v6, _ := netip.ParseAddr(ru.bindIP)
 	for p, bs := range res.Container.NetworkSettings.Ports {
 		if p.Proto() != "tcp" {
 			continue
 		}
 		for _, b := range bs {
-			if b.HostPort == "" || (b.HostIP.IsValid() && b.HostIP.Is6()) {
+			if b.HostPort == "" || (b.HostIP.IsValid() && b.HostIP.Is6() && !v6.Is6()) {
 				continue
 			}
 			out[int(p.Num())] = net.JoinHostPort(ru.host, b.HostPort)

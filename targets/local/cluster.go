@@ -158,7 +158,7 @@ func (r *Runtime) startOnce(ctx context.Context, spec targets.ClusterSpec, binar
 
 	// Start every node at once; the first failure stops the others' waits.
 	errs := targets.StartEach(ctx, len(c.order), func(ctx context.Context, i int) error { return c.order[i].start(ctx) })
-	first := pickError(errs)
+	first := targets.PickStartError(errs, preferStartErrors...)
 	if first != nil {
 		c.Close()
 		return nil, first
@@ -169,36 +169,12 @@ func (r *Runtime) startOnce(ctx context.Context, spec targets.ClusterSpec, binar
 	return c, nil
 }
 
-// pickError returns the most telling of the nodes' start errors: a node
-// that could not bind (it decides whether Start retries), then any node
-// that failed by itself, then the rest (waits cut short by the first).
-func pickError(errs []error) error {
-	var bind, own, other error
-	for _, err := range errs {
-		var se *startError
-		switch {
-		case err == nil:
-		case errors.As(err, &se) && se.bind:
-			if bind == nil {
-				bind = err
-			}
-		case se != nil:
-			if own == nil {
-				own = err
-			}
-		default:
-			if other == nil {
-				other = err
-			}
-		}
-	}
-	switch {
-	case bind != nil:
-		return bind
-	case own != nil:
-		return own
-	}
-	return other
+// preferStartErrors ranks the nodes' start errors for targets.PickStartError: a
+// node that could not bind (it decides whether Start retries), then any
+// node that failed by itself, then the rest (waits cut short by the first).
+var preferStartErrors = []func(error) bool{
+	func(err error) bool { var se *startError; return errors.As(err, &se) && se.bind },
+	func(err error) bool { var se *startError; return errors.As(err, &se) },
 }
 
 // mapLinks asks the LinkMapper for the addresses to dial and checks that it

@@ -511,6 +511,8 @@ func TestRegistration(t *testing.T) {
 	}
 	for opts, want := range map[string]map[string]string{
 		"unsynced-flush":       {"unsynced-flush": "-1s"},
+		"apply-timeout":        {"apply-timeout": "-500"},
+		"lock-timeout":         {"lock-timeout": "0"},
 		"election-timeout":     {"election-timeout": "soon"},
 		"leader-lease-timeout": {"leader-lease-timeout": "1s"}, // above the heartbeat timeout
 		"log-level":            {"log-level": "loud"},

@@ -85,6 +85,12 @@ func TestParseOptions(t *testing.T) {
 		{"election-timeout": "soon"},
 		{"snapshot-threshold": "-1"},
 		{"log-level": "loud"},
+		{"unsynced-flush": "0"},
+		{"unsynced-flush": "-1"},
+		{"apply-timeout": "-500"},
+		{"heartbeat-timeout": "0"},
+		{"commit-timeout": "0s"},
+		{"transport-timeout": "9223372036854775807"},
 	} {
 		if _, err := parseOptions(bad); err == nil {
 			t.Errorf("parseOptions(%v) accepted it", bad)

@@ -83,6 +83,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -230,10 +231,16 @@ func parseOptions(opts map[string]string) (options, error) {
 	var errs []error
 	dur := func(k string) time.Duration {
 		s := get(k)
-		if n, err := strconv.Atoi(s); err == nil {
-			return time.Duration(n) * time.Millisecond
+		var d time.Duration
+		n, err := strconv.Atoi(s)
+		if err == nil {
+			if n > math.MaxInt64/int(time.Millisecond) {
+				n = -1 // overflows a duration: refused below
+			}
+			d = time.Duration(n) * time.Millisecond // a bare number is milliseconds
+		} else {
+			d, err = time.ParseDuration(s)
 		}
-		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
 			errs = append(errs, fmt.Errorf("raftkv: option %s=%q: want a positive duration such as 300ms", k, s))
 		}
