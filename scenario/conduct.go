@@ -425,6 +425,14 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		}
 		invalid = append(invalid, fmt.Sprintf("someone else changed the run's proxies while it ran (%d changes faultline did not make, first: %s): the faults it was under are not the ones recorded; see tampered in results.json and the f \"tamper\" events in the history", len(tp), tp[0]))
 	}
+	if links != nil {
+		switch st := nem.AuditStatus(); {
+		case st.Done == 0:
+			r.Warnings = append(r.Warnings, "the proxies were never audited (the Toxiproxy API did not answer the audits): a change to them by someone else would have gone unseen")
+		case st.Failed > 0:
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d audits of the proxies could not read them (last: %s): a change to them in between could have gone unseen", st.Failed, st.Done+st.Failed, st.LastError))
+		}
+	}
 	r.RunInvalid = strings.Join(invalid, "; ")
 	r.Verdict, r.ExitCode, r.ExitReason = Verdict(r.Checkers, r.RunInvalid)
 	r.End = time.Now().UTC().Format(time.RFC3339Nano)

@@ -410,9 +410,9 @@ func TestHTTPAdapter(t *testing.T) {
 		{history.Op{F: "cas", Key: "k", Value: json.RawMessage(`{"from":1,"to":3}`)}, history.OK, "", "", "n1"},
 		// n1 refuses and names n2; the adapter retries there, and n2
 		// refuses naming itself, so the op fails at n2.
-		{history.Op{F: "put", Key: "refused", Value: json.RawMessage(`1`)}, history.Fail, "", "not the leader; retry on n2", "n2"},
-		{history.Op{F: "put", Key: "indefinite", Value: json.RawMessage(`1`)}, history.Info, "", "timed out; the entry may still commit", "n1"},
-		{history.Op{F: "get", Key: "boom"}, history.Info, "", "disk on fire (the request may have taken effect)", "n1"},
+		{history.Op{F: "put", Key: "refused", Value: json.RawMessage(`1`)}, history.Fail, "", "http 503: not the leader; retry on n2", "n2"},
+		{history.Op{F: "put", Key: "indefinite", Value: json.RawMessage(`1`)}, history.Info, "", "http 504: timed out; the entry may still commit", "n1"},
+		{history.Op{F: "get", Key: "boom"}, history.Info, "", "http 500: disk on fire (the request may have taken effect)", "n1"},
 	} {
 		out := cl.Do(ctx, tc.op)
 		if out.Type != tc.typ || string(out.Value) != tc.val || out.Error != tc.err || out.Node != tc.node {
