@@ -225,30 +225,42 @@ func TestExampleLoadAndPacing(t *testing.T) {
 // what it should stop), sends SIGINT and returns the exit code and output.
 func interruptRun(t *testing.T, into time.Duration, during func(), args ...string) (int, string) {
 	t.Helper()
+	cmd, out := startRun(t, args...)
+	waitOutput(out, "main:", 90*time.Second)
+	time.Sleep(into)
+	during()
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	return code, out.String()
+}
+
+// startRun starts `faultline run ARGS...` in the module's root and returns
+// it with its output (stdout and stderr) as it comes.
+func startRun(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
 	bin, err := testbin.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, append([]string{"run"}, args...)...)
 	cmd.Dir = moduleRoot(t)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(out.String(), "main:") && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
+	return cmd, out
+}
+
+// waitOutput waits until out holds text, or d has passed.
+func waitOutput(out *syncBuffer, text string, d time.Duration) {
+	for deadline := time.Now().Add(d); !strings.Contains(out.String(), text) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(into)
-	during()
-	cmd.Process.Signal(syscall.SIGINT)
-	err = cmd.Wait()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	}
-	return code, out.String()
 }
 
 // TestInterruptStopsEverything sends SIGINT in the middle of a run with

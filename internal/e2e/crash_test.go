@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -26,17 +25,8 @@ func TestCrashLosesLittleAndIsJudged(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "run")
-	cmd := exec.Command(bin, "run", "examples/raft-basic.yaml", "--out", dir, "--duration", "30s")
-	cmd.Dir = moduleRoot(t)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(out.String(), "main:") && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	cmd, out := startRun(t, "examples/raft-basic.yaml", "--out", dir, "--duration", "30s")
+	waitOutput(out, "main:", 90*time.Second)
 	time.Sleep(3 * time.Second)
 	killed := time.Now()
 	cmd.Process.Signal(syscall.SIGKILL)
