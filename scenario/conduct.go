@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -161,14 +162,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	if err != nil {
 		return nil, exitcode.New(exitcode.Internal, err)
 	}
-	recClosed := false
-	closeRec = func() error {
-		if recClosed {
-			return nil
-		}
-		recClosed = true
-		return rec.Close()
-	}
+	closeRec = sync.OnceValue(rec.Close)
 	defer closeRec()
 
 	// Phases are marked in the history (observer events, f "phase") so
@@ -214,31 +208,21 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		}
 		return nil, infra(fmt.Errorf("starting the cluster: %w (node logs: %s)", err, filepath.Join(dir, "nodes")))
 	}
-	clusterClosed := false
 	// Teardown order: the proxies first (while their server still runs),
 	// then the nodes (and, for Docker, the proxy container), then an
 	// embedded proxy server.
-	closeCluster := func() {
-		if !clusterClosed {
-			clusterClosed = true
-			closeLinks()
-			if err := cluster.Close(); err != nil {
-				opt.logf("warning: stopping the cluster: %v", err)
-			}
+	closeCluster := sync.OnceFunc(func() {
+		closeLinks()
+		if err := cluster.Close(); err != nil {
+			opt.logf("warning: stopping the cluster: %v", err)
 		}
-	}
+	})
 	defer closeCluster()
 	phase("setup", t0)
 
 	status := targets.StatusOf(cluster, s.sys)
 	obs := startObserver(ctx, cluster, status, rec, 250*time.Millisecond)
-	obsStopped := false
-	stopObs := func() {
-		if !obsStopped {
-			obsStopped = true
-			obs.Stop()
-		}
-	}
+	stopObs := sync.OnceFunc(obs.Stop)
 	defer stopObs()
 
 	clients := s.clientConfig(cluster)
@@ -303,7 +287,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); nem.Watch(watchCtx, 0) }()
-	stopWatching := once(func() { stopWatch(); <-watchDone })
+	stopWatching := sync.OnceFunc(func() { stopWatch(); <-watchDone })
 	defer stopWatching()
 	nemDone := make(chan struct{})
 	mainCtx, endMain := context.WithCancel(ctx)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/faultline/faultline/faults"
 	"github.com/faultline/faultline/reports"
@@ -37,25 +38,15 @@ func setupLinks(ctx context.Context, rt targets.Runtime, spec targets.ClusterSpe
 		}
 		opts.Token = pl.Token
 		links := faults.NewLinks(pl.APIAddr, opts)
-		return links, once(func() { links.Close() }), nop, nil
+		return links, sync.OnceFunc(func() { links.Close() }), nop, nil
 	}
 	srv, err := faults.NewProxyServer(ctx)
 	if err != nil {
 		return nil, nop, nop, err
 	}
 	links = faults.NewLinks(srv.APIAddr(), faults.LinksOptions{})
-	closeLinks = once(func() { links.Close() })
-	return links, closeLinks, once(func() { closeLinks(); srv.Close() }), nil
-}
-
-func once(f func()) func() {
-	done := false
-	return func() {
-		if !done {
-			done = true
-			f()
-		}
-	}
+	closeLinks = sync.OnceFunc(func() { links.Close() })
+	return links, closeLinks, sync.OnceFunc(func() { closeLinks(); srv.Close() }), nil
 }
 
 // runID names a run for labels and container names: the run directory's

@@ -59,21 +59,25 @@ func TestValidationBeforeAnythingStarts(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Parse("bad.yaml", []byte(c.src))
-			var fe *FieldError
-			if !errors.As(err, &fe) {
-				t.Fatalf("err = %v (%T), want a *FieldError", err, err)
-			}
-			if fe.Line != c.line || fe.Field != c.field || (c.col != 0 && fe.Col != c.col) {
-				t.Errorf("got %s (line %d col %d field %q), want line %d col %d field %q", err, fe.Line, fe.Col, fe.Field, c.line, c.col, c.field)
-			}
-			for _, s := range c.says {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("error %q does not say %q", err, s)
-				}
-			}
+			wantFieldError(t, c.src, c.line, c.col, c.field, c.says...)
 		})
 	}
+}
+
+// TestOptionsCheckedTogether: options that are only valid together (raft's
+// timeouts: lease <= heartbeat <= election) are accepted when the file
+// sets them together, per role too; a combination raft refuses is an error
+// of the file.
+func TestOptionsCheckedTogether(t *testing.T) {
+	for _, src := range []string{
+		"node_opts: {heartbeat-timeout: 100ms, election-timeout: 100ms, leader-lease-timeout: 50ms}\n",
+		"node_opts: {leader-lease-timeout: 50ms}\nroles: {node: {opts: {heartbeat-timeout: 100ms, election-timeout: 100ms}}}\n",
+	} {
+		if _, err := Parse("ok.yaml", []byte(src)); err != nil {
+			t.Errorf("%q: %v", src, err)
+		}
+	}
+	wantFieldError(t, "node_opts: {leader-lease-timeout: 250ms, heartbeat-timeout: 200ms}\n", 1, 0, "node_opts", "raft refuses")
 }
 
 // TestNegativeClockOffset: a clock offset may go back (its field is

@@ -628,7 +628,7 @@ func (s *Scenario) validateNodes() error {
 			return s.errAt(fmt.Sprintf("bugs[%d]", i), "%v", err)
 		}
 	}
-	if err := s.checkOpts("node_opts", s.NodeOpts); err != nil {
+	if err := s.checkOptNames("node_opts", s.NodeOpts); err != nil {
 		return err
 	}
 	s.nodes = sys.NodeIDs(counts)
@@ -651,27 +651,62 @@ func (s *Scenario) validateNodes() error {
 				return s.errAt(fmt.Sprintf("roles.%s.bugs[%d]", name, i), "%v", err)
 			}
 		}
-		if err := s.checkOpts("roles."+name+".opts", rc.Opts); err != nil {
+		if err := s.checkOptNames("roles."+name+".opts", rc.Opts); err != nil {
 			return err
+		}
+	}
+	// Values are checked as each node gets them (node_opts, then its
+	// role's): options such as raft's timeouts are only valid together.
+	checked := map[string]bool{}
+	for _, n := range s.nodes {
+		if !checked[n.Role] {
+			checked[n.Role] = true
+			if err := s.checkOptValues(n.Role, n.Opts); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// checkOpts checks option names, then each value on its own, so that the
-// error points at the option that is wrong.
-func (s *Scenario) checkOpts(path string, opts map[string]string) error {
+// checkOptNames checks that every option of a section is one the system
+// has.
+func (s *Scenario) checkOptNames(path string, opts map[string]string) error {
 	for _, k := range slices.Sorted(maps.Keys(opts)) {
 		if err := s.sys.CheckOption(k); err != nil {
 			return s.errAt(path+"."+k, "%v", err)
 		}
-		if s.sys.CheckOptions != nil {
-			if err := s.sys.CheckOptions(map[string]string{k: opts[k]}); err != nil {
-				return s.errAt(path+"."+k, "%v", err)
-			}
-		}
 	}
 	return nil
+}
+
+// checkOptValues checks the options a node of role gets, all together.
+// When they are refused, the error points at the option that is wrong on
+// its own, if one is, else at the section that set them.
+func (s *Scenario) checkOptValues(role string, opts map[string]string) error {
+	if s.sys.CheckOptions == nil {
+		return nil
+	}
+	err := s.sys.CheckOptions(opts)
+	if err == nil {
+		return nil
+	}
+	where := func(k string) string {
+		if _, ok := s.Roles[role].Opts[k]; ok {
+			return "roles." + role + ".opts." + k
+		}
+		return "node_opts." + k
+	}
+	for _, k := range slices.Sorted(maps.Keys(opts)) {
+		if e := s.sys.CheckOptions(map[string]string{k: opts[k]}); e != nil {
+			return s.errAt(where(k), "%v", e)
+		}
+	}
+	path := "node_opts"
+	if len(s.Roles[role].Opts) > 0 {
+		path = "roles." + role + ".opts"
+	}
+	return s.errAt(path, "%v", err)
 }
 
 // validateClient checks the adapter, its options, and that it performs

@@ -70,21 +70,31 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Parse("bad.yaml", []byte(c.src))
-			var fe *FieldError
-			if !errors.As(err, &fe) {
-				t.Fatalf("err = %v (%T), want a *FieldError", err, err)
-			}
-			if fe.File != "bad.yaml" || fe.Line != c.line || fe.Field != c.field || (c.col != 0 && fe.Col != c.col) {
-				t.Errorf("got %s (line %d col %d field %q), want line %d col %d field %q", err, fe.Line, fe.Col, fe.Field, c.line, c.col, c.field)
-			}
-			if !strings.Contains(err.Error(), c.msgContains) {
-				t.Errorf("error %q does not say %q", err, c.msgContains)
-			}
-			if !strings.HasPrefix(err.Error(), "bad.yaml:") {
-				t.Errorf("error %q does not start with the file name", err)
-			}
+			wantFieldError(t, c.src, c.line, c.col, c.field, c.msgContains)
 		})
+	}
+}
+
+// wantFieldError parses src as bad.yaml and checks that the error is a
+// *FieldError at line:col (col 0: any) of field, starting with the file
+// name and saying each of says.
+func wantFieldError(t *testing.T, src string, line, col int, field string, says ...string) {
+	t.Helper()
+	_, err := Parse("bad.yaml", []byte(src))
+	var fe *FieldError
+	if !errors.As(err, &fe) {
+		t.Fatalf("err = %v (%T), want a *FieldError", err, err)
+	}
+	if fe.File != "bad.yaml" || fe.Line != line || fe.Field != field || (col != 0 && fe.Col != col) {
+		t.Errorf("got %s (line %d col %d field %q), want line %d col %d field %q", err, fe.Line, fe.Col, fe.Field, line, col, field)
+	}
+	if !strings.HasPrefix(err.Error(), "bad.yaml:") {
+		t.Errorf("error %q does not start with the file name", err)
+	}
+	for _, x := range says {
+		if !strings.Contains(err.Error(), x) {
+			t.Errorf("error %q does not say %q", err, x)
+		}
 	}
 }
 
