@@ -213,7 +213,7 @@ func buildRegisterHistory(in Input, prune bool) (*regHistory, []problem, error) 
 			op.kind = opPut
 			op.val, err = h.vals.internRaw(arg)
 		case "cas":
-			if c.Type == history.Fail && !history.IsMismatch(comp.Error) {
+			if c.Type == history.Fail && !history.IsMismatch(c.Type, comp.Error) {
 				h.count["dropped_fail_cas"]++
 				continue
 			}

@@ -78,7 +78,7 @@ func (s Stats) Check(ctx context.Context, in Input) (res Result) {
 		case op.Type == history.OK:
 			c.ok++
 			total.ok++
-		case op.Type == history.Fail && history.IsMismatch(in.Events[op.Comp].Error):
+		case history.IsMismatch(op.Type, in.Events[op.Comp].Error):
 			c.mismatch++
 			total.mismatch++
 		case op.Type == history.Fail:

@@ -9,14 +9,14 @@ import "strings"
 // answer, not an error.
 const Mismatch = "mismatch"
 
-// IsMismatch reports whether errText, the error of a completion of type
-// fail, says that a cas's comparison failed. This is the one rule that
+// IsMismatch reports whether a completion of type t with error errText
+// is a cas whose comparison failed. This is the one rule that
 // the checkers, the workloads' counts and the reports share: the text is
 // exactly "mismatch" once leading and trailing white space is trimmed,
 // compared without regard to case ("mismatch", " Mismatch\n", "MISMATCH";
-// not "mismatch: key k", not "cas mismatch"). The caller checks that the
-// completion is of type fail: an ok or info completion is never a
-// mismatch, whatever its error says.
-func IsMismatch(errText string) bool {
-	return strings.EqualFold(strings.TrimSpace(errText), Mismatch)
+// not "mismatch: key k", not "cas mismatch"), on a completion of type
+// fail: an ok or info completion is never a mismatch, whatever its error
+// says.
+func IsMismatch(t Type, errText string) bool {
+	return t == Fail && strings.EqualFold(strings.TrimSpace(errText), Mismatch)
 }

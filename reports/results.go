@@ -114,13 +114,6 @@ type Stats struct {
 // history.PercentilesOfSamples.
 type Percentiles = history.Percentiles
 
-// PercentilesFrom reads percentiles from a map keyed "p50", "p90", "p99",
-// "p999", "max", "mean" and "count" (as workloads.Percentiles and the stats
-// checker's "latency_us" give them); a missing key reads as 0. It is
-// history.PercentilesFromMap; for a histogram, history.PercentilesOf(h)
-// gives the same figures without the map.
-func PercentilesFrom(m map[string]float64) Percentiles { return history.PercentilesFromMap(m) }
-
 // OpStats counts outcomes of one operation type (Fail, Mismatch and Info
 // as in Stats).
 type OpStats struct {

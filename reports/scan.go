@@ -348,7 +348,7 @@ func (s *scan) client(ev *liteEvent) {
 	}
 	// A cas whose comparison failed is a normal answer
 	// (history.IsMismatch): counted apart from fail, and not an error.
-	mismatch := ev.Type == history.Fail && history.IsMismatch(string(ev.Error))
+	mismatch := history.IsMismatch(ev.Type, string(ev.Error))
 	s.tl.add(ev.Time, ev.Type, mismatch, lat)
 	st := s.ops[string(f)]
 	if st == nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/checkers"
+	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/internal/exitcode"
 	"github.com/faultline/faultline/reports"
 )
@@ -191,13 +192,13 @@ func statsFromChecker(results []checkers.Result) reports.Stats {
 		st.Duration = num("duration_s")
 		switch m := r.Details["latency_us"].(type) {
 		case map[string]float64:
-			st.Latency = reports.PercentilesFrom(m)
+			st.Latency = history.PercentilesFromMap(m)
 		case map[string]any: // decoded from JSON
 			f := map[string]float64{}
 			for k, v := range m {
 				f[k], _ = v.(float64)
 			}
-			st.Latency = reports.PercentilesFrom(f)
+			st.Latency = history.PercentilesFromMap(f)
 		}
 	}
 	return st

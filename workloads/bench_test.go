@@ -77,7 +77,7 @@ func BenchmarkClosedLoop(b *testing.B) {
 		st = benchRun(b, 0)
 	}
 	b.ReportMetric(st.AchievedRate, "ops/s")
-	b.ReportMetric(Percentiles(st.Service)["p99"], "service-p99-µs")
+	b.ReportMetric(history.PercentilesOf(st.Service).Map()["p99"], "service-p99-µs")
 }
 
 // BenchmarkOpenLoop runs the pacer at fixed targets and reports the achieved
@@ -101,7 +101,7 @@ func BenchmarkOpenLoop(b *testing.B) {
 			for b.Loop() {
 				st = benchRun(b, c.rate)
 			}
-			lag := Percentiles(st.Lag)
+			lag := history.PercentilesOf(st.Lag).Map()
 			b.ReportMetric(st.AchievedRate, "ops/s")
 			b.ReportMetric(st.AchievedRate/st.TargetRate, "achieved/target")
 			b.ReportMetric(st.AchievedRate/base, "achieved/closed-max")

@@ -410,7 +410,7 @@ func (w *worker) one(intended time.Duration, open bool) {
 	if !open {
 		intended = sent
 	}
-	w.sh.record(op.F, out.Type, IsMismatch(out), done-intended, done-sent, sent-intended, open)
+	w.sh.record(op.F, out.Type, history.IsMismatch(out.Type, out.Error), done-intended, done-sent, sent-intended, open)
 	if out.Type == history.Info {
 		w.proc = history.Process(r.nextProc.Add(1) - 1)
 	}
@@ -471,9 +471,9 @@ func (r *runner) stats(finished time.Duration) *Stats {
 	st := &Stats{
 		ByF:      make(map[string]*Counts),
 		OpenLoop: r.sched != nil,
-		Latency:  NewHistogram(),
-		Service:  NewHistogram(),
-		Lag:      NewHistogram(),
+		Latency:  history.NewLatencyHistogram(),
+		Service:  history.NewLatencyHistogram(),
+		Lag:      history.NewLatencyHistogram(),
 		Missed:   r.missed.Load(),
 		Unsent:   r.unsent.Load(),
 	}
@@ -487,7 +487,7 @@ func (r *runner) stats(finished time.Duration) *Stats {
 		for f, c := range s.byF {
 			m := st.ByF[f]
 			if m == nil {
-				m = &Counts{Latency: NewHistogram()}
+				m = &Counts{Latency: history.NewLatencyHistogram()}
 				st.ByF[f] = m
 			}
 			m.Ops += c.Ops
@@ -542,8 +542,8 @@ func newIntervalLog(w io.Writer, base time.Time) *intervalLog {
 	return &intervalLog{
 		lw:    hdrhistogram.NewHistogramLogWriter(w),
 		base:  base,
-		acc:   NewHistogram(),
-		spare: NewHistogram(),
+		acc:   history.NewLatencyHistogram(),
+		spare: history.NewLatencyHistogram(),
 	}
 }
 

@@ -11,13 +11,6 @@ import (
 	"github.com/faultline/faultline/history"
 )
 
-// NewHistogram returns an empty latency histogram (history.NewLatencyHistogram):
-// values in microseconds, 1 µs .. 1 h, 3 significant figures (about 190 KB).
-// Longer values are recorded as one hour.
-func NewHistogram() *hdrhistogram.Histogram { return history.NewLatencyHistogram() }
-
-func recordUS(h *hdrhistogram.Histogram, d time.Duration) { history.RecordLatency(h, d) }
-
 // Counts are the outcomes of one function (or of all). Three kinds of
 // failure are kept apart: Fail counts definite rejections (the op certainly
 // did not take effect), Mismatch counts cas ops whose comparison failed (a
@@ -43,14 +36,6 @@ func (c *Counts) add(t history.Type, mismatch bool) {
 	default:
 		c.Info++
 	}
-}
-
-// IsMismatch reports whether an outcome is a comparison that failed: fail
-// with the error "mismatch" (history.IsMismatch: the history's form of a
-// cas whose register did not hold its expected value). It is a normal
-// answer, not an error.
-func IsMismatch(out history.Outcome) bool {
-	return out.Type == history.Fail && history.IsMismatch(out.Error)
 }
 
 // Stats summarizes one Run. Histograms hold microseconds.
@@ -94,20 +79,9 @@ type Stats struct {
 	NextProcess history.Process
 }
 
-// PercentileKeys are the keys of Percentiles, in order (history.PercentileKeys).
-var PercentileKeys = history.PercentileKeys
-
 // Percentiles returns the latency percentiles, in microseconds, under the
 // keys "p50", "p90", "p99", "p999", "max", "mean" and "count".
-func (s *Stats) Percentiles() map[string]float64 { return Percentiles(s.Latency) }
-
-// Percentiles returns faultline's latency figures of h (history.PercentilesOf;
-// its unit, microseconds for this package's histograms) under the keys
-// "p50", "p90", "p99", "p999", "max", "mean" and "count". An empty or nil
-// histogram gives zeros.
-func Percentiles(h *hdrhistogram.Histogram) map[string]float64 {
-	return history.PercentilesOf(h).Map()
-}
+func (s *Stats) Percentiles() map[string]float64 { return history.PercentilesOf(s.Latency).Map() }
 
 // Functions returns the function names in s.ByF, sorted.
 func (s *Stats) Functions() []string {
@@ -138,12 +112,12 @@ type shard struct {
 func newShard(withInterval bool) *shard {
 	s := &shard{
 		byF: make(map[string]*Counts),
-		lat: NewHistogram(),
-		svc: NewHistogram(),
-		lag: NewHistogram(),
+		lat: history.NewLatencyHistogram(),
+		svc: history.NewLatencyHistogram(),
+		lag: history.NewLatencyHistogram(),
 	}
 	if withInterval {
-		s.interval = NewHistogram()
+		s.interval = history.NewLatencyHistogram()
 	}
 	return s
 }
@@ -153,18 +127,18 @@ func (s *shard) record(f string, t history.Type, mismatch bool, latency, service
 	s.all.add(t, mismatch)
 	c := s.byF[f]
 	if c == nil {
-		c = &Counts{Latency: NewHistogram()}
+		c = &Counts{Latency: history.NewLatencyHistogram()}
 		s.byF[f] = c
 	}
 	c.add(t, mismatch)
-	recordUS(c.Latency, latency)
-	recordUS(s.lat, latency)
-	recordUS(s.svc, service)
+	history.RecordLatency(c.Latency, latency)
+	history.RecordLatency(s.lat, latency)
+	history.RecordLatency(s.svc, service)
 	if open {
-		recordUS(s.lag, lag)
+		history.RecordLatency(s.lag, lag)
 	}
 	if s.interval != nil {
-		recordUS(s.interval, latency)
+		history.RecordLatency(s.interval, latency)
 	}
 	s.mu.Unlock()
 }

@@ -337,8 +337,8 @@ func TestFixedDelayClosedLoop(t *testing.T) {
 	if min := st.Service.Min(); min < delay.Microseconds()-1 {
 		t.Errorf("service time min %d µs < the client's %v sleep", min, delay)
 	}
-	p, q := st.Percentiles(), Percentiles(st.Service)
-	for _, k := range PercentileKeys {
+	p, q := st.Percentiles(), history.PercentilesOf(st.Service).Map()
+	for _, k := range history.PercentileKeys {
 		if p[k] != q[k] {
 			t.Errorf("closed loop: latency %s = %v differs from service %v", k, p[k], q[k])
 		}
@@ -359,7 +359,7 @@ func TestOpenLoopRate(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("target %.0f achieved %.0f ops/s, scheduled %d missed %d unsent %d, lag %v",
-		st.TargetRate, st.AchievedRate, st.Scheduled, st.Missed, st.Unsent, Percentiles(st.Lag))
+		st.TargetRate, st.AchievedRate, st.Scheduled, st.Missed, st.Unsent, history.PercentilesOf(st.Lag).Map())
 	if !st.OpenLoop || math.Abs(st.TargetRate-2000) > 1 || st.Duration != time.Second {
 		t.Fatalf("target rate %v over %v, want 2000 over 1s", st.TargetRate, st.Duration)
 	}
@@ -373,7 +373,7 @@ func TestOpenLoopRate(t *testing.T) {
 		t.Errorf("lag samples %d, want %d", st.Lag.TotalCount(), st.Ops)
 	}
 	// Per op, latency = lag + service >= service, so every quantile too.
-	lat, svc := st.Percentiles(), Percentiles(st.Service)
+	lat, svc := st.Percentiles(), history.PercentilesOf(st.Service).Map()
 	for _, k := range []string{"p50", "p90", "p99", "max"} {
 		if lat[k] < svc[k] {
 			t.Errorf("latency %s %v < service %v", k, lat[k], svc[k])

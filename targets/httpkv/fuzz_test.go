@@ -229,5 +229,5 @@ func expected(f string, code int, body []byte) (history.Type, json.RawMessage) {
 // whose comparison failed (checkers/register.go, workloads/stats.go): only
 // a 409 mismatch answer may be recorded so.
 func isMismatch(out history.Outcome) bool {
-	return out.Type == history.Fail && history.IsMismatch(out.Error)
+	return history.IsMismatch(out.Type, out.Error)
 }
