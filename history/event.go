@@ -189,12 +189,15 @@ type Op struct {
 
 // Outcome is what a client reports for one Op. Type is OK, Fail or Info; a
 // client never reports failure any other way. Value is what a read returned
-// (Null for an absent key). Node names the node that answered, if known.
+// (Null for an absent key). Node names the node that answered, if known;
+// Term is the term (or epoch) under which it answered, where the system
+// reports one (0: unknown), recorded as the completion's "term".
 type Outcome struct {
 	Type  Type
 	Value json.RawMessage
 	Error string
 	Node  string
+	Term  uint64
 }
 
 // CAS is the argument of a "cas" operation.

@@ -1,6 +1,7 @@
 package targets
 
 import (
+	"context"
 	"time"
 
 	"github.com/faultline/faultline/internal/registry"
@@ -40,6 +41,18 @@ type Adapter struct {
 	Options []Option
 	// New returns a client; it is called once per worker.
 	New func(cfg ClientConfig) (Client, error)
+
+	// Ping, if set, returns nil once the node at addr (host:port, its
+	// own client address, never a proxy) serves requests, with the
+	// adapter's options from the scenario: the readiness probe `ready:
+	// adapter` of a process target. One call is one try, bounded by ctx.
+	Ping func(ctx context.Context, addr string, opts map[string]string) error
+	// Status, if set, reads node n's status (role, term, leader, indexes)
+	// on its own client address (NodeInfo.Client, which no fault cuts),
+	// with the adapter's options: the status reader of a process target,
+	// which has no admin API of its own. Status.Leader and Status.ID are
+	// node ids. Safe for concurrent use.
+	Status func(ctx context.Context, n NodeInfo, opts map[string]string) (Status, error)
 }
 
 // Supports reports whether the adapter performs op.

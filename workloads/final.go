@@ -43,8 +43,7 @@ func FinalReads(ctx context.Context, c Client, keys []string, rec *history.Recor
 			}
 			out := checkOutcome(c.Do(ctx, op))
 			if rec != nil {
-				rec.Record(history.Event{Type: out.Type, Process: process, F: op.F, Key: key,
-					Value: completionValue(op, out), Node: out.Node, Error: out.Error})
+				rec.Record(completionEvent(process, op, out))
 			}
 			if out.Type == history.Info {
 				process++

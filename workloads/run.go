@@ -2,12 +2,14 @@ package workloads
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -403,8 +405,7 @@ func (w *worker) one(intended time.Duration, open bool) {
 	}
 	out = checkOutcome(out)
 	if rec != nil {
-		rec.Record(history.Event{Type: out.Type, Process: w.proc, F: op.F, Key: op.Key,
-			Value: completionValue(op, out), Node: out.Node, Error: out.Error})
+		rec.Record(completionEvent(w.proc, op, out))
 	}
 	r.cfg.Generator.Observe(op, out)
 	if !open {
@@ -414,6 +415,18 @@ func (w *worker) one(intended time.Duration, open bool) {
 	if out.Type == history.Info {
 		w.proc = history.Process(r.nextProc.Add(1) - 1)
 	}
+}
+
+// completionEvent is the history event of op's completion by process p:
+// its type, value (completionValue), the node that answered and its term
+// ("term", when the client reports one), and the error.
+func completionEvent(p history.Process, op history.Op, out history.Outcome) history.Event {
+	e := history.Event{Type: out.Type, Process: p, F: op.F, Key: op.Key,
+		Value: completionValue(op, out), Node: out.Node, Error: out.Error}
+	if out.Term > 0 {
+		e.Extra = map[string]json.RawMessage{"term": strconv.AppendUint(nil, out.Term, 10)}
+	}
+	return e
 }
 
 // completionValue is the value of an op's completion event: for a read,
