@@ -202,10 +202,22 @@ func needPeerLinks(env Env) error {
 	if env.Caps.Links < targets.PeerLinks {
 		return fmt.Errorf("it acts on links between nodes, and the runtime proxies %s; use a runtime that proxies every peer link, such as local or docker (%s)", env.Caps.Links, seeAvailable)
 	}
-	if env.System == nil || !env.System.PeerLinks {
-		return errors.New("it acts on links between nodes, and the system's nodes do not dial their peers at addresses a proxy can take over; only faults on client links or processes apply to it")
+	switch {
+	case env.System != nil && env.System.PeerLinks:
+		return nil
+	case env.System != nil && env.System.PeerNames && env.Caps.PeerNames:
+		return nil
+	case env.System != nil && env.System.PeerNames:
+		return fmt.Errorf("it acts on links between nodes, and the system's nodes find their peers by host name (peers: names), the same name for every node; on runtime %s all nodes share one resolver, so no proxy can take over one directed link (cutting only a node's inbound link does not partition it: its peers' messages also travel over connections it opened). Use runtime docker, which maps every peer's name, on each node's own network, to the proxy of that link; here only faults on client links and processes apply", orUnnamed(env.Runtime))
 	}
-	return nil
+	return errors.New("it acts on links between nodes, and the system's nodes do not dial their peers at addresses a proxy can take over; only faults on client links or processes apply to it")
+}
+
+func orUnnamed(runtime string) string {
+	if runtime == "" {
+		return "(unnamed)"
+	}
+	return runtime
 }
 
 // needClientLinks: a proxy sits on every client -> node link.

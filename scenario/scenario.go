@@ -66,6 +66,7 @@ type Scenario struct {
 	adapter *targets.Adapter
 	wl      *workloads.Workload
 	nodes   []targets.NodeSpec
+	procs   map[string]*targets.ProcessSpec // a process target's roles
 }
 
 // RoleConfig configures the nodes of one role.
@@ -73,6 +74,9 @@ type RoleConfig struct {
 	Nodes int               `yaml:"nodes"` // how many; 0 = the role's default
 	Bugs  []string          `yaml:"bugs"`  // bug switches for this role's nodes (besides the scenario's)
 	Opts  map[string]string `yaml:"opts"`  // tunables for this role's nodes (over node_opts)
+	// ProcessConfig is how the role's nodes run, for a process target
+	// (system: process) only.
+	ProcessConfig `yaml:",inline"`
 }
 
 // Client names the client adapter and its settings. In a file it is a
@@ -312,16 +316,24 @@ func Parse(name string, b []byte) (*Scenario, error) {
 	if n, ok := s.pos["system"]; ok && n.Kind == yaml.ScalarNode && n.Value != "" {
 		s.System = n.Value
 	}
-	sys, err := targets.LookupSystem(s.System)
-	if err != nil {
-		return nil, s.errAt("system", "%v", err)
+	if s.System == targets.ProcessSystem {
+		// Its roles and adapter come from the file (resolveProcess).
+		s.sys = &targets.System{Name: targets.ProcessSystem, Workload: "register"}
+	} else {
+		sys, err := targets.LookupSystem(s.System)
+		if err != nil {
+			return nil, s.errAt("system", "%v (or process: any binary, started from a command per role)", err)
+		}
+		s.sys = sys
 	}
-	s.sys = sys
-	s.Workload.defType = sys.Workload
+	s.Workload.defType = s.sys.Workload
 	if root.Kind != 0 { // an empty file is a scenario of defaults
 		if err := d.decode(&root, reflectValue(s), ""); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.resolveProcess(); err != nil {
+		return nil, err
 	}
 	if err := s.applyDefaults(); err != nil {
 		return nil, err
@@ -636,6 +648,7 @@ func (s *Scenario) validateNodes() error {
 		n := &s.nodes[i]
 		rc := s.Roles[n.Role]
 		n.Bugs = append(append([]string(nil), s.Bugs...), rc.Bugs...)
+		n.Process = s.procs[n.Role]
 		n.Opts = map[string]string{}
 		for k, v := range s.NodeOpts {
 			n.Opts[k] = v

@@ -95,6 +95,11 @@ type System struct {
 	// addresses given with --peer, so a proxy can sit on every directed
 	// peer link.
 	PeerLinks bool
+	// PeerNames is true when the system's nodes find their peers by host
+	// names that are the same for every node (a process target with
+	// peers: names): a proxy can take over each directed peer link only on
+	// a runtime with Capabilities.PeerNames.
+	PeerNames bool
 
 	// Status, if set, reads a node's status on a path faults never cut (the
 	// node kit's GET /admin/status).

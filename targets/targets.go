@@ -60,6 +60,10 @@ type NodeSpec struct {
 	Role string            // one of the system's roles
 	Bugs []string          // bug switches (--bug NAME)
 	Opts map[string]string // system tunables (--opt KEY=VALUE)
+	// Process, if set, is how to run the node as a process target: the
+	// runtime starts this command instead of `faultline node`, with no
+	// admin API and no token (NodeInfo.Admin and Token are "").
+	Process *ProcessSpec
 }
 
 // ClusterSpec says what to start.
@@ -192,6 +196,11 @@ type Capabilities struct {
 	Process bool      // ProcessControl: kill, stop, start
 	Pause   bool      // Pauser: pause, resume
 	Links   LinkScope // which links carry a proxy
+	// PeerNames: each node can be made to resolve every peer's host name
+	// to the proxy of that directed link (a network and a hosts file per
+	// node), so peer links of nodes that name their peers (PeersNames)
+	// can be cut.
+	PeerNames bool
 }
 
 // Runtime starts clusters.

@@ -95,7 +95,7 @@ func (r *Runtime) Start(ctx context.Context, spec targets.ClusterSpec) (targets.
 		}
 	}
 	for _, id := range spec.IDs() {
-		if err := os.MkdirAll(filepath.Join(dir, "data", id), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, "data", id), 0o700); err != nil {
 			return nil, &targets.InfraError{Err: fmt.Errorf("local runtime: create data directory of node %s: %w", id, err)}
 		}
 	}
@@ -132,8 +132,11 @@ func (r *Runtime) startOnce(ctx context.Context, spec targets.ClusterSpec, binar
 			Admin:  hostPort(ports[3*i+1]),
 			Peer:   hostPort(ports[3*i+2]),
 		}
+		if ns.Process != nil {
+			addrs[i].Admin = "" // a process target has no admin API
+		}
 	}
-	peers, clients, err := mapLinks(ctx, spec.Links, addrs)
+	peers, clients, err := mapLinks(ctx, spec.Links, proxiedPeers(spec, addrs))
 	if err != nil {
 		return nil, err
 	}
@@ -145,12 +148,21 @@ func (r *Runtime) startOnce(ctx context.Context, spec targets.ClusterSpec, binar
 	}
 	for i, ns := range spec.Nodes {
 		a := addrs[i]
+		data := filepath.Join(dir, "data", a.ID)
 		n := &node{
 			c:       c,
 			info:    targets.NodeInfo{NodeAddrs: a, Role: ns.Role, ClientVia: clients[a.ID], Token: spec.Token},
 			binary:  binary,
-			argv:    targets.NodeArgs(spec, ns, a, peers[a.ID], filepath.Join(dir, "data", a.ID)),
 			logPath: filepath.Join(dir, "nodes", a.ID+".log"),
+			stopSig: syscall.SIGTERM,
+			grace:   r.opts.StopTimeout,
+		}
+		if ns.Process != nil {
+			if err := n.setProcess(spec, i, ns.Process, addrs, peers[a.ID], data); err != nil {
+				return nil, err
+			}
+		} else {
+			n.argv = targets.NodeArgs(spec, ns, a, peers[a.ID], data)
 		}
 		c.order = append(c.order, n)
 		c.nodes[a.ID] = n
@@ -235,6 +247,13 @@ type node struct {
 	binary  string
 	argv    []string
 	logPath string
+	stopSig syscall.Signal // what Stop sends first
+	grace   time.Duration  // how long Stop waits for it before SIGKILL
+	// A process target's node (nil proc for faultline's own): its extra
+	// environment, working directory and readiness probe.
+	proc *targets.ProcessSpec
+	env  []string
+	dir  string
 
 	mu  sync.Mutex
 	cur *proc // the latest process; nil before the first start
@@ -319,7 +338,7 @@ func (c *Cluster) Kill(ctx context.Context, id string) error {
 func (c *Cluster) Stop(ctx context.Context, id string) error {
 	return c.ifRunning(id, func(p *proc) error {
 		c.logf("local: stopping node %s (pid %d)", id, p.pid)
-		return p.terminate(ctx, c.opts.StopTimeout)
+		return p.terminate(ctx, p.n.stopSig, p.n.grace)
 	})
 }
 
@@ -410,7 +429,7 @@ func (c *Cluster) Close() error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := p.terminate(context.Background(), c.opts.CloseGrace); err != nil {
+				if err := p.terminate(context.Background(), n.stopSig, c.opts.CloseGrace); err != nil {
 					errs[i] = fmt.Errorf("node %s: %w", n.info.ID, err)
 				}
 			}()
@@ -497,8 +516,11 @@ func (n *node) spawn() (*proc, error) {
 
 	cmd := exec.Command(n.binary, n.argv...)
 	// The token goes in the environment, which only this user can read
-	// (/proc/PID/environ is 0400), never in argv, which `ps` shows.
-	cmd.Env = targets.NodeEnv(nil, n.info.Token)
+	// (/proc/PID/environ is 0400), never in argv, which `ps` shows. A
+	// process target gets none (it would not know what to do with it),
+	// but its own variables.
+	cmd.Env = append(targets.NodeEnv(nil, n.info.Token), n.env...)
+	cmd.Dir = n.dir
 	cmd.Stdin = nil
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -525,7 +547,12 @@ func (n *node) waitReady(ctx context.Context, p *proc) error {
 			return nil
 		}
 	}
-	err := targets.WaitReady(ctx, n.info.Admin, targets.ReadyPath, n.info.Token, n.c.opts.ReadyTimeout, exited)
+	var err error
+	if n.proc != nil {
+		err = n.proc.WaitProbe(ctx, n.proc.ProbeAddr(n.info.Client, n.info.Peer), n.c.opts.ReadyTimeout, exited)
+	} else {
+		err = targets.WaitReady(ctx, n.info.Admin, targets.ReadyPath, n.info.Token, n.c.opts.ReadyTimeout, exited)
+	}
 	var nr *targets.NotReadyError
 	if !errors.As(err, &nr) {
 		if err != nil {
@@ -630,11 +657,11 @@ func (p *proc) wait(ctx context.Context) error {
 	}
 }
 
-// terminate sends SIGTERM (and SIGCONT for a paused process), waits up to
+// terminate sends sig (and SIGCONT for a paused process), waits up to
 // grace, then sends SIGKILL, and returns once the process is reaped.
-func (p *proc) terminate(ctx context.Context, grace time.Duration) error {
+func (p *proc) terminate(ctx context.Context, sig syscall.Signal, grace time.Duration) error {
 	p.expect()
-	p.signal(syscall.SIGTERM)
+	p.signal(sig)
 	p.signal(syscall.SIGCONT)
 	t := time.NewTimer(grace)
 	defer t.Stop()
@@ -642,7 +669,7 @@ func (p *proc) terminate(ctx context.Context, grace time.Duration) error {
 	case <-p.done:
 		return nil
 	case <-t.C:
-		p.n.c.logf("local: node %s (pid %d) still running %v after SIGTERM; sending SIGKILL", p.n.info.ID, p.pid, grace)
+		p.n.c.logf("local: node %s (pid %d) still running %v after %v; sending SIGKILL", p.n.info.ID, p.pid, grace, sig)
 	case <-ctx.Done():
 	}
 	p.signal(syscall.SIGKILL)

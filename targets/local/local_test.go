@@ -38,6 +38,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "node" {
 		os.Exit(fakeNode(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "proc" {
+		os.Exit(fakeProcess(os.Args[2:]))
+	}
 	if dir := os.Getenv(parentEnv); dir != "" {
 		os.Exit(fakeParent(dir))
 	}
