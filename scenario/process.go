@@ -3,8 +3,8 @@ package scenario
 import (
 	"context"
 	"maps"
-	"slices"
 	"reflect"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
