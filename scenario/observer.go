@@ -68,6 +68,9 @@ func (o *observer) pollAll(ctx context.Context) {
 				ev.Value = json.RawMessage(`{"role":"unreachable"}`)
 			} else {
 				v := map[string]any{"role": st.Role, "term": st.Term, "leader": st.Leader, "commit_index": st.CommitIndex}
+				if st.AppliedIdx > 0 {
+					v["applied_index"] = st.AppliedIdx
+				}
 				b, _ := json.Marshal(v)
 				ev.Value = b
 				o.mu.Lock()
