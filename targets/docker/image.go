@@ -2,7 +2,6 @@ package docker
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"debug/elf"
@@ -144,29 +143,62 @@ func ensureImage(ctx context.Context, cli client.APIClient, binary, repo, name s
 		return "", fmt.Errorf("docker runtime: read %s: %w", binary, err)
 	}
 	tag := repo + ":" + sum[:12]
+	files := []contextFile{
+		{Name: "Dockerfile", Mode: 0o644, Data: []byte(fmt.Sprintf("FROM scratch\nCOPY %s /%s\nENTRYPOINT [\"/%s\"]\n", name, name, name))},
+		{Name: name, Mode: 0o755, Host: binary},
+	}
+	if err := buildIfMissing(ctx, cli, tag, files, []string{binary}, "build it with GOARCH for that machine (CGO_ENABLED=0)", "from "+binary, logf); err != nil {
+		return "", err
+	}
+	return tag, nil
+}
 
+// buildIfMissing builds tag from the build context files unless the daemon
+// has it already, labelled LabelFaultline and LabelImage, holding buildMu.
+// Before a build, every binary must be an ELF file for the daemon's
+// architecture (when both are known); hint says what to do otherwise.
+// what completes the log line of a build ("building image TAG what").
+func buildIfMissing(ctx context.Context, cli client.APIClient, tag string, files []contextFile, binaries []string, hint, what string, logf func(string, ...any)) error {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if _, err := cli.ImageInspect(ctx, tag); err == nil {
-		return tag, nil
+		return nil
 	} else if !cerrdefs.IsNotFound(err) {
-		return "", fmt.Errorf("docker runtime: inspect image %s: %w", tag, err)
+		return fmt.Errorf("docker runtime: inspect image %s: %w", tag, err)
 	}
-	if m, err := elfMachine(binary); err == nil {
-		if info, err := cli.Info(ctx, client.InfoOptions{}); err == nil {
-			if want, ok := daemonMachine(info.Info.Architecture); ok && want != m {
-				return "", fmt.Errorf("docker runtime: %s is built for %s but the Docker daemon runs %s: build it with GOARCH for that machine (CGO_ENABLED=0)", binary, m, info.Info.Architecture)
+	var daemonArch string
+	var want elf.Machine
+	known := false
+	for _, b := range binaries {
+		m, err := elfMachine(b)
+		if err != nil {
+			continue
+		}
+		if daemonArch == "" {
+			info, err := cli.Info(ctx, client.InfoOptions{})
+			if err != nil {
+				break
 			}
+			daemonArch = info.Info.Architecture
+			want, known = daemonMachine(daemonArch)
+		}
+		if known && want != m {
+			return fmt.Errorf("docker runtime: %s is built for %s but the Docker daemon runs %s: %s", b, m, daemonArch, hint)
 		}
 	}
 	if logf != nil {
-		logf("docker: building image %s from %s", tag, binary)
+		logf("docker: building image %s %s", tag, what)
 	}
 	t0 := time.Now()
-	buildCtx, err := buildContext(binary, name)
-	if err != nil {
-		return "", err
+	for _, f := range files {
+		if f.Host != "" {
+			if _, err := os.Stat(f.Host); err != nil {
+				return fmt.Errorf("docker runtime: read %s: %w", f.Host, err)
+			}
+		}
 	}
+	buildCtx := tarContext(files)
+	defer buildCtx.Close()
 	res, err := cli.ImageBuild(ctx, buildCtx, client.ImageBuildOptions{
 		Tags:        []string{tag},
 		Remove:      true,
@@ -174,47 +206,92 @@ func ensureImage(ctx context.Context, cli client.APIClient, binary, repo, name s
 		Labels:      map[string]string{LabelFaultline: "1", LabelImage: "1"},
 	})
 	if err != nil {
-		return "", fmt.Errorf("docker runtime: build image %s: %w", tag, err)
+		return fmt.Errorf("docker runtime: build image %s: %w", tag, err)
 	}
 	defer res.Body.Close()
 	if err := readBuildStream(res.Body); err != nil {
-		return "", fmt.Errorf("docker runtime: build image %s: %w", tag, err)
+		return fmt.Errorf("docker runtime: build image %s: %w", tag, err)
 	}
 	if _, err := cli.ImageInspect(ctx, tag); err != nil {
-		return "", fmt.Errorf("docker runtime: image %s is missing after its build: %w", tag, err)
+		return fmt.Errorf("docker runtime: image %s is missing after its build: %w", tag, err)
 	}
 	if logf != nil {
 		logf("docker: built image %s in %s", tag, time.Since(t0).Round(time.Millisecond))
 	}
-	return tag, nil
+	return nil
 }
 
-// buildContext returns a tar stream holding a Dockerfile and the binary.
-func buildContext(binary, name string) (io.Reader, error) {
-	data, err := os.ReadFile(binary)
-	if err != nil {
-		return nil, fmt.Errorf("docker runtime: read %s: %w", binary, err)
-	}
-	dockerfile := fmt.Sprintf("FROM scratch\nCOPY %s /%s\nENTRYPOINT [\"/%s\"]\n", name, name, name)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+// contextFile is one entry of a build context: Name is its slash-separated
+// path in the context, Mode its permission bits (with the sticky bit,
+// 0o1000, if wanted). A directory has Dir set; a file holds Data, or, when
+// Data is nil, the content of the host file Host (symbolic links followed).
+type contextFile struct {
+	Name string
+	Mode int64
+	Dir  bool
+	Data []byte
+	Host string
+}
+
+// tarContext returns a tar stream of files, in their order, written by a
+// goroutine as the stream is read. A host file that cannot be read, or
+// changes size while it is, fails the stream's Read with that error. Close
+// the stream when done with it: that stops the goroutine.
+func tarContext(files []contextFile) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(writeContext(pw, files)) }()
+	return pr
+}
+
+// writeContext writes files to w as a tar archive (owned by root, dated
+// 1970, so that the same files give the same bytes).
+func writeContext(w io.Writer, files []contextFile) error {
+	tw := tar.NewWriter(w)
 	now := time.Unix(0, 0)
-	for _, e := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {name, 0o755, data}} {
-		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: e.mode, Size: int64(len(e.data)), ModTime: now, Typeflag: tar.TypeReg}); err != nil {
-			return nil, err
+	for _, e := range files {
+		if e.Dir {
+			if err := tw.WriteHeader(&tar.Header{Name: strings.TrimSuffix(e.Name, "/") + "/", Mode: e.Mode, ModTime: now, Typeflag: tar.TypeDir}); err != nil {
+				return err
+			}
+			continue
 		}
-		if _, err := tw.Write(e.data); err != nil {
-			return nil, err
+		if e.Data != nil || e.Host == "" {
+			if err := tw.WriteHeader(&tar.Header{Name: e.Name, Mode: e.Mode, Size: int64(len(e.Data)), ModTime: now, Typeflag: tar.TypeReg}); err != nil {
+				return err
+			}
+			if _, err := tw.Write(e.Data); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := writeHostFile(tw, e, now); err != nil {
+			return err
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
+	return tw.Close()
+}
+
+// writeHostFile writes the entry of host file e.Host to tw.
+func writeHostFile(tw *tar.Writer, e contextFile, now time.Time) error {
+	f, err := os.Open(e.Host)
+	if err != nil {
+		return fmt.Errorf("docker runtime: read %s: %w", e.Host, err)
 	}
-	return &buf, nil
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("docker runtime: read %s: %w", e.Host, err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("docker runtime: %s is not a regular file", e.Host)
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: e.Name, Mode: e.Mode, Size: st.Size(), ModTime: now, Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	if n, err := io.CopyN(tw, f, st.Size()); err != nil {
+		return fmt.Errorf("docker runtime: read %s (%d of %d bytes): %w", e.Host, n, st.Size(), err)
+	}
+	return nil
 }
 
 // readBuildStream reads the daemon's JSON build messages to the end and
