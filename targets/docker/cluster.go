@@ -89,6 +89,9 @@ func (ru *run) startCluster(ctx context.Context, spec targets.ClusterSpec) (*Clu
 			Admin:  net.JoinHostPort(a, strconv.Itoa(AdminPort)),
 			Peer:   net.JoinHostPort(a, strconv.Itoa(PeerPort)),
 		}
+		if spec.Nodes[i].Process != nil {
+			addrs[i] = ru.processAddrs(i, id)
+		}
 	}
 	peers, clients, err := spec.Links.MapLinks(ctx, addrs)
 	if err != nil {
@@ -123,9 +126,17 @@ func (ru *run) startCluster(ctx context.Context, spec targets.ClusterSpec) (*Clu
 		}
 		n := &node{
 			id: id, alias: a, name: ru.prefix + a, net: ru.nets[id], vol: ru.prefix + a + DataVolumeSuffix,
-			argv: targets.NodeArgs(spec, ns, listen, peers[id], DataDir), log: l,
+			log:       l,
 			clientVia: clients[id], inClient: addrs[i].Client,
 			info: targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: id, Peer: addrs[i].Peer}, Role: ns.Role, Token: spec.Token},
+		}
+		if ns.Process != nil {
+			n.info.Token = "" // its APIs are its own
+			if err := ru.setProcess(n, i, peers[id]); err != nil {
+				return nil, err
+			}
+		} else {
+			n.argv = targets.NodeArgs(spec, ns, listen, peers[id], DataDir)
 		}
 		c.order = append(c.order, n)
 		c.nodes[id] = n
@@ -183,8 +194,15 @@ type node struct {
 	vol                  string // named volume mounted at /data
 	argv                 []string
 	log                  *containerLog
-	clientVia            string // from MapLinks
-	inClient             string // ALIAS:7000
+	// A process target's node (nil proc for faultline's own): argv is its
+	// whole command (argv[0] the binary), with env, working directory and
+	// extra hosts entries (NAME:IP).
+	proc      *targets.ProcessSpec
+	env       map[string]string
+	dir       string
+	hosts     []string
+	clientVia string // from MapLinks
+	inClient  string // ALIAS:7000
 
 	mu  sync.Mutex // serialises process control
 	ctr *testcontainers.DockerContainer
@@ -225,8 +243,10 @@ func (c *Cluster) create(ctx context.Context, n *node) error {
 	// environment, not on the command line.
 	var exposed []string
 	if !ru.direct {
-		exposed = append(exposed, portSpec(AdminPort))
-		if n.unproxied() {
+		if n.proc == nil {
+			exposed = append(exposed, portSpec(AdminPort))
+		}
+		if n.unproxied() || n.proc != nil { // a process node's status is read on its client port
 			exposed = append(exposed, portSpec(ClientPort))
 		}
 	}
@@ -234,18 +254,30 @@ func (c *Cluster) create(ctx context.Context, n *node) error {
 	if tok := n.nodeInfo().Token; tok != "" {
 		env[targets.TokenEnv] = string(tok)
 	}
+	image, entry, cmd := ru.image, []string(nil), n.argv
+	if n.proc != nil {
+		image, entry, cmd, env = ru.procImage, n.argv[:1], n.argv[1:], n.env
+	}
 	req := testcontainers.ContainerRequest{
-		Image:          ru.image,
-		Cmd:            n.argv,
+		Image:          image,
+		Entrypoint:     entry,
+		Cmd:            cmd,
 		Env:            env,
 		ExposedPorts:   exposed,
 		Labels:         runLabels(ru.spec.RunID, LabelRole, "node", LabelNode, n.id),
 		Name:           n.name,
 		Networks:       []string{n.net},
 		NetworkAliases: map[string][]string{n.net: {n.alias}},
-		ConfigModifier: func(cfg *container.Config) { cfg.Hostname = n.alias },
+		ConfigModifier: func(cfg *container.Config) {
+			cfg.Hostname = n.alias
+			if n.proc != nil {
+				cfg.WorkingDir = n.dir
+				cfg.StopSignal = n.proc.SignalName()
+			}
+		},
 		HostConfigModifier: func(hc *container.HostConfig) {
 			hc.NetworkMode = container.NetworkMode(n.net)
+			hc.ExtraHosts = n.hosts
 			hc.PortBindings = ru.bindings(exposed)
 			hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeVolume, Source: n.vol, Target: DataDir})
 		},
@@ -285,7 +317,16 @@ func (c *Cluster) waitReady(ctx context.Context, n *node) error {
 		return c.startFailed(ctx, n, err)
 	}
 	info := n.nodeInfo()
-	err := targets.WaitReady(ctx, info.Admin, targets.ReadyPath, info.Token, c.opts.ReadyTimeout, exited)
+	var err error
+	if n.proc != nil {
+		addr := info.Client
+		if n.proc.Ready.Port == "peer" {
+			addr = net.JoinHostPort(c.ru.containerIP(ctx, n.containerID(), n.net), strconv.Itoa(ProcessPeerPort(c.ru.index[n.id])))
+		}
+		err = n.proc.WaitProbe(ctx, addr, c.opts.ReadyTimeout, exited)
+	} else {
+		err = targets.WaitReady(ctx, info.Admin, targets.ReadyPath, info.Token, c.opts.ReadyTimeout, exited)
+	}
 	if err != nil {
 		return c.startFailed(ctx, n, err)
 	}
@@ -323,7 +364,11 @@ func (c *Cluster) startFailed(ctx context.Context, n *node, err error) error {
 		return fmt.Errorf("docker runtime: start of node %s cut short: %w", n.id, ctx.Err())
 	}
 	n.log.wait(time.Second)
-	return infraf("node %s did not become ready (GET %s must answer 200 within %s): %w%s", n.id, targets.ReadyPath, c.opts.ReadyTimeout, err, quoteTail(n.log))
+	probe := fmt.Sprintf("GET %s must answer 200", targets.ReadyPath)
+	if n.proc != nil {
+		probe = "its " + n.proc.Ready.Kind + " readiness probe must pass"
+	}
+	return infraf("node %s did not become ready (%s within %s): %w%s", n.id, probe, c.opts.ReadyTimeout, err, quoteTail(n.log))
 }
 
 // unproxied reports whether the LinkMapper left the node's client link
@@ -342,17 +387,19 @@ func (c *Cluster) refresh(ctx context.Context, n *node) error {
 			return infraf("node %s runs but has no IPv4 address on network %s", n.id, n.net)
 		}
 		clientAddr = net.JoinHostPort(ip, strconv.Itoa(ClientPort))
-		admin = net.JoinHostPort(ip, strconv.Itoa(AdminPort))
+		if n.proc == nil {
+			admin = net.JoinHostPort(ip, strconv.Itoa(AdminPort))
+		}
 	} else {
 		ports, err := c.ru.hostPorts(ctx, n.containerID())
 		if err != nil {
 			return &targets.InfraError{Err: err}
 		}
 		admin, clientAddr = ports[AdminPort], n.inClient // not published: clients dial the client link's proxy
-		if n.unproxied() {
+		if n.unproxied() || n.proc != nil {
 			clientAddr = ports[ClientPort]
 		}
-		if clientAddr == "" || admin == "" {
+		if clientAddr == "" || (admin == "" && n.proc == nil) {
 			return infraf("node %s runs but its admin port %d (or its client port %d, which its unproxied client link needs) is not published (published: %v)", n.id, AdminPort, ClientPort, ports)
 		}
 	}
@@ -562,8 +609,12 @@ func (c *Cluster) waitStopped(ctx context.Context, n *node) error {
 // It returns once the container has stopped.
 func (c *Cluster) Stop(ctx context.Context, id string) error {
 	return c.change(ctx, id, "stopped", notRunning, func(ctx context.Context, n *node) error {
-		secs := int((c.opts.StopTimeout + time.Second - 1) / time.Second)
-		_, err := c.ru.cli.ContainerStop(ctx, n.containerID(), client.ContainerStopOptions{Timeout: &secs})
+		grace, sig := c.opts.StopTimeout, ""
+		if n.proc != nil {
+			grace, sig = n.proc.Grace(), n.proc.SignalName()
+		}
+		secs := int((grace + time.Second - 1) / time.Second)
+		_, err := c.ru.cli.ContainerStop(ctx, n.containerID(), client.ContainerStopOptions{Timeout: &secs, Signal: sig})
 		return apiErr("stop", n, err)
 	})
 }

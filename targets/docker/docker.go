@@ -180,9 +180,11 @@ func (r *Runtime) Name() string { return "docker" }
 
 // Capabilities: every cluster of this runtime has process control (Kill,
 // Stop, Start), pause (Pause, Resume), and a proxy on every directed peer
-// link and every client link (nodes reach peers only through the proxy).
+// link and every client link (nodes reach peers only through the proxy),
+// also for process targets whose nodes name their peers (PeerNames: each
+// node has a network and a hosts file of its own; see ProcessPeerPort).
 func (r *Runtime) Capabilities() targets.Capabilities {
-	return targets.Capabilities{Process: true, Pause: true, Links: targets.PeerLinks}
+	return targets.Capabilities{Process: true, Pause: true, Links: targets.PeerLinks, PeerNames: true}
 }
 
 // Abort removes what StartProxy made for runID when Start will not be

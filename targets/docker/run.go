@@ -44,6 +44,9 @@ type run struct {
 	alias map[string]string // node id -> DNS name on its network
 	nets  map[string]string // node id -> network name
 
+	procImage string            // the image of process targets' nodes (EnsureProcessImage); "" when there are none
+	proxyIPs  map[string]string // node id -> the proxy container's IPv4 address on that node's network
+
 	proxy       *testcontainers.DockerContainer
 	apiAddr     string         // Toxiproxy API, host:port
 	clientAddrs map[int]string // proxy container port -> address clients dial (container IP:port, or published host:port)
@@ -128,6 +131,13 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 		cli.Close()
 		return nil, &targets.InfraError{Err: err}
 	}
+	var procImage string
+	if bins := processBinaries(spec); len(bins) > 0 {
+		if procImage, err = EnsureProcessImage(ctx, cli, binary, bins, logf); err != nil {
+			cli.Close()
+			return nil, &targets.InfraError{Err: err}
+		}
+	}
 	direct := reachContainers()
 	var host, bindIP string
 	if !direct {
@@ -139,7 +149,7 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 	activeRuns.add(spec.RunID)
 	lctx, lcancel := context.WithCancel(context.Background())
 	ru := &run{
-		opts: r.opts, spec: spec, logf: logf, cli: cli, dir: dir, image: image,
+		opts: r.opts, spec: spec, logf: logf, cli: cli, dir: dir, image: image, procImage: procImage,
 		host: host, bindIP: bindIP, direct: direct,
 		prefix: NamePrefix + sanitizeName(spec.RunID) + "-",
 		index:  map[string]int{}, alias: aliases(spec.IDs()), nets: map[string]string{},
@@ -219,6 +229,10 @@ func (r *Runtime) newRun(ctx context.Context, spec targets.ClusterSpec) (_ *run,
 		proxyLog.wait(time.Second)
 		return nil, infraf("the proxy container did not start: %w%s", err, quoteTail(proxyLog))
 	}
+	ru.proxyIPs = map[string]string{}
+	for _, id := range spec.IDs() {
+		ru.proxyIPs[id] = ru.containerIP(ctx, ru.proxy.ID, ru.nets[id])
+	}
 	ru.clientAddrs = map[int]string{}
 	if ru.direct {
 		// Clients dial the proxy container's own address when this host
@@ -287,12 +301,20 @@ func (ru *run) placement() targets.ProxyPlacement {
 			if !ok {
 				return "0.0.0.0:0"
 			}
+			if namesPeers(ru.spec, j) {
+				// On from's network, to's name leads to the proxy
+				// (extra hosts): listen there on to's own peer port.
+				return net.JoinHostPort(ru.proxyIPs[from], strconv.Itoa(ProcessPeerPort(j)))
+			}
 			return "0.0.0.0:" + strconv.Itoa(PeerLinkPort(i, j, n))
 		},
 		Dial: func(from, to, listen string) (string, error) {
 			_, ps, err := net.SplitHostPort(listen)
 			if err != nil {
 				return "", fmt.Errorf("docker runtime: proxy listen address %q: %w", listen, err)
+			}
+			if j, ok := ru.index[to]; ok && from != targets.ClientLink && namesPeers(ru.spec, j) {
+				return net.JoinHostPort(ru.alias[to], ps), nil
 			}
 			if from != targets.ClientLink {
 				return net.JoinHostPort(ProxyAlias, ps), nil
