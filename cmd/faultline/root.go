@@ -12,6 +12,7 @@ import (
 	"github.com/faultline/faultline/targets/local"
 	// Systems, client adapters and runtimes register themselves with
 	// targets; the program links the ones it offers.
+	_ "github.com/faultline/faultline/targets/etcdkv"
 	_ "github.com/faultline/faultline/targets/httpkv"
 	_ "github.com/faultline/faultline/targets/raftkv"
 )

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/faultline/faultline/reports"
 )
 
 // requireDocker fails under CI=true when the Docker daemon is unreachable
@@ -37,24 +39,62 @@ func leftovers(t *testing.T) string {
 // TestExamplesOnDocker runs every example on the Docker runtime with a
 // shorter main phase and checks it gets the verdict it gets locally, and
 // that the run leaves no container or network behind.
+// dockerExamples are the examples TestExamplesOnDocker runs, with their
+// exit codes and the checkers that decide them; the etcd ones name the
+// docker runtime themselves and run only here.
+var dockerExamples = map[string]struct {
+	code     int
+	checkers map[string]string
+}{
+	"raft-basic.yaml":        {0, nil},
+	"raft-partitions.yaml":   {0, nil},
+	"raft-stale-read.yaml":   {1, nil},
+	"raft-lost-writes.yaml":  {1, nil},
+	"etcd-partitions.yaml":   {0, map[string]string{"linearizability": "valid", "lost-writes": "valid"}},
+	"etcd-serializable.yaml": {1, map[string]string{"linearizability": "invalid"}},
+}
+
 func TestExamplesOnDocker(t *testing.T) {
 	requireDocker(t)
-	want := map[string]int{
-		"raft-basic.yaml":       0,
-		"raft-partitions.yaml":  0,
-		"raft-stale-read.yaml":  1,
-		"raft-lost-writes.yaml": 1,
-	}
 	dur := "15s"
 	if testing.Short() {
 		dur = "8s"
 	}
-	for name, code := range want {
+	for name, want := range dockerExamples {
 		t.Run(name, func(t *testing.T) {
+			if strings.HasPrefix(name, "etcd-") {
+				requireEtcd(t)
+			}
 			dir := filepath.Join(t.TempDir(), "run")
-			got, out := faultline(t, 5*time.Minute, "run", "examples/"+name, "--runtime", "docker", "--duration", dur, "--seed", "5", "--out", dir, "--quiet")
+			d := dur
+			if strings.HasPrefix(name, "etcd-") {
+				// Long enough for a partition of the leader and one of
+				// the halves (faults from 3 s, every 5 s).
+				d = "20s"
+			}
+			got, out := faultline(t, 5*time.Minute, "run", "examples/"+name, "--runtime", "docker", "--duration", d, "--seed", "5", "--out", dir, "--quiet")
+			code := want.code
 			if got != code {
 				t.Fatalf("exit %d on docker, want %d\n%s", got, code, out)
+			}
+			res, err := reports.ReadResults(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for checker, v := range want.checkers {
+				if c := checkerResult(t, res, checker); string(c.Verdict) != v {
+					t.Errorf("checker %s: %s, want %s", checker, c.Verdict, v)
+				}
+			}
+			if name == "etcd-serializable.yaml" {
+				// The stale read is explained with the member that served
+				// it, on the same history line everywhere it is shown.
+				sameRefEverywhere(t, dir, "linearizability")
+				for _, a := range checkerResult(t, res, "linearizability").Anomalies {
+					if a.Node == "" || !strings.Contains(a.Message, "answered by "+a.Node) {
+						t.Errorf("anomaly %s on key %s names no member that answered: %s", a.Kind, a.Key, a.Message)
+					}
+				}
 			}
 			r := readResults(t, dir)
 			if r["runtime"] != "docker" {
