@@ -87,10 +87,10 @@ func (s *Scenario) resolveProcess() error {
 	}
 	names := s.roleOrder()
 	if len(names) == 0 {
-		return s.errAt("roles", "a process target (system: process) needs its roles, each with the command that starts a node, e.g. roles: {member: {nodes: 3, command: [etcd, \"--name={{.ID}}\", ...], ready: adapter}}")
+		return s.errNear("roles", "system", "a process target (system: process) needs its roles, each with the command that starts a node, e.g. roles: {member: {nodes: 3, command: [etcd, \"--name={{.ID}}\", ...], ready: adapter}}")
 	}
 	if s.Client.Adapter == "" {
-		return s.errAt("client", "a process target needs the client adapter that speaks its protocol (known: %s), e.g. client: etcd", strings.Join(adapterNames(), ", "))
+		return s.errNear("client", "system", "a process target needs the client adapter that speaks its protocol (known: %s), e.g. client: etcd", strings.Join(adapterNames(), ", "))
 	}
 	a, err := targets.LookupAdapter(s.Client.Adapter)
 	if err != nil {
@@ -149,4 +149,16 @@ func (s *Scenario) roleOrder() []string {
 		}
 	}
 	return slices.Sorted(maps.Keys(s.Roles))
+}
+
+// errNear is errAt for a field the file lacks, positioned at the field
+// near (which it has) when path has no position of its own.
+func (s *Scenario) errNear(path, near, format string, args ...any) error {
+	err := s.errAt(path, format, args...)
+	if fe, ok := err.(*FieldError); ok && fe.Line == 0 {
+		if n, ok := s.pos[near]; ok && n != nil {
+			fe.Line, fe.Col = n.Line, n.Column
+		}
+	}
+	return err
 }
