@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/faultline/faultline/history"
 )
 
 // requireEtcd fails under CI=true, and skips elsewhere, when Debian's etcd
@@ -72,4 +77,104 @@ func TestEtcdPeerPartitionRefusedLocally(t *testing.T) {
 	if left := etcdLeftovers(dir); len(left) > 0 {
 		t.Errorf("etcd started for a refused scenario: %v", left)
 	}
+}
+
+// cutsWereReal checks, from the history of an etcd run on Docker, that its
+// partitions really cut etcd's links: after every partition that isolated
+// the leader, a member on the majority side became leader in a higher term
+// while the partition lasted, and the isolated members' applied index
+// stood still once the cut had settled (0.5 s). It returns how many
+// partitions of the leader it checked.
+func cutsWereReal(t *testing.T, dir string) int {
+	t.Helper()
+	_, evs, err := history.ReadFile(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type status struct {
+		Role         string `json:"role"`
+		Term         uint64 `json:"term"`
+		AppliedIndex uint64 `json:"applied_index"`
+	}
+	type fault struct {
+		Fault   string     `json:"fault"`
+		ID      int        `json:"id"`
+		Targets []string   `json:"targets"`
+		Groups  [][]string `json:"groups"`
+	}
+	var obs []history.Event
+	starts, ends := map[int]history.Event{}, map[int]int64{}
+	for _, e := range evs {
+		if e.Process == history.Observer && e.F == "status" && e.Error == "" {
+			obs = append(obs, e)
+		}
+		if e.Process == history.Nemesis {
+			var f fault
+			if json.Unmarshal(e.Value, &f) == nil && strings.HasPrefix(f.Fault, "partition") {
+				if e.Phase == "start" {
+					starts[f.ID] = e
+				} else if e.Phase == "end" {
+					ends[f.ID] = e.Time
+				}
+			}
+		}
+	}
+	checked := 0
+	for id, s := range starts {
+		var f fault
+		json.Unmarshal(s.Value, &f)
+		end, ok := ends[id]
+		if !ok {
+			continue
+		}
+		isolated := f.Targets
+		if len(f.Groups) == 2 {
+			isolated = f.Groups[0]
+			if len(f.Groups[1]) < len(isolated) {
+				isolated = f.Groups[1]
+			}
+		}
+		// The leader and the highest term the observer saw before the cut.
+		leader, term := "", uint64(0)
+		for _, e := range obs {
+			var st status
+			if e.Time > s.Time || json.Unmarshal(e.Value, &st) != nil {
+				continue
+			}
+			term = max(term, st.Term)
+			if st.Role == "leader" {
+				leader = e.Node
+			}
+		}
+		if !slices.Contains(isolated, leader) {
+			continue
+		}
+		checked++
+		newLeader := false
+		applied := map[string]map[uint64]bool{}
+		for _, e := range obs {
+			var st status
+			if e.Time < s.Time || e.Time > end || json.Unmarshal(e.Value, &st) != nil {
+				continue
+			}
+			if !slices.Contains(isolated, e.Node) && st.Role == "leader" && st.Term > term {
+				newLeader = true
+			}
+			if slices.Contains(isolated, e.Node) && e.Time > s.Time+int64(500*time.Millisecond) && st.AppliedIndex > 0 {
+				if applied[e.Node] == nil {
+					applied[e.Node] = map[uint64]bool{}
+				}
+				applied[e.Node][st.AppliedIndex] = true
+			}
+		}
+		if !newLeader {
+			t.Errorf("partition %d (%s, history.jsonl:%d) isolated leader %s, and no member of the majority became leader in a term above %d while it lasted: the cut was not real", id, f.Fault, s.Line, leader, term)
+		}
+		for n, idx := range applied {
+			if len(idx) > 1 {
+				t.Errorf("partition %d (%s, history.jsonl:%d): isolated member %s applied entries while cut off (applied indexes %v)", id, f.Fault, s.Line, n, slices.Sorted(maps.Keys(idx)))
+			}
+		}
+	}
+	return checked
 }
