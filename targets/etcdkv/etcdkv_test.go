@@ -1,0 +1,436 @@
+//go:build unix
+
+package etcdkv
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/rs/zerolog"
+
+	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/targets"
+)
+
+func newClient(t *testing.T, addr string, opts Options) *Client {
+	t.Helper()
+	c, err := New(addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func do(c *Client, f, key, value string) history.Outcome {
+	op := history.Op{F: f, Key: key}
+	if value != "" {
+		op.Value = json.RawMessage(value)
+	}
+	return c.Do(context.Background(), op)
+}
+
+// wantOK fails the test unless out is ok, answered by node, with a term.
+func wantOK(t *testing.T, what string, out history.Outcome, node string) {
+	t.Helper()
+	if out.Type != history.OK {
+		t.Fatalf("%s: %+v, want ok", what, out)
+	}
+	if out.Node != node || out.Term == 0 {
+		t.Fatalf("%s: node %q term %d, want node %q and a term > 0", what, out.Node, out.Term, node)
+	}
+}
+
+func wantValue(t *testing.T, what string, out history.Outcome, node, value string) {
+	t.Helper()
+	wantOK(t, what, out, node)
+	if string(out.Value) != value {
+		t.Fatalf("%s: value %s, want %s", what, out.Value, value)
+	}
+}
+
+// TestOps: get, put and cas against one real member, with their values,
+// mismatches, the answering member's name and its term.
+func TestOps(t *testing.T) {
+	m := startCluster(t, 1)[0]
+	c := newClient(t, m.client, Options{Timeout: 2 * time.Second})
+
+	wantValue(t, "get of an absent key", do(c, "get", "k", ""), "n1", "null")
+	wantOK(t, "put string", do(c, "put", "k", `"a b"`), "n1")
+	wantValue(t, "get string", do(c, "get", "k", ""), "n1", `"a b"`)
+	wantOK(t, "put number", do(c, "put", "k", ` 42 `), "n1")
+	wantValue(t, "get number", do(c, "get", "k", ""), "n1", `42`)
+	wantOK(t, "put 1.0", do(c, "put", "f", `1.0`), "n1")
+	wantValue(t, "get 1.0 (canonical)", do(c, "get", "f", ""), "n1", `1`)
+
+	wantOK(t, "cas 42 -> 43", do(c, "cas", "k", `{"from": 42, "to": 43}`), "n1")
+	wantValue(t, "get after cas", do(c, "get", "k", ""), "n1", `43`)
+	wantOK(t, "cas from 1 (stored as 1.0)", do(c, "cas", "f", `{"from": 1e0, "to": "x"}`), "n1")
+
+	out := do(c, "cas", "k", `{"from": 41, "to": 44}`)
+	if !history.IsMismatch(out.Type, out.Error) || out.Error != history.Mismatch {
+		t.Fatalf("cas with a wrong from: %+v, want fail mismatch", out)
+	}
+	if out.Node != "n1" || out.Term == 0 {
+		t.Fatalf("mismatch: node %q term %d, want n1 and a term", out.Node, out.Term)
+	}
+	wantValue(t, "get after mismatch", do(c, "get", "k", ""), "n1", `43`)
+
+	out = do(c, "cas", "absent", `{"from": 1, "to": 2}`)
+	if !history.IsMismatch(out.Type, out.Error) {
+		t.Fatalf("cas from 1 on an absent key: %+v, want fail mismatch", out)
+	}
+	wantOK(t, "cas from null on an absent key", do(c, "cas", "fresh", `{"from": null, "to": "v1"}`), "n1")
+	wantValue(t, "get after cas from null", do(c, "get", "fresh", ""), "n1", `"v1"`)
+	out = do(c, "cas", "fresh", `{"from": null, "to": "v2"}`)
+	if !history.IsMismatch(out.Type, out.Error) {
+		t.Fatalf("cas from null on a present key: %+v, want fail mismatch", out)
+	}
+	wantOK(t, "put null", do(c, "put", "fresh", `null`), "n1")
+	wantValue(t, "get after put null", do(c, "get", "fresh", ""), "n1", `null`)
+	wantOK(t, "cas to null", do(c, "cas", "k", `{"from": 43, "to": null}`), "n1")
+	wantValue(t, "get after cas to null", do(c, "get", "k", ""), "n1", `null`)
+
+	for _, bad := range []history.Op{
+		{F: "delete", Key: "k"},
+		{F: "put", Key: "k"},
+		{F: "put", Key: "k", Value: json.RawMessage(`{`)},
+		{F: "put", Key: "", Value: json.RawMessage(`1`)},
+		{F: "cas", Key: "k", Value: json.RawMessage(`{"from": 1}`)},
+	} {
+		out := c.Do(context.Background(), bad)
+		if out.Type != history.Fail || !strings.HasPrefix(out.Error, "etcd: ") {
+			t.Errorf("%+v: %+v, want fail with an etcd: error", bad, out)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if out := c.Do(ctx, history.Op{F: "put", Key: "k", Value: json.RawMessage(`1`)}); out.Type != history.Fail {
+		t.Errorf("put with a done context: %+v, want fail (not sent)", out)
+	}
+}
+
+// TestTimedOutWriteIsInfo: a put sent to a member that is paused (SIGSTOP)
+// gets no answer before its timeout: info, never fail.
+func TestTimedOutWriteIsInfo(t *testing.T) {
+	m := startCluster(t, 1)[0]
+	c := newClient(t, m.client, Options{Timeout: 500 * time.Millisecond})
+	wantOK(t, "warm-up put", do(c, "put", "k", `1`), "n1")
+
+	m.pause(t)
+	start := time.Now()
+	out := do(c, "put", "k", `2`)
+	took := time.Since(start)
+	cas := do(c, "cas", "k", `{"from": 1, "to": 3}`)
+	get := do(c, "get", "k", "")
+	m.resume(t)
+
+	if out.Type != history.Info || out.Error != "etcd: timeout" || out.Node != "" {
+		t.Fatalf("put to a paused member: %+v, want info \"etcd: timeout\" without a node", out)
+	}
+	if took < 450*time.Millisecond || took > 2*time.Second {
+		t.Errorf("put took %v, want about its timeout (500ms)", took)
+	}
+	if cas.Type != history.Info {
+		t.Errorf("cas to a paused member: %+v, want info", cas)
+	}
+	if get.Type != history.Fail {
+		t.Errorf("get from a paused member: %+v, want fail (a read has no effect)", get)
+	}
+	// Resumed, the member answers again on the same client.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := do(c, "put", "k", `4`)
+		if out.Type == history.OK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("put after SIGCONT: %+v", out)
+		}
+	}
+}
+
+// startProxy starts a Toxiproxy proxy (Toxiproxy's own server package)
+// from a free loopback port to upstream.
+func startProxy(t *testing.T, upstream string) *toxiproxy.Proxy {
+	t.Helper()
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	p := toxiproxy.NewProxy(srv, "etcd-client", "127.0.0.1:0", upstream)
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// TestCutAfterSendIsInfo: a put whose request went through a Toxiproxy
+// proxy to a paused member, and whose connection is then cut (the proxy
+// disabled, which closes its connections), is info, not fail: the
+// member may still apply it. Then, with the proxy refusing connections, a
+// put is fail (never sent); and through a proxy that accepts while the
+// member behind it is still paused, a fresh client's put is fail too: gRPC
+// never got the member's handshake, so it sent nothing.
+func TestCutAfterSendIsInfo(t *testing.T) {
+	m := startCluster(t, 1)[0]
+	p := startProxy(t, m.client)
+	addr := p.Listen
+	c := newClient(t, addr, Options{Timeout: 5 * time.Second})
+	wantOK(t, "warm-up put through the proxy", do(c, "put", "k", `1`), "n1")
+
+	m.pause(t)
+	done := make(chan history.Outcome, 1)
+	start := time.Now()
+	go func() { done <- do(c, "put", "k", `2`) }()
+	time.Sleep(300 * time.Millisecond) // the request is in the member's socket
+	p.Stop()
+	var out history.Outcome
+	select {
+	case out = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("put did not end after its connection was cut")
+	}
+	took := time.Since(start)
+	if out.Type != history.Info || out.Node != "" {
+		t.Fatalf("put cut after it was sent: %+v, want info", out)
+	}
+	if took > 3*time.Second {
+		t.Errorf("put ended after %v: the cut, not the 5s timeout, should end it", took)
+	}
+	t.Logf("cut after sending: %s (after %v)", out.Error, took.Round(time.Millisecond))
+
+	// The proxy refuses connections: nothing can be sent.
+	c2 := newClient(t, addr, Options{Timeout: 300 * time.Millisecond})
+	if out := do(c2, "put", "k", `3`); out.Type != history.Fail || !strings.Contains(out.Error, "not sent") || !strings.Contains(out.Error, "refused") {
+		t.Fatalf("put through a disabled proxy: %+v, want fail, not sent: connection refused", out)
+	}
+
+	// The proxy accepts again, but the member behind it is still paused:
+	// the TCP connection is made, the member's handshake never comes.
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c3 := newClient(t, addr, Options{Timeout: 500 * time.Millisecond})
+	if out := do(c3, "put", "k", `4`); out.Type != history.Fail || !strings.Contains(out.Error, "handshake") {
+		t.Fatalf("put to a paused member behind an accepting proxy: %+v, want fail, not sent (no handshake)", out)
+	}
+
+	m.resume(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := do(c3, "get", "k", "")
+		if out.Type == history.OK {
+			t.Logf("after SIGCONT the key holds %s (the info put of 2 may or may not have been applied)", out.Value)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("get after SIGCONT: %+v", out)
+		}
+	}
+}
+
+// TestNeverConnectedIsFail: where nothing listens, no request can be
+// sent: put, cas and get are fail, and the error says why.
+func TestNeverConnectedIsFail(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	c := newClient(t, addr, Options{Timeout: 300 * time.Millisecond})
+	for _, op := range []struct{ f, v string }{{"put", `1`}, {"cas", `{"from": 1, "to": 2}`}, {"get", ""}} {
+		out := do(c, op.f, "k", op.v)
+		if out.Type != history.Fail || !strings.HasPrefix(out.Error, "etcd: ") || !strings.Contains(out.Error, "not sent") || !strings.Contains(out.Error, "connection refused") {
+			t.Errorf("%s where nothing listens: %+v, want fail: not sent, connection refused", op.f, out)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	err := Ping(ctx, addr, nil)
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("Ping where nothing listens: %v, want connection refused", err)
+	}
+	if took := time.Since(start); took > 900*time.Millisecond {
+		t.Errorf("Ping where nothing listens took %v: it should not wait for its deadline", took)
+	}
+}
+
+// TestOptions: the adapter takes read=linearizable (the default) or
+// read=serializable, and refuses anything else by name.
+func TestOptions(t *testing.T) {
+	a, err := targets.LookupAdapter(AdapterName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Options) != 1 || a.Options[0].Name != "read" || a.Options[0].Default != "linearizable" || a.Ping == nil || a.Status == nil || a.Errors == "" {
+		t.Fatalf("adapter declares %+v", a)
+	}
+	for _, op := range []string{"get", "put", "cas"} {
+		if !a.Supports(op) {
+			t.Errorf("adapter does not support %s", op)
+		}
+	}
+	cfg := func(opts map[string]string) targets.ClientConfig {
+		return targets.ClientConfig{Nodes: map[string]string{"n1": "127.0.0.1:1"}, Home: "n1", Timeout: time.Second, Options: opts}
+	}
+	for opts, want := range map[string]ReadMode{"": Linearizable, "linearizable": Linearizable, "serializable": Serializable} {
+		var o map[string]string
+		if opts != "" {
+			o = map[string]string{"read": opts}
+		}
+		cl, err := a.New(cfg(o))
+		if err != nil {
+			t.Fatalf("read=%q: %v", opts, err)
+		}
+		if got := cl.(*Client).opts.Read; got != want {
+			t.Errorf("read=%q: mode %s, want %s", opts, got, want)
+		}
+		cl.Close()
+	}
+	for _, tc := range []struct {
+		opts map[string]string
+		want []string
+	}{
+		{map[string]string{"consistency": "strong"}, []string{"consistency"}},
+		{map[string]string{"read": "stale"}, []string{"read", "stale"}},
+		{map[string]string{"read": "serializable", "timeout": "1s"}, []string{"timeout"}},
+	} {
+		_, err := a.New(cfg(tc.opts))
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("options %v: error %v, want one naming %q", tc.opts, err, w)
+			}
+		}
+		if err := Ping(context.Background(), "127.0.0.1:1", tc.opts); err == nil {
+			t.Errorf("Ping with options %v: no error", tc.opts)
+		}
+	}
+	if _, err := a.New(targets.ClientConfig{Nodes: map[string]string{"n1": "127.0.0.1:1"}, Home: "n2"}); err == nil || !strings.Contains(err.Error(), "n2") {
+		t.Errorf("home not among the nodes: %v", err)
+	}
+}
+
+// TestCluster: on three members, Status names exactly one leader, the
+// others follow it; then, with the leader and the other follower paused,
+// the remaining follower still answers serializable reads from its own
+// state, fails linearizable ones, and refuses writes once it knows no
+// leader ("no leader": certainly not applied, fail). The admin connections
+// Status used are closed once idle.
+func TestCluster(t *testing.T) {
+	old := admin.setIdle(300 * time.Millisecond)
+	t.Cleanup(func() { admin.setIdle(old) })
+
+	ms := startCluster(t, 3)
+	ctx := context.Background()
+	status := func(m *member) (targets.Status, error) {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		return Status(sctx, targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: m.name, Client: m.client}}, nil)
+	}
+
+	// Every member agrees on one leader (wait out the first election).
+	var sts []targets.Status
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sts = sts[:0]
+		leaders := map[string]bool{}
+		var err error
+		for _, m := range ms {
+			var st targets.Status
+			if st, err = status(m); err != nil {
+				break
+			}
+			sts = append(sts, st)
+			leaders[st.Leader] = true
+		}
+		if err == nil && len(leaders) == 1 && !leaders[""] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no agreed leader: %+v (%v)", sts, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var leader string
+	nLeaders := 0
+	for i, st := range sts {
+		if st.ID != ms[i].name {
+			t.Errorf("status of %s: ID %q", ms[i].name, st.ID)
+		}
+		if st.Role == "leader" {
+			nLeaders++
+			leader = st.ID
+		} else if st.Role != "follower" {
+			t.Errorf("status of %s: role %q", st.ID, st.Role)
+		}
+		if st.Term == 0 || st.CommitIndex == 0 || st.AppliedIdx == 0 || !json.Valid(st.Raw) || len(st.Raw) < 10 {
+			t.Errorf("status of %s: %+v", st.ID, st)
+		}
+	}
+	if nLeaders != 1 {
+		t.Fatalf("%d leaders: %+v", nLeaders, sts)
+	}
+	for _, st := range sts {
+		if st.Leader != leader {
+			t.Errorf("%s names leader %q, want %q", st.ID, st.Leader, leader)
+		}
+	}
+	t.Logf("leader %s, term %d", leader, sts[0].Term)
+
+	// A follower, cut off from the rest by pausing them.
+	var home *member
+	var others []*member
+	for _, m := range ms {
+		if m.name != leader && home == nil {
+			home = m
+		} else {
+			others = append(others, m)
+		}
+	}
+	lin := newClient(t, home.client, Options{Timeout: time.Second})
+	ser := newClient(t, home.client, Options{Timeout: time.Second, Read: Serializable})
+	wantOK(t, "put through a follower", do(lin, "put", "k", `"before"`), home.name)
+	wantValue(t, "serializable get", do(ser, "get", "k", ""), home.name, `"before"`)
+	for _, m := range others {
+		m.pause(t)
+	}
+	if out := do(lin, "get", "k", ""); out.Type != history.Fail {
+		t.Errorf("linearizable get without a quorum: %+v, want fail", out)
+	}
+	// Once the follower's election timeout passes it knows no leader.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		st, err := status(home)
+		if err == nil && st.Leader == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still names a leader with the others paused: %+v %v", home.name, st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantValue(t, "serializable get without a leader", do(ser, "get", "k", ""), home.name, `"before"`)
+	out := do(lin, "put", "k", `"after"`)
+	if out.Type != history.Fail || out.Error != "etcd: no leader" {
+		t.Errorf("put to a member without a leader: %+v, want fail \"etcd: no leader\"", out)
+	}
+	out = do(lin, "cas", "k", `{"from": "before", "to": "after"}`)
+	if out.Type != history.Fail || out.Error != "etcd: no leader" {
+		t.Errorf("cas to a member without a leader: %+v, want fail \"etcd: no leader\"", out)
+	}
+	for _, m := range others {
+		m.resume(t)
+	}
+
+	// The admin connections close once idle.
+	deadline = time.Now().Add(5 * time.Second)
+	for _, m := range ms {
+		for admin.has(m.client) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the admin connection to %s is still open after 300ms idle", m.client)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
