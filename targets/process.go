@@ -379,53 +379,17 @@ func (p *ProcessSpec) WaitProbe(ctx context.Context, addr string, timeout time.D
 		if p.Ping == nil {
 			return errors.New("the readiness probe is the adapter's ping, and the client adapter has none: use tcp or http")
 		}
-		return waitTry(ctx, "the adapter's ping of "+addr, timeout, exited, func(ctx context.Context) error { return p.Ping(ctx, addr) })
+		what := "the adapter's ping of " + addr
+		return poll(ctx, what, what, timeout, exited, func(ctx context.Context) error { return p.Ping(ctx, addr) })
 	default:
-		return waitTry(ctx, "a TCP connection to "+addr, timeout, exited, func(ctx context.Context) error {
+		what := "a TCP connection to " + addr
+		return poll(ctx, what, what, timeout, exited, func(ctx context.Context) error {
 			c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 			if err == nil {
 				c.Close()
 			}
 			return err
 		})
-	}
-}
-
-// waitTry polls try (each call bounded by readyTry) as WaitHTTP polls its
-// URL, until it returns nil.
-func waitTry(ctx context.Context, what string, timeout time.Duration, exited func(context.Context) error, try func(context.Context) error) error {
-	var deadline <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		deadline = t.C
-	}
-	delay := readyFirstDelay
-	var last string
-	for {
-		tctx, cancel := context.WithTimeout(ctx, 2*readyTry)
-		err := try(tctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
-		}
-		last = err.Error()
-		if exited != nil {
-			if why := exited(ctx); why != nil {
-				return &NotReadyError{URL: what, Timeout: timeout, Last: last, Exited: why}
-			}
-		}
-		select {
-		case <-deadline:
-			return &NotReadyError{URL: what, Timeout: timeout, Last: last}
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, readyMaxDelay)
 	}
 }
 

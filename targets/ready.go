@@ -17,10 +17,11 @@ import (
 // 200 OK.
 const ReadyPath = "/admin/status"
 
-// NotReadyError is WaitHTTP's error when its URL did not answer 200: the
-// process behind it ended first (Exited is set), or the timeout passed.
+// NotReadyError is WaitHTTP's error when its URL did not answer 200 (or a
+// process target's probe's, when it did not pass): the process behind it
+// ended first (Exited is set), or the timeout passed.
 type NotReadyError struct {
-	URL     string
+	URL     string // the URL, or what the probe tried ("a TCP connection to ADDR")
 	Timeout time.Duration
 	// Last is the last answer ("HTTP 503: ...") or the last request's
 	// error; "" if no request was made.
@@ -33,7 +34,11 @@ func (e *NotReadyError) Error() string {
 	if e.Exited != nil {
 		return fmt.Sprintf("exited before it was ready (%v)", e.Exited)
 	}
-	return fmt.Sprintf("not ready after %v: GET %s: %s", e.Timeout, e.URL, e.Last)
+	probe := e.URL
+	if strings.HasPrefix(probe, "http://") || strings.HasPrefix(probe, "https://") {
+		probe = "GET " + probe
+	}
+	return fmt.Sprintf("not ready after %v: %s: %s", e.Timeout, probe, e.Last)
 }
 
 // Readiness polling: the first try is at once, then the delay doubles from
@@ -70,6 +75,25 @@ var readyHTTP = &http.Client{
 // It uses no HTTP proxy and keeps no connection open. Safe for concurrent
 // use.
 func WaitHTTP(ctx context.Context, url string, timeout time.Duration, exited func(context.Context) error) error {
+	return poll(ctx, url, "GET "+url+" to answer 200", timeout, exited, func(ctx context.Context) error {
+		code, body, err := getOnce(ctx, url)
+		switch {
+		case err != nil:
+			return err
+		case code != http.StatusOK:
+			return fmt.Errorf("HTTP %d: %.200s", code, strings.TrimSpace(string(body)))
+		}
+		return nil
+	})
+}
+
+// poll calls try (each call bounded by 2*readyTry) at once, then after a
+// delay that doubles from readyFirstDelay up to readyMaxDelay, until it
+// returns nil; then poll returns nil. exited and timeout are as for
+// WaitHTTP: a *NotReadyError (URL name, Last the last try's error) when
+// the process ends or the timeout passes first; when ctx ends first, an
+// error that wraps ctx.Err() saying "waiting for " + what.
+func poll(ctx context.Context, name, what string, timeout time.Duration, exited func(context.Context) error, try func(context.Context) error) error {
 	var deadline <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
@@ -77,29 +101,27 @@ func WaitHTTP(ctx context.Context, url string, timeout time.Duration, exited fun
 		deadline = t.C
 	}
 	delay := readyFirstDelay
-	var last string
 	for {
-		code, body, err := getOnce(ctx, url)
-		switch {
-		case err == nil && code == http.StatusOK:
+		tctx, cancel := context.WithTimeout(ctx, 2*readyTry)
+		err := try(tctx)
+		cancel()
+		if err == nil {
 			return nil
-		case err == nil:
-			last = fmt.Sprintf("HTTP %d: %.200s", code, strings.TrimSpace(string(body)))
-		case ctx.Err() != nil:
-			return fmt.Errorf("waiting for GET %s to answer 200: %w", url, ctx.Err())
-		default:
-			last = err.Error()
 		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		}
+		last := err.Error()
 		if exited != nil {
 			if why := exited(ctx); why != nil {
-				return &NotReadyError{URL: url, Timeout: timeout, Last: last, Exited: why}
+				return &NotReadyError{URL: name, Timeout: timeout, Last: last, Exited: why}
 			}
 		}
 		select {
 		case <-deadline:
-			return &NotReadyError{URL: url, Timeout: timeout, Last: last}
+			return &NotReadyError{URL: name, Timeout: timeout, Last: last}
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for GET %s to answer 200: %w", url, ctx.Err())
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, readyMaxDelay)

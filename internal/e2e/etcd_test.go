@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,18 +12,14 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/internal/testenv"
 )
 
 // requireEtcd fails under CI=true, and skips elsewhere, when Debian's etcd
 // (etcd-server) is not installed: the etcd examples run it.
 func requireEtcd(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("etcd"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("etcd is not installed (%v): .ci/run installs Debian's etcd-server", err)
-		}
-		t.Skipf("etcd is not installed (%v): apt-get install etcd-server to run this test", err)
-	}
+	testenv.Etcd(t)
 }
 
 // etcdLeftovers lists the etcd processes still running with a command

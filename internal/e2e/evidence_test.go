@@ -21,6 +21,7 @@ import (
 	"github.com/faultline/faultline/internal/testbin"
 	"github.com/faultline/faultline/reports"
 	"github.com/faultline/faultline/scenario"
+
 	// The runtime, the system and the client adapter the infrastructure
 	// test uses.
 	_ "github.com/faultline/faultline/targets/httpkv"

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/internal/testbin"
+	"github.com/faultline/faultline/internal/testenv"
 )
 
 // Control surfaces under attack by another local user: the attacker is
@@ -35,13 +35,7 @@ func nobody(t *testing.T, args ...string) string {
 // nobodyAnswer is nobody that also returns the answer's body.
 func nobodyAnswer(t *testing.T, args ...string) (code, body string) {
 	t.Helper()
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("this test needs curl, and CI=true")
-		}
-		t.Skip("curl is not installed (under CI=true this fails)")
-	}
+	curl := testenv.Command(t, "curl", "apt-get install curl")
 	argv := append([]string{curl, "-s", "-w", "\n%{http_code}", "-m", "5"}, args...)
 	if setpriv, err := exec.LookPath("setpriv"); err == nil && os.Geteuid() == 0 {
 		argv = append([]string{setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"}, argv...)
@@ -52,25 +46,6 @@ func nobodyAnswer(t *testing.T, args ...string) (code, body string) {
 	o := strings.TrimSpace(string(out))
 	i := strings.LastIndexByte(o, '\n')
 	return o[i+1:], o[:max(i, 0)]
-}
-
-// freePorts returns n free loopback ports.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var out []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
 }
 
 // startBin starts the faultline binary with args and extra environment,
@@ -164,7 +139,7 @@ func token(t *testing.T) string {
 // latency toxic), and serves the token's holder.
 func TestProxyAPIRefusesOtherUsers(t *testing.T) {
 	tok := token(t)
-	p := freePorts(t, 2)
+	p := testenv.FreePorts(t, 2)
 	api := fmt.Sprintf("127.0.0.1:%d", p[0])
 	cmd := startBin(t, []string{"FAULTLINE_PROXY_TOKEN=" + tok}, "proxy", "--listen", api)
 	waitFor(t, "http://"+api+"/version", tok)
@@ -212,7 +187,7 @@ func TestProxyAPIRefusesOtherUsers(t *testing.T) {
 // started by hand without the token is open, as before.
 func TestNodeRefusesOtherUsers(t *testing.T) {
 	tok := token(t)
-	p := freePorts(t, 6)
+	p := testenv.FreePorts(t, 6)
 	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(p[i]) }
 	node := func(env []string, first int, id string) *exec.Cmd {
 		return startBin(t, env, "node", "--system", "raftkv", "--id", id,

@@ -28,6 +28,7 @@ import (
 	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/internal/runtimetest"
 	"github.com/faultline/faultline/internal/testbin"
+	"github.com/faultline/faultline/internal/testenv"
 	"github.com/faultline/faultline/targets"
 	"github.com/faultline/faultline/targets/httpkv"
 )
@@ -108,12 +109,7 @@ func requireDocker(t *testing.T) {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	if dockerErr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("this test needs Docker and CI=true: %v", dockerErr)
-		}
-		t.Skipf("Docker is not available (set CI=true to make this a failure): %v", dockerErr)
-	}
+	testenv.Need(t, "Docker", dockerErr, "start a Docker daemon")
 }
 
 func newRunID(t *testing.T) string {

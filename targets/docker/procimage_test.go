@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/faultline/faultline/internal/testenv"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
@@ -29,23 +30,13 @@ const etcdPath = "/usr/bin/etcd"
 // elsewhere, saying why.
 func requireFile(t *testing.T, p, why string) {
 	t.Helper()
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("this test needs %s (%s) and CI=true: %v", p, why, err)
-		}
-		t.Skipf("%s is missing (%s; set CI=true to make this a failure): %v", p, why, err)
-	}
+	testenv.File(t, p, why)
 }
 
 // requireGCC is requireFile for gcc, which builds the dynamic C programs.
 func requireGCC(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("this test needs gcc and CI=true: %v", err)
-		}
-		t.Skipf("gcc is missing (set CI=true to make this a failure): %v", err)
-	}
+	testenv.Command(t, "gcc", "apt-get install gcc")
 }
 
 // gcc compiles the C source src into out with the extra arguments.

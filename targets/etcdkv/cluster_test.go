@@ -5,7 +5,6 @@ package etcdkv
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/faultline/faultline/internal/testenv"
 )
 
 // member is one real etcd process started by startCluster.
@@ -30,36 +31,7 @@ type member struct {
 // it under CI=true) when there is none.
 func etcdBinary(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("etcd")
-	if err != nil {
-		msg := "etcd is not installed (no etcd on PATH): apt-get install etcd-server (Debian's etcd 3.4), or put an etcd 3.4+ binary on PATH"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
-}
-
-// freePorts returns n distinct free ports on 127.0.0.1 (free when it
-// returns: another process may take one before it is used, which the
-// start then reports).
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
+	return testenv.Etcd(t)
 }
 
 // startCluster starts n etcd members n1..nn on free 127.0.0.1 ports, with
@@ -69,7 +41,7 @@ func freePorts(t *testing.T, n int) []int {
 func startCluster(t *testing.T, n int) []*member {
 	t.Helper()
 	bin := etcdBinary(t)
-	ports := freePorts(t, 2*n)
+	ports := testenv.FreePorts(t, 2*n)
 	dir := t.TempDir()
 	token := fmt.Sprintf("faultline-test-%d", time.Now().UnixNano())
 	ms := make([]*member, n)

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/internal/testenv"
 	"github.com/faultline/faultline/targets"
 )
 
@@ -236,7 +237,7 @@ func TestCutAfterSendIsInfo(t *testing.T) {
 // TestNeverConnectedIsFail: where nothing listens, no request can be
 // sent: put, cas and get are fail, and the error says why.
 func TestNeverConnectedIsFail(t *testing.T) {
-	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePorts(t, 1)[0])
 	c := newClient(t, addr, Options{Timeout: 300 * time.Millisecond})
 	for _, op := range []struct{ f, v string }{{"put", `1`}, {"cas", `{"from": 1, "to": 2}`}, {"get", ""}} {
 		out := do(c, op.f, "k", op.v)
