@@ -13,7 +13,7 @@ import (
 )
 
 func newFaultsCmd() *cobra.Command {
-	var system, runtime string
+	var system, runtime, peers, client string
 	cmd := &cobra.Command{
 		Use:   "faults [--system NAME --runtime NAME]",
 		Short: "List the fault catalog with each fault's parameters, and what is available where",
@@ -44,7 +44,7 @@ reads of every key.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var env *faults.Env
 			if system != "" || runtime != "" {
-				e, err := faultsEnv(system, runtime)
+				e, err := faultsEnv(system, runtime, targets.Peering(peers), client)
 				if err != nil {
 					return err
 				}
@@ -54,14 +54,16 @@ reads of every key.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&system, "system", "", "say which faults are available for this system (with its default node counts)")
+	cmd.Flags().StringVar(&system, "system", "", "say which faults are available for this system (with its default node counts); process: a process target of 3 nodes")
+	cmd.Flags().StringVar(&peers, "peers", string(targets.PeersNames), "with --system process: how its nodes reach their peers (none, dial, names)")
+	cmd.Flags().StringVar(&client, "client", "etcd", "with --system process: its client adapter (it reads the nodes' status)")
 	cmd.Flags().StringVar(&runtime, "runtime", "", "say which faults are available on this runtime (default local when --system is given)")
 	return cmd
 }
 
 // faultsEnv is the Env of a system's default cluster on a runtime (see
 // faults.EnvFor); either may be "" (no system; runtime local).
-func faultsEnv(system, runtime string) (faults.Env, error) {
+func faultsEnv(system, runtime string, peers targets.Peering, client string) (faults.Env, error) {
 	if runtime == "" {
 		runtime = "local"
 	}
@@ -70,7 +72,19 @@ func faultsEnv(system, runtime string) (faults.Env, error) {
 		return faults.Env{}, err
 	}
 	var sys *targets.System
-	if system != "" {
+	switch system {
+	case "":
+	case targets.ProcessSystem:
+		spec := &targets.ProcessSpec{Command: []string{"true"}, Ready: targets.Probe{Kind: targets.ProbeTCP}, Peers: peers}
+		if err := spec.Check(); err != nil {
+			return faults.Env{}, fmt.Errorf("--peers: %w", err)
+		}
+		a, err := targets.LookupAdapter(client)
+		if err != nil {
+			return faults.Env{}, fmt.Errorf("--client: %w", err)
+		}
+		sys = targets.NewProcessSystem([]targets.ProcessRole{{Name: "node", Nodes: 3, Spec: spec}}, a, nil)
+	default:
 		if sys, err = targets.LookupSystem(system); err != nil {
 			return faults.Env{}, err
 		}

@@ -175,3 +175,24 @@ func cutsWereReal(t *testing.T, dir string) int {
 	}
 	return checked
 }
+
+// TestFaultsOfAProcessTarget: `faultline faults --system process` says
+// which faults a process target whose nodes name their peers can take on
+// each runtime: peer partitions only on Docker.
+func TestFaultsOfAProcessTarget(t *testing.T) {
+	avail := func(runtime string) string {
+		code, out := faultline(t, time.Minute, "faults", "--system", "process", "--runtime", runtime)
+		if code != 0 {
+			t.Fatalf("faults --runtime %s: exit %d\n%s", runtime, code, out)
+		}
+		i := strings.Index(out, "\npartition-leader ")
+		j := strings.Index(out[i+1:], "available")
+		return strings.SplitN(out[i+1+j:], "\n", 2)[0]
+	}
+	if a := avail("local"); !strings.Contains(a, "NO") || !strings.Contains(a, "one resolver") {
+		t.Errorf("local: partition-leader %q, want NO with the reason", a)
+	}
+	if a := avail("docker"); !strings.Contains(a, "yes") {
+		t.Errorf("docker: partition-leader %q, want yes", a)
+	}
+}
