@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+
+	"github.com/faultline/faultline/targets"
 )
 
 // Kill kills the target nodes (SIGKILL, docker kill) and starts them again
@@ -45,15 +48,7 @@ func (k *Kill) Inject(ctx context.Context, in *Injection) (Undo, error) {
 		}
 	}
 	var killed []string
-	start := func(ctx context.Context) error {
-		var errs []error
-		for _, id := range killed {
-			if err := pc.Start(ctx, id); err != nil {
-				errs = append(errs, fmt.Errorf("restart %s: %w", id, err))
-			}
-		}
-		return errors.Join(errs...)
-	}
+	start := func(ctx context.Context) error { return startAll(ctx, pc, killed, "restart") }
 	undo := undoAll(refuse, start)
 	for _, id := range in.Targets {
 		// Noted before the call: a kill that fails part way (its wait
@@ -66,4 +61,24 @@ func (k *Kill) Inject(ctx context.Context, in *Injection) (Undo, error) {
 		}
 	}
 	return undo, nil
+}
+
+// startAll starts the nodes ids all at once and waits for them: a node
+// may be ready only once others are (an etcd member answers a
+// linearizable read once a quorum runs), so one at a time could wait out a
+// readiness timeout per node. Each failure is named "VERB ID: ...".
+func startAll(ctx context.Context, pc targets.ProcessControl, ids []string, verb string) error {
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := pc.Start(ctx, id); err != nil {
+				errs[i] = fmt.Errorf("%s %s: %w", verb, id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

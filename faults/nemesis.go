@@ -312,10 +312,10 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 		if pz != nil {
 			pz.Resume(ctx, id) // fails harmlessly for a node that is not running
 		}
-		if pc != nil {
-			if err := pc.Start(ctx, id); err != nil {
-				errs = append(errs, fmt.Errorf("heal: start %s: %w", id, err))
-			}
+	}
+	if pc != nil {
+		if err := startAll(ctx, pc, touched, "heal: start"); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	value := map[string]any{"fault": "heal", "ended": len(act)}
