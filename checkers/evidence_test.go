@@ -315,3 +315,23 @@ func TestLostWriteOrStaleRead(t *testing.T) {
 		}
 	}
 }
+
+// A successful cas is an observation too: one that compared against a
+// value the stale read missed shows that state was not lost, so the read
+// is stale, not a lost write (serializable reads of etcd look like this:
+// the missed write is overwritten by cas operations, never read back).
+func TestLaterCasShowsAStaleRead(t *testing.T) {
+	in := loadFixture(t, "evidence-stale-read-cas.jsonl")
+	r := Linearizability{}.Check(context.Background(), in)
+	if r.Verdict != Invalid || len(r.Anomalies) != 1 {
+		t.Fatalf("got %s, %d anomalies: %s", r.Verdict, len(r.Anomalies), r.Summary)
+	}
+	if a := r.Anomalies[0]; a.Kind != "stale-read" || a.Node != "n3" {
+		t.Errorf("anomaly %s by %s, want a stale read by n3", a.Kind, a.Node)
+	}
+	for _, m := range []string{"a later cas found the register holding \"x2\"", "evidence-stale-read-cas.jsonl:17, answered by n1"} {
+		if !strings.Contains(r.Explanation, m) {
+			t.Errorf("explanation lacks %q:\n%s", m, r.Explanation)
+		}
+	}
+}

@@ -13,10 +13,10 @@ import (
 // says what the history shows, never a cause it cannot show.
 var violationMeaning = map[string]string{
 	"stale-read": "A stale read: the read returned a value that an acknowledged write had replaced before the read began, " +
-		"and a later read of the key returns the value of a write the read missed, so that state was not lost: " +
+		"and a later read of the key returns the value of a write the read missed (or a later cas found the register holding it), so that state was not lost: " +
 		"the node that answered the read served an older state than one already acknowledged to a client.",
 	"lost-write": "A lost write: the read returned a value that an acknowledged write had replaced before the read began, " +
-		"and no later read of the key returns the value of any write the read missed: what the system served afterwards does not include them. " +
+		"and no later read (or successful cas) of the key observes the value of any write the read missed: what the system served afterwards does not include them. " +
 		"See also lost-writes, which judges the acknowledged writes against the final reads.",
 	"stale-cas": "A cas succeeded comparing against a value that an acknowledged write had replaced before the cas began: " +
 		"the update was applied to an older state than one already acknowledged to a client (a lost update).",
@@ -225,10 +225,10 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 	}
 	sort.SliceStable(missed, func(i, j int) bool { return missed[i].ret > missed[j].ret })
 	n := len(missed)
-	later := h.laterReads(op)
+	later := h.laterObservations(op)
 	data["later_reads"] = len(later)
 	data["missed_writes"] = n
-	if wi, ri, stale := staleOrLost(missed, later, func(o *regOp) int32 { return o.val }, func(o *regOp) int32 { return o.val }); stale {
+	if wi, ri, stale := staleOrLost(missed, later, func(o *regOp) int32 { return o.val }, observedValue); stale {
 		w, r := missed[wi], later[ri]
 		related = append(related, h.opEvents(r)...)
 		data["shown_by"] = in.Ref(h.opEvents(r)[0])
@@ -237,7 +237,11 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 			related = append(related, h.opEvents(w)...)
 			what = fmt.Sprintf("%s, another write the read missed", h.opRef(w, in))
 		}
-		why += fmt.Sprintf("; a later read shows %s: %s", what, h.opRef(r, in))
+		if r.kind == opCAS {
+			why += fmt.Sprintf("; a later cas found the register holding %s (%s), which it compared against and replaced: %s", h.vals.String(r.from), what, h.opRef(r, in))
+		} else {
+			why += fmt.Sprintf("; a later read shows %s: %s", what, h.opRef(r, in))
+		}
 		return observation{kind: "stale-read", why: why, related: related, data: data}
 	}
 	writes := h.vals.String(lastO.val)
@@ -250,7 +254,17 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 	default:
 		first := later[0]
 		related = append(related, h.opEvents(first)...)
-		why += fmt.Sprintf("; none of the %s of key %s returns %s (the first: %s)", plural(len(later), "later read"), op.key, writes, h.opRef(first, in))
+		what, verb := plural(len(later), "later read"), "returns"
+		for _, o := range later {
+			if o.kind == opCAS {
+				what, verb = fmt.Sprintf("%d later reads and successful cas operations", len(later)), "observes"
+				if len(later) == 1 {
+					what = "1 later successful cas"
+				}
+				break
+			}
+		}
+		why += fmt.Sprintf("; none of the %s of key %s %s %s (the first: %s)", what, op.key, verb, writes, h.opRef(first, in))
 	}
 	return observation{kind: "lost-write", why: why, related: related, data: data}
 }
@@ -258,10 +272,11 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 // staleOrLost is the one rule, shared by the linearizability checker's
 // explanations and the lost-writes checker, that tells a stale read from
 // a lost write. A read of a value that acknowledged writes had replaced
-// before it began (the writes it missed) is a stale read when a later read
-// (one that began after the read completed) returns the value of one of
-// the writes it missed: the state the read missed is seen again, so it was
-// not lost. Otherwise it is a lost write: none of the states it missed is
+// before it began (the writes it missed) is a stale read when a later
+// observation (one that began after the read completed: a read, or a
+// successful cas, which observed the value it compared against) shows the
+// value of one of the writes it missed: the state the read missed is seen
+// again, so it was not lost. Otherwise it is a lost write: none of the states it missed is
 // ever seen again (writes that began later prove nothing: after a
 // rollback, new writes build on the old state).
 //
@@ -287,16 +302,27 @@ func staleOrLost[W, R any, V comparable](missed []W, later []R, writeVal func(W)
 	return -1, -1, false
 }
 
-// laterReads returns the ok reads of op's key that began after op
-// completed, in invoke order.
-func (h *regHistory) laterReads(op *regOp) []*regOp {
+// laterObservations returns the ok operations of op's key that observed
+// the register and began after op completed, in invoke order: reads (the
+// value read) and successful cas operations (the value they compared
+// against, which the register held: see observedValue).
+func (h *regHistory) laterObservations(op *regOp) []*regOp {
 	var out []*regOp
 	for _, o := range h.byKey[op.key] {
-		if o.kind == opGet && !o.info && o.call > op.ret {
+		if (o.kind == opGet || o.kind == opCAS) && !o.info && o.call > op.ret {
 			out = append(out, o)
 		}
 	}
 	return out
+}
+
+// observedValue is the value an ok read or cas observed the register
+// holding: what the read returned, or what the cas compared against.
+func observedValue(o *regOp) int32 {
+	if o.kind == opCAS {
+		return o.from
+	}
+	return o.val
 }
 
 func opNoun(op *regOp) string {
