@@ -497,10 +497,25 @@ func workloadStats(ws *workloads.Stats) reports.Stats {
 // saveEffective writes the scenario as run (defaults, overrides and the
 // seed applied), so `faultline run RUN_DIR/scenario.yaml` replays it.
 func (s *Scenario) saveEffective(path string) error {
-	b, err := yaml.Marshal(s)
+	// A secret given in the file itself (not as NAME_env) is not copied.
+	saved := *s
+	redacted := false
+	if s.adapter != nil && len(s.Client.Options) > 0 {
+		saved.Client.Options = map[string]string{}
+		for k, v := range s.Client.Options {
+			if s.adapter.IsSecret(k) {
+				v, redacted = targets.Redacted, true
+			}
+			saved.Client.Options[k] = v
+		}
+	}
+	b, err := yaml.Marshal(&saved)
 	if err != nil {
 		return err
 	}
 	head := fmt.Sprintf("# The scenario as run by faultline %s (defaults, overrides and seed applied).\n# Replay: faultline run %s\n", version.String(), path)
+	if redacted {
+		head += "# Secrets given in the scenario are shown as " + targets.Redacted + ": give them as NAME_env (an environment variable) to replay.\n"
+	}
 	return os.WriteFile(path, append([]byte(head), b...), 0o644)
 }

@@ -739,11 +739,7 @@ func (s *Scenario) validateClient() error {
 	}
 	s.adapter = a
 	for _, k := range slices.Sorted(maps.Keys(s.Client.Options)) {
-		known := false
-		for _, o := range a.Options {
-			known = known || o.Name == k
-		}
-		if !known {
+		if !a.KnowsOption(k) {
 			var names []string
 			for _, o := range a.Options {
 				names = append(names, o.Name)

@@ -62,6 +62,10 @@ type Option struct {
 	Name    string
 	Default string
 	Doc     string
+	// Secret marks a credential (a client adapter's password): a scenario
+	// may give it as NAME_env, the name of an environment variable, and a
+	// saved scenario shows its value as Redacted (see Secret).
+	Secret bool
 }
 
 // MaxNodes is the most nodes one cluster may have, over all roles.
