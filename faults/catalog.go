@@ -27,6 +27,7 @@ var builtin = []struct {
 	{"latency", func() Fault { return &Latency{Target: TargetAll, Latency: 100 * time.Millisecond, Peers: true} }},
 	{"bandwidth", func() Fault { return &Bandwidth{Target: TargetAll, Rate: 64, Peers: true} }},
 	{"reset", func() Fault { return &Reset{Target: TargetOne, Peers: true} }},
+	{"client-cut", func() Fault { return &ClientCut{Target: TargetOne, Mode: Drop} }},
 	{"kill", func() Fault { return &Kill{Target: TargetOne} }},
 	{"pause", func() Fault { return &Pause{Target: TargetOne} }},
 	{"clock-skew", func() Fault { return &ClockSkew{Target: TargetOne, Offset: 5 * time.Second} }},

@@ -51,6 +51,7 @@ func TestCatalogDefaults(t *testing.T) {
 		"latency":                   {"target": "all", "latency": "100ms", "jitter": "0s", "peers": "true", "clients": "false"},
 		"bandwidth":                 {"target": "all", "rate": "64", "peers": "true", "clients": "false"},
 		"reset":                     {"target": "one", "peers": "true", "clients": "false"},
+		"client-cut":                {"target": "one", "mode": "drop"},
 		"kill":                      {"target": "one"},
 		"pause":                     {"target": "one"},
 		"clock-skew":                {"target": "one", "offset": "5s"},

@@ -170,6 +170,9 @@ func needProcess(env Env) error {
 	if env.Caps.Process {
 		return nil
 	}
+	if env.Runtime == "external" {
+		return errors.New("faultline does not run the nodes of an external cluster: give cluster.hooks.kill and cluster.hooks.start, commands that kill a node and start it again, or remove this fault")
+	}
 	return fmt.Errorf("the runtime cannot kill and start nodes (no process control); use a runtime that can, such as local or docker (%s), or remove this fault", seeAvailable)
 }
 
@@ -177,6 +180,9 @@ func needProcess(env Env) error {
 func needPause(env Env) error {
 	if env.Caps.Pause {
 		return nil
+	}
+	if env.Runtime == "external" {
+		return errors.New("faultline does not run the nodes of an external cluster: give cluster.hooks.pause and cluster.hooks.resume, commands that freeze a node and thaw it, or remove this fault")
 	}
 	return fmt.Errorf("the runtime cannot pause and resume nodes; use a runtime that can, such as local or docker (%s), or remove this fault", seeAvailable)
 }
@@ -197,8 +203,29 @@ func needStatus(env Env) error {
 	return errors.New("the system has no status reader, so no node can be named leader; name the nodes another way (one, majority, a node id, role:NAME)")
 }
 
+// needPeerCut: the peer links can be cut into groups, by the proxies or
+// by the runtime (a partition hook: Caps.Partition). A hook cuts only the
+// peer links, so clients (which also cuts client links) needs proxies.
+func needPeerCut(env Env, clients bool) error {
+	err := needPeerLinks(env)
+	if err == nil || !env.Caps.Partition {
+		return err
+	}
+	if clients {
+		return specErr("clients", "the partition hook cuts the links between nodes; clients: true also needs proxies on them: remove it, or add a client-cut fault")
+	}
+	return nil
+}
+
 // needPeerLinks: a proxy sits on every directed link between nodes.
 func needPeerLinks(env Env) error {
+	if env.Runtime == "external" && env.Caps.Links < targets.PeerLinks {
+		how := "give cluster.hooks.partition and cluster.hooks.heal, commands that cut and restore the links between groups of nodes"
+		if env.Caps.Partition {
+			how = "the partition hook splits the nodes into groups, and this fault needs more (a toxic on each link, or one direction only)"
+		}
+		return fmt.Errorf("it acts on links between nodes, which faultline does not carry on an external cluster (it proxies only the client links): %s; or remove this fault (client-link faults apply: client-cut, and latency, bandwidth and reset with peers: false, clients: true)", how)
+	}
 	if env.Caps.Links < targets.PeerLinks {
 		return fmt.Errorf("it acts on links between nodes, and the runtime proxies %s; use a runtime that proxies every peer link, such as local or docker (%s)", env.Caps.Links, seeAvailable)
 	}

@@ -74,6 +74,9 @@ func isolate(ctx context.Context, in *Injection, mode Mode, clients bool) (Undo,
 	}
 	iso := in.Targets[0]
 	in.Groups = [][]string{{iso}, without(in.Nodes, iso)}
+	if undo, ok, err := in.hookPartition(ctx, links, clients); ok {
+		return undo, err
+	}
 	lf, err := links.Partition(ctx, in.Groups, mode, clientsIn(clients)...)
 	if err != nil {
 		return nil, err

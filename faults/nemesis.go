@@ -191,8 +191,20 @@ func (n *Nemesis) Start(ctx context.Context, p Planned) (*Active, error) {
 			in.Targets = []string{l}
 		}
 	}
+	// What the runtime reports doing for the fault (hooks: their exit
+	// status and output) is recorded with it.
+	var notes map[string][]any
+	var notesMu sync.Mutex
+	noted := targets.WithNotes(ctx, func(k string, v any) {
+		notesMu.Lock()
+		defer notesMu.Unlock()
+		if notes == nil {
+			notes = map[string][]any{}
+		}
+		notes[k] = append(notes[k], v)
+	})
 	if err == nil {
-		a.undo, err = f.Inject(ctx, in)
+		a.undo, err = f.Inject(noted, in)
 	}
 	a.Targets, a.Groups = in.Targets, in.Groups
 
@@ -210,6 +222,11 @@ func (n *Nemesis) Start(ctx context.Context, p Planned) (*Active, error) {
 	if in.links > 0 {
 		value["links"] = in.links
 	}
+	notesMu.Lock()
+	for k, v := range notes {
+		value[k] = v
+	}
+	notesMu.Unlock()
 	inj := Injected{ID: a.ID, Seq: p.Seq, Name: sp.Fault, Family: a.Family, Targets: a.Targets, Groups: a.Groups, Spec: sp, Start: a.Start}
 	if err != nil {
 		inj.Error = err.Error()
@@ -243,10 +260,16 @@ func (n *Nemesis) End(ctx context.Context, a *Active) error {
 	delete(n.active, a.ID)
 	n.mu.Unlock()
 	var err error
-	if a.undo != nil {
-		err = a.undo(ctx)
-	}
 	value := map[string]any{"fault": a.Spec.Fault, "id": a.ID}
+	if a.undo != nil {
+		var mu sync.Mutex
+		err = a.undo(targets.WithNotes(ctx, func(k string, v any) {
+			mu.Lock()
+			defer mu.Unlock()
+			l, _ := value[k].([]any)
+			value[k] = append(l, v)
+		}))
+	}
 	errText := ""
 	if err != nil {
 		errText = err.Error()
@@ -316,6 +339,12 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 	if pc != nil {
 		if err := startAll(ctx, pc, touched, "heal: start"); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// Links cut by other means (an external cluster's heal hook).
+	if p, ok := n.t.Cluster.(targets.Partitioner); ok {
+		if err := p.HealPartitions(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("heal: %w", err))
 		}
 	}
 	value := map[string]any{"fault": "heal", "ended": len(act)}
@@ -504,4 +533,24 @@ func (in *Injection) LinksInto(ids []string) []Link {
 		}
 	}
 	return out
+}
+
+// hookPartition cuts in.Groups with the cluster's partition hook
+// (targets.Partitioner) when the peer links carry no proxy; ok is false
+// when the proxies are to do it. The undo runs the heal hook.
+func (in *Injection) hookPartition(ctx context.Context, links *Links, clients bool) (Undo, bool, error) {
+	if links != nil && len(links.PeerLinks()) > 0 {
+		return nil, false, nil
+	}
+	p, isP := in.nem.t.Cluster.(targets.Partitioner)
+	if !isP {
+		return nil, false, nil
+	}
+	if clients {
+		return nil, true, errors.New("the partition hook cuts only the links between nodes; clients: true needs proxies on them")
+	}
+	if err := p.Partition(ctx, in.Groups); err != nil {
+		return p.HealPartitions, true, err
+	}
+	return p.HealPartitions, true, nil
 }

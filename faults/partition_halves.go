@@ -17,8 +17,8 @@ func (*PartitionHalves) Doc() string {
 	return "split the nodes into two halves (the larger half a majority); every link across is cut both ways"
 }
 
-// Available needs a proxy on every peer link.
-func (*PartitionHalves) Available(env Env) error { return needPeerLinks(env) }
+// Available needs a proxy on every peer link, or a partition hook.
+func (p *PartitionHalves) Available(env Env) error { return needPeerCut(env, p.Clients) }
 
 // Validate needs two nodes.
 func (*PartitionHalves) Validate(env Env) error { return needNodes(env, 2, "") }
@@ -34,6 +34,9 @@ func (p *PartitionHalves) Inject(ctx context.Context, in *Injection) (Undo, erro
 	links, err := in.Links()
 	if err != nil {
 		return nil, err
+	}
+	if undo, ok, err := in.hookPartition(ctx, links, p.Clients); ok {
+		return undo, err
 	}
 	lf, err := links.Partition(ctx, in.Groups, p.Mode, clientsIn(p.Clients)...)
 	if err != nil {

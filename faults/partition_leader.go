@@ -18,8 +18,8 @@ func (*PartitionLeader) Family() string { return "partition" }
 func (*PartitionLeader) Doc() string { return "isolate the node that is leader when the fault starts" }
 
 // Available needs a proxy on every peer link and a status reader.
-func (*PartitionLeader) Available(env Env) error {
-	if err := needPeerLinks(env); err != nil {
+func (p *PartitionLeader) Available(env Env) error {
+	if err := needPeerCut(env, p.Clients); err != nil {
 		return err
 	}
 	if needStatus(env) != nil {

@@ -15,8 +15,8 @@ func (*PartitionOne) Family() string { return "partition" }
 // Doc says what the fault does.
 func (*PartitionOne) Doc() string { return "isolate one node from every other node" }
 
-// Available needs a proxy on every peer link.
-func (*PartitionOne) Available(env Env) error { return needPeerLinks(env) }
+// Available needs a proxy on every peer link, or a partition hook.
+func (p *PartitionOne) Available(env Env) error { return needPeerCut(env, p.Clients) }
 
 // Validate needs a single-node target and two nodes.
 func (p *PartitionOne) Validate(env Env) error {

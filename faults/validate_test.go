@@ -46,9 +46,9 @@ func TestValidateKillWithoutProcessControl(t *testing.T) {
 	env.Runtime = "external"
 	env.Caps = targets.Capabilities{Links: targets.ClientLinks}
 	tl := Schedule{Timeline: []Spec{withAtFor(Spec{Fault: "kill"}, time.Second, time.Second)}}
-	specErrOn(t, &tl, env, "timeline[0].fault", "kill", "runtime external", "process control", "faultline faults")
-	specErrOn(t, mix(Spec{Fault: "pause"}), env, "mix[0].fault", "pause", "cannot pause")
-	if err := Available("kill", env); err == nil || !strings.Contains(err.Error(), "process control") {
+	specErrOn(t, &tl, env, "timeline[0].fault", "kill", "runtime external", "cluster.hooks.kill", "cluster.hooks.start")
+	specErrOn(t, mix(Spec{Fault: "pause"}), env, "mix[0].fault", "pause", "cluster.hooks.pause", "cluster.hooks.resume")
+	if err := Available("kill", env); err == nil || !strings.Contains(err.Error(), "hooks.kill") {
 		t.Errorf("Available(kill): %v", err)
 	}
 	if err := Available("kill", fullEnv(nodes3)); err != nil {
@@ -82,7 +82,7 @@ func TestValidatePeerLinkFaultsOnClientLinksOnly(t *testing.T) {
 			n = append(n, targets.NodeSpec{ID: "n4", Role: "replica"}, targets.NodeSpec{ID: "n5", Role: "replica"})
 		}
 		env.Nodes = n
-		specErrOn(t, mix(Spec{Fault: name}), env, "mix[0].fault", name, "runtime external", "client links only")
+		specErrOn(t, mix(Spec{Fault: name}), env, "mix[0].fault", name, "runtime external", "only the client links", "cluster.hooks.partition")
 		if err := Available(name, env); err == nil {
 			t.Errorf("Available(%s) on client links only", name)
 		}
@@ -148,4 +148,18 @@ func TestEnvFor(t *testing.T) {
 	if none := EnvFor(nil, "local", caps); none.System != nil || none.Nodes != nil || none.Runtime != "local" {
 		t.Errorf("EnvFor without a system = %+v", none)
 	}
+}
+
+// With partition and heal hooks, an external cluster takes the partitions
+// that split the nodes into groups, and still refuses the ones that need a
+// toxic on each link or one direction.
+func TestValidatePartitionsThroughHooks(t *testing.T) {
+	env := fullEnv(nodes3)
+	env.Runtime = "external"
+	env.Caps = targets.Capabilities{Links: targets.ClientLinks, Partition: true}
+	if err := mix(Spec{Fault: "partition-halves"}, Spec{Fault: "partition-one"}, Spec{Fault: "partition-leader"}).Validate(env); err != nil {
+		t.Fatal(err)
+	}
+	specErrOn(t, mix(Spec{Fault: "partition-one-way"}), env, "mix[0].fault", "partition-one-way", "the partition hook splits the nodes into groups")
+	specErrOn(t, mix(NewSpec("partition-halves", func(p *PartitionHalves) { p.Clients = true })), env, "mix[0].clients", "client-cut")
 }

@@ -85,6 +85,9 @@ type ClusterSpec struct {
 	Token Token
 	// Log, if set, receives one-line progress messages (node started, ...).
 	Log func(format string, args ...any)
+	// External is what runtime external needs: the nodes someone else
+	// runs, and the hooks for faults; nil for the other runtimes.
+	External *ExternalSpec
 }
 
 // IDs returns the ids of the spec's nodes, in order.
@@ -196,6 +199,9 @@ type Capabilities struct {
 	Process bool      // ProcessControl: kill, stop, start
 	Pause   bool      // Pauser: pause, resume
 	Links   LinkScope // which links carry a proxy
+	// Partition: peer links can be cut by other means than the proxies
+	// (Partitioner: an external cluster's partition hook).
+	Partition bool
 	// PeerNames: each node can be made to resolve every peer's host name
 	// to the proxy of that directed link (a network and a hosts file per
 	// node), so peer links of nodes that name their peers (PeersNames)
