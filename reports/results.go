@@ -37,6 +37,10 @@ type Results struct {
 	// RunID labels everything the run started (Docker: faultline.run=RunID;
 	// `faultline clean --run RunID` removes what a killed run left).
 	RunID string `json:"run_id,omitempty"`
+	// KeyPrefix starts every key the run sent to the cluster (a run on a
+	// shared, external cluster keeps to keys of its own); the history
+	// records keys without it.
+	KeyPrefix string `json:"key_prefix,omitempty"`
 	// RunInvalid says why the run itself could not mean anything (exit 4).
 	RunInvalid string `json:"run_invalid,omitempty"`
 	// Tampered lists changes to the run's proxies that faultline did not

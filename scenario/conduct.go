@@ -40,6 +40,10 @@ type RunOptions struct {
 	// StepSummary, if set, is a file the Markdown summary is appended to
 	// (GitHub Actions' $GITHUB_STEP_SUMMARY).
 	StepSummary string
+	// Cleanup deletes the run's keys from the cluster at the end (a put
+	// of null through the adapter, which deletes where the system can:
+	// etcd, redis), after the final reads.
+	Cleanup bool
 }
 
 // Progress is a snapshot of a run in progress.
@@ -188,10 +192,16 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		Dir: dir, Binary: opt.Binary,
 		// The run's secret: the nodes' APIs and a hosted proxy's API take
 		// requests only with it, so no other local user drives the run.
-		Token: targets.NewToken(),
-		Log:   func(format string, args ...any) { opt.logf("  "+format, args...) },
+		Token:    targets.NewToken(),
+		Log:      func(format string, args ...any) { opt.logf("  "+format, args...) },
+		External: s.externalSpec(),
 	}
 	r.RunID = spec.RunID
+	if s.KeyPrefix == "" && s.External() {
+		// A shared cluster: every key of the run carries a prefix of its own.
+		s.KeyPrefix = "faultline/" + spec.RunID + "/"
+	}
+	r.KeyPrefix = s.KeyPrefix
 	links, closeLinks, closeProxy, err := setupLinks(ctx, rt, spec)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -220,6 +230,15 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	defer closeCluster()
 	phase("setup", t0)
 
+	if s.External() {
+		opt.logf("preflight: every node through the %s adapter, and the hooks' check forms", s.adapter.Name)
+		if err := s.preflight(ctx, cluster); err != nil {
+			if ctx.Err() != nil {
+				return nil, interrupted(ctx)
+			}
+			return nil, infra(err)
+		}
+	}
 	status := targets.StatusOf(cluster, s.sys)
 	obs := startObserver(ctx, cluster, status, rec, 250*time.Millisecond)
 	stopObs := sync.OnceFunc(obs.Stop)
@@ -230,7 +249,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	newClient := func(worker int) (workloads.Client, error) {
 		cfg := clients
 		cfg.Home = serving[worker%len(serving)]
-		return s.adapter.New(cfg)
+		return s.newClient(cfg)
 	}
 
 	// Warm-up: the cluster must serve a read through every node that takes
@@ -351,7 +370,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	if l := obs.Leader(); l != "" && s.sys.Serving(fcfg.Roles[l]) {
 		fcfg.Home = l // fewer hops, and no dependence on the first node being up
 	}
-	fc, err := s.adapter.New(fcfg)
+	fc, err := s.newClient(fcfg)
 	if err != nil {
 		return nil, infra(err)
 	}
@@ -363,6 +382,9 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	}
 	if ferr != nil {
 		opt.logf("final reads: %v", ferr)
+	}
+	if opt.Cleanup {
+		s.cleanup(ctx, fc, gen, opt)
 	}
 	fc.Close()
 	phase("final-reads", t0)

@@ -52,6 +52,13 @@ type Scenario struct {
 	Workload    Workload              `yaml:"workload"`
 	Faults      *faults.Schedule      `yaml:"faults"` // none: no faults (links still go through proxies)
 	Checkers    Checkers              `yaml:"checkers"`
+	// Cluster lists the nodes of a cluster someone else runs, and its
+	// hooks (runtime external only).
+	Cluster *ClusterConfig `yaml:"cluster"`
+	// KeyPrefix starts every key the run's clients send (the history
+	// records keys without it); on runtime external a fresh one is made
+	// per run when it is empty ("faultline/RUN/").
+	KeyPrefix string `yaml:"key_prefix"`
 
 	// File is the path the scenario was read from ("" if built in code).
 	File string `yaml:"-"`
@@ -67,6 +74,10 @@ type Scenario struct {
 	wl      *workloads.Workload
 	nodes   []targets.NodeSpec
 	procs   map[string]*targets.ProcessSpec // a process target's roles
+	// An external cluster's nodes (addresses expanded), and --node
+	// overrides of their client addresses.
+	extNodes  []targets.ExternalNode
+	nodeAddrs map[string]string
 }
 
 // RoleConfig configures the nodes of one role.
@@ -263,10 +274,18 @@ type Overrides struct {
 	Concurrency *int
 	Seed        *int64
 	Runtime     *string
+	// Nodes overrides the client addresses of an external cluster's nodes
+	// (--node ID=ADDR).
+	Nodes map[string]string
 }
 
 // Load reads, decodes, defaults and validates a scenario file.
-func Load(path string) (*Scenario, error) {
+func Load(path string) (*Scenario, error) { return LoadWith(path, Overrides{}) }
+
+// LoadWith is Load with command-line overrides applied before the
+// scenario is validated (an external cluster's addresses may come only
+// from --node), errors of an override naming its flag.
+func LoadWith(path string, o Overrides) (*Scenario, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("scenario: %w", err)
@@ -279,7 +298,7 @@ func Load(path string) (*Scenario, error) {
 	if len(b) > MaxFileSize {
 		return nil, &FieldError{File: path, Msg: fmt.Sprintf("the file is larger than %d KiB, the limit of a scenario file: a scenario is a page, not data", MaxFileSize>>10)}
 	}
-	return Parse(path, b)
+	return parseWith(path, b, o)
 }
 
 // Limits on what a scenario may ask for, so that a mistake (or a hostile
@@ -296,7 +315,9 @@ const (
 
 // Parse decodes, defaults and validates a scenario held in memory; name is
 // used in error messages and as the default scenario name.
-func Parse(name string, b []byte) (*Scenario, error) {
+func Parse(name string, b []byte) (*Scenario, error) { return parseWith(name, b, Overrides{}) }
+
+func parseWith(name string, b []byte, o Overrides) (*Scenario, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
@@ -316,9 +337,14 @@ func Parse(name string, b []byte) (*Scenario, error) {
 	if n, ok := s.pos["system"]; ok && n.Kind == yaml.ScalarNode && n.Value != "" {
 		s.System = n.Value
 	}
-	if s.System == targets.ProcessSystem {
+	if n, ok := s.pos["runtime"]; ok && n.Kind == yaml.ScalarNode && n.Value == "external" {
+		if _, named := s.pos["system"]; !named {
+			s.System = targets.ExternalSystem
+		}
+	}
+	if s.System == targets.ProcessSystem || s.System == targets.ExternalSystem {
 		// Its roles and adapter come from the file (resolveProcess).
-		s.sys = &targets.System{Name: targets.ProcessSystem, Workload: "register"}
+		s.sys = &targets.System{Name: s.System, Workload: "register"}
 	} else {
 		sys, err := targets.LookupSystem(s.System)
 		if err != nil {
@@ -337,6 +363,12 @@ func Parse(name string, b []byte) (*Scenario, error) {
 	}
 	if err := s.applyDefaults(); err != nil {
 		return nil, err
+	}
+	if !o.empty() {
+		if err := s.Apply(o); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -488,6 +520,9 @@ func (s *Scenario) Validate() error {
 		return s.errAt("runtime", "%v", err)
 	}
 	s.rt = rt
+	if err := s.resolveExternal(); err != nil {
+		return err
+	}
 	if err := s.validateNodes(); err != nil {
 		return err
 	}
@@ -576,7 +611,7 @@ func (s *Scenario) checkLimits() error {
 
 // faultEnv describes the target to the faults: what they may ask of it.
 func (s *Scenario) faultEnv() faults.Env {
-	return faults.Env{System: s.sys, Runtime: s.Runtime, Caps: s.rt.Capabilities(), Nodes: s.nodes}
+	return faults.Env{System: s.sys, Runtime: s.Runtime, Caps: s.capabilities(), Nodes: s.nodes}
 }
 
 // fieldErr positions err under section when it is about one field.
@@ -591,6 +626,12 @@ func (s *Scenario) fieldErr(section string, err error) error {
 // validateNodes checks roles, counts, bug switches and options, and works
 // out every node's spec.
 func (s *Scenario) validateNodes() error {
+	if s.External() {
+		if len(s.Bugs) > 0 || len(s.NodeOpts) > 0 || len(s.Roles) > 0 {
+			return s.errAt("runtime", "an external cluster takes no bugs, node_opts or roles: its nodes are listed under cluster.nodes and run as their owner started them")
+		}
+		return nil // resolveExternal made s.nodes
+	}
 	sys := s.sys
 	counts := map[string]int{}
 	for _, r := range sys.Roles {
@@ -825,6 +866,10 @@ func (s *Scenario) NodeIDs() []string {
 	return out
 }
 
+func (o Overrides) empty() bool {
+	return o.Duration == nil && o.Rate == nil && o.Concurrency == nil && o.Seed == nil && o.Runtime == nil && len(o.Nodes) == 0
+}
+
 // Apply applies command-line overrides and re-validates.
 func (s *Scenario) Apply(o Overrides) error {
 	if o.Duration != nil {
@@ -847,6 +892,12 @@ func (s *Scenario) Apply(o Overrides) error {
 	}
 	if o.Runtime != nil {
 		s.Runtime = *o.Runtime
+	}
+	if len(o.Nodes) > 0 {
+		if s.Runtime != "external" {
+			return fmt.Errorf("--node gives the addresses of an external cluster's nodes: the scenario's runtime is %s", s.Runtime)
+		}
+		s.nodeAddrs = o.Nodes
 	}
 	if err := s.Validate(); err != nil {
 		// Name the flag rather than a line of the file.

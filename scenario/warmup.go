@@ -49,7 +49,7 @@ func (s *Scenario) warmUp(ctx context.Context, cfg targets.ClientConfig, window 
 	defer cancel()
 	for _, id := range s.servingNodes() {
 		cfg.Home = id
-		c, err := s.adapter.New(cfg)
+		c, err := s.newClient(cfg)
 		if err != nil {
 			return err
 		}

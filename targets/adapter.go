@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/internal/registry"
 )
 
@@ -81,3 +82,23 @@ func LookupAdapter(name string) (*Adapter, error) { return adapters.Get(name) }
 
 // Adapters returns every registered adapter, sorted by name.
 func Adapters() []*Adapter { return adapters.All() }
+
+// PrefixKeys returns a Client that sends every operation of c with prefix
+// put before its key: how a run on a shared cluster keeps to keys of its
+// own (the history records the keys without it). Close closes c.
+func PrefixKeys(c Client, prefix string) Client {
+	if prefix == "" {
+		return c
+	}
+	return prefixed{c, prefix}
+}
+
+type prefixed struct {
+	Client
+	prefix string
+}
+
+func (p prefixed) Do(ctx context.Context, op history.Op) history.Outcome {
+	op.Key = p.prefix + op.Key
+	return p.Client.Do(ctx, op)
+}

@@ -2,6 +2,9 @@ package targets
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"text/template"
 	"time"
 )
 
@@ -96,4 +99,18 @@ func Note(ctx context.Context, key string, value any) {
 	if f, ok := ctx.Value(noteKey{}).(func(string, any)); ok && f != nil {
 		f(key, value)
 	}
+}
+
+// CheckHookTemplate checks a hook's template: it must parse and execute
+// over sample HookVars (an unknown field is an error naming the fields).
+func CheckHookTemplate(name, text string) error {
+	t, err := template.New(name).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return fmt.Errorf("template: %v", templateErr(err))
+	}
+	v := HookVars{ID: "n1", Role: "node", Client: "127.0.0.1:2379", Nodes: []ExternalNode{{ID: "n1", Role: "node", Client: "127.0.0.1:2379"}}, Groups: [][]string{{"n1"}}, GroupsText: "n1"}
+	if err := t.Execute(io.Discard, v); err != nil {
+		return fmt.Errorf("template: %v (the fields are .ID .Role .Client .Admin .Nodes (each .ID .Role .Client .Admin) .Groups .GroupsText)", templateErr(err))
+	}
+	return nil
 }

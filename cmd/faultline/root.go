@@ -13,6 +13,7 @@ import (
 	// Systems, client adapters and runtimes register themselves with
 	// targets; the program links the ones it offers.
 	_ "github.com/faultline/faultline/targets/etcdkv"
+	_ "github.com/faultline/faultline/targets/external"
 	_ "github.com/faultline/faultline/targets/httpkv"
 	_ "github.com/faultline/faultline/targets/raftkv"
 )

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +22,8 @@ type runFlags struct {
 	out         string
 	baseDir     string
 	quiet       bool
+	nodes       []string
+	cleanup     bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -42,12 +46,18 @@ an interruption (130).`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: yamlFiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := scenario.Load(args[0])
-			if err != nil {
-				return exitcode.New(exitcode.Usage, err)
-			}
 			var o scenario.Overrides
 			fl := cmd.Flags()
+			for _, kv := range f.nodes {
+				id, addr, ok := strings.Cut(kv, "=")
+				if !ok || id == "" || addr == "" {
+					return exitcode.New(exitcode.Usage, fmt.Errorf("--node %q: write ID=HOST:PORT", kv))
+				}
+				if o.Nodes == nil {
+					o.Nodes = map[string]string{}
+				}
+				o.Nodes[id] = addr
+			}
 			if fl.Changed("duration") {
 				d := scenario.Duration(f.duration)
 				o.Duration = &d
@@ -64,10 +74,11 @@ an interruption (130).`,
 			if fl.Changed("runtime") {
 				o.Runtime = &f.runtime
 			}
-			if err := s.Apply(o); err != nil {
+			s, err := scenario.LoadWith(args[0], o)
+			if err != nil {
 				return exitcode.New(exitcode.Usage, err)
 			}
-			opt := scenario.RunOptions{Out: f.out, BaseDir: f.baseDir, StepSummary: os.Getenv("GITHUB_STEP_SUMMARY")}
+			opt := scenario.RunOptions{Out: f.out, BaseDir: f.baseDir, StepSummary: os.Getenv("GITHUB_STEP_SUMMARY"), Cleanup: f.cleanup}
 			if !f.quiet {
 				w := reports.Unwrap(cmd.ErrOrStderr()) // the console escapes what it logs
 				tty := false
@@ -103,6 +114,8 @@ an interruption (130).`,
 	fl.StringVar(&f.out, "out", "", "write the run directory exactly here (must be new or empty)")
 	fl.StringVar(&f.baseDir, "runs-dir", "faultline-runs", "parent of run directories when --out is not given")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the final summary")
+	fl.StringArrayVar(&f.nodes, "node", nil, "an external cluster's node address, ID=HOST:PORT (repeatable; overrides cluster.nodes[].client)")
+	fl.BoolVar(&f.cleanup, "cleanup", false, "delete the run's keys (under its key prefix) from the cluster at the end")
 	cmd.RegisterFlagCompletionFunc("runtime", cobra.FixedCompletions([]string{"local", "docker", "external"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
