@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/internal/testbin"
 	"github.com/faultline/faultline/internal/testenv"
 	"github.com/faultline/faultline/reports"
 	"github.com/faultline/faultline/targets/etcdkv"
@@ -21,6 +22,7 @@ import (
 // the cluster it needs started first) by the test named.
 var externalExamples = map[string]string{
 	"etcd-external.yaml": "TestEtcdExternal",
+	"http-external.yaml": "TestHTTPExternal",
 }
 
 // userEtcd starts a 3-member etcd the way a user would
@@ -193,4 +195,52 @@ func clientOps(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// TestHTTPExternal runs examples/http-external.yaml against a raftkv
+// cluster started by hand (examples/external/raftkv-cluster.sh) with its
+// stale-read bug: invalid, decided by linearizability, every anomaly
+// naming the node that answered.
+func TestHTTPExternal(t *testing.T) {
+	testenv.Command(t, "curl", "apt-get install curl")
+	bin, err := testbin.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "raft")
+	script := filepath.Join(moduleRoot(t), "examples", "external", "raftkv-cluster.sh")
+	p := testenv.FreePorts(t, 9)
+	args := []string{script, "start", dir}
+	for _, x := range p {
+		args = append(args, fmt.Sprint(x))
+	}
+	cmd := exec.Command("sh", args...)
+	cmd.Env = append(os.Environ(), "FAULTLINE="+bin)
+	out, err := cmd.CombinedOutput()
+	t.Cleanup(func() { exec.Command("sh", script, "stop", dir).Run() })
+	if err != nil {
+		t.Fatalf("starting the raftkv cluster by hand: %v\n%s", err, out)
+	}
+	for i := range 3 {
+		t.Setenv(fmt.Sprintf("RAFT_%d", i+1), fmt.Sprintf("127.0.0.1:%d", p[i]))
+	}
+	run := filepath.Join(t.TempDir(), "run")
+	code, res := faultline(t, 3*time.Minute, "run", "examples/http-external.yaml", "--duration", "10s", "--seed", "1", "--out", run, "--cleanup", "--quiet")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, res)
+	}
+	r, err := reports.ReadResults(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lin := checkerResult(t, r, "linearizability")
+	if lin.Verdict != "invalid" || len(lin.Anomalies) == 0 {
+		t.Fatalf("linearizability %s with %d anomalies", lin.Verdict, len(lin.Anomalies))
+	}
+	for _, a := range lin.Anomalies {
+		if a.Node == "" || !strings.Contains(a.Message, "answered by "+a.Node) {
+			t.Errorf("anomaly %s on %s names no node that answered: %s", a.Kind, a.Key, a.Message)
+		}
+	}
+	sameRefEverywhere(t, run, "linearizability")
 }
