@@ -24,12 +24,15 @@ type ProcessConfig struct {
 	StopGrace  Duration          `yaml:"stop_grace"`
 	Ready      ReadyProbe        `yaml:"ready"`
 	Peers      string            `yaml:"peers"`
+	// PeerPort is "client" when the node serves its peers on its client
+	// port (Redis); default: a port of its own.
+	PeerPort string `yaml:"peer_port"`
 }
 
 // given reports whether any key of a process role was set.
 func (p ProcessConfig) given() bool {
 	return len(p.Command) > 0 || len(p.Env) > 0 || p.Dir != "" || p.StopSignal != "" ||
-		p.StopGrace != 0 || p.Ready != (ReadyProbe{}) || p.Peers != ""
+		p.StopGrace != 0 || p.Ready != (ReadyProbe{}) || p.Peers != "" || p.PeerPort != ""
 }
 
 // ReadyProbe is a process role's readiness probe: `tcp`, `adapter`, or
@@ -66,7 +69,7 @@ func (p ProcessConfig) spec() *targets.ProcessSpec {
 		Command: p.Command, Env: p.Env, Dir: p.Dir,
 		StopSignal: p.StopSignal, StopGrace: p.StopGrace.D(),
 		Ready: targets.Probe{Kind: p.Ready.Probe, Path: p.Ready.Path, Port: p.Ready.Port},
-		Peers: peers,
+		Peers: peers, OnePort: p.PeerPort == "client",
 	}
 }
 
@@ -104,6 +107,9 @@ func (s *Scenario) resolveProcess() error {
 		rc := s.Roles[name]
 		p := "roles." + name
 		spec := rc.ProcessConfig.spec()
+		if pp := rc.PeerPort; pp != "" && pp != "client" {
+			return s.errAt(p+".peer_port", "%q: write client (the node serves its peers on its client port), or leave it out (a port of its own)", pp)
+		}
 		if err := spec.Check(); err != nil {
 			return s.fieldErr(p, err)
 		}

@@ -82,6 +82,10 @@ type ProcessSpec struct {
 	StopGrace  time.Duration // 0 = DefaultStopGrace
 	Ready      Probe
 	Peers      Peering // "" = PeersNone
+	// OnePort says the node serves its peers on its client port (Redis:
+	// a replica connects to its primary's one port): its peer address is
+	// its client address, and PeerPort is ClientPort.
+	OnePort bool
 
 	// Path is Command[0] resolved to an absolute path (by Resolve).
 	Path string
@@ -134,8 +138,11 @@ type ProcessPeer struct {
 	// Dial is the address the node whose templates these are dials to
 	// reach this peer's peer port: the proxy of that directed link where
 	// the runtime puts one (PeersDial), else PeerAddr. For the node
-	// itself it is its own PeerAddr.
-	Dial string
+	// itself it is its own PeerAddr. DialHost and DialPort are its parts,
+	// for commands that take them apart (redis-server --replicaof HOST PORT).
+	Dial     string
+	DialHost string
+	DialPort string
 }
 
 // stopSignals are the signals a scenario may name as stop_signal.
@@ -298,7 +305,7 @@ func (p *ProcessSpec) Render(v ProcessVars) (argv, env []string, dir string, err
 }
 
 // varsHelp names the template fields, for errors.
-const varsHelp = ".ID .Role .Index .DataDir .Host .ListenHost .ClientPort .PeerPort .ClientAddr .PeerAddr, and .Peers and .Nodes, lists of {.ID .Role .Index .Host .ClientPort .PeerPort .ClientAddr .PeerAddr .Dial}"
+const varsHelp = ".ID .Role .Index .DataDir .Host .ListenHost .ClientPort .PeerPort .ClientAddr .PeerAddr, and .Peers and .Nodes, lists of {.ID .Role .Index .Host .ClientPort .PeerPort .ClientAddr .PeerAddr .Dial .DialHost .DialPort}"
 
 // templateErr drops text/template's "template: NAME:" prefix.
 func templateErr(err error) string {
@@ -350,6 +357,7 @@ func BuildProcessVars(nodes []ProcessAddrs, i int, dataDir, listenHost string, d
 		if d := dial[n.ID]; d != "" && j != i {
 			p.Dial = d
 		}
+		p.DialHost, p.DialPort, _ = net.SplitHostPort(p.Dial)
 		v.Nodes = append(v.Nodes, p)
 		if j != i {
 			v.Peers = append(v.Peers, p)

@@ -54,7 +54,9 @@ func namesPeers(spec targets.ClusterSpec, i int) bool {
 func (ru *run) processAddrs(i int, id string) targets.NodeAddrs {
 	a := ru.alias[id]
 	out := targets.NodeAddrs{ID: id, Client: net.JoinHostPort(a, strconv.Itoa(ClientPort))}
-	if ru.spec.Nodes[i].Process.Peers != targets.PeersNone {
+	if p := ru.spec.Nodes[i].Process; p.OnePort && p.Peers != targets.PeersNone {
+		out.Peer = out.Client
+	} else if p.Peers != targets.PeersNone {
 		out.Peer = net.JoinHostPort(a, strconv.Itoa(ProcessPeerPort(i)))
 	}
 	return out
@@ -70,6 +72,9 @@ func (ru *run) setProcess(n *node, i int, peers map[string]string) error {
 	nodes := make([]targets.ProcessAddrs, len(spec.Nodes))
 	for j, ns := range spec.Nodes {
 		nodes[j] = targets.ProcessAddrs{ID: ns.ID, Role: ns.Role, Host: ru.alias[ns.ID], ClientPort: ClientPort, PeerPort: ProcessPeerPort(j)}
+		if ns.Process != nil && ns.Process.OnePort {
+			nodes[j].PeerPort = ClientPort
+		}
 	}
 	dial := peers
 	if ps.Peers != targets.PeersDial {

@@ -151,7 +151,9 @@ func (c *Cluster) node(id string) (targets.NodeInfo, error) {
 }
 
 // Kill runs the kill hook for node id.
-func (c *Cluster) Kill(ctx context.Context, id string) error { return c.nodeHook(ctx, "kill", c.spec.Hooks.Kill, id) }
+func (c *Cluster) Kill(ctx context.Context, id string) error {
+	return c.nodeHook(ctx, "kill", c.spec.Hooks.Kill, id)
+}
 
 // Stop runs the stop hook for node id (the kill hook when there is none).
 func (c *Cluster) Stop(ctx context.Context, id string) error {
@@ -163,13 +165,19 @@ func (c *Cluster) Stop(ctx context.Context, id string) error {
 
 // Start runs the start hook for node id; the hook returns once the node
 // serves (or the hook's own wait gives up).
-func (c *Cluster) Start(ctx context.Context, id string) error { return c.nodeHook(ctx, "start", c.spec.Hooks.Start, id) }
+func (c *Cluster) Start(ctx context.Context, id string) error {
+	return c.nodeHook(ctx, "start", c.spec.Hooks.Start, id)
+}
 
 // Pause runs the pause hook for node id.
-func (c *Cluster) Pause(ctx context.Context, id string) error { return c.nodeHook(ctx, "pause", c.spec.Hooks.Pause, id) }
+func (c *Cluster) Pause(ctx context.Context, id string) error {
+	return c.nodeHook(ctx, "pause", c.spec.Hooks.Pause, id)
+}
 
 // Resume runs the resume hook for node id.
-func (c *Cluster) Resume(ctx context.Context, id string) error { return c.nodeHook(ctx, "resume", c.spec.Hooks.Resume, id) }
+func (c *Cluster) Resume(ctx context.Context, id string) error {
+	return c.nodeHook(ctx, "resume", c.spec.Hooks.Resume, id)
+}
 
 // Partition runs the partition hook with the groups.
 func (c *Cluster) Partition(ctx context.Context, groups [][]string) error {

@@ -134,6 +134,9 @@ func (r *Runtime) startOnce(ctx context.Context, spec targets.ClusterSpec, binar
 		}
 		if ns.Process != nil {
 			addrs[i].Admin = "" // a process target has no admin API
+			if ns.Process.OnePort {
+				addrs[i].Peer = addrs[i].Client
+			}
 		}
 	}
 	peers, clients, err := mapLinks(ctx, spec.Links, proxiedPeers(spec, addrs))
