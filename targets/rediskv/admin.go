@@ -1,0 +1,178 @@
+package rediskv
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
+
+	"github.com/faultline/faultline/internal/idlecache"
+	"github.com/faultline/faultline/targets"
+)
+
+// Ping returns nil once the server at addr (host:port, its own client
+// address) answers PING with PONG, authenticated with the credentials in
+// opts (checked as New checks them), bounded by ctx. It does not wait for
+// a connection: a refused dial is an error at once. Safe for concurrent
+// use; it shares the client for addr and these credentials with Status.
+func Ping(ctx context.Context, addr string, opts map[string]string) error {
+	cfg, err := parseOptions(opts)
+	if err != nil {
+		return err
+	}
+	l, err := acquire(addr, opts, cfg)
+	if err != nil {
+		return err
+	}
+	pong, err := l.Value().Ping(ctx).Result()
+	if err != nil {
+		end(l, err)
+		return fmt.Errorf("%s at %s", redact(describe(err), cfg.opts.Password), addr)
+	}
+	l.Release()
+	if pong != "PONG" {
+		return fmt.Errorf("redis: PING at %s answered %.40q, not PONG", addr, pong)
+	}
+	return nil
+}
+
+// Status reads node n's status on its own client address (n.Client,
+// never a proxy) with INFO replication, bounded by ctx:
+//
+//   - ID: n.ID (a Redis server does not know its node id);
+//   - Role: "primary" for role:master, "replica" for role:slave (the
+//     role field as the server spells it otherwise);
+//   - CommitIndex: master_repl_offset, the replication offset (on a
+//     replica, the offset of the primary's stream it has received);
+//   - Counters: master_repl_offset, slave_repl_offset (a replica's
+//     processed offset), master_link_status (a replica's link to its
+//     primary: up or down), connected_slaves, as the server reports them;
+//   - Raw: every field of the section as a JSON object of strings.
+//
+// Term stays 0 (Redis has none) and Leader stays "": a replica names its
+// primary only by the address it replicates from (master_host,
+// master_port), which is not the address clients dial when links are
+// proxied, nor one Status can map to a node id in general.
+//
+// opts are checked as New checks them. It shares one client per address
+// and credentials with Ping (closed after 10 s idle) and does not wait
+// for a connection. Safe for concurrent use: the observer polls every
+// node every 250 ms.
+func Status(ctx context.Context, n targets.NodeInfo, opts map[string]string) (targets.Status, error) {
+	cfg, err := parseOptions(opts)
+	if err != nil {
+		return targets.Status{}, err
+	}
+	if n.Client == "" {
+		return targets.Status{}, fmt.Errorf("redis: node %s has no client address", n.ID)
+	}
+	l, err := acquire(n.Client, opts, cfg)
+	if err != nil {
+		return targets.Status{}, err
+	}
+	text, err := l.Value().Info(ctx, "replication").Result()
+	if err != nil {
+		end(l, err)
+		return targets.Status{}, fmt.Errorf("%s: status of %s at %s", redact(describe(err), cfg.opts.Password), n.ID, n.Client)
+	}
+	l.Release()
+	return parseReplication(n.ID, text)
+}
+
+// parseReplication turns the text of INFO replication into a Status.
+func parseReplication(id, text string) (targets.Status, error) {
+	fields := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			fields[k] = v
+		}
+	}
+	role, ok := fields["role"]
+	if !ok {
+		return targets.Status{}, fmt.Errorf("redis: status of %s: INFO replication has no role field: %.100q", id, text)
+	}
+	switch role {
+	case "master":
+		role = "primary"
+	case "slave":
+		role = "replica"
+	}
+	raw, err := json.Marshal(fields)
+	if err != nil {
+		return targets.Status{}, fmt.Errorf("redis: status of %s: %v", id, err)
+	}
+	st := targets.Status{ID: id, Role: role, Counters: map[string]any{}, Raw: raw}
+	for _, k := range []string{"master_repl_offset", "slave_repl_offset", "connected_slaves"} {
+		if v, ok := fields[k]; ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				st.Counters[k] = n
+				if k == "master_repl_offset" && n >= 0 {
+					st.CommitIndex = uint64(n)
+				}
+			}
+		}
+	}
+	if v, ok := fields["master_link_status"]; ok {
+		st.Counters["master_link_status"] = v
+	}
+	return st, nil
+}
+
+// adminIdle is how long an admin client may stay unused before it is
+// closed.
+const adminIdle = 10 * time.Second
+
+// admin is the process's cache of admin clients, one per address and
+// credentials.
+var admin = idlecache.New(adminIdle, func(c *redis.Client) { c.Close() })
+
+// acquire returns a lease on the admin client for addr with cfg's
+// credentials (opts as given, which key the cache), making it if there is
+// none.
+func acquire(addr string, opts map[string]string, cfg config) (*idlecache.Lease[*redis.Client], error) {
+	return admin.Acquire(adminKey(addr, opts, cfg), func() (*redis.Client, error) {
+		quiet.Do(logging.Disable)
+		return newRedisClient(addr, Options{Timeout: DefaultTimeout, Username: cfg.opts.Username, Password: cfg.opts.Password,
+			DB: cfg.opts.DB, TLS: cfg.opts.TLS}, nil, 4), nil
+	})
+}
+
+// adminKey is the cache key of addr with these options: the address and
+// a digest of everything that changes a connection (the credentials, the
+// resolved password included, the db, the TLS options; idlecache.Key).
+func adminKey(addr string, opts map[string]string, cfg config) string {
+	parts := []string{cfg.opts.Username, cfg.opts.Password, strconv.Itoa(cfg.opts.DB)}
+	for _, k := range slices.Sorted(maps.Keys(opts)) {
+		if strings.HasPrefix(k, "tls") {
+			parts = append(parts, k, opts[k])
+		}
+	}
+	return idlecache.Key(addr, parts...)
+}
+
+// end ends a lease whose call failed with err: a client whose connection
+// failed (no answer, a refused dial) is dropped, so that the next call
+// dials afresh (go-redis's pool stops dialing after as many failed dials
+// as it has connections, until a background probe connects, once a
+// second: a readiness probe would see a server up to a second late);
+// after an error reply it stays.
+func end(l *idlecache.Lease[*redis.Client], err error) {
+	if _, reply := replyOf(err); reply {
+		l.Release()
+		return
+	}
+	l.Discard()
+}

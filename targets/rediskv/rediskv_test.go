@@ -1,0 +1,503 @@
+//go:build unix
+
+package rediskv
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/internal/testenv"
+	"github.com/faultline/faultline/targets"
+)
+
+// newClient returns a Client of node to itself (writes and gets).
+func newClient(t *testing.T, n Node, opts Options) *Client {
+	t.Helper()
+	c, err := New(n, n, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// adapterClient returns a client built by the registered adapter's New.
+func adapterClient(t *testing.T, cfg targets.ClientConfig) targets.Client {
+	t.Helper()
+	a, err := targets.LookupAdapter(AdapterName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	c, err := a.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func do(c targets.Client, f, key, value string) history.Outcome {
+	op := history.Op{F: f, Key: key}
+	if value != "" {
+		op.Value = json.RawMessage(value)
+	}
+	return c.Do(context.Background(), op)
+}
+
+// wantOK fails the test unless out is ok, sent to node, with no term.
+func wantOK(t *testing.T, what string, out history.Outcome, node string) {
+	t.Helper()
+	if out.Type != history.OK {
+		t.Fatalf("%s: %+v, want ok", what, out)
+	}
+	if out.Node != node || out.Term != 0 {
+		t.Fatalf("%s: node %q term %d, want node %q and term 0", what, out.Node, out.Term, node)
+	}
+}
+
+func wantValue(t *testing.T, what string, out history.Outcome, node, value string) {
+	t.Helper()
+	wantOK(t, what, out, node)
+	if string(out.Value) != value {
+		t.Fatalf("%s: value %s, want %s", what, out.Value, value)
+	}
+}
+
+func wantMismatch(t *testing.T, what string, out history.Outcome, node string) {
+	t.Helper()
+	if !history.IsMismatch(out.Type, out.Error) || out.Error != history.Mismatch || out.Node != node {
+		t.Fatalf("%s: %+v, want fail mismatch from %s", what, out, node)
+	}
+}
+
+// raw returns a plain go-redis client of s, to look at or disturb the
+// server behind the adapter's back.
+func raw(t *testing.T, s *server, password string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.addr, Password: password, Protocol: 2, DisableIdentity: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestOps: get, put and cas against one real server, with their values,
+// mismatches, deletes, the node they were sent to, the script's EVAL
+// fallback, and the server's definite refusals.
+func TestOps(t *testing.T) {
+	s := startServer(t, "n1", 0, nil)
+	c := adapterClient(t, targets.ClientConfig{Nodes: map[string]string{"n1": s.addr}, Home: "n1"})
+
+	wantValue(t, "get of an absent key", do(c, "get", "k", ""), "n1", "null")
+	wantOK(t, "put string", do(c, "put", "k", `"a b"`), "n1")
+	wantValue(t, "get string", do(c, "get", "k", ""), "n1", `"a b"`)
+	wantOK(t, "put number", do(c, "put", "k", ` 42 `), "n1")
+	wantValue(t, "get number", do(c, "get", "k", ""), "n1", `42`)
+	wantOK(t, "put 1.0", do(c, "put", "f", `1.0`), "n1")
+	wantValue(t, "get 1.0 (canonical)", do(c, "get", "f", ""), "n1", `1`)
+
+	wantOK(t, "cas 42 -> 43", do(c, "cas", "k", `{"from": 42, "to": 43}`), "n1")
+	wantValue(t, "get after cas", do(c, "get", "k", ""), "n1", `43`)
+	wantOK(t, "cas from 1 (stored as 1.0)", do(c, "cas", "f", `{"from": 1e0, "to": "x"}`), "n1")
+	wantMismatch(t, "cas with a wrong from", do(c, "cas", "k", `{"from": 41, "to": 44}`), "n1")
+	wantValue(t, "get after mismatch", do(c, "get", "k", ""), "n1", `43`)
+	wantMismatch(t, "cas from 1 on an absent key", do(c, "cas", "absent", `{"from": 1, "to": 2}`), "n1")
+	wantValue(t, "the mismatch wrote nothing", do(c, "get", "absent", ""), "n1", `null`)
+
+	wantOK(t, "cas from null on an absent key", do(c, "cas", "fresh", `{"from": null, "to": "v1"}`), "n1")
+	wantValue(t, "get after cas from null", do(c, "get", "fresh", ""), "n1", `"v1"`)
+	wantMismatch(t, "cas from null on a present key", do(c, "cas", "fresh", `{"from": null, "to": "v2"}`), "n1")
+	wantOK(t, "put null", do(c, "put", "fresh", `null`), "n1")
+	wantValue(t, "get after put null", do(c, "get", "fresh", ""), "n1", `null`)
+	wantOK(t, "cas to null", do(c, "cas", "k", `{"from": 43, "to": null}`), "n1")
+	wantValue(t, "get after cas to null", do(c, "get", "k", ""), "n1", `null`)
+
+	// Null is absence, never the text null.
+	rc := raw(t, s, "")
+	ctx := context.Background()
+	if n, err := rc.Exists(ctx, "k", "fresh").Result(); err != nil || n != 0 {
+		t.Fatalf("keys deleted by put null and cas to null: %d exist (%v)", n, err)
+	}
+	if v, err := rc.Get(ctx, "f").Result(); err != nil || v != `"x"` {
+		t.Fatalf("the Redis string of f is %q (%v), want the canonical JSON \"x\"", v, err)
+	}
+
+	// A server that lost its scripts: EVALSHA is answered NOSCRIPT, the
+	// client sends EVAL.
+	if err := rc.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wantOK(t, "cas after SCRIPT FLUSH", do(c, "cas", "f", `{"from": "x", "to": "y"}`), "n1")
+	wantValue(t, "get after the EVAL", do(c, "get", "f", ""), "n1", `"y"`)
+
+	// Keys written by someone else: a value that is not JSON reads as
+	// fail; a key of another type makes the script's GET fail (WRONGTYPE,
+	// certainly not executed: fail).
+	rc.Set(ctx, "notjson", "{x", 0)
+	rc.HSet(ctx, "hash", "a", "1")
+	if out := do(c, "get", "notjson", ""); out.Type != history.Fail || !strings.Contains(out.Error, "not JSON") || out.Node != "n1" {
+		t.Errorf("get of a value that is not JSON: %+v, want fail", out)
+	}
+	if out := do(c, "cas", "hash", `{"from": 1, "to": 2}`); out.Type != history.Fail || !strings.HasPrefix(out.Error, "redis: WRONGTYPE") || out.Node != "n1" {
+		t.Errorf("cas of a hash: %+v, want fail WRONGTYPE", out)
+	}
+	if out := do(c, "get", "hash", ""); out.Type != history.Fail || !strings.HasPrefix(out.Error, "redis: WRONGTYPE") {
+		t.Errorf("get of a hash: %+v, want fail WRONGTYPE", out)
+	}
+
+	for _, bad := range []history.Op{
+		{F: "delete", Key: "k"},
+		{F: "put", Key: "k"},
+		{F: "put", Key: "k", Value: json.RawMessage(`{`)},
+		{F: "put", Key: "", Value: json.RawMessage(`1`)},
+		{F: "cas", Key: "k", Value: json.RawMessage(`{"from": 1}`)},
+	} {
+		out := c.Do(ctx, bad)
+		if out.Type != history.Fail || !strings.HasPrefix(out.Error, "redis: ") {
+			t.Errorf("%+v: %+v, want fail with a redis: error", bad, out)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if out := c.Do(cctx, history.Op{F: "put", Key: "k", Value: json.RawMessage(`1`)}); out.Type != history.Fail {
+		t.Errorf("put with a done context: %+v, want fail (not sent)", out)
+	}
+	c.Close()
+	if out := do(c, "put", "k", `1`); out.Type != history.Fail {
+		t.Errorf("put after Close: %+v, want fail", out)
+	}
+}
+
+// TestReplica: a primary and its replica. With read=replica, gets go to
+// the replica (which may answer stale: only the routing is asserted) and
+// writes to the primary; a write sent to the replica (a primary_role that
+// names it) is refused with READONLY: fail. Status tells them apart.
+func TestReplica(t *testing.T) {
+	p := startServer(t, "n1", 0, nil)
+	r := startReplica(t, "n2", p)
+	nodes := map[string]string{"n1": p.addr, "n2": r.addr}
+	roles := map[string]string{"n1": "primary", "n2": "replica"}
+
+	for _, home := range []string{"n1", "n2"} {
+		c := adapterClient(t, targets.ClientConfig{Nodes: nodes, Roles: roles, Home: home, Options: map[string]string{"read": "replica"}})
+		key := "k-" + home
+		wantOK(t, "put from home "+home, do(c, "put", key, `1`), "n1")
+		out := do(c, "get", key, "") // may be stale: null or 1
+		if out.Type != history.OK || out.Node != "n2" {
+			t.Fatalf("replica get from home %s: %+v, want ok from n2", home, out)
+		}
+		t.Logf("a get from the replica right after the put read %s", out.Value)
+		wantOK(t, "cas from home "+home, do(c, "cas", key, `{"from": 1, "to": 2}`), "n1")
+		deadline := time.Now().Add(5 * time.Second)
+		for string(out.Value) != "2" {
+			if time.Now().After(deadline) {
+				t.Fatalf("the replica never caught up: %+v", out)
+			}
+			time.Sleep(10 * time.Millisecond)
+			out = do(c, "get", key, "")
+			if out.Node != "n2" {
+				t.Fatalf("replica get: node %q", out.Node)
+			}
+		}
+	}
+	// read=primary (the default): gets go to the primary.
+	c := adapterClient(t, targets.ClientConfig{Nodes: nodes, Roles: roles, Home: "n2"})
+	wantValue(t, "primary get", do(c, "get", "k-n1", ""), "n1", `2`)
+
+	// Writes sent to the replica.
+	bad := adapterClient(t, targets.ClientConfig{Nodes: nodes, Roles: roles, Home: "n1", Options: map[string]string{"primary_role": "replica"}})
+	for _, op := range []struct{ f, v string }{{"put", `3`}, {"cas", `{"from": 2, "to": 3}`}, {"put", `null`}} {
+		out := do(bad, op.f, "k-n1", op.v)
+		if out.Type != history.Fail || !strings.HasPrefix(out.Error, "redis: READONLY") || out.Node != "n2" {
+			t.Errorf("%s %s sent to the replica: %+v, want fail READONLY from n2", op.f, op.v, out)
+		}
+	}
+	wantValue(t, "the refused writes changed nothing", do(c, "get", "k-n1", ""), "n1", `2`)
+
+	ps, err := p.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := r.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps.ID != "n1" || ps.Role != "primary" || !ps.IsLeader() || ps.CommitIndex == 0 || ps.Term != 0 || ps.Leader != "" || ps.Counters["connected_slaves"] != int64(1) {
+		t.Errorf("primary status: %+v", ps)
+	}
+	if rs.ID != "n2" || rs.Role != "replica" || rs.IsLeader() || rs.CommitIndex == 0 || rs.Counters["master_link_status"] != "up" || rs.Counters["slave_repl_offset"] == nil {
+		t.Errorf("replica status: %+v", rs)
+	}
+	var rawFields map[string]string
+	if err := json.Unmarshal(rs.Raw, &rawFields); err != nil || rawFields["role"] != "slave" {
+		t.Errorf("replica status raw: %s (%v)", rs.Raw, err)
+	}
+}
+
+// TestTimedOutWriteIsInfo: a put sent to a server that is paused
+// (SIGSTOP) gets no answer before its timeout: info, never fail.
+func TestTimedOutWriteIsInfo(t *testing.T) {
+	s := startServer(t, "n1", 0, nil)
+	c := newClient(t, Node{"n1", s.addr}, Options{Timeout: 300 * time.Millisecond})
+	wantOK(t, "warm-up put", do(c, "put", "k", `1`), "n1")
+
+	s.pause(t)
+	start := time.Now()
+	out := do(c, "put", "k", `2`)
+	took := time.Since(start)
+	cas := do(c, "cas", "k", `{"from": 1, "to": 3}`)
+	get := do(c, "get", "k", "")
+	s.resume(t)
+
+	// The put was written on the warm-up connection; the cas and the get
+	// on new connections, which the paused server accepted (its kernel
+	// did) but never answered: the cas was never sent.
+	if out.Type != history.Info || out.Error != "redis: timeout" || out.Node != "n1" {
+		t.Fatalf("put to a paused server: %+v, want info \"redis: timeout\" from n1", out)
+	}
+	if took < 250*time.Millisecond || took > 2*time.Second {
+		t.Errorf("put took %v, want about its timeout (300ms)", took)
+	}
+	if cas.Type != history.Fail || !strings.Contains(cas.Error, "not sent: connected, but the server never answered the handshake") {
+		t.Errorf("cas to a paused server on a new connection: %+v, want fail, not sent (no handshake)", cas)
+	}
+	if get.Type != history.Fail {
+		t.Errorf("get from a paused server: %+v, want fail (a read has no effect)", get)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := do(c, "get", "k", "")
+		if out.Type == history.OK {
+			t.Logf("after SIGCONT the key holds %s (the info put of 2 was applied once the server ran)", out.Value)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("get after SIGCONT: %+v", out)
+		}
+	}
+}
+
+// startProxy starts a Toxiproxy proxy (Toxiproxy's own server package)
+// from a free loopback port to upstream.
+func startProxy(t *testing.T, upstream string) *toxiproxy.Proxy {
+	t.Helper()
+	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
+	p := toxiproxy.NewProxy(srv, "redis-client", "127.0.0.1:0", upstream)
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// TestCutAfterSendIsInfo: a put whose command went through a Toxiproxy
+// proxy to a paused server, and whose connection is then cut (the proxy
+// disabled, which closes its connections), is info, not fail: the server
+// may still apply it. Then, with the proxy refusing connections, a put is
+// fail (never sent); and through a proxy that accepts while the server
+// behind it is still paused, a put is fail too: HELLO was never answered,
+// so the command was never written.
+func TestCutAfterSendIsInfo(t *testing.T) {
+	s := startServer(t, "n1", 0, nil)
+	p := startProxy(t, s.addr)
+	n := Node{"n1", p.Listen}
+	c := newClient(t, n, Options{Timeout: 5 * time.Second})
+	wantOK(t, "warm-up put through the proxy", do(c, "put", "k", `1`), "n1")
+
+	s.pause(t)
+	done := make(chan history.Outcome, 1)
+	start := time.Now()
+	go func() { done <- do(c, "put", "k", `2`) }()
+	time.Sleep(300 * time.Millisecond) // the command is in the server's socket
+	p.Stop()
+	var out history.Outcome
+	select {
+	case out = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("put did not end after its connection was cut")
+	}
+	took := time.Since(start)
+	if out.Type != history.Info || out.Node != "n1" {
+		t.Fatalf("put cut after it was sent: %+v, want info", out)
+	}
+	if took > 3*time.Second {
+		t.Errorf("put ended after %v: the cut, not the 5s timeout, should end it", took)
+	}
+	t.Logf("cut after sending: %s (after %v)", out.Error, took.Round(time.Millisecond))
+
+	// The proxy refuses connections: nothing can be sent.
+	c2 := newClient(t, n, Options{Timeout: 300 * time.Millisecond})
+	if out := do(c2, "put", "k", `3`); out.Type != history.Fail || !strings.Contains(out.Error, "not sent") || !strings.Contains(out.Error, "refused") {
+		t.Fatalf("put through a disabled proxy: %+v, want fail, not sent: connection refused", out)
+	}
+
+	// The proxy accepts again, but the server behind it is still paused.
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c3 := newClient(t, n, Options{Timeout: 500 * time.Millisecond})
+	if out := do(c3, "put", "k", `4`); out.Type != history.Fail || !strings.Contains(out.Error, "handshake") {
+		t.Fatalf("put to a paused server behind an accepting proxy: %+v, want fail, not sent (no handshake)", out)
+	}
+
+	s.resume(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := do(c3, "get", "k", "")
+		if out.Type == history.OK {
+			t.Logf("after SIGCONT the key holds %s (the info put of 2 may or may not have been applied)", out.Value)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("get after SIGCONT: %+v", out)
+		}
+	}
+}
+
+// TestNeverConnectedIsFail: where nothing listens, no command can be
+// sent: put, cas and get are fail, and the error says why, op after op
+// (go-redis's pool stops dialing after enough failures; the client starts
+// it afresh). Once a server listens there, the very next op is ok.
+func TestNeverConnectedIsFail(t *testing.T) {
+	port := testenv.FreePorts(t, 1)[0]
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	c := newClient(t, Node{"n1", addr}, Options{Timeout: 300 * time.Millisecond})
+	for i := range 2 * dialBudget {
+		for _, op := range []struct{ f, v string }{{"put", `1`}, {"cas", `{"from": 1, "to": 2}`}, {"get", ""}} {
+			out := do(c, op.f, "k", op.v)
+			if out.Type != history.Fail || out.Node != "n1" || !strings.HasPrefix(out.Error, "redis: ") || !strings.Contains(out.Error, "not sent") || !strings.Contains(out.Error, "connection refused") {
+				t.Fatalf("%s #%d where nothing listens: %+v, want fail: not sent, connection refused", op.f, i, out)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	err := Ping(ctx, addr, nil)
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("Ping where nothing listens: %v, want connection refused", err)
+	}
+	if took := time.Since(start); took > 900*time.Millisecond {
+		t.Errorf("Ping where nothing listens took %v: it should not wait for its deadline", took)
+	}
+
+	startServer(t, "n1", port, nil)
+	wantOK(t, "the first put once the server listens", do(c, "put", "k", `1`), "n1")
+}
+
+// TestPassword: a server that requires a password (requirepass) and has
+// an ACL user. The password given as password_env works, for ops, Ping
+// and Status; a wrong or missing one is fail, and no password, right or
+// wrong, appears in any error text; password and password_env together
+// are refused.
+func TestPassword(t *testing.T) {
+	const secret, userSecret = "Sekr3t-requirepass-4711", "Sekr3t-acl-user-0815"
+	wrong := "Wr0ng-" + secret
+	t.Setenv("FAULTLINE_TEST_REDIS_PW", secret)
+	t.Setenv("FAULTLINE_TEST_REDIS_USER_PW", userSecret)
+	t.Setenv("FAULTLINE_TEST_REDIS_WRONG_PW", wrong)
+	good := map[string]string{"password_env": "FAULTLINE_TEST_REDIS_PW"}
+	s := startServer(t, "n1", 0, good, "--requirepass", secret, "--user", "faultline", "on", ">"+userSecret, "~*", "+@all")
+	nodes := map[string]string{"n1": s.addr}
+	noSecret := func(what, text string) {
+		t.Helper()
+		for _, p := range []string{secret, userSecret, wrong} {
+			if strings.Contains(text, p) {
+				t.Errorf("%s: the error text %q holds a password", what, text)
+			}
+		}
+	}
+
+	c := adapterClient(t, targets.ClientConfig{Nodes: nodes, Home: "n1", Options: good})
+	wantOK(t, "put with password_env", do(c, "put", "k", `1`), "n1")
+	wantValue(t, "get with password_env", do(c, "get", "k", ""), "n1", `1`)
+	user := adapterClient(t, targets.ClientConfig{Nodes: nodes, Home: "n1", Options: map[string]string{
+		"username": "faultline", "password_env": "FAULTLINE_TEST_REDIS_USER_PW", "db": "3"}})
+	wantOK(t, "cas as an ACL user, in db 3", do(user, "cas", "k", `{"from": null, "to": 7}`), "n1")
+	wantValue(t, "db 0 is another database", do(c, "get", "k", ""), "n1", `1`)
+	if _, err := s.status(); err != nil {
+		t.Errorf("Status with the password: %v", err)
+	}
+
+	for name, opts := range map[string]map[string]string{
+		"wrong password_env":                   {"password_env": "FAULTLINE_TEST_REDIS_WRONG_PW"},
+		"wrong password":                       {"password": wrong},
+		"the user's password without the user": {"password": userSecret},
+		"no password":                          nil,
+	} {
+		bad := adapterClient(t, targets.ClientConfig{Nodes: nodes, Home: "n1", Options: opts})
+		for _, op := range []struct{ f, v string }{{"put", `2`}, {"cas", `{"from": 1, "to": 2}`}, {"get", ""}} {
+			out := do(bad, op.f, "k", op.v)
+			if out.Type != history.Fail || out.Node != "n1" || !(strings.Contains(out.Error, "WRONGPASS") || strings.Contains(out.Error, "NOAUTH")) {
+				t.Errorf("%s, %s: %+v, want fail WRONGPASS or NOAUTH", name, op.f, out)
+			}
+			noSecret(name+", "+op.f, out.Error)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := Ping(ctx, s.addr, opts)
+		cancel()
+		if err == nil {
+			t.Errorf("%s: Ping succeeded", name)
+		} else {
+			noSecret(name+", Ping", err.Error())
+		}
+		_, err = Status(context.Background(), targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: "n1", Client: s.addr}}, opts)
+		if err == nil {
+			t.Errorf("%s: Status succeeded", name)
+		} else {
+			noSecret(name+", Status", err.Error())
+		}
+		t.Logf("%s: %s", name, do(bad, "put", "k", `2`).Error)
+	}
+	wantValue(t, "the refused writes changed nothing", do(c, "get", "k", ""), "n1", `1`)
+
+	a, _ := targets.LookupAdapter(AdapterName)
+	_, err := a.New(targets.ClientConfig{Nodes: nodes, Home: "n1", Options: map[string]string{"password": secret, "password_env": "FAULTLINE_TEST_REDIS_PW"}})
+	if err == nil || !strings.Contains(err.Error(), "password_env") {
+		t.Errorf("password and password_env both set: %v, want refused", err)
+	} else {
+		noSecret("both set", err.Error())
+	}
+	_, err = a.New(targets.ClientConfig{Nodes: nodes, Home: "n1", Options: map[string]string{"password_env": "FAULTLINE_TEST_REDIS_UNSET"}})
+	if err == nil || !strings.Contains(err.Error(), "FAULTLINE_TEST_REDIS_UNSET") {
+		t.Errorf("password_env naming an unset variable: %v, want refused naming it", err)
+	}
+}
+
+// TestAdminIdle: the clients Ping and Status share are closed once idle,
+// and one address with two credentials has two.
+func TestAdminIdle(t *testing.T) {
+	old := admin.SetIdle(200 * time.Millisecond)
+	t.Cleanup(func() { admin.SetIdle(old) })
+	s := startServer(t, "n1", 0, nil)
+	if _, err := s.status(); err != nil {
+		t.Fatal(err)
+	}
+	other := map[string]string{"db": "2"}
+	if err := Ping(context.Background(), s.addr, other); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := parseOptions(nil)
+	cfg2, _ := parseOptions(other)
+	k1, k2 := adminKey(s.addr, nil, cfg), adminKey(s.addr, other, cfg2)
+	if k1 == k2 || !admin.Has(k1) || !admin.Has(k2) {
+		t.Fatalf("admin clients for %s: %v %v", s.addr, admin.Has(k1), admin.Has(k2))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for admin.Has(k1) || admin.Has(k2) {
+		if time.Now().After(deadline) {
+			t.Fatal("the admin clients are still open after 200ms idle")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
