@@ -67,9 +67,19 @@
 // serializable get by the home member alone, stale if that member is cut
 // off.
 //
+// Credentials: options username and password (or password_env, naming an
+// environment variable: targets.Secret) authenticate as an etcd user, in
+// the first operation that needs a token, not in New (see tokenAuth); the
+// TLS options (targets.TLSOptions) turn TLS on (clientv3.Config.TLS),
+// with client certificates for etcd's certificate auth. A password never
+// appears in an error text. With TLS, the "not sent" rule (connTracker)
+// counts a connection as ready from the TLS handshake's first byte, before
+// gRPC's own handshake: a member that completes TLS but never answers
+// gRPC makes a write info rather than fail, on the safe side.
+//
 // Ping and Status (the adapter's readiness probe and status reader) share
-// one cached gRPC connection per member address, closed after it has been
-// idle for 10 s (admin.go).
+// one cached gRPC connection per address and credentials, closed after it
+// has been idle for 10 s (admin.go).
 //
 // The package registers itself as the client adapter "etcd" (see
 // targets.RegisterAdapter); New builds a client for direct use.
@@ -77,12 +87,14 @@ package etcdkv
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,8 +118,15 @@ const (
 	fCAS = "cas"
 )
 
-// OptionRead is the adapter option that chooses how gets read.
-const OptionRead = "read"
+// The adapter's options.
+const (
+	// OptionRead chooses how gets read.
+	OptionRead = "read"
+	// OptionUsername and OptionPassword (a secret: or password_env) are
+	// the etcd user to authenticate as.
+	OptionUsername = "username"
+	OptionPassword = "password"
+)
 
 // ReadMode is how a get reads: the value of option "read".
 type ReadMode string
@@ -138,35 +157,82 @@ func init() {
 			"a write the server refused without effect (no leader, too many requests, database space exceeded, raft proposal dropped, " +
 			"invalid argument, permission denied) is fail; any other failed write (timeout, request timed out, a connection cut once the " +
 			"request may have been sent, leader changed, server stopped) is info",
-		Options: []targets.Option{{
-			Name:    OptionRead,
-			Default: string(Linearizable),
-			Doc: "how gets read: linearizable (through the leader's read index) or serializable " +
-				"(the home member answers from its local state, stale when it is cut off)",
-		}},
-		New:    newAdapterClient,
-		Ping:   Ping,
-		Status: Status,
+		Options: options,
+		New:     newAdapterClient,
+		Ping:    Ping,
+		Status:  Status,
 	})
 }
 
-// parseOptions checks the adapter's options from a scenario: only "read",
-// with value linearizable or serializable.
-func parseOptions(opts map[string]string) (ReadMode, error) {
-	mode := Linearizable
-	for _, k := range slices.Sorted(maps.Keys(opts)) {
-		v := opts[k]
-		if k != OptionRead {
-			return "", fmt.Errorf("client adapter %s has no option %q (known: %s)", AdapterName, k, OptionRead)
-		}
-		switch ReadMode(v) {
-		case Linearizable, Serializable:
-			mode = ReadMode(v)
-		default:
-			return "", fmt.Errorf("client adapter %s: option %s=%q: want %s or %s", AdapterName, k, v, Linearizable, Serializable)
+// options are the settings the adapter declares.
+var options = append([]targets.Option{
+	{Name: OptionRead, Default: string(Linearizable), Doc: "how gets read: linearizable (through the leader's read index) or serializable " +
+		"(the home member answers from its local state, stale when it is cut off)"},
+	{Name: OptionUsername, Doc: "the etcd user to authenticate as (with password); none: no auth, or TLS certificate auth"},
+	{Name: OptionPassword, Secret: true, Doc: "the etcd user's password; better password_env: the name of an environment variable that holds it"},
+}, targets.TLSOptions...)
+
+// config is the adapter's options from a scenario, checked.
+type config struct {
+	read     ReadMode
+	username string
+	password string
+	tls      *tls.Config
+}
+
+// knownOption reports whether the adapter takes option k (NAME_env for a
+// secret option).
+func knownOption(k string) bool {
+	for _, o := range options {
+		if o.Name == k || (o.Secret && o.Name+targets.EnvSuffix == k) {
+			return true
 		}
 	}
-	return mode, nil
+	return false
+}
+
+// parseOptions checks the adapter's options from a scenario (read:
+// linearizable or serializable; username and password, both or neither;
+// the TLS options) and resolves the password. Its errors name options,
+// never a secret's value.
+func parseOptions(opts map[string]string) (config, error) {
+	cfg := config{read: Linearizable}
+	for _, k := range slices.Sorted(maps.Keys(opts)) {
+		if !knownOption(k) {
+			var names []string
+			for _, o := range options {
+				names = append(names, o.Name)
+				if o.Secret {
+					names = append(names, o.Name+targets.EnvSuffix)
+				}
+			}
+			return config{}, fmt.Errorf("client adapter %s has no option %q (known: %s)", AdapterName, k, strings.Join(names, ", "))
+		}
+		v := opts[k]
+		switch k {
+		case OptionRead:
+			switch ReadMode(v) {
+			case Linearizable, Serializable:
+				cfg.read = ReadMode(v)
+			default:
+				return config{}, fmt.Errorf("client adapter %s: option %s=%q: want %s or %s", AdapterName, k, v, Linearizable, Serializable)
+			}
+		case OptionUsername:
+			cfg.username = v
+		}
+	}
+	var err error
+	if cfg.password, err = targets.Secret(opts, OptionPassword); err != nil {
+		return config{}, fmt.Errorf("client adapter %s: %w", AdapterName, err)
+	}
+	if (cfg.username == "") != (cfg.password == "") {
+		return config{}, fmt.Errorf("client adapter %s: options %s and %s (or %s%s) go together: etcd authenticates a user with a password",
+			AdapterName, OptionUsername, OptionPassword, OptionPassword, targets.EnvSuffix)
+	}
+	if cfg.tls, err = targets.TLSConfig(opts); err != nil {
+		return config{}, fmt.Errorf("client adapter %s: %w", AdapterName, err)
+	}
+	return cfg, nil
 }
 
 // newAdapterClient is the adapter's New: a Client for the address of
@@ -174,7 +240,7 @@ func parseOptions(opts map[string]string) (ReadMode, error) {
 // cfg.Options say. cfg.Token is not sent: etcd does not speak faultline's
 // node protocol.
 func newAdapterClient(cfg targets.ClientConfig) (targets.Client, error) {
-	mode, err := parseOptions(cfg.Options)
+	c, err := parseOptions(cfg.Options)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +248,7 @@ func newAdapterClient(cfg targets.ClientConfig) (targets.Client, error) {
 	if !ok || addr == "" {
 		return nil, fmt.Errorf("etcd: home node %q is not among the nodes %v", cfg.Home, slices.Sorted(maps.Keys(cfg.Nodes)))
 	}
-	return New(addr, Options{Timeout: cfg.Timeout, Read: mode})
+	return New(addr, Options{Timeout: cfg.Timeout, Read: c.read, Username: c.username, Password: c.password, TLS: c.tls})
 }
 
 // Options tune a Client. Zero values take the defaults.
@@ -192,6 +258,12 @@ type Options struct {
 	Timeout time.Duration
 	// Read is how gets read (default Linearizable).
 	Read ReadMode
+	// Username and Password, if set (both), are the etcd user the
+	// client authenticates as, in its first operation (see tokenAuth).
+	Username string
+	Password string
+	// TLS, if set, is used for the connection (targets.TLSConfig).
+	TLS *tls.Config
 }
 
 // Client sends every operation to one etcd member, at one address.
@@ -206,6 +278,7 @@ type Client struct {
 	cli   *clientv3.Client
 	conns *connTracker
 	names *memberNames
+	auth  *tokenAuth // nil: no credentials
 
 	closeOnce sync.Once
 	closeErr  error
@@ -214,8 +287,9 @@ type Client struct {
 var _ targets.Client = (*Client)(nil)
 
 // New returns a client for the member at addr (host:port, maybe a proxy).
-// It returns at once: gRPC connects in the background, and an operation
-// waits for the connection within its timeout.
+// It returns at once: gRPC connects in the background, an operation waits
+// for the connection within its timeout, and the first one authenticates
+// (with opts.Username and Password, if set).
 func New(addr string, opts Options) (*Client, error) {
 	if addr == "" {
 		return nil, errors.New("etcd: no address")
@@ -230,21 +304,27 @@ func New(addr string, opts Options) (*Client, error) {
 	default:
 		return nil, fmt.Errorf("etcd: read mode %q: want %s or %s", opts.Read, Linearizable, Serializable)
 	}
+	if (opts.Username == "") != (opts.Password == "") {
+		return nil, errors.New("etcd: a username needs a password, and a password a username")
+	}
 	t := &connTracker{}
-	cli, err := newEtcdClient(addr, t)
+	cli, err := newEtcdClient(addr, t, opts.TLS)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{addr: addr, opts: opts, cli: cli, conns: t}
+	c := &Client{addr: addr, opts: opts, cli: cli, conns: t, auth: newTokenAuth(opts.Username, opts.Password)}
 	c.names = &memberNames{list: c.memberList}
 	return c, nil
 }
 
 // newEtcdClient returns a clientv3 client for the one endpoint addr, quiet,
-// with one attempt per call, dialing through t.
-func newEtcdClient(addr string, t *connTracker) (*clientv3.Client, error) {
+// with one attempt per call, dialing through t, with TLS if tlsCfg is not
+// nil. It has no credentials (tokenAuth authenticates), so it does not
+// connect before it returns.
+func newEtcdClient(addr string, t *connTracker, tlsCfg *tls.Config) (*clientv3.Client, error) {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:       []string{addr},
+		TLS:             tlsCfg,
 		Logger:          zap.NewNop(),
 		MaxUnaryRetries: 1, // one attempt: a write is never sent twice
 		DialOptions: []grpc.DialOption{
@@ -339,16 +419,32 @@ func (c *Client) Do(ctx context.Context, op history.Op) history.Outcome {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 
+	ctx, err = c.auth.with(ctx, c.authenticate)
+	if err != nil {
+		// The operation's own request was never sent.
+		return history.Outcome{Type: history.Fail, Error: redact(describe(err)+" (not sent: authenticating as "+c.opts.Username+")", c.opts.Password)}
+	}
 	snap := c.conns.snapshot()
 	header, out, err := c.send(ctx, r)
 	if err != nil {
+		c.auth.failed(err)
 		sent := c.conns.mayHaveSent(snap)
 		typ, text := classify(r.f, err, sent, c.conns.notSentReason)
-		return history.Outcome{Type: typ, Error: text}
+		return history.Outcome{Type: typ, Error: redact(text, c.opts.Password)}
 	}
 	out.Node = c.names.name(ctx, header.MemberId)
 	out.Term = header.RaftTerm
 	return out
+}
+
+// authenticate exchanges the client's user and password for a token,
+// through its own connection (waiting for it, within ctx).
+func (c *Client) authenticate(ctx context.Context, user, password string) (string, error) {
+	resp, err := c.cli.Auth.Authenticate(ctx, user, password)
+	if err != nil {
+		return "", err
+	}
+	return resp.Token, nil
 }
 
 // send performs r and returns the answer's header and outcome (Type and

@@ -264,7 +264,8 @@ func TestOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(a.Options) != 1 || a.Options[0].Name != "read" || a.Options[0].Default != "linearizable" || a.Ping == nil || a.Status == nil || a.Errors == "" {
+	if a.Options[0].Name != "read" || a.Options[0].Default != "linearizable" || a.Ping == nil || a.Status == nil || a.Errors == "" ||
+		!a.IsSecret("password") || !a.KnowsOption("password_env") || !a.KnowsOption("username") || !a.KnowsOption("tls_ca") {
 		t.Fatalf("adapter declares %+v", a)
 	}
 	for _, op := range []string{"get", "put", "cas"} {
@@ -275,6 +276,7 @@ func TestOptions(t *testing.T) {
 	cfg := func(opts map[string]string) targets.ClientConfig {
 		return targets.ClientConfig{Nodes: map[string]string{"n1": "127.0.0.1:1"}, Home: "n1", Timeout: time.Second, Options: opts}
 	}
+	const secret = "do-not-show-me"
 	for opts, want := range map[string]ReadMode{"": Linearizable, "linearizable": Linearizable, "serializable": Serializable} {
 		var o map[string]string
 		if opts != "" {
@@ -296,6 +298,11 @@ func TestOptions(t *testing.T) {
 		{map[string]string{"consistency": "strong"}, []string{"consistency"}},
 		{map[string]string{"read": "stale"}, []string{"read", "stale"}},
 		{map[string]string{"read": "serializable", "timeout": "1s"}, []string{"timeout"}},
+		{map[string]string{"username": "root"}, []string{"username", "password"}},
+		{map[string]string{"password": secret}, []string{"username", "password"}},
+		{map[string]string{"username": "root", "password": secret, "password_env": "V"}, []string{"password", "password_env"}},
+		{map[string]string{"username": "root", "password_env": "FAULTLINE_TEST_NOT_SET"}, []string{"FAULTLINE_TEST_NOT_SET"}},
+		{map[string]string{"username": "root", "password": secret, "tls_key": "k.pem"}, []string{"tls_cert", "tls_key"}},
 	} {
 		_, err := a.New(cfg(tc.opts))
 		for _, w := range tc.want {
@@ -303,10 +310,21 @@ func TestOptions(t *testing.T) {
 				t.Errorf("options %v: error %v, want one naming %q", tc.opts, err, w)
 			}
 		}
-		if err := Ping(context.Background(), "127.0.0.1:1", tc.opts); err == nil {
-			t.Errorf("Ping with options %v: no error", tc.opts)
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("options %v: the error %q shows the password", tc.opts, err)
+		}
+		if err := Ping(context.Background(), "127.0.0.1:1", tc.opts); err == nil || strings.Contains(err.Error(), secret) {
+			t.Errorf("Ping with options %v: %v", tc.opts, err)
 		}
 	}
+	cl, err := a.New(cfg(map[string]string{"username": "root", "password": secret, "tls_insecure_skip_verify": "true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cl.(*Client); c.opts.Username != "root" || c.opts.Password != secret || c.opts.TLS == nil || !c.opts.TLS.InsecureSkipVerify || c.auth == nil {
+		t.Errorf("credentials and TLS options: %+v", c.opts)
+	}
+	cl.Close()
 	if _, err := a.New(targets.ClientConfig{Nodes: map[string]string{"n1": "127.0.0.1:1"}, Home: "n2"}); err == nil || !strings.Contains(err.Error(), "n2") {
 		t.Errorf("home not among the nodes: %v", err)
 	}
@@ -319,8 +337,8 @@ func TestOptions(t *testing.T) {
 // leader ("no leader": certainly not applied, fail). The admin connections
 // Status used are closed once idle.
 func TestCluster(t *testing.T) {
-	old := admin.setIdle(300 * time.Millisecond)
-	t.Cleanup(func() { admin.setIdle(old) })
+	old := admin.SetIdle(300 * time.Millisecond)
+	t.Cleanup(func() { admin.SetIdle(old) })
 
 	ms := startCluster(t, 3)
 	ctx := context.Background()
@@ -427,7 +445,7 @@ func TestCluster(t *testing.T) {
 	// The admin connections close once idle.
 	deadline = time.Now().Add(5 * time.Second)
 	for _, m := range ms {
-		for admin.has(m.client) {
+		for admin.Has(adminKey(m.client, nil, config{})) {
 			if time.Now().After(deadline) {
 				t.Fatalf("the admin connection to %s is still open after 300ms idle", m.client)
 			}
