@@ -291,14 +291,26 @@ func TestLostWriteOrStaleRead(t *testing.T) {
 			`{"type":"invoke","process":1,"time":90,"f":"get","key":"k"}`,
 			`{"type":"ok","process":1,"time":100,"f":"get","key":"k","value":2,"node":"n3"}`,
 		}, "stale-read", "another write the read missed"},
-		"only newer writes later": {[]string{
+		// The node that lags returns the old state again, then a newer
+		// state: a stale read; whether the missed writes survived, the
+		// history does not show (a replica that lags does this).
+		"the same node again, then only newer writes": {[]string{
 			`{"type":"invoke","process":1,"time":90,"f":"get","key":"k"}`,
 			`{"type":"ok","process":1,"time":100,"f":"get","key":"k","value":1,"node":"n2"}`,
 			`{"type":"invoke","process":0,"time":110,"f":"put","key":"k","value":4}`,
 			`{"type":"ok","process":0,"time":120,"f":"put","key":"k","value":4,"node":"n2"}`,
 			`{"type":"invoke","process":1,"time":130,"f":"get","key":"k"}`,
 			`{"type":"ok","process":1,"time":140,"f":"get","key":"k","value":4,"node":"n2"}`,
-		}, "lost-write", "none of the 2 later reads of key \"k\" returns the value of any of the 2 acknowledged writes the read missed (the first: process 1's get(k) → 1 (90ns–100ns, history.jsonl:10, answered by n2))"},
+		}, "stale-read", "later observations show newer states, written after the writes the read missed (the first: process 1's get(k) → 4 (130ns–140ns, history.jsonl:14, answered by n2)); only the node that answered the read returned the old state again (the first time: process 1's get(k) → 1 (90ns–100ns, history.jsonl:10, answered by n2)): whether the writes the read missed survived, the history does not show"},
+		// Another node serves the old state again, then newer writes build
+		// on it: what the system served does not include the missed
+		// writes (a rollback does this).
+		"another node serves the old state again": {[]string{
+			`{"type":"invoke","process":1,"time":90,"f":"get","key":"k"}`,
+			`{"type":"ok","process":1,"time":100,"f":"get","key":"k","value":1,"node":"n3"}`,
+			`{"type":"invoke","process":0,"time":110,"f":"put","key":"k","value":4}`,
+			`{"type":"ok","process":0,"time":120,"f":"put","key":"k","value":4,"node":"n3"}`,
+		}, "lost-write", "the only later observation of key \"k\" does not return the value of any of the 2 acknowledged writes the read missed: process 1's get(k) → 1 (90ns–100ns, history.jsonl:10, answered by n3)"},
 		"no later read": {nil, "lost-write", "no later read of key \"k\" returns the value of any of the 2 acknowledged writes the read missed (this is the last read of the key in the history)"},
 	} {
 		_, evs, err := history.ReadAll(strings.NewReader(strings.Join(append(append([]string(nil), base...), c.tail...), "\n")), "h")

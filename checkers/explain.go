@@ -12,11 +12,12 @@ import (
 // Meanings of the violations the linearizability checker can name. Each
 // says what the history shows, never a cause it cannot show.
 var violationMeaning = map[string]string{
-	"stale-read": "A stale read: the read returned a value that an acknowledged write had replaced before the read began, " +
-		"and a later read of the key returns the value of a write the read missed (or a later cas found the register holding it), so that state was not lost: " +
-		"the node that answered the read served an older state than one already acknowledged to a client.",
+	"stale-read": "A stale read: the read returned a value that an acknowledged write had replaced before the read began: " +
+		"the node that answered the read served an older state than one already acknowledged to a client. " +
+		"When a later read shows a write the read missed (or a later cas found the register holding it), that state was certainly not lost; " +
+		"when later reads show only newer states, whether the missed writes survived is for lost-writes (the final reads) to judge.",
 	"lost-write": "A lost write: the read returned a value that an acknowledged write had replaced before the read began, " +
-		"and no later read (or successful cas) of the key observes the value of any write the read missed: what the system served afterwards does not include them. " +
+		"and a later read (or successful cas) of the key observes that older state again, never the value of a write the read missed: what the system served afterwards does not include them. " +
 		"See also lost-writes, which judges the acknowledged writes against the final reads.",
 	"stale-cas": "A cas succeeded comparing against a value that an acknowledged write had replaced before the cas began: " +
 		"the update was applied to an older state than one already acknowledged to a client (a lost update).",
@@ -248,6 +249,37 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 	if n > 1 {
 		writes = fmt.Sprintf("the value of any of the %d acknowledged writes the read missed", n)
 	}
+	// Lost is the stronger claim. It needs the system to serve the old
+	// state again without the missed writes: the read is the last of the
+	// key, or a later observation shows the old state (the value read,
+	// or one written before the first missed write began) where it is the
+	// system's and not one lagging node's (see firstOlder). When later
+	// observations show only newer states (written after the missed
+	// writes), the history shows a stale read and cannot tell whether the
+	// missed writes survived: the final reads (lost-writes) judge that.
+	if len(later) > 0 && h.firstOlder(op, later, v, missed) == nil {
+		old := h.oldValues(v, missed)
+		var newer, again *regOp
+		for _, o := range later {
+			switch {
+			case !old[observedValue(o)] && newer == nil:
+				newer = o
+			case old[observedValue(o)] && again == nil:
+				again = o
+			}
+		}
+		why += fmt.Sprintf("; no later observation of key %s returns %s", op.key, writes)
+		if newer != nil {
+			related = append(related, h.opEvents(newer)...)
+			why += fmt.Sprintf("; later observations show newer states, written after the writes the read missed (the first: %s)", h.opRef(newer, in))
+		}
+		if again != nil {
+			related = append(related, h.opEvents(again)...)
+			why += fmt.Sprintf("; only the node that answered the read returned the old state again (the first time: %s)", h.opRef(again, in))
+		}
+		why += ": whether the writes the read missed survived, the history does not show (lost-writes judges the final reads)"
+		return observation{kind: "stale-read", why: why, related: related, data: data}
+	}
 	switch len(later) {
 	case 0:
 		why += fmt.Sprintf("; no later read of key %s returns %s (this is the last read of the key in the history)", op.key, writes)
@@ -264,7 +296,11 @@ func (h *regHistory) classifyObservation(ops []*regOp, op *regOp, v int32, in In
 				break
 			}
 		}
-		why += fmt.Sprintf("; none of the %s of key %s %s %s (the first: %s)", what, op.key, verb, writes, h.opRef(first, in))
+		if len(later) == 1 {
+			why += fmt.Sprintf("; the only later observation of key %s does not return %s: %s", op.key, writes, h.opRef(first, in))
+		} else {
+			why += fmt.Sprintf("; none of the %s of key %s %s %s (the first: %s)", what, op.key, verb, writes, h.opRef(first, in))
+		}
 	}
 	return observation{kind: "lost-write", why: why, related: related, data: data}
 }
@@ -314,6 +350,49 @@ func (h *regHistory) laterObservations(op *regOp) []*regOp {
 		}
 	}
 	return out
+}
+
+// firstOlder returns the first of later that observed the old state
+// again, v (what the stale read op returned) or a value whose write (ok)
+// completed before the first of missed began, where that shows the
+// system's state rather than one lagging node's: a successful cas (it
+// compared against the state writes see), or a read answered by another
+// node than op (a node that lags can return the old state again without
+// anything being lost). nil if none did.
+func (h *regHistory) firstOlder(op *regOp, later []*regOp, v int32, missed []*regOp) *regOp {
+	if len(missed) == 0 {
+		return nil
+	}
+	old := h.oldValues(v, missed)
+	for _, o := range later {
+		if !old[observedValue(o)] {
+			continue
+		}
+		if o.kind == opCAS || op.node == "" || o.node != op.node {
+			return o
+		}
+	}
+	return nil
+}
+
+// oldValues are the states older than the writes a stale read missed: v
+// (what it returned) and every value an ok write wrote that completed
+// before the first missed write began.
+func (h *regHistory) oldValues(v int32, missed []*regOp) map[int32]bool {
+	old := map[int32]bool{v: true}
+	if len(missed) == 0 {
+		return old
+	}
+	first := missed[0].call
+	for _, m := range missed {
+		first = min(first, m.call)
+	}
+	for _, o := range h.byKey[missed[0].key] {
+		if !o.info && (o.kind == opPut || o.kind == opCAS) && o.ret < first {
+			old[o.val] = true
+		}
+	}
+	return old
 }
 
 // observedValue is the value an ok read or cas observed the register
