@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/internal/testbin"
+	"github.com/faultline/faultline/internal/testenv"
+	"github.com/faultline/faultline/reports"
 )
 
 // childrenOf lists the processes whose command line starts with bin (the
@@ -123,6 +125,7 @@ func TestExamples(t *testing.T) {
 		"raft-partitions.yaml": 0,
 		"raft-stale-read.yaml": 1,
 		"etcd-process.yaml":    0,
+		"redis-replica.yaml":   1,
 	}
 	if _, err := os.Stat(filepath.Join(moduleRoot(t), "examples", "raft-lost-writes.yaml")); err == nil {
 		want["raft-lost-writes.yaml"] = 1
@@ -144,6 +147,9 @@ func TestExamples(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if strings.HasPrefix(name, "etcd-") {
 				requireEtcd(t)
+			}
+			if strings.HasPrefix(name, "redis-") {
+				testenv.Command(t, "redis-server", "apt-get install redis-server")
 			}
 			dir := filepath.Join(t.TempDir(), "run")
 			args := []string{"run", "examples/" + name, "--out", dir, "--seed", "7"}
@@ -176,6 +182,7 @@ func TestExamples(t *testing.T) {
 				"raft-stale-read.yaml":  {"linearizability": "invalid"},
 				"raft-lost-writes.yaml": {"lost-writes": "invalid"},
 				"etcd-process.yaml":     {"linearizability": "valid", "lost-writes": "valid"},
+				"redis-replica.yaml":    {"linearizability": "invalid"},
 			}[name]
 			if testing.Short() && name == "raft-lost-writes.yaml" {
 				// Cut to 8 s, the run lacks the final kill that leaves losses
@@ -194,12 +201,26 @@ func TestExamples(t *testing.T) {
 					t.Errorf("results.json stats has no %q", k)
 				}
 			}
-			for _, f := range []string{"history.jsonl", "latency.hlog", "report.html", "junit.xml", "linearizability.html", "scenario.yaml", "nodes/n1.log"} {
+			nodeLog := "nodes/n1.log"
+			if name == "redis-replica.yaml" {
+				nodeLog = "nodes/replica1.log"
+				// Each stale read is named with the replica that served it.
+				res, err := reports.ReadResults(dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, a := range checkerResult(t, res, "linearizability").Anomalies {
+					if a.Kind != "stale-read" || a.Node != "replica1" || !strings.Contains(a.Message, "answered by replica1") {
+						t.Errorf("anomaly %s by %q, want a stale read by replica1: %s", a.Kind, a.Node, a.Message)
+					}
+				}
+			}
+			for _, f := range []string{"history.jsonl", "latency.hlog", "report.html", "junit.xml", "linearizability.html", "scenario.yaml", nodeLog} {
 				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 					t.Errorf("run directory lacks %s", f)
 				}
 			}
-			if left := append(processesOf(t, bin), etcdLeftovers(dir)...); len(left) > 0 {
+			if left := append(processesOf(t, bin), processLeftovers(dir, "etcd", "redis-server")...); len(left) > 0 {
 				t.Errorf("processes left after the run: %v", left)
 			}
 			// The saved run re-judges to the same verdict without the cluster.

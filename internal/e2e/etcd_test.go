@@ -22,9 +22,10 @@ func requireEtcd(t *testing.T) {
 	testenv.Etcd(t)
 }
 
-// etcdLeftovers lists the etcd processes still running with a command
-// line that names dir (the run directory of a local etcd run).
-func etcdLeftovers(dir string) []string {
+// processLeftovers lists the processes of the named binaries still running with
+// a command line that names dir (the run directory of a local run of a
+// process target).
+func processLeftovers(dir string, binaries ...string) []string {
 	ents, _ := os.ReadDir("/proc")
 	var out []string
 	for _, e := range ents {
@@ -34,7 +35,11 @@ func etcdLeftovers(dir string) []string {
 		}
 		cmd := strings.ReplaceAll(string(b), "\x00", " ")
 		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if strings.Contains(cmd, "etcd") && strings.Contains(cmd, dir) && !strings.Contains(string(stat), ") Z ") {
+		named := false
+		for _, b := range binaries {
+			named = named || strings.Contains(cmd, b)
+		}
+		if named && strings.Contains(cmd, dir) && !strings.Contains(string(stat), ") Z ") {
 			out = append(out, e.Name()+": "+cmd)
 		}
 	}
@@ -69,7 +74,7 @@ func TestEtcdPeerPartitionRefusedLocally(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "run")); err == nil {
 		t.Errorf("a run directory was created for a refused scenario")
 	}
-	if left := etcdLeftovers(dir); len(left) > 0 {
+	if left := processLeftovers(dir, "etcd"); len(left) > 0 {
 		t.Errorf("etcd started for a refused scenario: %v", left)
 	}
 }

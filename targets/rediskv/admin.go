@@ -20,9 +20,12 @@ import (
 
 // Ping returns nil once the server at addr (host:port, its own client
 // address) answers PING with PONG, authenticated with the credentials in
-// opts (checked as New checks them), bounded by ctx. It does not wait for
-// a connection: a refused dial is an error at once. Safe for concurrent
-// use; it shares the client for addr and these credentials with Status.
+// opts (checked as New checks them), and, when it is a replica, reports
+// its link to its primary up (master_link_status:up): a replica that has
+// not finished its first sync serves an empty or old data set, so it is
+// not ready. Bounded by ctx. It does not wait for a connection: a refused
+// dial is an error at once. Safe for concurrent use; it shares the client
+// for addr and these credentials with Status.
 func Ping(ctx context.Context, addr string, opts map[string]string) error {
 	cfg, err := parseOptions(opts)
 	if err != nil {
@@ -37,9 +40,22 @@ func Ping(ctx context.Context, addr string, opts map[string]string) error {
 		end(l, err)
 		return fmt.Errorf("%s at %s", redact(describe(err), cfg.opts.Password), addr)
 	}
-	l.Release()
 	if pong != "PONG" {
+		l.Release()
 		return fmt.Errorf("redis: PING at %s answered %.40q, not PONG", addr, pong)
+	}
+	text, err := l.Value().Info(ctx, "replication").Result()
+	if err != nil {
+		end(l, err)
+		return fmt.Errorf("%s at %s", redact(describe(err), cfg.opts.Password), addr)
+	}
+	l.Release()
+	st, err := parseReplication("", text)
+	if err != nil {
+		return err
+	}
+	if link := st.Counters["master_link_status"]; st.Role == "replica" && link != "up" {
+		return fmt.Errorf("redis: replica at %s is not in sync with its primary yet (master_link_status %v)", addr, link)
 	}
 	return nil
 }
