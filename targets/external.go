@@ -47,7 +47,7 @@ const DefaultHookTimeout = 30 * time.Second
 
 // HookVars are what a hook's templates see: the node it acts on (kill,
 // start, stop, pause, resume) and every node; for partition, the groups of
-// node ids that may still talk (Groups, and GroupsText: "n1|n2,n3").
+// node ids that may still talk (Groups, and GroupsText: "n1 n2,n3": groups separated by spaces, ids in a group by commas, so that each group is one shell word).
 type HookVars struct {
 	ID, Role, Client, Admin string
 	Nodes                   []ExternalNode

@@ -244,3 +244,55 @@ func TestHTTPExternal(t *testing.T) {
 	}
 	sameRefEverywhere(t, run, "linearizability")
 }
+
+// TestExternalFailingHooks: a partition hook that fails is a failed fault
+// (recorded with its exit status and output), and a heal hook that fails
+// makes the run invalid (exit 4), saying so.
+func TestExternalFailingHooks(t *testing.T) {
+	userEtcd(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "hooks.yaml")
+	os.WriteFile(p, []byte(`runtime: external
+client: etcd
+cluster:
+  nodes:
+    - {id: n1, client: "${ETCD_1}"}
+    - {id: n2, client: "${ETCD_2}"}
+    - {id: n3, client: "${ETCD_3}"}
+  hooks:
+    partition: {run: "echo cannot cut {{.GroupsText}}; exit 7", check: "true"}
+    heal: {run: "echo heal refused; exit 9", check: "true"}
+duration: 4s
+recovery: 1s
+min_ops: 10
+workload: {keys: 4, rate: 100, concurrency: 4, timeout: 2s}
+faults:
+  schedule: timeline
+  timeline: [{at: 1s, for: 1s, fault: partition-halves}]
+`), 0o644)
+	run := filepath.Join(dir, "run")
+	code, out := faultline(t, 2*time.Minute, "run", p, "--out", run, "--quiet")
+	if code != 4 || !strings.Contains(out, "heal") {
+		t.Fatalf("exit %d, want 4 (the heal hook failed)\n%s", code, out)
+	}
+	r, err := reports.ReadResults(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Faults) != 1 || !strings.Contains(r.Faults[0].Error, "hook partition failed (exit status 7): cannot cut n") {
+		t.Errorf("faults %+v: want the partition failed with the hook's exit status and output", r.Faults)
+	}
+	if !strings.Contains(r.RunInvalid, "heal") || !strings.Contains(r.RunInvalid, "exit status 9") {
+		t.Errorf("run_invalid %q: want the heal hook's failure", r.RunInvalid)
+	}
+	_, evs, _ := history.ReadFile(filepath.Join(run, "history.jsonl"))
+	found := false
+	for _, e := range evs {
+		if e.Process == history.Nemesis && strings.Contains(string(e.Value), `"hooks":[{"hook":"partition"`) && strings.Contains(string(e.Value), `"exit":7`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the history does not record the partition hook's exit status with the fault")
+	}
+}

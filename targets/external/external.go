@@ -190,7 +190,7 @@ func (c *Cluster) Partition(ctx context.Context, groups [][]string) error {
 	for i, g := range groups {
 		parts[i] = strings.Join(g, ",")
 	}
-	v.GroupsText = strings.Join(parts, "|")
+	v.GroupsText = strings.Join(parts, " ")
 	_, err := c.run(ctx, "partition", c.spec.Hooks.Partition.Run, v, false)
 	return err
 }

@@ -68,7 +68,7 @@ func TestHooks(t *testing.T) {
 		t.Errorf("a hook past its timeout: %v after %s", err, time.Since(t0))
 	}
 	did, _ := os.ReadFile(out)
-	want := "kill n1 member 127.0.0.1:1 n1\nstart n1\nstart n2\npartition n1|n2 2\nheal\n"
+	want := "kill n1 member 127.0.0.1:1 n1\nstart n1\nstart n2\npartition n1 n2 2\nheal\n"
 	if string(did) != want {
 		t.Errorf("the hooks did:\n%s\nwant:\n%s", did, want)
 	}
