@@ -15,8 +15,8 @@ import (
 	_ "github.com/faultline/faultline/targets/etcdkv"
 	_ "github.com/faultline/faultline/targets/external"
 	_ "github.com/faultline/faultline/targets/httpkv"
-	_ "github.com/faultline/faultline/targets/rediskv"
 	_ "github.com/faultline/faultline/targets/raftkv"
+	_ "github.com/faultline/faultline/targets/rediskv"
 )
 
 // killChildren is the last resort of a second Ctrl-C or a panic: every
