@@ -2,6 +2,9 @@ package targets
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/faultline/faultline/history"
@@ -101,4 +104,75 @@ type prefixed struct {
 func (p prefixed) Do(ctx context.Context, op history.Op) history.Outcome {
 	op.Key = p.prefix + op.Key
 	return p.Client.Do(ctx, op)
+}
+
+// KVRequest is a get, put or cas of a key-value adapter, checked and with
+// its values as canonical JSON text (history.CanonicalJSON), so that a
+// stored value compares equal to any JSON spelling of it. A null Value
+// (put) or To (cas) means the key is to be absent; a null From, that it
+// must be.
+type KVRequest struct {
+	F, Key   string
+	Value    string // put
+	From, To string // cas
+}
+
+// DecodeKV checks op (get, put or cas; a non-empty key; JSON values; a cas
+// value {"from": X, "to": Y}) and returns it as a KVRequest. Errors start
+// with name (the adapter's, e.g. "etcd: ").
+func DecodeKV(name string, op history.Op) (KVRequest, error) {
+	r := KVRequest{F: op.F, Key: op.Key}
+	if op.Key == "" {
+		return r, fmt.Errorf("%s: empty key", name)
+	}
+	switch op.F {
+	case "get":
+	case "put":
+		if len(op.Value) == 0 {
+			return r, fmt.Errorf("%s: put needs a value", name)
+		}
+		v, err := history.CanonicalJSON(op.Value)
+		if err != nil {
+			return r, fmt.Errorf("%s: put value is not valid JSON: %v", name, err)
+		}
+		r.Value = string(v)
+	case "cas":
+		var c history.CAS
+		if err := json.Unmarshal(op.Value, &c); err != nil || c.From == nil || c.To == nil {
+			v := string(op.Value)
+			if len(v) > 100 {
+				v = v[:100] + "…"
+			}
+			return r, fmt.Errorf(`%s: cas value must be {"from": X, "to": Y}, got %s`, name, v)
+		}
+		from, err := history.CanonicalJSON(c.From)
+		if err != nil {
+			return r, fmt.Errorf("%s: cas from is not valid JSON: %v", name, err)
+		}
+		to, err := history.CanonicalJSON(c.To)
+		if err != nil {
+			return r, fmt.Errorf("%s: cas to is not valid JSON: %v", name, err)
+		}
+		r.From, r.To = string(from), string(to)
+	default:
+		return r, fmt.Errorf("%s: unsupported op %q (want get, put or cas)", name, op.F)
+	}
+	return r, nil
+}
+
+// CheckOptionName returns nil when options (an adapter's) accept name:
+// one of them, or NAME_env for a secret one; else an error naming the
+// adapter and the accepted names.
+func CheckOptionName(adapter string, options []Option, name string) error {
+	var names []string
+	for _, o := range options {
+		if o.Name == name || (o.Secret && o.Name+EnvSuffix == name) {
+			return nil
+		}
+		names = append(names, o.Name)
+		if o.Secret {
+			names = append(names, o.Name+EnvSuffix)
+		}
+	}
+	return fmt.Errorf("client adapter %s has no option %q (known: %s)", adapter, name, strings.Join(names, ", "))
 }

@@ -193,31 +193,13 @@ type config struct {
 	opts        Options // Username, Password, DB, TLS
 }
 
-// knownOption reports whether the adapter takes option k (NAME_env for a
-// secret option).
-func knownOption(k string) bool {
-	for _, o := range options {
-		if o.Name == k || (o.Secret && o.Name+targets.EnvSuffix == k) {
-			return true
-		}
-	}
-	return false
-}
-
 // parseOptions checks the adapter's options from a scenario and resolves
 // the password. Its errors name options, never a secret's value.
 func parseOptions(opts map[string]string) (config, error) {
 	cfg := config{read: ReadPrimary, primaryRole: DefaultPrimaryRole}
 	for _, k := range slices.Sorted(maps.Keys(opts)) {
-		if !knownOption(k) {
-			var names []string
-			for _, o := range options {
-				names = append(names, o.Name)
-				if o.Secret {
-					names = append(names, o.Name+targets.EnvSuffix)
-				}
-			}
-			return config{}, fmt.Errorf("client adapter %s has no option %q (known: %s)", AdapterName, k, strings.Join(names, ", "))
+		if err := targets.CheckOptionName(AdapterName, options, k); err != nil {
+			return config{}, err
 		}
 		v := opts[k]
 		switch k {
@@ -483,37 +465,8 @@ const jsonNull = "null"
 
 // encode checks op and canonicalizes its values.
 func encode(op history.Op) (request, error) {
-	r := request{f: op.F, key: op.Key}
-	if op.Key == "" {
-		return r, errors.New("redis: empty key")
-	}
-	switch op.F {
-	case fGet:
-	case fPut:
-		if len(op.Value) == 0 {
-			return r, errors.New("redis: put needs a value")
-		}
-		v, err := history.CanonicalJSON(op.Value)
-		if err != nil {
-			return r, fmt.Errorf("redis: put value is not valid JSON: %v", err)
-		}
-		r.value = v
-	case fCAS:
-		var c history.CAS
-		if err := json.Unmarshal(op.Value, &c); err != nil || c.From == nil || c.To == nil {
-			return r, fmt.Errorf(`redis: cas value must be {"from": X, "to": Y}, got %s`, shorten(string(op.Value), 100))
-		}
-		var err error
-		if r.from, err = history.CanonicalJSON(c.From); err != nil {
-			return r, fmt.Errorf("redis: cas from is not valid JSON: %v", err)
-		}
-		if r.to, err = history.CanonicalJSON(c.To); err != nil {
-			return r, fmt.Errorf("redis: cas to is not valid JSON: %v", err)
-		}
-	default:
-		return r, fmt.Errorf("redis: unsupported op %q (want get, put or cas)", op.F)
-	}
-	return r, nil
+	kv, err := targets.DecodeKV("redis", op)
+	return request{f: kv.F, key: kv.Key, value: kv.Value, from: kv.From, to: kv.To}, err
 }
 
 // casScript is the cas: KEYS[1] the key, ARGV[1] from and ARGV[2] to,
