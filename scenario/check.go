@@ -121,7 +121,7 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 		if _, err := os.Stat(histPath); err != nil {
 			return nil, exitcode.Usagef("check: %s has no history.jsonl: give a run directory or a history file", path)
 		}
-		if sc, err := Load(filepath.Join(path, "scenario.yaml")); err == nil {
+		if sc, err := loadForJudging(filepath.Join(path, "scenario.yaml")); err == nil {
 			s = sc
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, exitcode.New(exitcode.Usage, fmt.Errorf("check: the run's scenario: %w", err))

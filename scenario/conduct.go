@@ -519,8 +519,19 @@ func workloadStats(ws *workloads.Stats) reports.Stats {
 // saveEffective writes the scenario as run (defaults, overrides and the
 // seed applied), so `faultline run RUN_DIR/scenario.yaml` replays it.
 func (s *Scenario) saveEffective(path string) error {
-	// A secret given in the file itself (not as NAME_env) is not copied.
+	// A secret given in the file itself (not as NAME_env) is not copied;
+	// an external cluster's addresses are saved as the run used them, so
+	// that the saved scenario replays (and is judged) without the
+	// environment or the --node flags that gave them.
 	saved := *s
+	if s.Cluster != nil && len(s.extNodes) == len(s.Cluster.Nodes) {
+		c := *s.Cluster
+		c.Nodes = append([]ExternalNodeConfig(nil), s.Cluster.Nodes...)
+		for i := range c.Nodes {
+			c.Nodes[i].Client, c.Nodes[i].Admin = s.extNodes[i].Client, s.extNodes[i].Admin
+		}
+		saved.Cluster = &c
+	}
 	redacted := false
 	if s.adapter != nil && len(s.Client.Options) > 0 {
 		saved.Client.Options = map[string]string{}

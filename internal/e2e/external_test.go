@@ -97,6 +97,15 @@ func TestEtcdExternal(t *testing.T) {
 	if kills == 0 || r.Stats.OK < 1000 {
 		t.Errorf("%d hook kills, %d ok ops: want at least one kill and a real load", kills, r.Stats.OK)
 	}
+	// The saved scenario holds the addresses the run used, and the run is
+	// judged again without the environment that gave them.
+	if saved, _ := os.ReadFile(filepath.Join(run, "scenario.yaml")); !strings.Contains(string(saved), addrs[1]) || strings.Contains(string(saved), "${ETCD_2}") {
+		t.Errorf("the saved scenario does not hold the address the run used (%s):\n%s", addrs[1], saved)
+	}
+	os.Unsetenv("ETCD_2")
+	if code, out := faultline(t, time.Minute, "check", run, "--no-artifacts"); code != 0 {
+		t.Errorf("faultline check of the saved run without ETCD_2: exit %d\n%s", code, out)
+	}
 	hooks, _ := os.ReadFile(filepath.Join(run, "nodes", "hooks.log"))
 	if !strings.Contains(string(hooks), "hook kill for node") || !strings.Contains(string(hooks), "hook start for node") {
 		t.Errorf("nodes/hooks.log lacks the kill and start hooks:\n%s", hooks)
