@@ -86,6 +86,11 @@ func init() {
 		New:  func(any) (Checker, error) { return LostWrites{}, nil },
 	})
 	Register(Entry{
+		Name: "split-brain",
+		Doc:  "the terms (epochs) the history records: two leaders in one term, and deposed leaders acknowledging operations after a higher term was established",
+		New:  func(any) (Checker, error) { return SplitBrain{}, nil },
+	})
+	Register(Entry{
 		Name: "stats",
 		Doc:  "that the history is well formed, and the load figures a history alone gives",
 		New:  func(any) (Checker, error) { return &Stats{}, nil },

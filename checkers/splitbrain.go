@@ -1,0 +1,228 @@
+package checkers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/faultline/faultline/history"
+)
+
+// SplitBrain judges the authority behind what a cluster did, from the
+// terms (or epochs) the history records: observer status events (a node
+// reporting itself leader or primary in a term) and completions that carry
+// the term under which the node answered ("term"). It finds:
+//
+//   - two-leaders: two nodes each reported themselves leader in the same
+//     term (Raft's election safety broken);
+//   - deposed-leader: a node acknowledged an operation under term T,
+//     having been observed leader in T, although the operation began after
+//     a higher term T' was established (a node observed leader in T', or
+//     an operation acknowledged under T' completed): a deposed leader still
+//     serving.
+//
+// It reports only what the recorded terms prove. A node counts as leader
+// in a term only when two of its status polls in a row say so: a single
+// poll can catch a node between taking the leadership and recording its
+// new term (etcd 3.4's status does: a member that has just won term 3 can
+// report itself leader in term 2 once). A node re-elected in a later term
+// is not a second leader, and an operation that began before the higher
+// term was seen established is not counted. A history without terms is not
+// applicable. Lost writes at the heal are the lost-writes checker's.
+type SplitBrain struct{}
+
+// Name returns "split-brain".
+func (SplitBrain) Name() string { return "split-brain" }
+
+type leaderObs struct {
+	node string
+	time int64
+	ev   int
+}
+
+type termAck struct {
+	node         string
+	term         uint64
+	invoke, done int64
+	inv, ev      int
+	f, key       string
+}
+
+// Check runs the checker. It is linear in the history and ignores the
+// budget.
+func (SplitBrain) Check(ctx context.Context, in Input) Result {
+	t0 := time.Now()
+	r := Result{Name: "split-brain"}
+	leaders := map[uint64][]leaderObs{}   // term -> first observation of each node leading it
+	ledBy := map[string]map[uint64]bool{} // node -> terms it was observed leading
+	est := map[uint64]int64{}             // term -> earliest time it was seen established
+	estEv := map[uint64]int{}
+	estBy := map[uint64]string{}
+	var acks []termAck
+	invokes := map[history.Process]int{}
+	statuses := 0
+	type claim struct {
+		term uint64
+		lead bool
+		obs  leaderObs
+	}
+	prev := map[string]claim{} // node -> its previous status poll
+	establish := func(term uint64, t int64, i int, node string) {
+		if e, ok := est[term]; !ok || t < e {
+			est[term], estEv[term], estBy[term] = t, i, node
+		}
+	}
+	for i := range in.Events {
+		e := &in.Events[i]
+		if node, st, ok := history.StatusOf(e); ok {
+			term, err := strconv.ParseUint(st.Term, 10, 64)
+			if err != nil || term == 0 {
+				continue
+			}
+			statuses++
+			lead := history.IsLeaderRole(st.Role)
+			before := prev[node]
+			prev[node] = claim{term: term, lead: lead, obs: leaderObs{node: node, time: e.Time, ev: i}}
+			// Confirmed by two polls in a row: leader in term both times.
+			if !lead || !before.lead || before.term != term {
+				continue
+			}
+			if ledBy[node] == nil {
+				ledBy[node] = map[uint64]bool{}
+			}
+			if !ledBy[node][term] {
+				ledBy[node][term] = true
+				leaders[term] = append(leaders[term], before.obs)
+			}
+			establish(term, before.obs.time, before.obs.ev, node)
+			continue
+		}
+		if p := e.Process; p.IsClient() {
+			switch e.Type {
+			case history.Invoke:
+				invokes[p] = i
+			case history.OK:
+				raw, has := e.Extra["term"]
+				term, err := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+				inv, invoked := invokes[p]
+				if !has || err != nil || term == 0 || e.Node == "" || !invoked {
+					continue
+				}
+				acks = append(acks, termAck{node: e.Node, term: term, invoke: in.Events[inv].Time, done: e.Time, inv: inv, ev: i, f: e.F, key: e.Key})
+				establish(term, e.Time, i, e.Node)
+			}
+		}
+	}
+	if statuses == 0 && len(acks) == 0 {
+		r.Verdict = NotApplicable
+		r.Summary = "no terms recorded: neither status events with a term nor completions carrying one"
+		r.Explanation = "split-brain needs the term (or epoch) under which nodes lead and answer: observer status events with role and term, or completions with \"term\". This system's adapter or status reader records none."
+		r.Elapsed = time.Since(t0)
+		return r
+	}
+
+	// (1) Two leaders in one term.
+	terms := make([]uint64, 0, len(leaders))
+	for t := range leaders {
+		terms = append(terms, t)
+	}
+	sort.Slice(terms, func(i, j int) bool { return terms[i] < terms[j] })
+	for _, t := range terms {
+		obs := leaders[t]
+		for k := 1; k < len(obs); k++ {
+			a, b := obs[0], obs[k]
+			r.Anomalies = append(r.Anomalies, Anomaly{
+				Kind: "two-leaders", Time: b.time, Node: b.node,
+				Message: fmt.Sprintf("nodes %s and %s both reported themselves leader in term %d: %s at %s (%s), %s at %s (%s); a term has at most one leader (election safety)",
+					a.node, b.node, t, a.node, fmtTime(a.time), in.Ref(a.ev), b.node, fmtTime(b.time), in.Ref(b.ev)),
+				Refs: []string{in.Ref(b.ev), in.Ref(a.ev)}, Events: []int{b.ev, a.ev},
+				Data: map[string]any{"term": t, "nodes": []string{a.node, b.node}},
+			})
+		}
+	}
+
+	// (2) Deposed leaders still serving: one anomaly per node and term,
+	// naming its first such operation and counting the others.
+	type window struct {
+		first termAck
+		higher uint64
+		count  int
+		last   termAck
+	}
+	windows := map[string]*window{}
+	var order []string
+	for _, a := range acks {
+		if !ledBy[a.node][a.term] {
+			continue
+		}
+		var higher uint64
+		for t, when := range est {
+			if t > a.term && when < a.invoke && (higher == 0 || when < est[higher]) {
+				higher = t
+			}
+		}
+		if higher == 0 {
+			continue
+		}
+		k := a.node + "/" + strconv.FormatUint(a.term, 10)
+		w := windows[k]
+		if w == nil {
+			w = &window{first: a, higher: higher}
+			windows[k] = w
+			order = append(order, k)
+		}
+		w.count++
+		w.last = a
+	}
+	for _, k := range order {
+		w := windows[k]
+		a := w.first
+		msg := fmt.Sprintf("node %s, leader in term %d, acknowledged %s(%s) under term %d at %s (%s), which began at %s, after term %d had been established at %s by %s (%s): a deposed leader still serving",
+			a.node, a.term, a.f, a.key, a.term, fmtTime(a.done), in.Ref(a.ev), fmtTime(a.invoke), w.higher, fmtTime(est[w.higher]), estBy[w.higher], in.Ref(estEv[w.higher]))
+		if w.count > 1 {
+			msg += fmt.Sprintf("; it acknowledged %d operations so under term %d, the last at %s (%s)", w.count, a.term, fmtTime(w.last.done), in.Ref(w.last.ev))
+		}
+		r.Anomalies = append(r.Anomalies, Anomaly{
+			Kind: "deposed-leader", Key: a.key, Time: a.done, Node: a.node, Message: msg,
+			Refs:   []string{in.Ref(a.ev), in.Ref(a.inv), in.Ref(estEv[w.higher])},
+			Events: []int{a.ev, a.inv, estEv[w.higher]},
+			Data:   map[string]any{"term": a.term, "higher_term": w.higher, "established_by": estBy[w.higher], "operations": w.count},
+		})
+	}
+	r.AnomalyCount = len(r.Anomalies)
+	r.Details = map[string]any{"status_events": statuses, "acks_with_term": len(acks), "terms_led": len(leaders)}
+	checked := fmt.Sprintf("%d status events with a term, %d acknowledgements carrying one, %d terms with a leader", statuses, len(acks), len(leaders))
+	if len(r.Anomalies) == 0 {
+		r.Verdict = Valid
+		r.Summary = "no split brain: " + checked
+		r.Elapsed = time.Since(t0)
+		return r
+	}
+	r.Verdict = Invalid
+	two, deposed := 0, 0
+	for _, a := range r.Anomalies {
+		if a.Kind == "two-leaders" {
+			two++
+		} else {
+			deposed++
+		}
+	}
+	r.Summary = fmt.Sprintf("split brain: %d terms with two leaders, %d deposed leaders still serving (%s)", two, deposed, checked)
+	var b strings.Builder
+	b.WriteString("The recorded terms show more than one authority at once. ")
+	for i, a := range r.Anomalies {
+		if i == 5 {
+			fmt.Fprintf(&b, "... and %d more in anomalies.jsonl", len(r.Anomalies)-5)
+			break
+		}
+		fmt.Fprintf(&b, "\n- %s: %s", a.Kind, a.Message)
+	}
+	r.Explanation = b.String()
+	r.Elapsed = time.Since(t0)
+	return r
+}
+
+func fmtTime(ns int64) string { return time.Duration(ns).String() }

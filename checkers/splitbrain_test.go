@@ -1,0 +1,111 @@
+package checkers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/faultline/faultline/history"
+)
+
+func splitBrainOf(t *testing.T, lines ...string) Result {
+	t.Helper()
+	_, evs, err := history.ReadAll(strings.NewReader(strings.Join(lines, "\n")), "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return SplitBrain{}.Check(context.Background(), Input{Events: evs})
+}
+
+// poll is one observer status event.
+func poll(node, role string, term, at int) string {
+	return fmt.Sprintf(`{"type":"info","process":"observer","time":%d,"f":"status","node":"%s","value":{"role":"%s","term":%d}}`, at, node, role, term)
+}
+
+// leads is two polls in a row of node leading term (what confirms it).
+func leads(node string, term, at int) string {
+	return poll(node, "leader", term, at) + "\n" + poll(node, "leader", term, at+50)
+}
+
+var (
+	n1Leads5 = leads("n1", 5, 100)  // confirmed at 150
+	n2Leads6 = leads("n2", 6, 2950) // confirmed at 3000
+)
+
+// (1) Two nodes leading one term are reported with both names; a node
+// re-elected (leader again in a later term, between two polls) and a new
+// leader in a higher term are not.
+func TestSplitBrainTwoLeaders(t *testing.T) {
+	ok := splitBrainOf(t, n1Leads5,
+		leads("n1", 7, 450), // re-elected between polls
+		poll("n2", "follower", 7, 460),
+		// A member that has just won term 8 reports itself leader in the
+		// old term once (etcd 3.4's status), then in its own: one poll
+		// proves nothing.
+		poll("n3", "leader", 7, 880),
+		leads("n3", 8, 900))
+	if ok.Verdict != Valid {
+		t.Fatalf("re-election, a later leader, a stale term in one poll: %s %v", ok.Verdict, ok.Anomalies)
+	}
+	bad := splitBrainOf(t, n1Leads5,
+		`{"type":"info","process":"observer","time":150,"f":"status","node":"n2","value":{"role":"primary","epoch":5}}`,
+		`{"type":"info","process":"observer","time":400,"f":"status","node":"n2","value":{"role":"primary","epoch":5}}`)
+	if bad.Verdict != Invalid || len(bad.Anomalies) != 1 {
+		t.Fatalf("two leaders in term 5: %s %v", bad.Verdict, bad.Anomalies)
+	}
+	a := bad.Anomalies[0]
+	if a.Kind != "two-leaders" || a.Node != "n2" || !strings.Contains(a.Message, "nodes n1 and n2 both reported themselves leader in term 5") || a.Refs[0] != "history.jsonl:3" || a.Refs[1] != "history.jsonl:1" {
+		t.Errorf("anomaly %+v", a)
+	}
+}
+
+// (2) A node that led term 5 acknowledging an operation that began after
+// term 6 was established is a deposed leader still serving; the same
+// operation begun before term 6 was seen, or acknowledged by a node that
+// never led term 5 (a follower's local read), is not reported.
+func TestSplitBrainDeposedLeader(t *testing.T) {
+	before := splitBrainOf(t, n1Leads5,
+		`{"type":"invoke","process":0,"time":2500,"f":"get","key":"k"}`,
+		n2Leads6,
+		`{"type":"ok","process":0,"time":3100,"f":"get","key":"k","value":1,"node":"n1","term":5}`,
+		`{"type":"invoke","process":1,"time":3200,"f":"get","key":"k"}`,
+		`{"type":"ok","process":1,"time":3300,"f":"get","key":"k","value":1,"node":"n3","term":5}`)
+	if before.Verdict != Valid {
+		t.Fatalf("an op begun before term 6 was seen, and a read by a node that never led: %s %v", before.Verdict, before.Anomalies)
+	}
+	bad := splitBrainOf(t, n1Leads5, n2Leads6,
+		`{"type":"invoke","process":0,"time":3500,"f":"put","key":"k","value":2}`,
+		`{"type":"ok","process":0,"time":3600,"f":"put","key":"k","value":2,"node":"n1","term":5}`,
+		`{"type":"invoke","process":0,"time":3700,"f":"get","key":"k"}`,
+		`{"type":"ok","process":0,"time":3800,"f":"get","key":"k","value":2,"node":"n1","term":5}`)
+	if bad.Verdict != Invalid || len(bad.Anomalies) != 1 {
+		t.Fatalf("deposed leader: %s %v", bad.Verdict, bad.Anomalies)
+	}
+	a := bad.Anomalies[0]
+	for _, m := range []string{"node n1, leader in term 5, acknowledged put(k) under term 5", "after term 6 had been established", "by n2 (history.jsonl:3)", "a deposed leader still serving", "it acknowledged 2 operations so"} {
+		if !strings.Contains(a.Message, m) {
+			t.Errorf("message lacks %q: %s", m, a.Message)
+		}
+	}
+	if a.Kind != "deposed-leader" || a.Node != "n1" || a.Refs[0] != "history.jsonl:6" {
+		t.Errorf("anomaly %+v", a)
+	}
+	// A higher term established by an acknowledgement, not an observation.
+	byAck := splitBrainOf(t, n1Leads5,
+		`{"type":"invoke","process":1,"time":1000,"f":"put","key":"k","value":3}`,
+		`{"type":"ok","process":1,"time":1100,"f":"put","key":"k","value":3,"node":"n2","term":6}`,
+		`{"type":"invoke","process":0,"time":1200,"f":"get","key":"k"}`,
+		`{"type":"ok","process":0,"time":1300,"f":"get","key":"k","value":1,"node":"n1","term":5}`)
+	if byAck.Verdict != Invalid || !strings.Contains(byAck.Anomalies[0].Message, "by n2 (history.jsonl:4)") {
+		t.Errorf("a higher term shown by an acknowledgement: %s %v", byAck.Verdict, byAck.Anomalies)
+	}
+}
+
+// Without terms there is nothing to judge.
+func TestSplitBrainNotApplicable(t *testing.T) {
+	r := splitBrainOf(t, `{"type":"invoke","process":0,"time":1,"f":"get","key":"k"}`, `{"type":"ok","process":0,"time":2,"f":"get","key":"k","value":null,"node":"n1"}`)
+	if r.Verdict != NotApplicable {
+		t.Errorf("no terms: %s", r.Verdict)
+	}
+}
