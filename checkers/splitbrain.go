@@ -147,7 +147,7 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 	// (2) Deposed leaders still serving: one anomaly per node and term,
 	// naming its first such operation and counting the others.
 	type window struct {
-		first termAck
+		first  termAck
 		higher uint64
 		count  int
 		last   termAck
