@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -54,11 +53,7 @@ type HookConfig struct {
 }
 
 func (h *HookConfig) decodeNode(d *decoder, n *yaml.Node, path string) error {
-	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
-		h.Run = n.Value
-		return nil
-	}
-	return d.decodeFields(n, reflect.ValueOf(h).Elem(), nil, path)
+	return d.decodeShort(n, path, h, &h.Run)
 }
 
 // MarshalYAML writes the short form when there is no check.
@@ -70,7 +65,7 @@ func (h HookConfig) MarshalYAML() (any, error) {
 }
 
 // External reports whether the scenario tests a cluster someone else runs.
-func (s *Scenario) External() bool { return s.Runtime == "external" }
+func (s *Scenario) External() bool { return s.Runtime == targets.ExternalRuntime }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
@@ -174,16 +169,13 @@ func (s *Scenario) resolveExternal() error {
 		}
 	}
 	hooks := s.hooks()
-	for _, h := range []struct {
-		name string
-		hook targets.Hook
-	}{{"kill", hooks.Kill}, {"start", hooks.Start}, {"stop", hooks.Stop}, {"pause", hooks.Pause}, {"resume", hooks.Resume}, {"partition", hooks.Partition}, {"heal", hooks.Heal}} {
-		for _, form := range []struct{ key, text string }{{"", h.hook.Run}, {".check", h.hook.Check}} {
+	for _, h := range hooks.All() {
+		for _, form := range []struct{ key, text string }{{"", h.Hook.Run}, {".check", h.Hook.Check}} {
 			if form.text == "" {
 				continue
 			}
-			if err := targets.CheckHookTemplate(h.name, form.text); err != nil {
-				p := "cluster.hooks." + h.name
+			if err := targets.CheckHookTemplate(h.Name, form.text); err != nil {
+				p := "cluster.hooks." + h.Name
 				if _, ok := s.pos[p+".run"]; ok && form.key == "" {
 					p += ".run"
 				}

@@ -3,7 +3,6 @@ package scenario
 import (
 	"context"
 	"maps"
-	"reflect"
 	"slices"
 	"strings"
 
@@ -44,11 +43,7 @@ type ReadyProbe struct {
 }
 
 func (r *ReadyProbe) decodeNode(d *decoder, n *yaml.Node, path string) error {
-	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
-		r.Probe = n.Value
-		return nil
-	}
-	return d.decodeFields(n, reflect.ValueOf(r).Elem(), nil, path)
+	return d.decodeShort(n, path, r, &r.Probe)
 }
 
 // MarshalYAML writes the short form when only the probe is set.

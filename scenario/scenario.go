@@ -103,11 +103,7 @@ type Client struct {
 }
 
 func (c *Client) decodeNode(d *decoder, n *yaml.Node, path string) error {
-	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
-		c.Adapter = n.Value
-		return nil
-	}
-	return d.decodeFields(n, reflect.ValueOf(c).Elem(), nil, path)
+	return d.decodeShort(n, path, c, &c.Adapter)
 }
 
 // MarshalYAML writes the short form when there are no options.
@@ -352,7 +348,7 @@ func parseWith(name string, b []byte, o Overrides, judging bool) (*Scenario, err
 	if n, ok := s.pos["system"]; ok && n.Kind == yaml.ScalarNode && n.Value != "" {
 		s.System = n.Value
 	}
-	if n, ok := s.pos["runtime"]; ok && n.Kind == yaml.ScalarNode && n.Value == "external" {
+	if n, ok := s.pos["runtime"]; ok && n.Kind == yaml.ScalarNode && n.Value == targets.ExternalRuntime {
 		if _, named := s.pos["system"]; !named {
 			s.System = targets.ExternalSystem
 		}
@@ -909,7 +905,7 @@ func (s *Scenario) Apply(o Overrides) error {
 		s.Runtime = *o.Runtime
 	}
 	if len(o.Nodes) > 0 {
-		if s.Runtime != "external" {
+		if s.Runtime != targets.ExternalRuntime {
 			return fmt.Errorf("--node gives the addresses of an external cluster's nodes: the scenario's runtime is %s", s.Runtime)
 		}
 		s.nodeAddrs = o.Nodes

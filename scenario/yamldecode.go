@@ -337,6 +337,17 @@ func (d *decoder) setKind(n *yaml.Node, k kinded, path string) (any, error) {
 	return params, nil
 }
 
+// decodeShort decodes a value that a file may give in short form, one
+// scalar (stored in *short), or as the mapping of the struct ptr points to
+// (client: http | {adapter, options}; ready: tcp | {probe, path, port}).
+func (d *decoder) decodeShort(n *yaml.Node, path string, ptr any, short *string) error {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		*short = n.Value
+		return nil
+	}
+	return d.decodeFields(n, reflect.ValueOf(ptr).Elem(), nil, path)
+}
+
 // decodeFields decodes mapping n into struct v and, for keys that are not
 // v's fields, into the struct params points to (nil: no such keys).
 // Unknown and duplicate keys are errors naming the known fields.
