@@ -170,7 +170,7 @@ func needProcess(env Env) error {
 	if env.Caps.Process {
 		return nil
 	}
-	if env.Runtime == "external" {
+	if env.Caps.Hooks {
 		return errors.New("faultline does not run the nodes of an external cluster: give cluster.hooks.kill and cluster.hooks.start, commands that kill a node and start it again, or remove this fault")
 	}
 	return fmt.Errorf("the runtime cannot kill and start nodes (no process control); use a runtime that can, such as local or docker (%s), or remove this fault", seeAvailable)
@@ -181,7 +181,7 @@ func needPause(env Env) error {
 	if env.Caps.Pause {
 		return nil
 	}
-	if env.Runtime == "external" {
+	if env.Caps.Hooks {
 		return errors.New("faultline does not run the nodes of an external cluster: give cluster.hooks.pause and cluster.hooks.resume, commands that freeze a node and thaw it, or remove this fault")
 	}
 	return fmt.Errorf("the runtime cannot pause and resume nodes; use a runtime that can, such as local or docker (%s), or remove this fault", seeAvailable)
@@ -219,7 +219,7 @@ func needPeerCut(env Env, clients bool) error {
 
 // needPeerLinks: a proxy sits on every directed link between nodes.
 func needPeerLinks(env Env) error {
-	if env.Runtime == "external" && env.Caps.Links < targets.PeerLinks {
+	if env.Caps.Hooks && env.Caps.Links < targets.PeerLinks {
 		how := "give cluster.hooks.partition and cluster.hooks.heal, commands that cut and restore the links between groups of nodes"
 		if env.Caps.Partition {
 			how = "the partition hook splits the nodes into groups, and this fault needs more (a toxic on each link, or one direction only)"

@@ -44,7 +44,7 @@ func TestValidateClockSkewWithoutSetClock(t *testing.T) {
 func TestValidateKillWithoutProcessControl(t *testing.T) {
 	env := fullEnv(nodes3)
 	env.Runtime = "external"
-	env.Caps = targets.Capabilities{Links: targets.ClientLinks}
+	env.Caps = targets.Capabilities{Links: targets.ClientLinks, Hooks: true}
 	tl := Schedule{Timeline: []Spec{withAtFor(Spec{Fault: "kill"}, time.Second, time.Second)}}
 	specErrOn(t, &tl, env, "timeline[0].fault", "kill", "runtime external", "cluster.hooks.kill", "cluster.hooks.start")
 	specErrOn(t, mix(Spec{Fault: "pause"}), env, "mix[0].fault", "pause", "cluster.hooks.pause", "cluster.hooks.resume")
@@ -75,7 +75,7 @@ func TestValidateRoleTargets(t *testing.T) {
 func TestValidatePeerLinkFaultsOnClientLinksOnly(t *testing.T) {
 	env := fullEnv(nodes3)
 	env.Runtime = "external"
-	env.Caps.Links = targets.ClientLinks
+	env.Caps.Links, env.Caps.Hooks = targets.ClientLinks, true
 	for _, name := range []string{"partition-halves", "partition-one", "partition-leader", "partition-majorities-ring", "partition-bridge", "partition-one-way", "latency", "bandwidth", "reset"} {
 		n := nodes3
 		if name == "partition-majorities-ring" {
@@ -156,7 +156,7 @@ func TestEnvFor(t *testing.T) {
 func TestValidatePartitionsThroughHooks(t *testing.T) {
 	env := fullEnv(nodes3)
 	env.Runtime = "external"
-	env.Caps = targets.Capabilities{Links: targets.ClientLinks, Partition: true}
+	env.Caps = targets.Capabilities{Links: targets.ClientLinks, Partition: true, Hooks: true}
 	if err := mix(Spec{Fault: "partition-halves"}, Spec{Fault: "partition-one"}, Spec{Fault: "partition-leader"}).Validate(env); err != nil {
 		t.Fatal(err)
 	}

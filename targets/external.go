@@ -9,9 +9,13 @@ import (
 )
 
 // ExternalSystem is the system name of a cluster someone else runs
-// (runtime external): faultline starts nothing, and speaks to the nodes
-// through the scenario's client adapter.
+// (runtime ExternalRuntime): faultline starts nothing, and speaks to the
+// nodes through the scenario's client adapter.
 const ExternalSystem = "external"
+
+// ExternalRuntime is the name of the runtime of clusters someone else runs
+// (targets/external registers it); ClusterSpec.External is its input.
+const ExternalRuntime = "external"
 
 // ExternalNode is one node of a cluster someone else runs, as a scenario
 // lists it: its id and role, and the addresses faultline dials.
@@ -40,6 +44,25 @@ type Hook struct {
 type Hooks struct {
 	Kill, Start, Stop, Pause, Resume, Partition, Heal Hook
 	Timeout                                           time.Duration
+}
+
+// NamedHook is one of Hooks with its name (kill, start, ...) and whether
+// it acts on one node (kill, start, stop, pause, resume) or on the
+// cluster (partition, heal).
+type NamedHook struct {
+	Name    string
+	PerNode bool
+	Hook    Hook
+}
+
+// All returns the hooks with their names, in a fixed order, those not
+// given included (Run "").
+func (h Hooks) All() []NamedHook {
+	return []NamedHook{
+		{"kill", true, h.Kill}, {"start", true, h.Start}, {"stop", true, h.Stop},
+		{"pause", true, h.Pause}, {"resume", true, h.Resume},
+		{"partition", false, h.Partition}, {"heal", false, h.Heal},
+	}
 }
 
 // DefaultHookTimeout bounds a hook when the scenario sets no timeout.

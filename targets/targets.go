@@ -202,6 +202,9 @@ type Capabilities struct {
 	// Partition: peer links can be cut by other means than the proxies
 	// (Partitioner: an external cluster's partition hook).
 	Partition bool
+	// Hooks: what the runtime cannot do itself, the scenario's hooks can
+	// give (runtime external: cluster.hooks); refusals say which hook.
+	Hooks bool
 	// PeerNames: each node can be made to resolve every peer's host name
 	// to the proxy of that directed link (a network and a hosts file per
 	// node), so peer links of nodes that name their peers (PeersNames)

@@ -28,7 +28,7 @@ import (
 )
 
 func init() {
-	targets.RegisterRuntime("external", func() targets.Runtime { return &Runtime{} })
+	targets.RegisterRuntime(targets.ExternalRuntime, func() targets.Runtime { return &Runtime{} })
 }
 
 // Runtime is the external runtime. It holds nothing; safe for concurrent
@@ -40,13 +40,13 @@ var (
 	_ targets.SpecCapabilities = (*Runtime)(nil)
 )
 
-// Name returns "external".
-func (*Runtime) Name() string { return "external" }
+// Name returns "external" (targets.ExternalRuntime).
+func (*Runtime) Name() string { return targets.ExternalRuntime }
 
 // Capabilities of an external cluster without hooks: a proxy on every
 // client link, nothing else.
 func (*Runtime) Capabilities() targets.Capabilities {
-	return targets.Capabilities{Links: targets.ClientLinks}
+	return targets.Capabilities{Links: targets.ClientLinks, Hooks: true}
 }
 
 // CapabilitiesOf adds what spec's hooks give: process control with kill
@@ -208,33 +208,22 @@ func (c *Cluster) HealPartitions(ctx context.Context) error {
 // FAULTLINE_DRY_RUN=1), for every node where the hook acts on one, and
 // returns the first failure, naming the hook and the node.
 func (c *Cluster) Preflight(ctx context.Context) error {
-	h := c.spec.Hooks
-	perNode := []struct {
-		name string
-		hook targets.Hook
-	}{{"kill", h.Kill}, {"start", h.Start}, {"stop", h.Stop}, {"pause", h.Pause}, {"resume", h.Resume}}
-	for _, p := range perNode {
-		if p.hook.Run == "" {
-			continue
-		}
-		for _, n := range c.nodes {
-			if err := c.check(ctx, p.name, p.hook, c.vars(n)); err != nil {
+	for _, h := range c.spec.Hooks.All() {
+		switch {
+		case h.Hook.Run == "":
+		case h.PerNode:
+			for _, n := range c.nodes {
+				if err := c.check(ctx, h.Name, h.Hook, c.vars(n)); err != nil {
+					return err
+				}
+			}
+		default:
+			v := c.vars(targets.NodeInfo{})
+			v.Groups = [][]string{{c.nodes[0].ID}}
+			v.GroupsText = c.nodes[0].ID
+			if err := c.check(ctx, h.Name, h.Hook, v); err != nil {
 				return err
 			}
-		}
-	}
-	for _, p := range []struct {
-		name string
-		hook targets.Hook
-	}{{"partition", h.Partition}, {"heal", h.Heal}} {
-		if p.hook.Run == "" {
-			continue
-		}
-		v := c.vars(targets.NodeInfo{})
-		v.Groups = [][]string{{c.nodes[0].ID}}
-		v.GroupsText = c.nodes[0].ID
-		if err := c.check(ctx, p.name, p.hook, v); err != nil {
-			return err
 		}
 	}
 	return nil
