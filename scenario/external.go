@@ -114,7 +114,6 @@ func (s *Scenario) resolveExternal() error {
 		return s.errAt("client", "%v", err)
 	}
 	seen := map[string]bool{}
-	var roles []targets.ProcessRole
 	s.extNodes = nil
 	s.nodes = nil
 	for i, n := range s.Cluster.Nodes {
@@ -152,16 +151,6 @@ func (s *Scenario) resolveExternal() error {
 		}
 		s.extNodes = append(s.extNodes, targets.ExternalNode{ID: n.ID, Role: role, Client: client, Admin: admin})
 		s.nodes = append(s.nodes, targets.NodeSpec{ID: n.ID, Role: role})
-		found := false
-		for j := range roles {
-			if roles[j].Name == role {
-				roles[j].Nodes++
-				found = true
-			}
-		}
-		if !found {
-			roles = append(roles, targets.ProcessRole{Name: role, Nodes: 1, Spec: &targets.ProcessSpec{Peers: targets.PeersNone}})
-		}
 	}
 	for id := range s.nodeAddrs {
 		if !seen[id] {
@@ -193,9 +182,7 @@ func (s *Scenario) resolveExternal() error {
 	case s.Cluster.Hooks.Timeout < 0 || s.Cluster.Hooks.Timeout.D() > time.Hour:
 		return s.errAt("cluster.hooks.timeout", "%s: use 0 (the default, %s) up to 1h", s.Cluster.Hooks.Timeout, targets.DefaultHookTimeout)
 	}
-	s.sys = targets.NewProcessSystem(roles, a, s.Client.Options)
-	s.sys.Name = targets.ExternalSystem
-	s.sys.Description = "a cluster someone else runs"
+	s.sys = targets.NewExternalSystem(s.extNodes, a, s.Client.Options)
 	return nil
 }
 

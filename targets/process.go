@@ -417,15 +417,7 @@ type ProcessRole struct {
 // (PeersDial), PeerNames when any role names its peers (PeersNames). It
 // cannot be run by `faultline node`: runtimes start its commands.
 func NewProcessSystem(roles []ProcessRole, adapter *Adapter, adapterOpts map[string]string) *System {
-	s := &System{
-		Name:        ProcessSystem,
-		Description: "a binary faultline did not write, started from the scenario's command line",
-		Client:      adapter.Name,
-		Workload:    "register",
-		Run: func(context.Context, NodeConfig) error {
-			return errors.New("a process target's nodes are started by the runtime from the scenario's command, not by `faultline node`")
-		},
-	}
+	s := adapterSystem(ProcessSystem, "a binary faultline did not write, started from the scenario's command line", adapter, adapterOpts)
 	dial, names := len(roles) > 0, false
 	for _, r := range roles {
 		s.Roles = append(s.Roles, Role{Name: r.Name, Nodes: r.Nodes, Serves: true})
@@ -433,9 +425,58 @@ func NewProcessSystem(roles []ProcessRole, adapter *Adapter, adapterOpts map[str
 		names = names || r.Spec.Peers == PeersNames
 	}
 	s.PeerLinks, s.PeerNames = dial, names && !dial
+	return s
+}
+
+// NewExternalSystem returns the System of a cluster someone else runs:
+// one role per distinct role of nodes (in order of first use, counted),
+// every role serving, status read through the adapter; its peer links
+// carry no proxy.
+func NewExternalSystem(nodes []ExternalNode, adapter *Adapter, adapterOpts map[string]string) *System {
+	s := adapterSystem(ExternalSystem, "a cluster someone else runs", adapter, adapterOpts)
+	idx := map[string]int{}
+	for _, n := range nodes {
+		i, ok := idx[n.Role]
+		if !ok {
+			i = len(s.Roles)
+			idx[n.Role] = i
+			s.Roles = append(s.Roles, Role{Name: n.Role, Serves: true})
+		}
+		s.Roles[i].Nodes++
+	}
+	return s
+}
+
+// adapterSystem is the System of a target that faultline's own code does
+// not run: spoken to through adapter (its default client), the register
+// workload by default, status read through the adapter's Status (nil if
+// it has none), no roles yet. `faultline node` cannot run it.
+func adapterSystem(name, doc string, adapter *Adapter, adapterOpts map[string]string) *System {
+	s := &System{
+		Name: name, Description: doc, Client: adapter.Name, Workload: "register",
+		Run: func(context.Context, NodeConfig) error {
+			return fmt.Errorf("a %s target's nodes are not started by `faultline node`", name)
+		},
+	}
 	if adapter.Status != nil {
 		opts := maps.Clone(adapterOpts)
 		s.Status = func(ctx context.Context, n NodeInfo) (Status, error) { return adapter.Status(ctx, n, opts) }
 	}
 	return s
+}
+
+// SampleProcessSystem is the System of a process target of 3 nodes of one
+// role whose nodes reach their peers as peers says, spoken to through the
+// named adapter: what `faultline faults --system process` judges
+// availability against. Errors name the bad peering or adapter.
+func SampleProcessSystem(peers Peering, adapter string) (*System, error) {
+	spec := &ProcessSpec{Command: []string{"true"}, Ready: Probe{Kind: ProbeTCP}, Peers: peers}
+	if err := spec.Check(); err != nil {
+		return nil, fmt.Errorf("peers: %w", err)
+	}
+	a, err := LookupAdapter(adapter)
+	if err != nil {
+		return nil, err
+	}
+	return NewProcessSystem([]ProcessRole{{Name: "node", Nodes: 3, Spec: spec}}, a, nil), nil
 }

@@ -75,15 +75,9 @@ func faultsEnv(system, runtime string, peers targets.Peering, client string) (fa
 	switch system {
 	case "":
 	case targets.ProcessSystem:
-		spec := &targets.ProcessSpec{Command: []string{"true"}, Ready: targets.Probe{Kind: targets.ProbeTCP}, Peers: peers}
-		if err := spec.Check(); err != nil {
-			return faults.Env{}, fmt.Errorf("--peers: %w", err)
+		if sys, err = targets.SampleProcessSystem(peers, client); err != nil {
+			return faults.Env{}, err
 		}
-		a, err := targets.LookupAdapter(client)
-		if err != nil {
-			return faults.Env{}, fmt.Errorf("--client: %w", err)
-		}
-		sys = targets.NewProcessSystem([]targets.ProcessRole{{Name: "node", Nodes: 3, Spec: spec}}, a, nil)
 	default:
 		if sys, err = targets.LookupSystem(system); err != nil {
 			return faults.Env{}, err
