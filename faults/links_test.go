@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/faultline/faultline/internal/freeport"
 	"github.com/faultline/faultline/targets"
-	"github.com/faultline/faultline/targets/local"
 )
 
 const (
@@ -693,7 +693,7 @@ func TestServeProxy(t *testing.T) {
 	// Find a free port (outside the ephemeral range, where no outgoing
 	// connection takes it meanwhile), then serve the API on it as
 	// `faultline proxy` would.
-	ports, err := local.FreePorts(1)
+	ports, err := freeport.Take(1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/faultline/faultline/targets/local"
+	"github.com/faultline/faultline/internal/freeport"
 )
 
 // InCI reports whether the tests run in CI (CI=true).
@@ -54,11 +54,11 @@ func Etcd(t testing.TB) string {
 }
 
 // FreePorts returns n distinct TCP ports that were free on 127.0.0.1,
-// outside the kernel's ephemeral range when it can (local.FreePorts), for
+// outside the kernel's ephemeral range when it can (freeport.Take), for
 // servers a test starts itself.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
-	p, err := local.FreePorts(n)
+	p, err := freeport.Take(n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/internal/freeport"
 	"github.com/faultline/faultline/targets"
-	"github.com/faultline/faultline/targets/local"
 )
 
 // server is a real HTTP server on loopback whose answers a test scripts.
@@ -61,7 +61,7 @@ func closedAddr(t *testing.T) string {
 	t.Helper()
 	// A port outside the ephemeral range that nothing listens on: a port
 	// from :0 could be taken by another test's outgoing connection.
-	ports, err := local.FreePorts(1)
+	ports, err := freeport.Take(1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/faultline/faultline/internal/freeport"
 	"github.com/faultline/faultline/internal/runtimetest"
 	"github.com/faultline/faultline/targets"
 )
@@ -554,13 +555,13 @@ func TestBindFailure(t *testing.T) {
 	calls := 0
 	allocPorts = func(n int) ([]int, error) {
 		calls++
-		ps, err := FreePorts(n)
+		ps, err := freeport.Take(n)
 		if calls == 1 && err == nil {
 			ps[4] = taken.Addr().(*net.TCPAddr).Port // n2's admin port
 		}
 		return ps, err
 	}
-	defer func() { allocPorts = FreePorts }()
+	defer func() { allocPorts = freeport.Take }()
 
 	c := startCluster(t, Options{}, targets.ClusterSpec{})
 	if calls != 2 {
@@ -640,37 +641,6 @@ func TestConcurrentControl(t *testing.T) {
 	}
 	if n := liveCount(); n != 0 {
 		t.Errorf("%d node processes left after Close", n)
-	}
-}
-
-func TestFreePorts(t *testing.T) {
-	if _, err := FreePorts(0); err == nil {
-		t.Error("FreePorts(0) succeeded")
-	}
-	a, err := FreePorts(20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := FreePorts(20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	elo, ehi := ephemeralRange()
-	seen := map[int]bool{}
-	for _, p := range append(a, b...) {
-		if seen[p] {
-			t.Errorf("port %d returned twice", p)
-		}
-		seen[p] = true
-		if _, _, ok := candidateRange(); ok && p >= elo && p <= ehi {
-			t.Errorf("port %d is in the ephemeral range %d-%d", p, elo, ehi)
-		}
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			t.Errorf("port %d is not free: %v", p, err)
-			continue
-		}
-		l.Close()
 	}
 }
 

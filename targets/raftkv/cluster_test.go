@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/internal/freeport"
 	"github.com/faultline/faultline/targets"
 	"github.com/faultline/faultline/targets/httpkv"
-	"github.com/faultline/faultline/targets/local"
 )
 
 // relay is a TCP forwarder on loopback standing in for a per-link proxy:
@@ -100,7 +100,7 @@ func (r *relay) setCut(cut bool) {
 // outgoing connection of a test running in parallel may take it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ports, err := local.FreePorts(1)
+	ports, err := freeport.Take(1)
 	if err != nil {
 		t.Fatal(err)
 	}
