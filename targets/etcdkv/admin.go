@@ -16,6 +16,7 @@ import (
 
 	"github.com/faultline/faultline/internal/idlecache"
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/internal/kvadapter"
 )
 
 // Ping returns nil once the member at addr (host:port, its own client
@@ -39,13 +40,13 @@ func Ping(ctx context.Context, addr string, opts map[string]string) error {
 	conn := ac.cli.ActiveConnection()
 	ctx, err = ac.auth.with(ctx, authenticateOn(conn))
 	if err != nil {
-		return fmt.Errorf("%s: authenticating as %s at %s", redact(describe(err), cfg.password), cfg.username, addr)
+		return fmt.Errorf("%s: authenticating as %s at %s", kvadapter.Redact(describe(err), cfg.password), cfg.username, addr)
 	}
 	kv := etcdserverpb.NewKVClient(conn)
 	_, err = kv.Range(ctx, &etcdserverpb.RangeRequest{Key: []byte("faultline/ping"), CountOnly: true}, grpc.WaitForReady(false))
 	if err != nil {
 		ac.auth.failed(err)
-		return fmt.Errorf("%s at %s", redact(describe(err), cfg.password), addr)
+		return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.password), addr)
 	}
 	return nil
 }
@@ -85,13 +86,13 @@ func Status(ctx context.Context, n targets.NodeInfo, opts map[string]string) (ta
 	conn := ac.cli.ActiveConnection()
 	ctx, err = ac.auth.with(ctx, authenticateOn(conn))
 	if err != nil {
-		return targets.Status{}, fmt.Errorf("%s: authenticating as %s for the status of %s at %s", redact(describe(err), cfg.password), cfg.username, n.ID, n.Client)
+		return targets.Status{}, fmt.Errorf("%s: authenticating as %s for the status of %s at %s", kvadapter.Redact(describe(err), cfg.password), cfg.username, n.ID, n.Client)
 	}
 	m := etcdserverpb.NewMaintenanceClient(conn)
 	resp, err := m.Status(ctx, &etcdserverpb.StatusRequest{}, grpc.WaitForReady(false))
 	if err != nil {
 		ac.auth.failed(err)
-		return targets.Status{}, fmt.Errorf("%s: status of %s at %s", redact(describe(err), cfg.password), n.ID, n.Client)
+		return targets.Status{}, fmt.Errorf("%s: status of %s at %s", kvadapter.Redact(describe(err), cfg.password), n.ID, n.Client)
 	}
 	if resp.Header == nil {
 		return targets.Status{}, fmt.Errorf("etcd: status of %s at %s: an answer without a header", n.ID, n.Client)

@@ -3,7 +3,6 @@ package etcdkv
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -112,15 +111,4 @@ func (a *tokenAuth) failed(err error) {
 		a.token, a.notEnabled = "", false
 		a.mu.Unlock()
 	}
-}
-
-// redact replaces every occurrence of secret in text with [redacted].
-// etcd's and gRPC's error texts do not hold the password (a refused
-// Authenticate is "authentication failed, invalid user ID or password");
-// this is the belt to those braces.
-func redact(text, secret string) string {
-	if secret == "" {
-		return text
-	}
-	return strings.ReplaceAll(text, secret, "[redacted]")
 }

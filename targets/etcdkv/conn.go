@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/faultline/faultline/targets/internal/kvadapter"
 )
 
 // connTracker watches every TCP connection one gRPC client opens, to
@@ -67,7 +69,7 @@ func (t *connTracker) notSentReason() string {
 	defer t.mu.Unlock()
 	switch {
 	case t.lastDial != nil:
-		return "no connection: " + shorten(t.lastDial.Error(), 160)
+		return "no connection: " + kvadapter.Shorten(t.lastDial.Error(), 160)
 	case t.dials > 0:
 		return "connected, but the member never answered the handshake"
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/targets/internal/kvadapter"
 )
 
 // definiteTexts are the descriptions of errors that certainly leave the
@@ -133,25 +134,11 @@ func describe(err error) string {
 	}
 	if d, ok := strings.CutPrefix(desc, "etcdserver: "); ok {
 		// The server's own error: its text names it.
-		return "etcd: " + shorten(d, 200)
+		return "etcd: " + kvadapter.Shorten(d, 200)
 	}
 	name := strings.ToLower(code.String())
 	if code == codes.Unknown {
-		return "etcd: " + shorten(desc, 200)
+		return "etcd: " + kvadapter.Shorten(desc, 200)
 	}
-	return "etcd: " + name + ": " + shorten(desc, 200)
+	return "etcd: " + name + ": " + kvadapter.Shorten(desc, 200)
 }
-
-// shorten cuts s to at most n bytes (on a rune boundary), marking the cut.
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !isRuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "..."
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

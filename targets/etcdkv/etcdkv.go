@@ -105,6 +105,7 @@ import (
 
 	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/internal/kvadapter"
 )
 
 // AdapterName is the name under which the package registers its adapter.
@@ -374,7 +375,7 @@ func (c *Client) Do(ctx context.Context, op history.Op) history.Outcome {
 	ctx, err = c.auth.with(ctx, c.authenticate)
 	if err != nil {
 		// The operation's own request was never sent.
-		return history.Outcome{Type: history.Fail, Error: redact(describe(err)+" (not sent: authenticating as "+c.opts.Username+")", c.opts.Password)}
+		return history.Outcome{Type: history.Fail, Error: kvadapter.Redact(describe(err)+" (not sent: authenticating as "+c.opts.Username+")", c.opts.Password)}
 	}
 	snap := c.conns.snapshot()
 	header, out, err := c.send(ctx, r)
@@ -382,7 +383,7 @@ func (c *Client) Do(ctx context.Context, op history.Op) history.Outcome {
 		c.auth.failed(err)
 		sent := c.conns.mayHaveSent(snap)
 		typ, text := classify(r.f, err, sent, c.conns.notSentReason)
-		return history.Outcome{Type: typ, Error: redact(text, c.opts.Password)}
+		return history.Outcome{Type: typ, Error: kvadapter.Redact(text, c.opts.Password)}
 	}
 	out.Node = c.names.name(ctx, header.MemberId)
 	out.Term = header.RaftTerm

@@ -16,6 +16,7 @@ import (
 
 	"github.com/faultline/faultline/internal/idlecache"
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/internal/kvadapter"
 )
 
 // Ping returns nil once the server at addr (host:port, its own client
@@ -38,7 +39,7 @@ func Ping(ctx context.Context, addr string, opts map[string]string) error {
 	pong, err := l.Value().Ping(ctx).Result()
 	if err != nil {
 		end(l, err)
-		return fmt.Errorf("%s at %s", redact(describe(err), cfg.opts.Password), addr)
+		return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.opts.Password), addr)
 	}
 	if pong != "PONG" {
 		l.Release()
@@ -47,7 +48,7 @@ func Ping(ctx context.Context, addr string, opts map[string]string) error {
 	text, err := l.Value().Info(ctx, "replication").Result()
 	if err != nil {
 		end(l, err)
-		return fmt.Errorf("%s at %s", redact(describe(err), cfg.opts.Password), addr)
+		return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.opts.Password), addr)
 	}
 	l.Release()
 	st, err := parseReplication("", text)
@@ -97,7 +98,7 @@ func Status(ctx context.Context, n targets.NodeInfo, opts map[string]string) (ta
 	text, err := l.Value().Info(ctx, "replication").Result()
 	if err != nil {
 		end(l, err)
-		return targets.Status{}, fmt.Errorf("%s: status of %s at %s", redact(describe(err), cfg.opts.Password), n.ID, n.Client)
+		return targets.Status{}, fmt.Errorf("%s: status of %s at %s", kvadapter.Redact(describe(err), cfg.opts.Password), n.ID, n.Client)
 	}
 	l.Release()
 	return parseReplication(n.ID, text)

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/faultline/faultline/targets/internal/kvadapter"
 )
 
 // connTracker watches every connection one go-redis client opens, to
@@ -73,7 +75,7 @@ func (t *connTracker) notSentReason(s connSnapshot) string {
 	case t.dials != s.dials:
 		return "connected, but the server never answered the handshake"
 	case t.dialErrs != s.dialErrs && t.lastDial != nil:
-		return "no connection: " + shorten(t.lastDial.Error(), 160)
+		return "no connection: " + kvadapter.Shorten(t.lastDial.Error(), 160)
 	}
 	return "no connection"
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/targets/internal/kvadapter"
 )
 
 // definiteCodes are the error codes (the first word of an error reply)
@@ -122,7 +123,7 @@ func describe(err error) string {
 		if !strings.Contains(text, msg) {
 			text = msg
 		}
-		return "redis: " + shorten(strings.TrimPrefix(text, "redis: "), 200)
+		return "redis: " + kvadapter.Shorten(strings.TrimPrefix(text, "redis: "), 200)
 	}
 	var ne net.Error
 	switch {
@@ -133,27 +134,5 @@ func describe(err error) string {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "redis: connection closed (EOF)"
 	}
-	return "redis: " + shorten(strings.TrimPrefix(err.Error(), "redis: "), 200)
+	return "redis: " + kvadapter.Shorten(strings.TrimPrefix(err.Error(), "redis: "), 200)
 }
-
-// redact replaces every occurrence of secret in text with [redacted].
-func redact(text, secret string) string {
-	if secret == "" {
-		return text
-	}
-	return strings.ReplaceAll(text, secret, "[redacted]")
-}
-
-// shorten cuts s to at most n bytes (on a rune boundary), marking the cut.
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !isRuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "..."
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -114,6 +114,7 @@ import (
 
 	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/internal/kvadapter"
 )
 
 // AdapterName is the name under which the package registers its adapter.
@@ -504,7 +505,7 @@ func (c *Client) Do(ctx context.Context, op history.Op) history.Outcome {
 	}
 	out := c.do(ctx, ep, r)
 	out.Node = ep.node.ID
-	out.Error = redact(out.Error, c.opts.Password)
+	out.Error = kvadapter.Redact(out.Error, c.opts.Password)
 	return out
 }
 
