@@ -18,18 +18,9 @@ set -eu
 cmd=${1:?usage: etcd-cluster.sh start|stop DIR ...}
 dir=${2:?usage: etcd-cluster.sh start|stop DIR ...}
 
+. "$(dirname "$0")/members.sh"
 if [ "$cmd" = stop ]; then
-  for id in n1 n2 n3; do
-    [ -f "$dir/$id.pid" ] && kill "$(cat "$dir/$id.pid")" 2>/dev/null || true
-  done
-  # Return once they are gone, so that their ports are free again.
-  for id in n1 n2 n3; do
-    i=0
-    while [ -f "$dir/$id.pid" ] && kill -0 "$(cat "$dir/$id.pid")" 2>/dev/null; do
-      i=$((i+1)); [ $i -lt 100 ] || { kill -9 "$(cat "$dir/$id.pid")" 2>/dev/null; break; }
-      sleep 0.1
-    done
-  done
+  stop_members "$dir"
   exit 0
 fi
 [ "$cmd" = start ] || { echo "etcd-cluster.sh: unknown command $cmd" >&2; exit 64; }

@@ -13,18 +13,9 @@
 set -eu
 cmd=${1:?usage: raftkv-cluster.sh start|stop DIR ...}
 dir=${2:?usage: raftkv-cluster.sh start|stop DIR ...}
+. "$(dirname "$0")/members.sh"
 if [ "$cmd" = stop ]; then
-  for id in n1 n2 n3; do
-    [ -f "$dir/$id.pid" ] && kill "$(cat "$dir/$id.pid")" 2>/dev/null || true
-  done
-  # Return once they are gone, so that their ports are free again.
-  for id in n1 n2 n3; do
-    i=0
-    while [ -f "$dir/$id.pid" ] && kill -0 "$(cat "$dir/$id.pid")" 2>/dev/null; do
-      i=$((i+1)); [ $i -lt 100 ] || { kill -9 "$(cat "$dir/$id.pid")" 2>/dev/null; break; }
-      sleep 0.1
-    done
-  done
+  stop_members "$dir"
   exit 0
 fi
 [ "$cmd" = start ] || { echo "raftkv-cluster.sh: unknown command $cmd" >&2; exit 64; }
@@ -44,10 +35,6 @@ start n1 "$c1" "$a1" "$r1" "n2=127.0.0.1:$r2" "n3=127.0.0.1:$r3"
 start n2 "$c2" "$a2" "$r2" "n1=127.0.0.1:$r1" "n3=127.0.0.1:$r3"
 start n3 "$c3" "$a3" "$r3" "n1=127.0.0.1:$r1" "n2=127.0.0.1:$r2"
 for a in "$a1" "$a2" "$a3"; do
-  i=0
-  until curl -fsS -m 1 "http://127.0.0.1:$a/admin/status" >/dev/null 2>&1; do
-    i=$((i+1)); [ $i -lt 150 ] || { echo "node on admin port $a not ready after 15 s" >&2; exit 1; }
-    sleep 0.1
-  done
+  wait_for "node on admin port $a" curl -fsS -m 1 "http://127.0.0.1:$a/admin/status"
 done
 echo "export RAFT_1=127.0.0.1:$c1 RAFT_2=127.0.0.1:$c2 RAFT_3=127.0.0.1:$c3 RAFT_ADMIN_1=127.0.0.1:$a1 RAFT_ADMIN_2=127.0.0.1:$a2 RAFT_ADMIN_3=127.0.0.1:$a3"

@@ -125,8 +125,12 @@ func TestEtcdExternal(t *testing.T) {
 			t.Errorf("member n%d of the user's cluster is not running after the run", i+1)
 		}
 	}
-	bin, _ := exec.LookPath("faultline")
-	if left := processesOf(t, bin); bin != "" && len(left) > 0 {
+	// The run started nothing: no process of the binary under test is left.
+	bin, err := testbin.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := processesOf(t, bin); len(left) > 0 {
 		t.Errorf("processes left: %v", left)
 	}
 }
