@@ -137,7 +137,7 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 			r.Anomalies = append(r.Anomalies, Anomaly{
 				Kind: "two-leaders", Time: b.time, Node: b.node,
 				Message: fmt.Sprintf("nodes %s and %s both reported themselves leader in term %d: %s at %s (%s), %s at %s (%s); a term has at most one leader (election safety)",
-					a.node, b.node, t, a.node, fmtTime(a.time), in.Ref(a.ev), b.node, fmtTime(b.time), in.Ref(b.ev)),
+					a.node, b.node, t, a.node, fmtNs(a.time), in.Ref(a.ev), b.node, fmtNs(b.time), in.Ref(b.ev)),
 				Refs: []string{in.Ref(b.ev), in.Ref(a.ev)}, Events: []int{b.ev, a.ev},
 				Data: map[string]any{"term": t, "nodes": []string{a.node, b.node}},
 			})
@@ -181,9 +181,9 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 		w := windows[k]
 		a := w.first
 		msg := fmt.Sprintf("node %s, leader in term %d, acknowledged %s(%s) under term %d at %s (%s), which began at %s, after term %d had been established at %s by %s (%s): a deposed leader still serving",
-			a.node, a.term, a.f, a.key, a.term, fmtTime(a.done), in.Ref(a.ev), fmtTime(a.invoke), w.higher, fmtTime(est[w.higher]), estBy[w.higher], in.Ref(estEv[w.higher]))
+			a.node, a.term, a.f, a.key, a.term, fmtNs(a.done), in.Ref(a.ev), fmtNs(a.invoke), w.higher, fmtNs(est[w.higher]), estBy[w.higher], in.Ref(estEv[w.higher]))
 		if w.count > 1 {
-			msg += fmt.Sprintf("; it acknowledged %d operations so under term %d, the last at %s (%s)", w.count, a.term, fmtTime(w.last.done), in.Ref(w.last.ev))
+			msg += fmt.Sprintf("; it acknowledged %d operations so under term %d, the last at %s (%s)", w.count, a.term, fmtNs(w.last.done), in.Ref(w.last.ev))
 		}
 		r.Anomalies = append(r.Anomalies, Anomaly{
 			Kind: "deposed-leader", Key: a.key, Time: a.done, Node: a.node, Message: msg,
@@ -225,4 +225,3 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 	return r
 }
 
-func fmtTime(ns int64) string { return time.Duration(ns).String() }

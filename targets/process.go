@@ -245,6 +245,9 @@ func (p *ProcessSpec) Check() error {
 // Resolve finds the binary Command[0] names (in PATH, unless it holds a
 // '/') and sets Path to its absolute path.
 func (p *ProcessSpec) Resolve() error {
+	if len(p.Command) == 0 {
+		return fielderr.New("command", "a process role needs the command that starts a node")
+	}
 	name := p.Command[0]
 	path, err := exec.LookPath(name)
 	if err != nil {

@@ -321,7 +321,13 @@ func (c *Cluster) waitReady(ctx context.Context, n *node) error {
 	if n.proc != nil {
 		addr := info.Client
 		if n.proc.Ready.Port == "peer" {
-			addr = net.JoinHostPort(c.ru.containerIP(ctx, n.containerID(), n.net), strconv.Itoa(ProcessPeerPort(c.ru.index[n.id])))
+			// The peer port is not published: only a process that
+			// reaches the container's own address can probe it.
+			ip := c.ru.containerIP(ctx, n.containerID(), n.net)
+			if !c.ru.direct || ip == "" {
+				return c.startFailed(ctx, n, errors.New("the readiness probe on the peer port needs this process to reach the container's own address (a local Docker daemon); probe the client port instead (ready: {port: client})"))
+			}
+			addr = net.JoinHostPort(ip, strconv.Itoa(ProcessPeerPort(c.ru.index[n.id])))
 		}
 		err = n.proc.WaitProbe(ctx, addr, c.opts.ReadyTimeout, exited)
 	} else {

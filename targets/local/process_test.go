@@ -187,6 +187,9 @@ func TestProcessSpecErrors(t *testing.T) {
 			t.Errorf("%s: Check = %v, want an error about field %q", tc.name, err, tc.field)
 		}
 	}
+	if err := (&targets.ProcessSpec{}).Resolve(); err == nil || !strings.Contains(err.Error(), `field "command"`) {
+		t.Errorf("Resolve without a command = %v, want an error about the command (not a panic)", err)
+	}
 	p := base()
 	p.Command[0] = "no-such-binary-faultline-test"
 	if err := p.Resolve(); err == nil || !strings.Contains(err.Error(), "not found in PATH") {
