@@ -791,12 +791,8 @@ func (s *Scenario) validateClient() error {
 	}
 	s.adapter = a
 	for _, k := range slices.Sorted(maps.Keys(s.Client.Options)) {
-		if !a.KnowsOption(k) {
-			var names []string
-			for _, o := range a.Options {
-				names = append(names, o.Name)
-			}
-			return s.errAt("client.options."+k, "adapter %s has no option %q (known: %s)", a.Name, k, orNone(names))
+		if err := targets.CheckOptionName(a.Name, a.Options, k); err != nil {
+			return s.errAt("client.options."+k, "%v", err)
 		}
 	}
 	for _, op := range wl.Ops {
@@ -855,13 +851,6 @@ func adapterNames() []string {
 		out = append(out, a.Name)
 	}
 	return out
-}
-
-func orNone(names []string) string {
-	if len(names) == 0 {
-		return "it has none"
-	}
-	return strings.Join(names, ", ")
 }
 
 // NodeSpecs returns every node's spec (id, role, bugs, options), as

@@ -174,5 +174,8 @@ func CheckOptionName(adapter string, options []Option, name string) error {
 			names = append(names, o.Name+EnvSuffix)
 		}
 	}
+	if len(names) == 0 {
+		return fmt.Errorf("client adapter %s has no option %q (it takes none)", adapter, name)
+	}
 	return fmt.Errorf("client adapter %s has no option %q (known: %s)", adapter, name, strings.Join(names, ", "))
 }

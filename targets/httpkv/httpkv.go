@@ -37,9 +37,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -69,12 +71,7 @@ func init() {
 // adapter takes no options.
 func newAdapterClient(cfg targets.ClientConfig) (targets.Client, error) {
 	if len(cfg.Options) > 0 {
-		names := make([]string, 0, len(cfg.Options))
-		for k := range cfg.Options {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		return nil, fmt.Errorf("client adapter %s has no option %q (it takes none)", AdapterName, names[0])
+		return nil, targets.CheckOptionName(AdapterName, nil, slices.Sorted(maps.Keys(cfg.Options))[0])
 	}
 	return New(cfg.Nodes, cfg.Home, Options{Timeout: cfg.Timeout, Token: cfg.Token})
 }
