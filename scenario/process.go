@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -29,10 +30,7 @@ type ProcessConfig struct {
 }
 
 // given reports whether any key of a process role was set.
-func (p ProcessConfig) given() bool {
-	return len(p.Command) > 0 || len(p.Env) > 0 || p.Dir != "" || p.StopSignal != "" ||
-		p.StopGrace != 0 || p.Ready != (ReadyProbe{}) || p.Peers != "" || p.PeerPort != ""
-}
+func (p ProcessConfig) given() bool { return !reflect.ValueOf(p).IsZero() }
 
 // ReadyProbe is a process role's readiness probe: `tcp`, `adapter`, or
 // a mapping {probe: tcp|http|adapter, path: /health, port: client|peer}.
