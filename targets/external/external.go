@@ -74,6 +74,9 @@ func (r *Runtime) Start(ctx context.Context, spec targets.ClusterSpec) (targets.
 	if err := spec.Check(); err != nil {
 		return nil, fmt.Errorf("external runtime: %w", err)
 	}
+	if len(spec.Nodes) != len(spec.External.Nodes) {
+		return nil, fmt.Errorf("external runtime: ClusterSpec.Nodes lists %d nodes and External.Nodes %d: give the same nodes in the same order", len(spec.Nodes), len(spec.External.Nodes))
+	}
 	dir, err := filepath.Abs(spec.Dir)
 	if err != nil {
 		return nil, err
