@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -31,7 +28,7 @@ func Ping(ctx context.Context, addr string, opts map[string]string) error {
 	if err != nil {
 		return err
 	}
-	l, err := acquire(addr, opts, cfg)
+	l, err := acquire(addr, cfg)
 	if err != nil {
 		return err
 	}
@@ -40,13 +37,13 @@ func Ping(ctx context.Context, addr string, opts map[string]string) error {
 	conn := ac.cli.ActiveConnection()
 	ctx, err = ac.auth.with(ctx, authenticateOn(conn))
 	if err != nil {
-		return fmt.Errorf("%s: authenticating as %s at %s", kvadapter.Redact(describe(err), cfg.password), cfg.username, addr)
+		return fmt.Errorf("%s: authenticating as %s at %s", kvadapter.Redact(describe(err), cfg.Password), cfg.Username, addr)
 	}
 	kv := etcdserverpb.NewKVClient(conn)
 	_, err = kv.Range(ctx, &etcdserverpb.RangeRequest{Key: []byte("faultline/ping"), CountOnly: true}, grpc.WaitForReady(false))
 	if err != nil {
 		ac.auth.failed(err)
-		return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.password), addr)
+		return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.Password), addr)
 	}
 	return nil
 }
@@ -77,7 +74,7 @@ func Status(ctx context.Context, n targets.NodeInfo, opts map[string]string) (ta
 	if n.Client == "" {
 		return targets.Status{}, fmt.Errorf("etcd: node %s has no client address", n.ID)
 	}
-	l, err := acquire(n.Client, opts, cfg)
+	l, err := acquire(n.Client, cfg)
 	if err != nil {
 		return targets.Status{}, err
 	}
@@ -86,13 +83,13 @@ func Status(ctx context.Context, n targets.NodeInfo, opts map[string]string) (ta
 	conn := ac.cli.ActiveConnection()
 	ctx, err = ac.auth.with(ctx, authenticateOn(conn))
 	if err != nil {
-		return targets.Status{}, fmt.Errorf("%s: authenticating as %s for the status of %s at %s", kvadapter.Redact(describe(err), cfg.password), cfg.username, n.ID, n.Client)
+		return targets.Status{}, fmt.Errorf("%s: authenticating as %s for the status of %s at %s", kvadapter.Redact(describe(err), cfg.Password), cfg.Username, n.ID, n.Client)
 	}
 	m := etcdserverpb.NewMaintenanceClient(conn)
 	resp, err := m.Status(ctx, &etcdserverpb.StatusRequest{}, grpc.WaitForReady(false))
 	if err != nil {
 		ac.auth.failed(err)
-		return targets.Status{}, fmt.Errorf("%s: status of %s at %s", kvadapter.Redact(describe(err), cfg.password), n.ID, n.Client)
+		return targets.Status{}, fmt.Errorf("%s: status of %s at %s", kvadapter.Redact(describe(err), cfg.Password), n.ID, n.Client)
 	}
 	if resp.Header == nil {
 		return targets.Status{}, fmt.Errorf("etcd: status of %s at %s: an answer without a header", n.ID, n.Client)
@@ -136,18 +133,18 @@ type adminConn struct {
 }
 
 // acquire returns a lease on the admin connection to addr with cfg's
-// credentials (opts as given: the TLS options key the cache too), making
-// it if there is none; the caller must release it.
-func acquire(addr string, opts map[string]string, cfg config) (*idlecache.Lease[*adminConn], error) {
+// credentials and TLS settings (cfg.Key), making it if there is none; the
+// caller must release it.
+func acquire(addr string, cfg config) (*idlecache.Lease[*adminConn], error) {
 	if addr == "" {
 		return nil, errors.New("etcd: no address")
 	}
-	return admin.Acquire(adminKey(addr, opts, cfg), func() (*adminConn, error) {
-		cli, err := newEtcdClient(addr, &connTracker{}, cfg.tls)
+	return admin.Acquire(cfg.Key(addr), func() (*adminConn, error) {
+		cli, err := newEtcdClient(addr, &connTracker{}, cfg.TLS)
 		if err != nil {
 			return nil, err
 		}
-		ac := &adminConn{cli: cli, auth: newTokenAuth(cfg.username, cfg.password)}
+		ac := &adminConn{cli: cli, auth: newTokenAuth(cfg.Username, cfg.Password)}
 		ac.names = &memberNames{list: func(ctx context.Context) ([]*etcdserverpb.Member, error) {
 			resp, err := etcdserverpb.NewClusterClient(cli.ActiveConnection()).MemberList(ctx, &etcdserverpb.MemberListRequest{}, grpc.WaitForReady(false))
 			if err != nil {
@@ -157,17 +154,4 @@ func acquire(addr string, opts map[string]string, cfg config) (*idlecache.Lease[
 		}}
 		return ac, nil
 	})
-}
-
-// adminKey is the cache key of addr with these options: the address and
-// a digest of the credentials (the resolved password included) and the
-// TLS options (idlecache.Key).
-func adminKey(addr string, opts map[string]string, cfg config) string {
-	parts := []string{cfg.username, cfg.password}
-	for _, k := range slices.Sorted(maps.Keys(opts)) {
-		if strings.HasPrefix(k, "tls") {
-			parts = append(parts, k, opts[k])
-		}
-	}
-	return idlecache.Key(addr, parts...)
 }

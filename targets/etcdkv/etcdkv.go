@@ -124,8 +124,8 @@ const (
 	OptionRead = "read"
 	// OptionUsername and OptionPassword (a secret: or password_env) are
 	// the etcd user to authenticate as.
-	OptionUsername = "username"
-	OptionPassword = "password"
+	OptionUsername = kvadapter.OptionUsername
+	OptionPassword = kvadapter.OptionPassword
 )
 
 // ReadMode is how a get reads: the value of option "read".
@@ -174,10 +174,8 @@ var options = append([]targets.Option{
 
 // config is the adapter's options from a scenario, checked.
 type config struct {
-	read     ReadMode
-	username string
-	password string
-	tls      *tls.Config
+	read ReadMode
+	kvadapter.Conn
 }
 
 // parseOptions checks the adapter's options from a scenario (read:
@@ -186,33 +184,22 @@ type config struct {
 // never a secret's value.
 func parseOptions(opts map[string]string) (config, error) {
 	cfg := config{read: Linearizable}
-	for _, k := range slices.Sorted(maps.Keys(opts)) {
-		if err := targets.CheckOptionName(AdapterName, options, k); err != nil {
-			return config{}, err
-		}
-		v := opts[k]
-		switch k {
-		case OptionRead:
-			switch ReadMode(v) {
-			case Linearizable, Serializable:
-				cfg.read = ReadMode(v)
-			default:
-				return config{}, fmt.Errorf("client adapter %s: option %s=%q: want %s or %s", AdapterName, k, v, Linearizable, Serializable)
-			}
-		case OptionUsername:
-			cfg.username = v
-		}
-	}
 	var err error
-	if cfg.password, err = targets.Secret(opts, OptionPassword); err != nil {
-		return config{}, fmt.Errorf("client adapter %s: %w", AdapterName, err)
+	cfg.Conn, err = kvadapter.ParseOptions(AdapterName, options, opts, func(k, v string) error {
+		// k is read, the one option of etcd's own.
+		switch ReadMode(v) {
+		case Linearizable, Serializable:
+			cfg.read = ReadMode(v)
+			return nil
+		}
+		return fmt.Errorf("option %s=%q: want %s or %s", k, v, Linearizable, Serializable)
+	})
+	if err != nil {
+		return config{}, err
 	}
-	if (cfg.username == "") != (cfg.password == "") {
+	if (cfg.Username == "") != (cfg.Password == "") {
 		return config{}, fmt.Errorf("client adapter %s: options %s and %s (or %s%s) go together: etcd authenticates a user with a password",
 			AdapterName, OptionUsername, OptionPassword, OptionPassword, targets.EnvSuffix)
-	}
-	if cfg.tls, err = targets.TLSConfig(opts); err != nil {
-		return config{}, fmt.Errorf("client adapter %s: %w", AdapterName, err)
 	}
 	return cfg, nil
 }
@@ -230,7 +217,7 @@ func newAdapterClient(cfg targets.ClientConfig) (targets.Client, error) {
 	if !ok || addr == "" {
 		return nil, fmt.Errorf("etcd: home node %q is not among the nodes %v", cfg.Home, slices.Sorted(maps.Keys(cfg.Nodes)))
 	}
-	return New(addr, Options{Timeout: cfg.Timeout, Read: c.read, Username: c.username, Password: c.password, TLS: c.tls})
+	return New(addr, Options{Timeout: cfg.Timeout, Read: c.read, Username: c.Username, Password: c.Password, TLS: c.TLS})
 }
 
 // Options tune a Client. Zero values take the defaults.

@@ -443,9 +443,13 @@ func TestCluster(t *testing.T) {
 	}
 
 	// The admin connections close once idle.
+	cfg, err := parseOptions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline = time.Now().Add(5 * time.Second)
 	for _, m := range ms {
-		for admin.Has(adminKey(m.client, nil, config{})) {
+		for admin.Has(cfg.Key(m.client)) {
 			if time.Now().After(deadline) {
 				t.Fatalf("the admin connection to %s is still open after 300ms idle", m.client)
 			}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,14 +30,14 @@ func Ping(ctx context.Context, addr string, opts map[string]string) error {
 	if err != nil {
 		return err
 	}
-	l, err := acquire(addr, opts, cfg)
+	l, err := acquire(addr, cfg)
 	if err != nil {
 		return err
 	}
 	pong, err := l.Value().Ping(ctx).Result()
 	if err != nil {
 		end(l, err)
-		return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.opts.Password), addr)
+		return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.Password), addr)
 	}
 	if pong != "PONG" {
 		l.Release()
@@ -48,7 +46,7 @@ func Ping(ctx context.Context, addr string, opts map[string]string) error {
 	text, err := l.Value().Info(ctx, "replication").Result()
 	if err != nil {
 		end(l, err)
-		return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.opts.Password), addr)
+		return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.Password), addr)
 	}
 	l.Release()
 	st, err := parseReplication("", text)
@@ -91,14 +89,14 @@ func Status(ctx context.Context, n targets.NodeInfo, opts map[string]string) (ta
 	if n.Client == "" {
 		return targets.Status{}, fmt.Errorf("redis: node %s has no client address", n.ID)
 	}
-	l, err := acquire(n.Client, opts, cfg)
+	l, err := acquire(n.Client, cfg)
 	if err != nil {
 		return targets.Status{}, err
 	}
 	text, err := l.Value().Info(ctx, "replication").Result()
 	if err != nil {
 		end(l, err)
-		return targets.Status{}, fmt.Errorf("%s: status of %s at %s", kvadapter.Redact(describe(err), cfg.opts.Password), n.ID, n.Client)
+		return targets.Status{}, fmt.Errorf("%s: status of %s at %s", kvadapter.Redact(describe(err), cfg.Password), n.ID, n.Client)
 	}
 	l.Release()
 	return parseReplication(n.ID, text)
@@ -157,28 +155,19 @@ const adminIdle = 10 * time.Second
 var admin = idlecache.New(adminIdle, func(c *redis.Client) { c.Close() })
 
 // acquire returns a lease on the admin client for addr with cfg's
-// credentials (opts as given, which key the cache), making it if there is
-// none.
-func acquire(addr string, opts map[string]string, cfg config) (*idlecache.Lease[*redis.Client], error) {
-	return admin.Acquire(adminKey(addr, opts, cfg), func() (*redis.Client, error) {
+// credentials, database and TLS settings (adminKey), making it if there
+// is none.
+func acquire(addr string, cfg config) (*idlecache.Lease[*redis.Client], error) {
+	return admin.Acquire(adminKey(addr, cfg), func() (*redis.Client, error) {
 		quiet.Do(logging.Disable)
-		return newRedisClient(addr, Options{Timeout: DefaultTimeout, Username: cfg.opts.Username, Password: cfg.opts.Password,
-			DB: cfg.opts.DB, TLS: cfg.opts.TLS}, nil, 4), nil
+		return newRedisClient(addr, cfg.options(DefaultTimeout), nil, 4), nil
 	})
 }
 
-// adminKey is the cache key of addr with these options: the address and
-// a digest of everything that changes a connection (the credentials, the
-// resolved password included, the db, the TLS options; idlecache.Key).
-func adminKey(addr string, opts map[string]string, cfg config) string {
-	parts := []string{cfg.opts.Username, cfg.opts.Password, strconv.Itoa(cfg.opts.DB)}
-	for _, k := range slices.Sorted(maps.Keys(opts)) {
-		if strings.HasPrefix(k, "tls") {
-			parts = append(parts, k, opts[k])
-		}
-	}
-	return idlecache.Key(addr, parts...)
-}
+// adminKey is the cache key of the admin client for addr with cfg: the
+// address and a digest of everything that changes a connection (the
+// credentials, the database, the TLS options).
+func adminKey(addr string, cfg config) string { return cfg.Key(addr, strconv.Itoa(cfg.db)) }
 
 // end ends a lease whose call failed with err: a client whose connection
 // failed (no answer, a refused dial) is dropped, so that the next call

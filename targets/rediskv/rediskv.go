@@ -131,8 +131,8 @@ const (
 const (
 	OptionRead        = "read"
 	OptionPrimaryRole = "primary_role"
-	OptionUsername    = "username"
-	OptionPassword    = "password" // secret: or password_env
+	OptionUsername    = kvadapter.OptionUsername
+	OptionPassword    = kvadapter.OptionPassword // secret: or password_env
 	OptionDB          = "db"
 )
 
@@ -191,50 +191,48 @@ func init() {
 type config struct {
 	read        ReadMode
 	primaryRole string
-	opts        Options // Username, Password, DB, TLS
+	db          int
+	kvadapter.Conn
 }
 
 // parseOptions checks the adapter's options from a scenario and resolves
 // the password. Its errors name options, never a secret's value.
 func parseOptions(opts map[string]string) (config, error) {
 	cfg := config{read: ReadPrimary, primaryRole: DefaultPrimaryRole}
-	for _, k := range slices.Sorted(maps.Keys(opts)) {
-		if err := targets.CheckOptionName(AdapterName, options, k); err != nil {
-			return config{}, err
-		}
-		v := opts[k]
+	var err error
+	cfg.Conn, err = kvadapter.ParseOptions(AdapterName, options, opts, func(k, v string) error {
 		switch k {
 		case OptionRead:
 			switch ReadMode(v) {
 			case ReadPrimary, ReadReplica:
 				cfg.read = ReadMode(v)
-			default:
-				return config{}, fmt.Errorf("client adapter %s: option %s=%q: want %s or %s", AdapterName, k, v, ReadPrimary, ReadReplica)
+				return nil
 			}
+			return fmt.Errorf("option %s=%q: want %s or %s", k, v, ReadPrimary, ReadReplica)
 		case OptionPrimaryRole:
 			if v == "" {
-				return config{}, fmt.Errorf("client adapter %s: option %s is empty: name the role of the node that takes the writes", AdapterName, k)
+				return fmt.Errorf("option %s is empty: name the role of the node that takes the writes", k)
 			}
 			cfg.primaryRole = v
-		case OptionUsername:
-			cfg.opts.Username = v
 		case OptionDB:
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				return config{}, fmt.Errorf("client adapter %s: option %s=%q: want a database number (0, 1, ...)", AdapterName, k, v)
+				return fmt.Errorf("option %s=%q: want a database number (0, 1, ...)", k, v)
 			}
-			cfg.opts.DB = n
+			cfg.db = n
 		}
-	}
-	pw, err := targets.Secret(opts, OptionPassword)
+		return nil
+	})
 	if err != nil {
-		return config{}, fmt.Errorf("client adapter %s: %w", AdapterName, err)
-	}
-	cfg.opts.Password = pw
-	if cfg.opts.TLS, err = targets.TLSConfig(opts); err != nil {
-		return config{}, fmt.Errorf("client adapter %s: %w", AdapterName, err)
+		return config{}, err
 	}
 	return cfg, nil
+}
+
+// options returns the Options of a Client with these settings, each op
+// bounded by timeout.
+func (c config) options(timeout time.Duration) Options {
+	return Options{Timeout: timeout, Username: c.Username, Password: c.Password, DB: c.db, TLS: c.TLS}
 }
 
 // newAdapterClient is the adapter's New: a Client that writes to the
@@ -250,8 +248,7 @@ func newAdapterClient(cfg targets.ClientConfig) (targets.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.opts.Timeout = cfg.Timeout
-	return New(write, read, c.opts)
+	return New(write, read, c.options(cfg.Timeout))
 }
 
 // route picks the node that takes the writes and the node that serves

@@ -489,7 +489,7 @@ func TestAdminIdle(t *testing.T) {
 	}
 	cfg, _ := parseOptions(nil)
 	cfg2, _ := parseOptions(other)
-	k1, k2 := adminKey(s.addr, nil, cfg), adminKey(s.addr, other, cfg2)
+	k1, k2 := adminKey(s.addr, cfg), adminKey(s.addr, cfg2)
 	if k1 == k2 || !admin.Has(k1) || !admin.Has(k2) {
 		t.Fatalf("admin clients for %s: %v %v", s.addr, admin.Has(k1), admin.Has(k2))
 	}
