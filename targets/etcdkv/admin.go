@@ -3,15 +3,12 @@ package etcdkv
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
-	"github.com/faultline/faultline/internal/idlecache"
 	"github.com/faultline/faultline/targets"
 	"github.com/faultline/faultline/targets/internal/kvadapter"
 )
@@ -28,24 +25,20 @@ func Ping(ctx context.Context, addr string, opts map[string]string) error {
 	if err != nil {
 		return err
 	}
-	l, err := acquire(addr, cfg)
-	if err != nil {
-		return err
-	}
-	defer l.Release()
-	ac := l.Value()
-	conn := ac.cli.ActiveConnection()
-	ctx, err = ac.auth.with(ctx, authenticateOn(conn))
-	if err != nil {
-		return fmt.Errorf("%s: authenticating as %s at %s", kvadapter.Redact(describe(err), cfg.Password), cfg.Username, addr)
-	}
-	kv := etcdserverpb.NewKVClient(conn)
-	_, err = kv.Range(ctx, &etcdserverpb.RangeRequest{Key: []byte("faultline/ping"), CountOnly: true}, grpc.WaitForReady(false))
-	if err != nil {
-		ac.auth.failed(err)
-		return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.Password), addr)
-	}
-	return nil
+	return useAdmin(addr, cfg, func(ac *adminConn) error {
+		conn := ac.cli.ActiveConnection()
+		ctx, err := ac.auth.with(ctx, authenticateOn(conn))
+		if err != nil {
+			return fmt.Errorf("%s: authenticating as %s at %s", kvadapter.Redact(describe(err), cfg.Password), cfg.Username, addr)
+		}
+		kv := etcdserverpb.NewKVClient(conn)
+		_, err = kv.Range(ctx, &etcdserverpb.RangeRequest{Key: []byte("faultline/ping"), CountOnly: true}, grpc.WaitForReady(false))
+		if err != nil {
+			ac.auth.failed(err)
+			return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.Password), addr)
+		}
+		return nil
+	})
 }
 
 // Status reads member n's status on its own client address (n.Client,
@@ -74,56 +67,50 @@ func Status(ctx context.Context, n targets.NodeInfo, opts map[string]string) (ta
 	if n.Client == "" {
 		return targets.Status{}, fmt.Errorf("etcd: node %s has no client address", n.ID)
 	}
-	l, err := acquire(n.Client, cfg)
-	if err != nil {
-		return targets.Status{}, err
-	}
-	defer l.Release()
-	ac := l.Value()
-	conn := ac.cli.ActiveConnection()
-	ctx, err = ac.auth.with(ctx, authenticateOn(conn))
-	if err != nil {
-		return targets.Status{}, fmt.Errorf("%s: authenticating as %s for the status of %s at %s", kvadapter.Redact(describe(err), cfg.Password), cfg.Username, n.ID, n.Client)
-	}
-	m := etcdserverpb.NewMaintenanceClient(conn)
-	resp, err := m.Status(ctx, &etcdserverpb.StatusRequest{}, grpc.WaitForReady(false))
-	if err != nil {
-		ac.auth.failed(err)
-		return targets.Status{}, fmt.Errorf("%s: status of %s at %s", kvadapter.Redact(describe(err), cfg.Password), n.ID, n.Client)
-	}
-	if resp.Header == nil {
-		return targets.Status{}, fmt.Errorf("etcd: status of %s at %s: an answer without a header", n.ID, n.Client)
-	}
-	raw, err := json.Marshal(resp)
-	if err != nil {
-		return targets.Status{}, fmt.Errorf("etcd: status of %s: %v", n.ID, err)
-	}
-	self := resp.Header.MemberId
-	st := targets.Status{
-		ID:          ac.names.name(ctx, self),
-		Role:        "follower",
-		Term:        resp.RaftTerm,
-		Leader:      ac.names.name(ctx, resp.Leader),
-		CommitIndex: resp.RaftIndex,
-		AppliedIdx:  resp.RaftAppliedIndex,
-		Raw:         raw,
-	}
-	switch {
-	case resp.Leader != 0 && resp.Leader == self:
-		st.Role = "leader"
-	case resp.IsLearner:
-		st.Role = "learner"
-	}
-	return st, nil
+	var st targets.Status
+	err = useAdmin(n.Client, cfg, func(ac *adminConn) error {
+		conn := ac.cli.ActiveConnection()
+		ctx, err := ac.auth.with(ctx, authenticateOn(conn))
+		if err != nil {
+			return fmt.Errorf("%s: authenticating as %s for the status of %s at %s", kvadapter.Redact(describe(err), cfg.Password), cfg.Username, n.ID, n.Client)
+		}
+		m := etcdserverpb.NewMaintenanceClient(conn)
+		resp, err := m.Status(ctx, &etcdserverpb.StatusRequest{}, grpc.WaitForReady(false))
+		if err != nil {
+			ac.auth.failed(err)
+			return fmt.Errorf("%s: status of %s at %s", kvadapter.Redact(describe(err), cfg.Password), n.ID, n.Client)
+		}
+		if resp.Header == nil {
+			return fmt.Errorf("etcd: status of %s at %s: an answer without a header", n.ID, n.Client)
+		}
+		raw, err := json.Marshal(resp)
+		if err != nil {
+			return fmt.Errorf("etcd: status of %s: %v", n.ID, err)
+		}
+		self := resp.Header.MemberId
+		st = targets.Status{
+			ID:          ac.names.name(ctx, self),
+			Role:        "follower",
+			Term:        resp.RaftTerm,
+			Leader:      ac.names.name(ctx, resp.Leader),
+			CommitIndex: resp.RaftIndex,
+			AppliedIdx:  resp.RaftAppliedIndex,
+			Raw:         raw,
+		}
+		switch {
+		case resp.Leader != 0 && resp.Leader == self:
+			st.Role = "leader"
+		case resp.IsLearner:
+			st.Role = "learner"
+		}
+		return nil
+	})
+	return st, err
 }
 
-// adminIdle is how long an admin connection may stay unused before it is
-// closed.
-const adminIdle = 10 * time.Second
-
-// admin is the process's cache of admin connections, one per address and
-// credentials.
-var admin = idlecache.New(adminIdle, func(ac *adminConn) { ac.cli.Close() })
+// admin is the process's cache of admin connections, one per address,
+// credentials and TLS settings.
+var admin = kvadapter.NewAdmin(AdapterName, func(ac *adminConn) { ac.cli.Close() })
 
 // adminConn is one cached client, with its member names and its token.
 type adminConn struct {
@@ -132,14 +119,12 @@ type adminConn struct {
 	auth  *tokenAuth
 }
 
-// acquire returns a lease on the admin connection to addr with cfg's
-// credentials and TLS settings (cfg.Key), making it if there is none; the
-// caller must release it.
-func acquire(addr string, cfg config) (*idlecache.Lease[*adminConn], error) {
-	if addr == "" {
-		return nil, errors.New("etcd: no address")
-	}
-	return admin.Acquire(cfg.Key(addr), func() (*adminConn, error) {
+// useAdmin calls f with the admin connection to addr with cfg's
+// credentials and TLS settings (cfg.Key), making it if there is none
+// (admin.Use). It keeps the connection whatever f's error: gRPC connects
+// again by itself.
+func useAdmin(addr string, cfg config, f func(*adminConn) error) error {
+	return admin.Use(addr, cfg.Key(addr), func() (*adminConn, error) {
 		cli, err := newEtcdClient(addr, &connTracker{}, cfg.TLS)
 		if err != nil {
 			return nil, err
@@ -153,5 +138,5 @@ func acquire(addr string, cfg config) (*idlecache.Lease[*adminConn], error) {
 			return resp.Members, nil
 		}}
 		return ac, nil
-	})
+	}, f, nil)
 }

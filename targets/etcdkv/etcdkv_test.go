@@ -276,6 +276,9 @@ func TestOptions(t *testing.T) {
 	cfg := func(opts map[string]string) targets.ClientConfig {
 		return targets.ClientConfig{Nodes: map[string]string{"n1": "127.0.0.1:1"}, Home: "n1", Timeout: time.Second, Options: opts}
 	}
+	if err := Ping(context.Background(), "", nil); err == nil || err.Error() != "etcd: no address" {
+		t.Errorf("Ping of no address: %v", err)
+	}
 	const secret = "do-not-show-me"
 	for opts, want := range map[string]ReadMode{"": Linearizable, "linearizable": Linearizable, "serializable": Serializable} {
 		var o map[string]string

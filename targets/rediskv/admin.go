@@ -4,15 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
 
-	"github.com/faultline/faultline/internal/idlecache"
 	"github.com/faultline/faultline/targets"
 	"github.com/faultline/faultline/targets/internal/kvadapter"
 )
@@ -30,25 +29,20 @@ func Ping(ctx context.Context, addr string, opts map[string]string) error {
 	if err != nil {
 		return err
 	}
-	l, err := acquire(addr, cfg)
-	if err != nil {
+	var pong, text string
+	err = useAdmin(addr, cfg, " at "+addr, func(c *redis.Client) (err error) {
+		if pong, err = c.Ping(ctx).Result(); err != nil || pong != "PONG" {
+			return err
+		}
+		text, err = c.Info(ctx, "replication").Result()
 		return err
-	}
-	pong, err := l.Value().Ping(ctx).Result()
-	if err != nil {
-		end(l, err)
-		return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.Password), addr)
-	}
-	if pong != "PONG" {
-		l.Release()
+	})
+	switch {
+	case err != nil:
+		return err
+	case pong != "PONG":
 		return fmt.Errorf("redis: PING at %s answered %.40q, not PONG", addr, pong)
 	}
-	text, err := l.Value().Info(ctx, "replication").Result()
-	if err != nil {
-		end(l, err)
-		return fmt.Errorf("%s at %s", kvadapter.Redact(describe(err), cfg.Password), addr)
-	}
-	l.Release()
 	st, err := parseReplication("", text)
 	if err != nil {
 		return err
@@ -89,16 +83,14 @@ func Status(ctx context.Context, n targets.NodeInfo, opts map[string]string) (ta
 	if n.Client == "" {
 		return targets.Status{}, fmt.Errorf("redis: node %s has no client address", n.ID)
 	}
-	l, err := acquire(n.Client, cfg)
+	var text string
+	err = useAdmin(n.Client, cfg, ": status of "+n.ID+" at "+n.Client, func(c *redis.Client) (err error) {
+		text, err = c.Info(ctx, "replication").Result()
+		return err
+	})
 	if err != nil {
 		return targets.Status{}, err
 	}
-	text, err := l.Value().Info(ctx, "replication").Result()
-	if err != nil {
-		end(l, err)
-		return targets.Status{}, fmt.Errorf("%s: status of %s at %s", kvadapter.Redact(describe(err), cfg.Password), n.ID, n.Client)
-	}
-	l.Release()
 	return parseReplication(n.ID, text)
 }
 
@@ -146,39 +138,34 @@ func parseReplication(id, text string) (targets.Status, error) {
 	return st, nil
 }
 
-// adminIdle is how long an admin client may stay unused before it is
-// closed.
-const adminIdle = 10 * time.Second
+// admin is the process's cache of admin clients, one per address,
+// credentials, database and TLS settings.
+var admin = kvadapter.NewAdmin(AdapterName, func(c *redis.Client) { c.Close() })
 
-// admin is the process's cache of admin clients, one per address and
-// credentials.
-var admin = idlecache.New(adminIdle, func(c *redis.Client) { c.Close() })
-
-// acquire returns a lease on the admin client for addr with cfg's
-// credentials, database and TLS settings (adminKey), making it if there
-// is none.
-func acquire(addr string, cfg config) (*idlecache.Lease[*redis.Client], error) {
-	return admin.Acquire(adminKey(addr, cfg), func() (*redis.Client, error) {
+// useAdmin calls f with the admin client for addr with cfg's settings
+// (adminKey), making it if there is none (admin.Use: an empty addr is an
+// error), and returns f's error described (describe, without the
+// password) and followed by where. A client whose connection failed (no
+// answer, a refused dial) is dropped, so that the next call dials afresh
+// (go-redis's pool stops dialing after as many failed dials as it has
+// connections, until a background probe connects, once a second: a
+// readiness probe would see a server up to a second late); after an error
+// reply it stays.
+func useAdmin(addr string, cfg config, where string, f func(*redis.Client) error) error {
+	err := admin.Use(addr, adminKey(addr, cfg), func() (*redis.Client, error) {
 		quiet.Do(logging.Disable)
 		return newRedisClient(addr, cfg.options(DefaultTimeout), nil, 4), nil
+	}, f, func(err error) bool {
+		_, reply := replyOf(err)
+		return !reply
 	})
+	if err == nil || addr == "" {
+		return err
+	}
+	return errors.New(kvadapter.Redact(describe(err), cfg.Password) + where)
 }
 
 // adminKey is the cache key of the admin client for addr with cfg: the
 // address and a digest of everything that changes a connection (the
 // credentials, the database, the TLS options).
 func adminKey(addr string, cfg config) string { return cfg.Key(addr, strconv.Itoa(cfg.db)) }
-
-// end ends a lease whose call failed with err: a client whose connection
-// failed (no answer, a refused dial) is dropped, so that the next call
-// dials afresh (go-redis's pool stops dialing after as many failed dials
-// as it has connections, until a background probe connects, once a
-// second: a readiness probe would see a server up to a second late);
-// after an error reply it stays.
-func end(l *idlecache.Lease[*redis.Client], err error) {
-	if _, reply := replyOf(err); reply {
-		l.Release()
-		return
-	}
-	l.Discard()
-}

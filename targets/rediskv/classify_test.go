@@ -201,6 +201,12 @@ func TestOptions(t *testing.T) {
 	}
 	cl.Close()
 
+	// No address is an error, not a probe of go-redis's default
+	// localhost:6379.
+	if err := Ping(context.Background(), "", nil); err == nil || err.Error() != "redis: no address" {
+		t.Errorf("Ping of no address: %v", err)
+	}
+
 	const secret = "do-not-show-me"
 	for _, tc := range []struct {
 		opts map[string]string
