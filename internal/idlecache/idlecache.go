@@ -43,6 +43,10 @@ type Cache[V any] struct {
 
 // entry is one cached value. Its fields but key and val are guarded by
 // the cache's mu.
+//
+// A dropped entry is out of entries, so it gets no new Lease: its users
+// only go down, and it is closed exactly once, when they reach 0 (by the
+// last release, or at once by expire, which drops only an unused entry).
 type entry[V any] struct {
 	key     string
 	val     V
@@ -50,7 +54,6 @@ type entry[V any] struct {
 	users   int
 	last    time.Time // when the last Lease ended
 	dropped bool      // no longer in entries: closed once users is 0
-	closed  bool
 }
 
 // New returns an empty cache whose values are closed with close once
@@ -114,9 +117,8 @@ func (c *Cache[V]) release(e *entry[V], discard bool) {
 		c.mu.Unlock()
 		return
 	}
-	closeNow := e.users == 0 && !e.closed
+	closeNow := e.users == 0
 	if closeNow {
-		e.closed = true
 		e.timer.Stop()
 	}
 	c.mu.Unlock()
@@ -138,7 +140,7 @@ func (c *Cache[V]) expire(e *entry[V]) {
 		return
 	}
 	delete(c.entries, e.key)
-	e.dropped, e.closed = true, true
+	e.dropped = true
 	c.mu.Unlock()
 	c.close(e.val)
 }

@@ -121,3 +121,55 @@ func TestKey(t *testing.T) {
 		t.Errorf("key %q", a)
 	}
 }
+
+// TestConcurrentUse: leases taken, released and discarded from several
+// goroutines at once, with values expiring in between: no value is closed
+// while leased, none twice (closeValue panics), and every one is closed
+// in the end.
+func TestConcurrentUse(t *testing.T) {
+	r := &recorder{}
+	var mu sync.Mutex
+	var all []*value
+	open := func() (*value, error) {
+		v, err := r.open()
+		mu.Lock()
+		all = append(all, v)
+		mu.Unlock()
+		return v, err
+	}
+	c := New(time.Millisecond, closeValue)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				l, _ := c.Acquire("k", open)
+				select {
+				case <-l.Value().closed:
+					t.Errorf("goroutine %d: a leased value is closed", g)
+				default:
+				}
+				if i%7 == g%7 {
+					l.Discard()
+				} else {
+					l.Release()
+				}
+				if i%50 == 0 {
+					time.Sleep(2 * time.Millisecond) // let values expire
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, v := range all {
+		if !closedWithin(v, time.Second) {
+			t.Fatalf("value %d of %d was never closed", v.n, len(all))
+		}
+	}
+	if c.Len() != 0 {
+		t.Errorf("%d values still cached", c.Len())
+	}
+}
