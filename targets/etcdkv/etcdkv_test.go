@@ -123,13 +123,13 @@ func TestTimedOutWriteIsInfo(t *testing.T) {
 	c := newClient(t, m.client, Options{Timeout: 500 * time.Millisecond})
 	wantOK(t, "warm-up put", do(c, "put", "k", `1`), "n1")
 
-	m.pause(t)
+	m.Pause(t)
 	start := time.Now()
 	out := do(c, "put", "k", `2`)
 	took := time.Since(start)
 	cas := do(c, "cas", "k", `{"from": 1, "to": 3}`)
 	get := do(c, "get", "k", "")
-	m.resume(t)
+	m.Resume(t)
 
 	if out.Type != history.Info || out.Error != "etcd: timeout" || out.Node != "" {
 		t.Fatalf("put to a paused member: %+v, want info \"etcd: timeout\" without a node", out)
@@ -183,7 +183,7 @@ func TestCutAfterSendIsInfo(t *testing.T) {
 	c := newClient(t, addr, Options{Timeout: 5 * time.Second})
 	wantOK(t, "warm-up put through the proxy", do(c, "put", "k", `1`), "n1")
 
-	m.pause(t)
+	m.Pause(t)
 	done := make(chan history.Outcome, 1)
 	start := time.Now()
 	go func() { done <- do(c, "put", "k", `2`) }()
@@ -220,7 +220,7 @@ func TestCutAfterSendIsInfo(t *testing.T) {
 		t.Fatalf("put to a paused member behind an accepting proxy: %+v, want fail, not sent (no handshake)", out)
 	}
 
-	m.resume(t)
+	m.Resume(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out := do(c3, "get", "k", "")
@@ -415,7 +415,7 @@ func TestCluster(t *testing.T) {
 	wantOK(t, "put through a follower", do(lin, "put", "k", `"before"`), home.name)
 	wantValue(t, "serializable get", do(ser, "get", "k", ""), home.name, `"before"`)
 	for _, m := range others {
-		m.pause(t)
+		m.Pause(t)
 	}
 	if out := do(lin, "get", "k", ""); out.Type != history.Fail {
 		t.Errorf("linearizable get without a quorum: %+v, want fail", out)
@@ -442,7 +442,7 @@ func TestCluster(t *testing.T) {
 		t.Errorf("cas to a member without a leader: %+v, want fail \"etcd: no leader\"", out)
 	}
 	for _, m := range others {
-		m.resume(t)
+		m.Resume(t)
 	}
 
 	// The admin connections close once idle.

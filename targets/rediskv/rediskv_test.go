@@ -251,13 +251,13 @@ func TestTimedOutWriteIsInfo(t *testing.T) {
 	c := newClient(t, Node{"n1", s.addr}, Options{Timeout: 300 * time.Millisecond})
 	wantOK(t, "warm-up put", do(c, "put", "k", `1`), "n1")
 
-	s.pause(t)
+	s.Pause(t)
 	start := time.Now()
 	out := do(c, "put", "k", `2`)
 	took := time.Since(start)
 	cas := do(c, "cas", "k", `{"from": 1, "to": 3}`)
 	get := do(c, "get", "k", "")
-	s.resume(t)
+	s.Resume(t)
 
 	// The put was written on the warm-up connection; the cas and the get
 	// on new connections, which the paused server accepted (its kernel
@@ -314,7 +314,7 @@ func TestCutAfterSendIsInfo(t *testing.T) {
 	c := newClient(t, n, Options{Timeout: 5 * time.Second})
 	wantOK(t, "warm-up put through the proxy", do(c, "put", "k", `1`), "n1")
 
-	s.pause(t)
+	s.Pause(t)
 	done := make(chan history.Outcome, 1)
 	start := time.Now()
 	go func() { done <- do(c, "put", "k", `2`) }()
@@ -350,7 +350,7 @@ func TestCutAfterSendIsInfo(t *testing.T) {
 		t.Fatalf("put to a paused server behind an accepting proxy: %+v, want fail, not sent (no handshake)", out)
 	}
 
-	s.resume(t)
+	s.Resume(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out := do(c3, "get", "k", "")

@@ -5,26 +5,22 @@ package rediskv
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/faultline/faultline/internal/testenv"
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/internal/kvtest"
 )
 
 // server is one real redis-server process started by startServer.
 type server struct {
-	name   string
-	addr   string // 127.0.0.1:port
-	port   int
-	log    string // path of its log
-	opts   map[string]string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	*kvtest.Process
+	name string
+	addr string // 127.0.0.1:port
+	port int
+	opts map[string]string // the adapter options it needs (credentials, TLS)
 }
 
 // redisBinary returns the path of redis-server, or skips the test (fails
@@ -38,8 +34,7 @@ func redisBinary(t *testing.T) string {
 // (or port, if not 0), without persistence, with data and log in
 // t.TempDir() and the extra arguments args (--replicaof, --requirepass,
 // ...); waits until it answers PING (with the adapter options opts, the
-// credentials it needs); and kills it (SIGCONT, then SIGKILL) when the
-// test ends.
+// credentials it needs); and kills it when the test ends.
 func startServer(t *testing.T, name string, port int, opts map[string]string, args ...string) *server {
 	t.Helper()
 	bin := redisBinary(t)
@@ -47,19 +42,8 @@ func startServer(t *testing.T, name string, port int, opts map[string]string, ar
 		port = testenv.FreePorts(t, 1)[0]
 	}
 	dir := t.TempDir()
-	s := &server{
-		name:   name,
-		port:   port,
-		addr:   fmt.Sprintf("127.0.0.1:%d", port),
-		log:    filepath.Join(dir, name+".log"),
-		opts:   opts,
-		exited: make(chan struct{}),
-	}
-	logf, err := os.Create(s.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cmd = exec.Command(bin, append([]string{
+	s := &server{name: name, port: port, addr: fmt.Sprintf("127.0.0.1:%d", port), opts: opts}
+	s.Process = kvtest.Start(t, "redis-server "+name, filepath.Join(dir, name+".log"), bin, append([]string{
 		"--port", fmt.Sprint(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -68,29 +52,10 @@ func startServer(t *testing.T, name string, port int, opts map[string]string, ar
 		"--daemonize", "no",
 		"--repl-diskless-sync-delay", "0", // a replica's first sync at once, not after 5 s
 	}, args...)...)
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start redis-server %s: %v", name, err)
-	}
-	go func() {
-		s.cmd.Wait()
-		logf.Close()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		s.cmd.Process.Signal(syscall.SIGCONT)
-		s.cmd.Process.Kill()
-		<-s.exited
-		if t.Failed() {
-			if b, err := os.ReadFile(s.log); err == nil {
-				t.Logf("redis-server %s log (last 2000 bytes):\n%s", name, tail(b, 2000))
-			}
-		}
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.waitReady(ctx); err != nil {
+	ping := func(ctx context.Context) error { return Ping(ctx, s.addr, s.opts) }
+	if err := s.WaitReady(ctx, 20*time.Millisecond, ping); err != nil {
 		t.Fatalf("redis-server %s at %s did not answer PING: %v", name, s.addr, err)
 	}
 	return s
@@ -119,48 +84,4 @@ func (s *server) status() (targets.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	return Status(ctx, targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: s.name, Client: s.addr}}, s.opts)
-}
-
-// waitReady polls Ping until it answers nil, the process exits, or ctx
-// ends.
-func (s *server) waitReady(ctx context.Context) error {
-	var last error
-	for {
-		tctx, cancel := context.WithTimeout(ctx, time.Second)
-		last = Ping(tctx, s.addr, s.opts)
-		cancel()
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("exited (%v); last ping: %v", s.cmd.ProcessState, last)
-		case <-ctx.Done():
-			return fmt.Errorf("%v; last ping: %v", ctx.Err(), last)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// pause freezes the server (SIGSTOP) until resume or the test's end.
-func (s *server) pause(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatalf("SIGSTOP %s: %v", s.name, err)
-	}
-}
-
-// resume thaws the server (SIGCONT).
-func (s *server) resume(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatalf("SIGCONT %s: %v", s.name, err)
-	}
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
 }
