@@ -82,9 +82,9 @@ func TestAuth(t *testing.T) {
 	}
 	good := map[string]string{"username": "root", "password_env": "FAULTLINE_TEST_ETCD_PW"}
 	c := newAdapterClient(good)
-	wantOK(t, "put with password_env", do(c.(*Client), "put", "k", `1`), "n1")
-	wantValue(t, "get with password_env", do(c.(*Client), "get", "k", ""), "n1", `1`)
-	wantOK(t, "cas with password_env", do(c.(*Client), "cas", "k", `{"from": 1, "to": 2}`), "n1")
+	want.OK(t, "put with password_env", do(c, "put", "k", `1`), "n1")
+	want.Value(t, "get with password_env", do(c, "get", "k", ""), "n1", `1`)
+	want.OK(t, "cas with password_env", do(c, "cas", "k", `{"from": 1, "to": 2}`), "n1")
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := Ping(pctx, m.client, good); err != nil {
@@ -102,7 +102,7 @@ func TestAuth(t *testing.T) {
 	} {
 		bad := newAdapterClient(opts)
 		for _, op := range []struct{ f, v string }{{"put", `3`}, {"cas", `{"from": 2, "to": 3}`}, {"get", ""}} {
-			out := bad.Do(ctx, history.Op{F: op.f, Key: "k", Value: raw(op.v)})
+			out := do(bad, op.f, "k", op.v)
 			if out.Type != history.Fail || !strings.HasPrefix(out.Error, "etcd: ") {
 				t.Errorf("%s, %s: %+v, want fail", name, op.f, out)
 			}
@@ -118,7 +118,7 @@ func TestAuth(t *testing.T) {
 			noSecret(name+", Ping", err.Error())
 		}
 	}
-	wantValue(t, "the refused writes changed nothing", do(c.(*Client), "get", "k", ""), "n1", `2`)
+	want.Value(t, "the refused writes changed nothing", do(c, "get", "k", ""), "n1", `2`)
 
 	// Auth off and on again: the client's simple token no longer holds.
 	admin(true, func(c *clientv3.Client) error {
@@ -128,18 +128,10 @@ func TestAuth(t *testing.T) {
 		_, err := c.AuthEnable(ctx)
 		return err
 	})
-	out := do(c.(*Client), "put", "k", `4`)
+	out := do(c, "put", "k", `4`)
 	if out.Type != history.Fail || out.Error != "etcd: invalid auth token" || out.Node != "" {
 		t.Fatalf("put with a dropped token: %+v, want fail \"etcd: invalid auth token\"", out)
 	}
-	wantOK(t, "put after authenticating again", do(c.(*Client), "put", "k", `5`), "n1")
-	wantValue(t, "get after authenticating again", do(c.(*Client), "get", "k", ""), "n1", `5`)
-}
-
-// raw is v as an op's value, nil for "".
-func raw(v string) []byte {
-	if v == "" {
-		return nil
-	}
-	return []byte(v)
+	want.OK(t, "put after authenticating again", do(c, "put", "k", `5`), "n1")
+	want.Value(t, "get after authenticating again", do(c, "get", "k", ""), "n1", `5`)
 }

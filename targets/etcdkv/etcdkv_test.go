@@ -16,6 +16,7 @@ import (
 	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/internal/testenv"
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/internal/kvtest"
 )
 
 func newClient(t *testing.T, addr string, opts Options) *Client {
@@ -28,92 +29,19 @@ func newClient(t *testing.T, addr string, opts Options) *Client {
 	return c
 }
 
-func do(c *Client, f, key, value string) history.Outcome {
-	op := history.Op{F: f, Key: key}
-	if value != "" {
-		op.Value = json.RawMessage(value)
-	}
-	return c.Do(context.Background(), op)
-}
+// do performs f on key with value ("" for none) through c.
+var do = kvtest.Do
 
-// wantOK fails the test unless out is ok, answered by node, with a term.
-func wantOK(t *testing.T, what string, out history.Outcome, node string) {
-	t.Helper()
-	if out.Type != history.OK {
-		t.Fatalf("%s: %+v, want ok", what, out)
-	}
-	if out.Node != node || out.Term == 0 {
-		t.Fatalf("%s: node %q term %d, want node %q and a term > 0", what, out.Node, out.Term, node)
-	}
-}
+// want is what etcd's outcomes look like: an answer names the member
+// that answered and its Raft term.
+var want = kvtest.Expect{Name: "etcd", Terms: true}
 
-func wantValue(t *testing.T, what string, out history.Outcome, node, value string) {
-	t.Helper()
-	wantOK(t, what, out, node)
-	if string(out.Value) != value {
-		t.Fatalf("%s: value %s, want %s", what, out.Value, value)
-	}
-}
-
-// TestOps: get, put and cas against one real member, with their values,
-// mismatches, the answering member's name and its term.
+// TestOps: the register operations every key-value adapter performs
+// (kvtest.RegisterOps) against one real member, each answer naming the
+// member and its term.
 func TestOps(t *testing.T) {
 	m := startCluster(t, 1)[0]
-	c := newClient(t, m.client, Options{Timeout: 2 * time.Second})
-
-	wantValue(t, "get of an absent key", do(c, "get", "k", ""), "n1", "null")
-	wantOK(t, "put string", do(c, "put", "k", `"a b"`), "n1")
-	wantValue(t, "get string", do(c, "get", "k", ""), "n1", `"a b"`)
-	wantOK(t, "put number", do(c, "put", "k", ` 42 `), "n1")
-	wantValue(t, "get number", do(c, "get", "k", ""), "n1", `42`)
-	wantOK(t, "put 1.0", do(c, "put", "f", `1.0`), "n1")
-	wantValue(t, "get 1.0 (canonical)", do(c, "get", "f", ""), "n1", `1`)
-
-	wantOK(t, "cas 42 -> 43", do(c, "cas", "k", `{"from": 42, "to": 43}`), "n1")
-	wantValue(t, "get after cas", do(c, "get", "k", ""), "n1", `43`)
-	wantOK(t, "cas from 1 (stored as 1.0)", do(c, "cas", "f", `{"from": 1e0, "to": "x"}`), "n1")
-
-	out := do(c, "cas", "k", `{"from": 41, "to": 44}`)
-	if !history.IsMismatch(out.Type, out.Error) || out.Error != history.Mismatch {
-		t.Fatalf("cas with a wrong from: %+v, want fail mismatch", out)
-	}
-	if out.Node != "n1" || out.Term == 0 {
-		t.Fatalf("mismatch: node %q term %d, want n1 and a term", out.Node, out.Term)
-	}
-	wantValue(t, "get after mismatch", do(c, "get", "k", ""), "n1", `43`)
-
-	out = do(c, "cas", "absent", `{"from": 1, "to": 2}`)
-	if !history.IsMismatch(out.Type, out.Error) {
-		t.Fatalf("cas from 1 on an absent key: %+v, want fail mismatch", out)
-	}
-	wantOK(t, "cas from null on an absent key", do(c, "cas", "fresh", `{"from": null, "to": "v1"}`), "n1")
-	wantValue(t, "get after cas from null", do(c, "get", "fresh", ""), "n1", `"v1"`)
-	out = do(c, "cas", "fresh", `{"from": null, "to": "v2"}`)
-	if !history.IsMismatch(out.Type, out.Error) {
-		t.Fatalf("cas from null on a present key: %+v, want fail mismatch", out)
-	}
-	wantOK(t, "put null", do(c, "put", "fresh", `null`), "n1")
-	wantValue(t, "get after put null", do(c, "get", "fresh", ""), "n1", `null`)
-	wantOK(t, "cas to null", do(c, "cas", "k", `{"from": 43, "to": null}`), "n1")
-	wantValue(t, "get after cas to null", do(c, "get", "k", ""), "n1", `null`)
-
-	for _, bad := range []history.Op{
-		{F: "delete", Key: "k"},
-		{F: "put", Key: "k"},
-		{F: "put", Key: "k", Value: json.RawMessage(`{`)},
-		{F: "put", Key: "", Value: json.RawMessage(`1`)},
-		{F: "cas", Key: "k", Value: json.RawMessage(`{"from": 1}`)},
-	} {
-		out := c.Do(context.Background(), bad)
-		if out.Type != history.Fail || !strings.HasPrefix(out.Error, "etcd: ") {
-			t.Errorf("%+v: %+v, want fail with an etcd: error", bad, out)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if out := c.Do(ctx, history.Op{F: "put", Key: "k", Value: json.RawMessage(`1`)}); out.Type != history.Fail {
-		t.Errorf("put with a done context: %+v, want fail (not sent)", out)
-	}
+	want.RegisterOps(t, newClient(t, m.client, Options{Timeout: 2 * time.Second}), "n1")
 }
 
 // TestTimedOutWriteIsInfo: a put sent to a member that is paused (SIGSTOP)
@@ -121,7 +49,7 @@ func TestOps(t *testing.T) {
 func TestTimedOutWriteIsInfo(t *testing.T) {
 	m := startCluster(t, 1)[0]
 	c := newClient(t, m.client, Options{Timeout: 500 * time.Millisecond})
-	wantOK(t, "warm-up put", do(c, "put", "k", `1`), "n1")
+	want.OK(t, "warm-up put", do(c, "put", "k", `1`), "n1")
 
 	m.Pause(t)
 	start := time.Now()
@@ -181,7 +109,7 @@ func TestCutAfterSendIsInfo(t *testing.T) {
 	p := startProxy(t, m.client)
 	addr := p.Listen
 	c := newClient(t, addr, Options{Timeout: 5 * time.Second})
-	wantOK(t, "warm-up put through the proxy", do(c, "put", "k", `1`), "n1")
+	want.OK(t, "warm-up put through the proxy", do(c, "put", "k", `1`), "n1")
 
 	m.Pause(t)
 	done := make(chan history.Outcome, 1)
@@ -412,8 +340,8 @@ func TestCluster(t *testing.T) {
 	}
 	lin := newClient(t, home.client, Options{Timeout: time.Second})
 	ser := newClient(t, home.client, Options{Timeout: time.Second, Read: Serializable})
-	wantOK(t, "put through a follower", do(lin, "put", "k", `"before"`), home.name)
-	wantValue(t, "serializable get", do(ser, "get", "k", ""), home.name, `"before"`)
+	want.OK(t, "put through a follower", do(lin, "put", "k", `"before"`), home.name)
+	want.Value(t, "serializable get", do(ser, "get", "k", ""), home.name, `"before"`)
 	for _, m := range others {
 		m.Pause(t)
 	}
@@ -432,7 +360,7 @@ func TestCluster(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	wantValue(t, "serializable get without a leader", do(ser, "get", "k", ""), home.name, `"before"`)
+	want.Value(t, "serializable get without a leader", do(ser, "get", "k", ""), home.name, `"before"`)
 	out := do(lin, "put", "k", `"after"`)
 	if out.Type != history.Fail || out.Error != "etcd: no leader" {
 		t.Errorf("put to a member without a leader: %+v, want fail \"etcd: no leader\"", out)

@@ -17,6 +17,7 @@ import (
 	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/internal/testenv"
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/internal/kvtest"
 )
 
 // newClient returns a Client of node to itself (writes and gets).
@@ -48,39 +49,12 @@ func adapterClient(t *testing.T, cfg targets.ClientConfig) targets.Client {
 	return c
 }
 
-func do(c targets.Client, f, key, value string) history.Outcome {
-	op := history.Op{F: f, Key: key}
-	if value != "" {
-		op.Value = json.RawMessage(value)
-	}
-	return c.Do(context.Background(), op)
-}
+// do performs f on key with value ("" for none) through c.
+var do = kvtest.Do
 
-// wantOK fails the test unless out is ok, sent to node, with no term.
-func wantOK(t *testing.T, what string, out history.Outcome, node string) {
-	t.Helper()
-	if out.Type != history.OK {
-		t.Fatalf("%s: %+v, want ok", what, out)
-	}
-	if out.Node != node || out.Term != 0 {
-		t.Fatalf("%s: node %q term %d, want node %q and term 0", what, out.Node, out.Term, node)
-	}
-}
-
-func wantValue(t *testing.T, what string, out history.Outcome, node, value string) {
-	t.Helper()
-	wantOK(t, what, out, node)
-	if string(out.Value) != value {
-		t.Fatalf("%s: value %s, want %s", what, out.Value, value)
-	}
-}
-
-func wantMismatch(t *testing.T, what string, out history.Outcome, node string) {
-	t.Helper()
-	if !history.IsMismatch(out.Type, out.Error) || out.Error != history.Mismatch || out.Node != node {
-		t.Fatalf("%s: %+v, want fail mismatch from %s", what, out, node)
-	}
-}
+// want is what redis's outcomes look like: every outcome names the node
+// the op was sent to, none a term.
+var want = kvtest.Expect{Name: "redis", NodeOnInfo: true}
 
 // raw returns a plain go-redis client of s, to look at or disturb the
 // server behind the adapter's back.
@@ -91,36 +65,14 @@ func raw(t *testing.T, s *server, password string) *redis.Client {
 	return c
 }
 
-// TestOps: get, put and cas against one real server, with their values,
-// mismatches, deletes, the node they were sent to, the script's EVAL
-// fallback, and the server's definite refusals.
+// TestOps: the register operations every key-value adapter performs
+// (kvtest.RegisterOps) against one real server, each outcome naming the
+// node; then what they left in Redis, the script's EVAL fallback, and the
+// server's definite refusals.
 func TestOps(t *testing.T) {
 	s := startServer(t, "n1", 0, nil)
 	c := adapterClient(t, targets.ClientConfig{Nodes: map[string]string{"n1": s.addr}, Home: "n1"})
-
-	wantValue(t, "get of an absent key", do(c, "get", "k", ""), "n1", "null")
-	wantOK(t, "put string", do(c, "put", "k", `"a b"`), "n1")
-	wantValue(t, "get string", do(c, "get", "k", ""), "n1", `"a b"`)
-	wantOK(t, "put number", do(c, "put", "k", ` 42 `), "n1")
-	wantValue(t, "get number", do(c, "get", "k", ""), "n1", `42`)
-	wantOK(t, "put 1.0", do(c, "put", "f", `1.0`), "n1")
-	wantValue(t, "get 1.0 (canonical)", do(c, "get", "f", ""), "n1", `1`)
-
-	wantOK(t, "cas 42 -> 43", do(c, "cas", "k", `{"from": 42, "to": 43}`), "n1")
-	wantValue(t, "get after cas", do(c, "get", "k", ""), "n1", `43`)
-	wantOK(t, "cas from 1 (stored as 1.0)", do(c, "cas", "f", `{"from": 1e0, "to": "x"}`), "n1")
-	wantMismatch(t, "cas with a wrong from", do(c, "cas", "k", `{"from": 41, "to": 44}`), "n1")
-	wantValue(t, "get after mismatch", do(c, "get", "k", ""), "n1", `43`)
-	wantMismatch(t, "cas from 1 on an absent key", do(c, "cas", "absent", `{"from": 1, "to": 2}`), "n1")
-	wantValue(t, "the mismatch wrote nothing", do(c, "get", "absent", ""), "n1", `null`)
-
-	wantOK(t, "cas from null on an absent key", do(c, "cas", "fresh", `{"from": null, "to": "v1"}`), "n1")
-	wantValue(t, "get after cas from null", do(c, "get", "fresh", ""), "n1", `"v1"`)
-	wantMismatch(t, "cas from null on a present key", do(c, "cas", "fresh", `{"from": null, "to": "v2"}`), "n1")
-	wantOK(t, "put null", do(c, "put", "fresh", `null`), "n1")
-	wantValue(t, "get after put null", do(c, "get", "fresh", ""), "n1", `null`)
-	wantOK(t, "cas to null", do(c, "cas", "k", `{"from": 43, "to": null}`), "n1")
-	wantValue(t, "get after cas to null", do(c, "get", "k", ""), "n1", `null`)
+	want.RegisterOps(t, c, "n1")
 
 	// Null is absence, never the text null.
 	rc := raw(t, s, "")
@@ -137,8 +89,8 @@ func TestOps(t *testing.T) {
 	if err := rc.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	wantOK(t, "cas after SCRIPT FLUSH", do(c, "cas", "f", `{"from": "x", "to": "y"}`), "n1")
-	wantValue(t, "get after the EVAL", do(c, "get", "f", ""), "n1", `"y"`)
+	want.OK(t, "cas after SCRIPT FLUSH", do(c, "cas", "f", `{"from": "x", "to": "y"}`), "n1")
+	want.Value(t, "get after the EVAL", do(c, "get", "f", ""), "n1", `"y"`)
 
 	// Keys written by someone else: a value that is not JSON reads as
 	// fail; a key of another type makes the script's GET fail (WRONGTYPE,
@@ -155,23 +107,6 @@ func TestOps(t *testing.T) {
 		t.Errorf("get of a hash: %+v, want fail WRONGTYPE", out)
 	}
 
-	for _, bad := range []history.Op{
-		{F: "delete", Key: "k"},
-		{F: "put", Key: "k"},
-		{F: "put", Key: "k", Value: json.RawMessage(`{`)},
-		{F: "put", Key: "", Value: json.RawMessage(`1`)},
-		{F: "cas", Key: "k", Value: json.RawMessage(`{"from": 1}`)},
-	} {
-		out := c.Do(ctx, bad)
-		if out.Type != history.Fail || !strings.HasPrefix(out.Error, "redis: ") {
-			t.Errorf("%+v: %+v, want fail with a redis: error", bad, out)
-		}
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if out := c.Do(cctx, history.Op{F: "put", Key: "k", Value: json.RawMessage(`1`)}); out.Type != history.Fail {
-		t.Errorf("put with a done context: %+v, want fail (not sent)", out)
-	}
 	c.Close()
 	if out := do(c, "put", "k", `1`); out.Type != history.Fail {
 		t.Errorf("put after Close: %+v, want fail", out)
@@ -191,13 +126,13 @@ func TestReplica(t *testing.T) {
 	for _, home := range []string{"n1", "n2"} {
 		c := adapterClient(t, targets.ClientConfig{Nodes: nodes, Roles: roles, Home: home, Options: map[string]string{"read": "replica"}})
 		key := "k-" + home
-		wantOK(t, "put from home "+home, do(c, "put", key, `1`), "n1")
+		want.OK(t, "put from home "+home, do(c, "put", key, `1`), "n1")
 		out := do(c, "get", key, "") // may be stale: null or 1
 		if out.Type != history.OK || out.Node != "n2" {
 			t.Fatalf("replica get from home %s: %+v, want ok from n2", home, out)
 		}
 		t.Logf("a get from the replica right after the put read %s", out.Value)
-		wantOK(t, "cas from home "+home, do(c, "cas", key, `{"from": 1, "to": 2}`), "n1")
+		want.OK(t, "cas from home "+home, do(c, "cas", key, `{"from": 1, "to": 2}`), "n1")
 		deadline := time.Now().Add(5 * time.Second)
 		for string(out.Value) != "2" {
 			if time.Now().After(deadline) {
@@ -212,7 +147,7 @@ func TestReplica(t *testing.T) {
 	}
 	// read=primary (the default): gets go to the primary.
 	c := adapterClient(t, targets.ClientConfig{Nodes: nodes, Roles: roles, Home: "n2"})
-	wantValue(t, "primary get", do(c, "get", "k-n1", ""), "n1", `2`)
+	want.Value(t, "primary get", do(c, "get", "k-n1", ""), "n1", `2`)
 
 	// Writes sent to the replica.
 	bad := adapterClient(t, targets.ClientConfig{Nodes: nodes, Roles: roles, Home: "n1", Options: map[string]string{"primary_role": "replica"}})
@@ -222,7 +157,7 @@ func TestReplica(t *testing.T) {
 			t.Errorf("%s %s sent to the replica: %+v, want fail READONLY from n2", op.f, op.v, out)
 		}
 	}
-	wantValue(t, "the refused writes changed nothing", do(c, "get", "k-n1", ""), "n1", `2`)
+	want.Value(t, "the refused writes changed nothing", do(c, "get", "k-n1", ""), "n1", `2`)
 
 	ps, err := p.status()
 	if err != nil {
@@ -249,7 +184,7 @@ func TestReplica(t *testing.T) {
 func TestTimedOutWriteIsInfo(t *testing.T) {
 	s := startServer(t, "n1", 0, nil)
 	c := newClient(t, Node{"n1", s.addr}, Options{Timeout: 300 * time.Millisecond})
-	wantOK(t, "warm-up put", do(c, "put", "k", `1`), "n1")
+	want.OK(t, "warm-up put", do(c, "put", "k", `1`), "n1")
 
 	s.Pause(t)
 	start := time.Now()
@@ -312,7 +247,7 @@ func TestCutAfterSendIsInfo(t *testing.T) {
 	p := startProxy(t, s.addr)
 	n := Node{"n1", p.Listen}
 	c := newClient(t, n, Options{Timeout: 5 * time.Second})
-	wantOK(t, "warm-up put through the proxy", do(c, "put", "k", `1`), "n1")
+	want.OK(t, "warm-up put through the proxy", do(c, "put", "k", `1`), "n1")
 
 	s.Pause(t)
 	done := make(chan history.Outcome, 1)
@@ -392,7 +327,7 @@ func TestNeverConnectedIsFail(t *testing.T) {
 	}
 
 	startServer(t, "n1", port, nil)
-	wantOK(t, "the first put once the server listens", do(c, "put", "k", `1`), "n1")
+	want.OK(t, "the first put once the server listens", do(c, "put", "k", `1`), "n1")
 }
 
 // TestPassword: a server that requires a password (requirepass) and has
@@ -419,12 +354,12 @@ func TestPassword(t *testing.T) {
 	}
 
 	c := adapterClient(t, targets.ClientConfig{Nodes: nodes, Home: "n1", Options: good})
-	wantOK(t, "put with password_env", do(c, "put", "k", `1`), "n1")
-	wantValue(t, "get with password_env", do(c, "get", "k", ""), "n1", `1`)
+	want.OK(t, "put with password_env", do(c, "put", "k", `1`), "n1")
+	want.Value(t, "get with password_env", do(c, "get", "k", ""), "n1", `1`)
 	user := adapterClient(t, targets.ClientConfig{Nodes: nodes, Home: "n1", Options: map[string]string{
 		"username": "faultline", "password_env": "FAULTLINE_TEST_REDIS_USER_PW", "db": "3"}})
-	wantOK(t, "cas as an ACL user, in db 3", do(user, "cas", "k", `{"from": null, "to": 7}`), "n1")
-	wantValue(t, "db 0 is another database", do(c, "get", "k", ""), "n1", `1`)
+	want.OK(t, "cas as an ACL user, in db 3", do(user, "cas", "k", `{"from": null, "to": 7}`), "n1")
+	want.Value(t, "db 0 is another database", do(c, "get", "k", ""), "n1", `1`)
 	if _, err := s.status(); err != nil {
 		t.Errorf("Status with the password: %v", err)
 	}
@@ -459,7 +394,7 @@ func TestPassword(t *testing.T) {
 		}
 		t.Logf("%s: %s", name, do(bad, "put", "k", `2`).Error)
 	}
-	wantValue(t, "the refused writes changed nothing", do(c, "get", "k", ""), "n1", `1`)
+	want.Value(t, "the refused writes changed nothing", do(c, "get", "k", ""), "n1", `1`)
 
 	a, _ := targets.LookupAdapter(AdapterName)
 	_, err := a.New(targets.ClientConfig{Nodes: nodes, Home: "n1", Options: map[string]string{"password": secret, "password_env": "FAULTLINE_TEST_REDIS_PW"}})

@@ -83,9 +83,9 @@ func TestTLS(t *testing.T) {
 	nodes := map[string]string{"n1": s.addr}
 
 	c := adapterClient(t, targets.ClientConfig{Nodes: nodes, Home: "n1", Options: opts})
-	wantOK(t, "put over TLS", do(c, "put", "k", `"tls"`), "n1")
-	wantValue(t, "get over TLS", do(c, "get", "k", ""), "n1", `"tls"`)
-	wantOK(t, "cas over TLS", do(c, "cas", "k", `{"from": "tls", "to": 1}`), "n1")
+	want.OK(t, "put over TLS", do(c, "put", "k", `"tls"`), "n1")
+	want.Value(t, "get over TLS", do(c, "get", "k", ""), "n1", `"tls"`)
+	want.OK(t, "cas over TLS", do(c, "cas", "k", `{"from": "tls", "to": 1}`), "n1")
 	if st, err := s.status(); err != nil || st.Role != "primary" {
 		t.Errorf("Status over TLS: %+v %v", st, err)
 	}
@@ -104,5 +104,5 @@ func TestTLS(t *testing.T) {
 		}
 		t.Logf("%s: %s", name, do(bad, "put", "k", `2`).Error)
 	}
-	wantValue(t, "the refused writes changed nothing", do(c, "get", "k", ""), "n1", `1`)
+	want.Value(t, "the refused writes changed nothing", do(c, "get", "k", ""), "n1", `1`)
 }
