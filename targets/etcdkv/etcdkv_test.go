@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	toxiproxy "github.com/Shopify/toxiproxy/v2"
-	"github.com/rs/zerolog"
-
 	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/internal/testenv"
 	"github.com/faultline/faultline/targets"
@@ -72,94 +69,19 @@ func TestTimedOutWriteIsInfo(t *testing.T) {
 		t.Errorf("get from a paused member: %+v, want fail (a read has no effect)", get)
 	}
 	// Resumed, the member answers again on the same client.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		out := do(c, "put", "k", `4`)
-		if out.Type == history.OK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("put after SIGCONT: %+v", out)
-		}
-	}
+	kvtest.Eventually(t, 5*time.Second, c, "put", "k", `4`)
 }
 
-// startProxy starts a Toxiproxy proxy (Toxiproxy's own server package)
-// from a free loopback port to upstream.
-func startProxy(t *testing.T, upstream string) *toxiproxy.Proxy {
-	t.Helper()
-	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-	p := toxiproxy.NewProxy(srv, "etcd-client", "127.0.0.1:0", upstream)
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Stop)
-	return p
-}
-
-// TestCutAfterSendIsInfo: a put whose request went through a Toxiproxy
-// proxy to a paused member, and whose connection is then cut (the proxy
-// disabled, which closes its connections), is info, not fail: the
-// member may still apply it. Then, with the proxy refusing connections, a
-// put is fail (never sent); and through a proxy that accepts while the
-// member behind it is still paused, a fresh client's put is fail too: gRPC
-// never got the member's handshake, so it sent nothing.
+// TestCutAfterSendIsInfo: the "not sent" rule (connTracker) both ways
+// through a real Toxiproxy proxy to a real member (kvtest.CutAfterSend):
+// a put cut after it was sent is info, with no node (nothing answered);
+// puts through a refusing proxy, or to a paused member behind an
+// accepting one, are fail, not sent.
 func TestCutAfterSendIsInfo(t *testing.T) {
 	m := startCluster(t, 1)[0]
-	p := startProxy(t, m.client)
-	addr := p.Listen
-	c := newClient(t, addr, Options{Timeout: 5 * time.Second})
-	want.OK(t, "warm-up put through the proxy", do(c, "put", "k", `1`), "n1")
-
-	m.Pause(t)
-	done := make(chan history.Outcome, 1)
-	start := time.Now()
-	go func() { done <- do(c, "put", "k", `2`) }()
-	time.Sleep(300 * time.Millisecond) // the request is in the member's socket
-	p.Stop()
-	var out history.Outcome
-	select {
-	case out = <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("put did not end after its connection was cut")
-	}
-	took := time.Since(start)
-	if out.Type != history.Info || out.Node != "" {
-		t.Fatalf("put cut after it was sent: %+v, want info", out)
-	}
-	if took > 3*time.Second {
-		t.Errorf("put ended after %v: the cut, not the 5s timeout, should end it", took)
-	}
-	t.Logf("cut after sending: %s (after %v)", out.Error, took.Round(time.Millisecond))
-
-	// The proxy refuses connections: nothing can be sent.
-	c2 := newClient(t, addr, Options{Timeout: 300 * time.Millisecond})
-	if out := do(c2, "put", "k", `3`); out.Type != history.Fail || !strings.Contains(out.Error, "not sent") || !strings.Contains(out.Error, "refused") {
-		t.Fatalf("put through a disabled proxy: %+v, want fail, not sent: connection refused", out)
-	}
-
-	// The proxy accepts again, but the member behind it is still paused:
-	// the TCP connection is made, the member's handshake never comes.
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c3 := newClient(t, addr, Options{Timeout: 500 * time.Millisecond})
-	if out := do(c3, "put", "k", `4`); out.Type != history.Fail || !strings.Contains(out.Error, "handshake") {
-		t.Fatalf("put to a paused member behind an accepting proxy: %+v, want fail, not sent (no handshake)", out)
-	}
-
-	m.Resume(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out := do(c3, "get", "k", "")
-		if out.Type == history.OK {
-			t.Logf("after SIGCONT the key holds %s (the info put of 2 may or may not have been applied)", out.Value)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("get after SIGCONT: %+v", out)
-		}
-	}
+	want.CutAfterSend(t, m, "n1", m.client, func(addr string, timeout time.Duration) targets.Client {
+		return newClient(t, addr, Options{Timeout: timeout})
+	})
 }
 
 // TestNeverConnectedIsFail: where nothing listens, no request can be

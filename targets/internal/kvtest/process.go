@@ -1,11 +1,5 @@
 //go:build unix
 
-// Package kvtest is what the tests of the key-value client adapters
-// (etcdkv, rediskv) share: a real server process started and stopped
-// (Start), a real Toxiproxy proxy driven by faultline's own link faults
-// (StartProxy), the checks every adapter must pass (the register
-// operations, the "not sent" rule through a proxy, option refusals), and
-// a listener that never answers.
 package kvtest
 
 import (
