@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/targets/internal/kvtest"
 )
 
 // TestClassify is the error-mapping rule as a table: gets fail, writes
@@ -131,52 +130,30 @@ func TestMemberNames(t *testing.T) {
 // frame; the put is fail, not sent. If a gRPC upgrade breaks this, the
 // rule must change.
 func TestNothingSentBeforeHandshake(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan []byte, 8)
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				b, _ := io.ReadAll(conn)
-				got <- b
-			}()
-		}
-	}()
-	c, err := New(ln.Addr().String(), Options{Timeout: 300 * time.Millisecond})
+	l := kvtest.Listen(t)
+	c, err := New(l.Addr, Options{Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := c.Do(context.Background(), history.Op{F: "put", Key: "k", Value: json.RawMessage(`1`)})
-	if out.Type != history.Fail || !strings.Contains(out.Error, "handshake") {
+	if out.Type != history.Fail || !strings.Contains(out.Error, "not sent: connected, but the member never answered the handshake") {
 		t.Errorf("put to a listener that never answers: %+v, want fail, not sent (no handshake)", out)
 	}
 	c.Close()
-	ln.Close()
-	conns := 0
-	for conns == 0 || len(got) > 0 {
-		var b []byte
-		select {
-		case b = <-got:
-		case <-time.After(2 * time.Second):
-			t.Fatal("no connection was made, or it was never closed")
-		}
-		conns++
+	conns := l.Close(t, 2*time.Second)
+	if len(conns) == 0 {
+		t.Fatal("no connection was made")
+	}
+	for i, b := range conns {
 		const preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 		if !bytes.HasPrefix(b, []byte(preface)) {
-			t.Fatalf("connection %d: %q does not start with the HTTP/2 preface", conns, b)
+			t.Fatalf("connection %d: %q does not start with the HTTP/2 preface", i, b)
 		}
 		for b = b[len(preface):]; len(b) >= 9; {
 			n := int(b[0])<<16 | int(b[1])<<8 | int(b[2])
 			typ := b[3]
 			if typ == 0x0 || typ == 0x1 { // DATA, HEADERS
-				t.Fatalf("connection %d: a frame of type %d was sent before the server's handshake", conns, typ)
+				t.Fatalf("connection %d: a frame of type %d was sent before the server's handshake", i, typ)
 			}
 			if len(b) < 9+n {
 				break

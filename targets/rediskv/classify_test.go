@@ -17,6 +17,7 @@ import (
 
 	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/internal/kvtest"
 )
 
 // reply is a server's error reply, as go-redis returns one.
@@ -268,25 +269,9 @@ func TestParseReplication(t *testing.T) {
 // but never writes gets HELLO, and nothing else; the put and the cas are
 // fail, not sent. If a go-redis upgrade breaks this, the rule must change.
 func TestNothingSentBeforeHandshake(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan []byte, 8)
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				b, _ := io.ReadAll(conn)
-				got <- b
-			}()
-		}
-	}()
-	c, err := New(Node{"n1", ln.Addr().String()}, Node{"n1", ln.Addr().String()}, Options{Timeout: 300 * time.Millisecond, Password: "pw", DB: 1})
+	l := kvtest.Listen(t)
+	n := Node{"n1", l.Addr}
+	c, err := New(n, n, Options{Timeout: 300 * time.Millisecond, Password: "pw", DB: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,17 +282,14 @@ func TestNothingSentBeforeHandshake(t *testing.T) {
 		}
 	}
 	c.Close()
-	ln.Close()
-	for conns := 0; conns < 2; conns++ {
-		var b []byte
-		select {
-		case b = <-got:
-		case <-time.After(2 * time.Second):
-			t.Fatalf("%d connections were made and closed, want 2", conns)
-		}
+	conns := l.Close(t, 2*time.Second)
+	if len(conns) != 2 {
+		t.Fatalf("%d connections were made, want 2 (one per op)", len(conns))
+	}
+	for i, b := range conns {
 		cmds, err := commands(b)
 		if err != nil || len(cmds) != 1 || !strings.EqualFold(cmds[0], "HELLO") {
-			t.Fatalf("connection %d: commands %q (%v) in %q, want HELLO alone", conns, cmds, err, b)
+			t.Fatalf("connection %d: commands %q (%v) in %q, want HELLO alone", i, cmds, err, b)
 		}
 	}
 }
