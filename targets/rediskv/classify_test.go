@@ -209,36 +209,17 @@ func TestOptions(t *testing.T) {
 	}
 
 	const secret = "do-not-show-me"
-	for _, tc := range []struct {
-		opts map[string]string
-		want []string
-	}{
-		{map[string]string{"consistency": "strong"}, []string{"consistency", "password_env"}},
-		{map[string]string{"read": "stale"}, []string{"read", "stale"}},
-		{map[string]string{"db": "x"}, []string{"db", "x"}},
-		{map[string]string{"db": "-1"}, []string{"db"}},
-		{map[string]string{"primary_role": ""}, []string{"primary_role"}},
-		{map[string]string{"password": secret, "password_env": "V"}, []string{"password", "password_env"}},
-		{map[string]string{"password_env": "FAULTLINE_TEST_NOT_SET"}, []string{"FAULTLINE_TEST_NOT_SET"}},
-		{map[string]string{"password": secret, "tls_cert": "c.pem"}, []string{"tls_cert", "tls_key"}},
-		{map[string]string{"password": secret, "tls": "maybe"}, []string{"tls"}},
-	} {
-		_, err := a.New(cfg(tc.opts))
-		for _, w := range tc.want {
-			if err == nil || !strings.Contains(err.Error(), w) {
-				t.Errorf("options %v: error %v, want one naming %q", tc.opts, err, w)
-			}
-		}
-		if err != nil && strings.Contains(err.Error(), secret) {
-			t.Errorf("options %v: the error %q shows the password", tc.opts, err)
-		}
-		if err := Ping(context.Background(), "127.0.0.1:1", tc.opts); err == nil || strings.Contains(err.Error(), secret) {
-			t.Errorf("Ping with options %v: %v", tc.opts, err)
-		}
-		if _, err := Status(context.Background(), targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: "n1", Client: "127.0.0.1:1"}}, tc.opts); err == nil {
-			t.Errorf("Status with options %v: no error", tc.opts)
-		}
-	}
+	kvtest.RefusesOptions(t, a, cfg(nil), secret, []kvtest.OptionCase{
+		{Opts: map[string]string{"consistency": "strong"}, Want: []string{"consistency", "password_env"}},
+		{Opts: map[string]string{"read": "stale"}, Want: []string{"read", "stale"}},
+		{Opts: map[string]string{"db": "x"}, Want: []string{"db", "x"}},
+		{Opts: map[string]string{"db": "-1"}, Want: []string{"db"}},
+		{Opts: map[string]string{"primary_role": ""}, Want: []string{"primary_role"}},
+		{Opts: map[string]string{"password": secret, "password_env": "V"}, Want: []string{"password", "password_env"}},
+		{Opts: map[string]string{"password_env": "FAULTLINE_TEST_NOT_SET"}, Want: []string{"FAULTLINE_TEST_NOT_SET"}},
+		{Opts: map[string]string{"password": secret, "tls_cert": "c.pem"}, Want: []string{"tls_cert", "tls_key"}},
+		{Opts: map[string]string{"password": secret, "tls": "maybe"}, Want: []string{"tls"}},
+	})
 }
 
 // TestParseReplication: INFO replication of a primary and of a replica,
