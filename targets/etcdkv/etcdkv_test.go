@@ -179,6 +179,11 @@ func TestCluster(t *testing.T) {
 
 	ms := startCluster(t, 3)
 	ctx := context.Background()
+	noOptions, err := parseOptions(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminKey := func(m *member) string { return noOptions.Key(m.client) }
 	status := func(m *member) (targets.Status, error) {
 		sctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
@@ -226,6 +231,11 @@ func TestCluster(t *testing.T) {
 	}
 	if nLeaders != 1 {
 		t.Fatalf("%d leaders: %+v", nLeaders, sts)
+	}
+	for _, m := range ms {
+		if !admin.Has(adminKey(m)) {
+			t.Fatalf("no admin connection to %s is cached right after its Status", m.name)
+		}
 	}
 	for _, st := range sts {
 		if st.Leader != leader {
@@ -280,13 +290,9 @@ func TestCluster(t *testing.T) {
 	}
 
 	// The admin connections close once idle.
-	cfg, err := parseOptions(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	deadline = time.Now().Add(5 * time.Second)
 	for _, m := range ms {
-		for admin.Has(cfg.Key(m.client)) {
+		for admin.Has(adminKey(m)) {
 			if time.Now().After(deadline) {
 				t.Fatalf("the admin connection to %s is still open after 300ms idle", m.client)
 			}
