@@ -88,7 +88,6 @@ package etcdkv
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -400,18 +399,10 @@ func (c *Client) send(ctx context.Context, r request) (*etcdserverpb.ResponseHea
 		if err != nil {
 			return nil, history.Outcome{}, err
 		}
-		out := history.Outcome{Type: history.OK, Value: history.Null}
-		if len(resp.Kvs) > 0 {
-			v := resp.Kvs[0].Value
-			if !json.Valid(v) {
-				// Not written by this adapter: the read says nothing
-				// about the register. It has no effect, so fail.
-				out = history.Outcome{Type: history.Fail, Error: fmt.Sprintf("etcd: get: the value is not JSON: %.60q", v)}
-			} else {
-				out.Value = compactJSON(v)
-			}
+		if len(resp.Kvs) == 0 {
+			return resp.Header, history.Outcome{Type: history.OK, Value: history.Null}, nil
 		}
-		return resp.Header, out, nil
+		return resp.Header, kvadapter.StoredValue(AdapterName, resp.Kvs[0].Value), nil
 	case fPut:
 		wctx := clientv3.WithRequireLeader(ctx)
 		if r.value == jsonNull {
@@ -444,15 +435,6 @@ func (c *Client) send(ctx context.Context, r request) (*etcdserverpb.ResponseHea
 		}
 		return resp.Header, history.Outcome{Type: history.OK}, nil
 	}
-}
-
-// compactJSON returns raw without insignificant whitespace (raw is valid
-// JSON).
-func compactJSON(raw []byte) json.RawMessage {
-	if v, err := history.CanonicalJSON(raw); err == nil {
-		return json.RawMessage(v)
-	}
-	return json.RawMessage(append([]byte(nil), raw...))
 }
 
 // memberList lists the members through the client's own connection,

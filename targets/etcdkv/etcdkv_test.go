@@ -14,6 +14,8 @@ import (
 	"github.com/faultline/faultline/internal/testenv"
 	"github.com/faultline/faultline/targets"
 	"github.com/faultline/faultline/targets/internal/kvtest"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 func newClient(t *testing.T, addr string, opts Options) *Client {
@@ -35,10 +37,27 @@ var want = kvtest.Expect{Name: "etcd", Terms: true}
 
 // TestOps: the register operations every key-value adapter performs
 // (kvtest.RegisterOps) against one real member, each answer naming the
-// member and its term.
+// member and its term; values written by something else that are not
+// JSON read as fail.
 func TestOps(t *testing.T) {
 	m := startCluster(t, 1)[0]
-	want.RegisterOps(t, newClient(t, m.client, Options{Timeout: 2 * time.Second}), "n1")
+	c := newClient(t, m.client, Options{Timeout: 2 * time.Second})
+	want.RegisterOps(t, c, "n1")
+
+	raw, err := clientv3.New(clientv3.Config{Endpoints: []string{m.client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for _, v := range []string{`{x`, `1e999`, ``} {
+		if _, err := raw.Put(context.Background(), "notjson", v); err != nil {
+			t.Fatal(err)
+		}
+		if out := do(c, "get", "notjson", ""); out.Type != history.Fail || !strings.Contains(out.Error, "not JSON") || out.Node != "n1" {
+			t.Errorf("get of %q: %+v, want fail, not JSON", v, out)
+		}
+	}
+
 }
 
 // TestTimedOutWriteIsInfo: a put sent to a member that is paused (SIGSTOP)

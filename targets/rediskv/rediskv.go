@@ -98,7 +98,6 @@ package rediskv
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -561,13 +560,7 @@ func (c *Client) send(ctx context.Context, ep *endpoint, r request) (history.Out
 		if err != nil {
 			return history.Outcome{}, snap, err
 		}
-		canon, cerr := history.CanonicalJSON([]byte(v))
-		if cerr != nil {
-			// Not written by this adapter: the read says nothing about
-			// the register. It has no effect, so fail.
-			return history.Outcome{Type: history.Fail, Error: fmt.Sprintf("redis: get: the value is not JSON: %.60q", v)}, snap, nil
-		}
-		return history.Outcome{Type: history.OK, Value: json.RawMessage(canon)}, snap, nil
+		return kvadapter.StoredValue(AdapterName, []byte(v)), snap, nil
 	case fPut:
 		var err error
 		if r.value == jsonNull {

@@ -7,11 +7,13 @@ package kvadapter
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
 
+	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/internal/idlecache"
 	"github.com/faultline/faultline/targets"
 )
@@ -115,4 +117,18 @@ func isTLSOption(name string) bool {
 func (c Conn) Key(addr string, extra ...string) string {
 	parts := append([]string{c.Username, c.Password}, extra...)
 	return idlecache.Key(addr, append(parts, c.tlsOpts...)...)
+}
+
+// StoredValue is the outcome of a get that found stored under its key:
+// ok with the value as canonical JSON (history.CanonicalJSON), as the
+// adapters write it; a value that is not JSON (written by something else)
+// is fail, "ADAPTER: get: the value is not JSON: ...": the read says
+// nothing about the register, and has no effect. An absent key is the
+// caller's: it reads history.Null.
+func StoredValue(adapter string, stored []byte) history.Outcome {
+	v, err := history.CanonicalJSON(stored)
+	if err != nil {
+		return history.Outcome{Type: history.Fail, Error: fmt.Sprintf("%s: get: the value is not JSON: %.60q", adapter, stored)}
+	}
+	return history.Outcome{Type: history.OK, Value: json.RawMessage(v)}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/targets"
 )
 
@@ -104,5 +105,18 @@ func TestKey(t *testing.T) {
 	}
 	if parse(map[string]string{"mode": "x"}).Key("h:1", "0") != plain.Key("h:1", "0") {
 		t.Error("an option that is not a connection setting changed the key")
+	}
+}
+
+func TestStoredValue(t *testing.T) {
+	for stored, want := range map[string]string{`"a"`: `"a"`, ` 1.0 `: `1`, `{"b":1, "a":2}`: `{"a":2,"b":1}`} {
+		if out := StoredValue("kv", []byte(stored)); out.Type != history.OK || string(out.Value) != want {
+			t.Errorf("stored %q: %+v, want ok %s", stored, out, want)
+		}
+	}
+	for _, stored := range []string{``, `{x`, `1e999`, `1 2`} {
+		if out := StoredValue("kv", []byte(stored)); out.Type != history.Fail || !strings.HasPrefix(out.Error, "kv: get: the value is not JSON") {
+			t.Errorf("stored %q: %+v, want fail, not JSON", stored, out)
+		}
 	}
 }
