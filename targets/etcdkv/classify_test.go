@@ -84,6 +84,25 @@ func TestDescribeShort(t *testing.T) {
 	}
 }
 
+// TestNotSentReason: why a request was not sent, from the tracker's
+// state: the last dial's error, no connection ever, the last connection
+// never answered, or it answered and has closed since.
+func TestNotSentReason(t *testing.T) {
+	for _, tc := range []struct {
+		t    *connTracker
+		want string
+	}{
+		{&connTracker{}, "no connection was made"},
+		{&connTracker{lastDial: errors.New("dial tcp: connect: connection refused")}, "no connection: dial tcp: connect: connection refused"},
+		{&connTracker{last: &trackedConn{}}, "connected, but the member never answered the handshake"},
+		{&connTracker{last: &trackedConn{ready: true, closed: true}}, "the connection to the member closed, and no new one was ready"},
+	} {
+		if got := tc.t.notSentReason(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.t, got, tc.want)
+		}
+	}
+}
+
 // TestMemberNames: a member id is named from MemberList, listed again at
 // most once a second; an id no member has (or a failed list) is its hex
 // id, never another name.

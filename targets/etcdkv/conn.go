@@ -34,10 +34,10 @@ import (
 // Safe for concurrent use.
 type connTracker struct {
 	mu       sync.Mutex
-	open     int    // connections that have read a byte and are not closed
-	ever     uint64 // connections that have read a byte, ever
-	dials    uint64 // TCP connections made
-	lastDial error  // the last dial's error, nil if it succeeded
+	open     int          // connections that have read a byte and are not closed
+	ever     uint64       // connections that have read a byte, ever
+	last     *trackedConn // the last connection made, nil before the first
+	lastDial error        // the last dial's error, nil if it succeeded
 }
 
 // connSnapshot is the tracker's state at an operation's start.
@@ -61,19 +61,22 @@ func (t *connTracker) mayHaveSent(s connSnapshot) bool {
 }
 
 // notSentReason says why nothing could be sent, for an error text: the
-// last dial's error, or that the last connection made never got the
+// last dial's error; that the last connection made never got the
 // member's handshake (a paused member, or a proxy in front of a member
-// that does not answer).
+// that does not answer); or that it got it but has closed since, and gRPC
+// has not made another (it waits out its backoff).
 func (t *connTracker) notSentReason() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
 	case t.lastDial != nil:
 		return "no connection: " + kvadapter.Shorten(t.lastDial.Error(), 160)
-	case t.dials > 0:
-		return "connected, but the member never answered the handshake"
+	case t.last == nil:
+		return "no connection was made"
+	case t.last.ready:
+		return "the connection to the member closed, and no new one was ready"
 	}
-	return "no connection was made"
+	return "connected, but the member never answered the handshake"
 }
 
 // dial is the gRPC context dialer: a plain TCP dial whose connection is
@@ -81,16 +84,17 @@ func (t *connTracker) notSentReason() string {
 func (t *connTracker) dial(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
-	t.mu.Lock()
-	t.lastDial = err
-	if err == nil {
-		t.dials++
-	}
-	t.mu.Unlock()
 	if err != nil {
+		t.mu.Lock()
+		t.lastDial = err
+		t.mu.Unlock()
 		return nil, err
 	}
-	return &trackedConn{Conn: c, t: t}, nil
+	tc := &trackedConn{Conn: c, t: t}
+	t.mu.Lock()
+	t.lastDial, t.last = nil, tc
+	t.mu.Unlock()
+	return tc, nil
 }
 
 // trackedConn is a connection of a connTracker.

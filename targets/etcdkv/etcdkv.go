@@ -94,6 +94,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -248,6 +249,7 @@ type Client struct {
 	names *memberNames
 	auth  *tokenAuth // nil: no credentials
 
+	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -318,8 +320,9 @@ func newEtcdClient(addr string, t *connTracker, tlsCfg *tls.Config) (*clientv3.C
 func (c *Client) Addr() string { return c.addr }
 
 // Close releases the client's connection. Safe to call more than once;
-// Do after Close fails.
+// Do after Close fails, not sent.
 func (c *Client) Close() error {
+	c.closed.Store(true)
 	c.closeOnce.Do(func() {
 		if err := c.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
 			c.closeErr = err
@@ -351,6 +354,9 @@ func (c *Client) Do(ctx context.Context, op history.Op) history.Outcome {
 	r, err := encode(op)
 	if err != nil {
 		return history.Outcome{Type: history.Fail, Error: err.Error()}
+	}
+	if c.closed.Load() {
+		return history.Outcome{Type: history.Fail, Error: "etcd: not sent: the client is closed"}
 	}
 	if err := ctx.Err(); err != nil {
 		return history.Outcome{Type: history.Fail, Error: "etcd: not sent: " + err.Error()}

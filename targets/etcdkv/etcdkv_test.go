@@ -38,7 +38,7 @@ var want = kvtest.Expect{Name: "etcd", Terms: true}
 // TestOps: the register operations every key-value adapter performs
 // (kvtest.RegisterOps) against one real member, each answer naming the
 // member and its term; values written by something else that are not
-// JSON read as fail.
+// JSON read as fail; a closed client fails.
 func TestOps(t *testing.T) {
 	m := startCluster(t, 1)[0]
 	c := newClient(t, m.client, Options{Timeout: 2 * time.Second})
@@ -57,7 +57,7 @@ func TestOps(t *testing.T) {
 			t.Errorf("get of %q: %+v, want fail, not JSON", v, out)
 		}
 	}
-
+	want.ClosedFails(t, c)
 }
 
 // TestTimedOutWriteIsInfo: a put sent to a member that is paused (SIGSTOP)

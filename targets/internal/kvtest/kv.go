@@ -75,6 +75,21 @@ func (e Expect) Mismatch(t testing.TB, what string, out history.Outcome, node st
 	e.answered(t, what, out, node)
 }
 
+// ClosedFails closes c and checks that an op then fails, not sent,
+// saying why.
+func (e Expect) ClosedFails(t testing.TB, c targets.Client) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("a second Close: %v", err)
+	}
+	if out := Do(c, "put", "k", `1`); out.Type != history.Fail || out.Error != e.Name+": not sent: the client is closed" {
+		t.Errorf("put after Close: %+v, want fail %q", out, e.Name+": not sent: the client is closed")
+	}
+}
+
 // RegisterOps checks c, a client of one server (node id node) with no
 // keys yet, against the register semantics of every key-value adapter
 // (the KV ops of DESIGN.md): an absent key reads null; values are stored
