@@ -105,10 +105,7 @@ func TestOps(t *testing.T) {
 		t.Errorf("get of a hash: %+v, want fail WRONGTYPE", out)
 	}
 
-	c.Close()
-	if out := do(c, "put", "k", `1`); out.Type != history.Fail {
-		t.Errorf("put after Close: %+v, want fail", out)
-	}
+	want.ClosedFails(t, c)
 }
 
 // TestReplica: a primary and its replica. With read=replica, gets go to
