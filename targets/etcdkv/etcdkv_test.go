@@ -60,35 +60,16 @@ func TestOps(t *testing.T) {
 	want.ClosedFails(t, c)
 }
 
-// TestTimedOutWriteIsInfo: a put sent to a member that is paused (SIGSTOP)
-// gets no answer before its timeout: info, never fail.
+// TestTimedOutWriteIsInfo: a put sent to a member that is paused
+// (SIGSTOP) gets no answer before its timeout: info, never fail, naming
+// no member (kvtest.TimedOutWrite). So is a cas after it: gRPC sends it
+// on the connection the member had answered on.
 func TestTimedOutWriteIsInfo(t *testing.T) {
 	m := startCluster(t, 1)[0]
 	c := newClient(t, m.client, Options{Timeout: 500 * time.Millisecond})
-	want.OK(t, "warm-up put", do(c, "put", "k", `1`), "n1")
-
-	m.Pause(t)
-	start := time.Now()
-	out := do(c, "put", "k", `2`)
-	took := time.Since(start)
-	cas := do(c, "cas", "k", `{"from": 1, "to": 3}`)
-	get := do(c, "get", "k", "")
-	m.Resume(t)
-
-	if out.Type != history.Info || out.Error != "etcd: timeout" || out.Node != "" {
-		t.Fatalf("put to a paused member: %+v, want info \"etcd: timeout\" without a node", out)
+	if cas := want.TimedOutWrite(t, m, c, "n1", 500*time.Millisecond); cas.Type != history.Info || cas.Error != "etcd: timeout" {
+		t.Errorf("cas to a paused member: %+v, want info \"etcd: timeout\"", cas)
 	}
-	if took < 450*time.Millisecond || took > 2*time.Second {
-		t.Errorf("put took %v, want about its timeout (500ms)", took)
-	}
-	if cas.Type != history.Info {
-		t.Errorf("cas to a paused member: %+v, want info", cas)
-	}
-	if get.Type != history.Fail {
-		t.Errorf("get from a paused member: %+v, want fail (a read has no effect)", get)
-	}
-	// Resumed, the member answers again on the same client.
-	kvtest.Eventually(t, 5*time.Second, c, "put", "k", `4`)
 }
 
 // TestCutAfterSendIsInfo: the "not sent" rule (connTracker) both ways
@@ -104,26 +85,11 @@ func TestCutAfterSendIsInfo(t *testing.T) {
 }
 
 // TestNeverConnectedIsFail: where nothing listens, no request can be
-// sent: put, cas and get are fail, and the error says why.
+// sent: put, cas and get are fail, and the error says why
+// (kvtest.NeverConnected).
 func TestNeverConnectedIsFail(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePorts(t, 1)[0])
-	c := newClient(t, addr, Options{Timeout: 300 * time.Millisecond})
-	for _, op := range []struct{ f, v string }{{"put", `1`}, {"cas", `{"from": 1, "to": 2}`}, {"get", ""}} {
-		out := do(c, op.f, "k", op.v)
-		if out.Type != history.Fail || !strings.HasPrefix(out.Error, "etcd: ") || !strings.Contains(out.Error, "not sent") || !strings.Contains(out.Error, "connection refused") {
-			t.Errorf("%s where nothing listens: %+v, want fail: not sent, connection refused", op.f, out)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	start := time.Now()
-	err := Ping(ctx, addr, nil)
-	if err == nil || !strings.Contains(err.Error(), "refused") {
-		t.Errorf("Ping where nothing listens: %v, want connection refused", err)
-	}
-	if took := time.Since(start); took > 900*time.Millisecond {
-		t.Errorf("Ping where nothing listens took %v: it should not wait for its deadline", took)
-	}
+	want.NeverConnected(t, newClient(t, addr, Options{Timeout: 300 * time.Millisecond}), "n1", addr, 1, Ping)
 }
 
 // TestOptions: the adapter takes read=linearizable (the default) or

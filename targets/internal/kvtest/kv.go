@@ -33,10 +33,18 @@ type Expect struct {
 	// Terms: an answered op carries a term > 0 (etcd's Raft term); else
 	// never one (redis).
 	Terms bool
-	// NodeOnInfo: an info outcome names the node the op was sent to
-	// (redis: one address per op); else none (etcd names only a node
-	// that answered).
-	NodeOnInfo bool
+	// NodeAlways: every outcome of a well-formed op, answered or not,
+	// names the node it was sent to (redis: one address per op); else
+	// only an answer names a node (etcd names the member that answered).
+	NodeAlways bool
+}
+
+// unanswered returns the node an outcome without an answer names.
+func (e Expect) unanswered(node string) string {
+	if e.NodeAlways {
+		return node
+	}
+	return ""
 }
 
 // answered fails t unless out names node and carries a term as e says.

@@ -101,12 +101,8 @@ func (e Expect) CutAfterSend(t *testing.T, srv Pausable, node, upstream string, 
 		t.Fatal("put did not end after its connection was cut")
 	}
 	took := time.Since(start)
-	infoNode := ""
-	if e.NodeOnInfo {
-		infoNode = node
-	}
-	if out.Type != history.Info || out.Node != infoNode || !strings.HasPrefix(out.Error, e.Name+": ") {
-		t.Fatalf("put cut after it was sent: %+v, want info from node %q", out, infoNode)
+	if out.Type != history.Info || out.Node != e.unanswered(node) || !strings.HasPrefix(out.Error, e.Name+": ") {
+		t.Fatalf("put cut after it was sent: %+v, want info naming node %q", out, e.unanswered(node))
 	}
 	if took > 3*time.Second {
 		t.Errorf("put ended after %v: the cut, not the 5s timeout, should end it", took)
