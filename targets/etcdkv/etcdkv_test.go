@@ -95,24 +95,12 @@ func TestNeverConnectedIsFail(t *testing.T) {
 // TestOptions: the adapter takes read=linearizable (the default) or
 // read=serializable, and refuses anything else by name.
 func TestOptions(t *testing.T) {
-	a, err := targets.LookupAdapter(AdapterName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Options[0].Name != "read" || a.Options[0].Default != "linearizable" || a.Ping == nil || a.Status == nil || a.Errors == "" ||
-		!a.IsSecret("password") || !a.KnowsOption("password_env") || !a.KnowsOption("username") || !a.KnowsOption("tls_ca") {
-		t.Fatalf("adapter declares %+v", a)
-	}
-	for _, op := range []string{"get", "put", "cas"} {
-		if !a.Supports(op) {
-			t.Errorf("adapter does not support %s", op)
-		}
+	a := want.Registered(t)
+	if a.Options[0].Name != "read" || a.Options[0].Default != "linearizable" {
+		t.Errorf("option read: %+v", a.Options[0])
 	}
 	cfg := func(opts map[string]string) targets.ClientConfig {
 		return targets.ClientConfig{Nodes: map[string]string{"n1": "127.0.0.1:1"}, Home: "n1", Timeout: time.Second, Options: opts}
-	}
-	if err := Ping(context.Background(), "", nil); err == nil || err.Error() != "etcd: no address" {
-		t.Errorf("Ping of no address: %v", err)
 	}
 	const secret = "do-not-show-me"
 	for opts, want := range map[string]ReadMode{"": Linearizable, "linearizable": Linearizable, "serializable": Serializable} {

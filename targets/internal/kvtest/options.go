@@ -8,6 +8,39 @@ import (
 	"github.com/faultline/faultline/targets"
 )
 
+// Registered returns the adapter registered as e.Name and checks what
+// every key-value adapter declares: get, put and cas; a doc, its error
+// mapping, Ping and Status; options username, password (a secret, also
+// as password_env) and the TLS options. Its Ping refuses an empty
+// address ("NAME: no address") rather than probing some default.
+func (e Expect) Registered(t *testing.T) *targets.Adapter {
+	t.Helper()
+	a, err := targets.LookupAdapter(e.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Doc == "" || a.Errors == "" || a.Ping == nil || a.Status == nil {
+		t.Fatalf("adapter %s declares %+v", e.Name, a)
+	}
+	for _, op := range []string{"get", "put", "cas"} {
+		if !a.Supports(op) {
+			t.Errorf("adapter %s does not support %s", e.Name, op)
+		}
+	}
+	if !a.KnowsOption("username") || !a.IsSecret("password") || !a.KnowsOption("password_env") || a.IsSecret("password_env") {
+		t.Errorf("adapter %s: options username, password (secret) and password_env: %+v", e.Name, a.Options)
+	}
+	for _, o := range targets.TLSOptions {
+		if !a.KnowsOption(o.Name) {
+			t.Errorf("adapter %s has no option %s", e.Name, o.Name)
+		}
+	}
+	if err := a.Ping(context.Background(), "", nil); err == nil || err.Error() != e.Name+": no address" {
+		t.Errorf("Ping of no address: %v, want %q", err, e.Name+": no address")
+	}
+	return a
+}
+
 // OptionCase is a set of adapter options that must be refused, and the
 // words the refusal must hold.
 type OptionCase struct {
