@@ -214,8 +214,11 @@ func newAdapterClient(cfg targets.ClientConfig) (targets.Client, error) {
 		return nil, err
 	}
 	addr, ok := cfg.Nodes[cfg.Home]
-	if !ok || addr == "" {
+	switch {
+	case !ok:
 		return nil, fmt.Errorf("etcd: home node %q is not among the nodes %v", cfg.Home, slices.Sorted(maps.Keys(cfg.Nodes)))
+	case addr == "":
+		return nil, fmt.Errorf("etcd: node %s has no address", cfg.Home)
 	}
 	return New(addr, Options{Timeout: cfg.Timeout, Read: c.read, Username: c.Username, Password: c.Password, TLS: c.TLS})
 }

@@ -135,8 +135,11 @@ func TestOptions(t *testing.T) {
 		t.Errorf("credentials and TLS options: %+v", c.opts)
 	}
 	cl.Close()
-	if _, err := a.New(targets.ClientConfig{Nodes: map[string]string{"n1": "127.0.0.1:1"}, Home: "n2"}); err == nil || !strings.Contains(err.Error(), "n2") {
+	if _, err := a.New(targets.ClientConfig{Nodes: map[string]string{"n1": "127.0.0.1:1"}, Home: "n2"}); err == nil || !strings.Contains(err.Error(), `home node "n2" is not among the nodes [n1]`) {
 		t.Errorf("home not among the nodes: %v", err)
+	}
+	if _, err := a.New(targets.ClientConfig{Nodes: map[string]string{"n1": ""}, Home: "n1"}); err == nil || err.Error() != "etcd: node n1 has no address" {
+		t.Errorf("home without an address: %v", err)
 	}
 }
 

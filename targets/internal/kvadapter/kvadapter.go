@@ -1,8 +1,9 @@
 // Package kvadapter holds what the key-value client adapters (etcdkv,
 // rediskv) share and no other package needs: the shaping of their error
 // texts (Shorten, Redact), the options every one of them takes (the
-// credentials and TLS: ParseOptions, Conn) and the key of the cached
-// connection their Ping and Status use (Conn.Key).
+// credentials and TLS: ParseOptions, Conn), the reading of a stored value
+// (StoredValue), and the cache of the clients their Ping and Status use
+// (Admin, keyed by Conn.Key).
 package kvadapter
 
 import (
