@@ -224,4 +224,3 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 	r.Elapsed = time.Since(t0)
 	return r
 }
-

@@ -39,7 +39,9 @@ func (a *Adapter) IsSecret(name string) bool {
 
 // KnowsOption reports whether the adapter accepts option name: one of its
 // Options, or NAME_env for a secret one.
-func (a *Adapter) KnowsOption(name string) bool { return CheckOptionName(a.Name, a.Options, name) == nil }
+func (a *Adapter) KnowsOption(name string) bool {
+	return CheckOptionName(a.Name, a.Options, name) == nil
+}
 
 // Secret returns the value of secret option name from opts: opts[name],
 // or the environment variable opts[name+"_env"] names ("" when neither is
