@@ -262,8 +262,13 @@ func TestRaftLostWritesEvidence(t *testing.T) {
 		t.Errorf("the lost-writes explanation does not call them lost writes naming the node:\n%s", lw.Explanation)
 	}
 	if lin := checkerResult(t, res, "linearizability"); lin.Verdict == checkers.Invalid {
-		if !strings.Contains(strings.ToLower(lin.Explanation), "lost write") || !node.MatchString(lin.Explanation) {
-			t.Errorf("the linearizability explanation does not call them lost writes naming the node:\n%s", lin.Explanation)
+		// Linearizability calls a missed write lost only when the system
+		// served the old state again (see checkers' explanations); when
+		// later reads show only newer states it leaves the judgement to
+		// lost-writes and says so. Either way it names the node.
+		low := strings.ToLower(lin.Explanation)
+		if !node.MatchString(lin.Explanation) || !(strings.Contains(low, "lost write") || strings.Contains(low, "lost-writes (the final reads) to judge") || strings.Contains(low, "lost-writes judges")) {
+			t.Errorf("the linearizability explanation neither calls them lost writes nor leaves them to lost-writes, naming the node:\n%s", lin.Explanation)
 		}
 		sameRefEverywhere(t, dir, "linearizability")
 	}

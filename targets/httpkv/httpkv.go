@@ -4,6 +4,9 @@
 //	GET  /kv/{key}       -> 200 {"value": V}   (V null when absent)
 //	PUT  /kv/{key}       {"value": V}          -> 200 {}
 //	POST /kv/{key}/cas   {"from": X, "to": Y}  -> 200 {} | 409 {"error":"mismatch"}
+//
+// A 200 or 409 body may carry "term": N (a positive integer), the term or
+// epoch under which the node answered; it becomes Outcome.Term (else 0).
 //	other failures       -> 4xx/5xx {"error": TEXT, "definite": BOOL, "leader": ID}
 //
 // Outcome mapping (Jepsen semantics):
@@ -43,6 +46,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -260,6 +264,7 @@ func (c *Client) try(ctx context.Context, node, method, path string, body []byte
 		return out, ""
 	}
 
+	out.Term = answerTerm(resp.StatusCode, rb)
 	if resp.StatusCode == http.StatusOK {
 		if f != "get" {
 			out.Type = history.OK
@@ -304,6 +309,26 @@ func (c *Client) try(ctx context.Context, node, method, path string, body []byte
 		out.Type, out.Error = history.Info, fmt.Sprintf("http %d: %.200s", resp.StatusCode, strings.TrimSpace(string(rb)))
 	}
 	return out, ""
+}
+
+// answerTerm returns the "term" of a 200 or 409 body: the term or epoch the
+// node answered under; 0 when absent, not a positive integer, or the status
+// is another.
+func answerTerm(code int, body []byte) uint64 {
+	if code != http.StatusOK && code != http.StatusConflict {
+		return 0
+	}
+	var b struct {
+		Term json.RawMessage `json:"term"`
+	}
+	if json.Unmarshal(body, &b) != nil || len(b.Term) == 0 {
+		return 0
+	}
+	t, err := strconv.ParseUint(string(b.Term), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return t
 }
 
 // compact returns raw without insignificant whitespace; null when empty.

@@ -95,13 +95,19 @@ func TestMapping(t *testing.T) {
 		{"indefinite", put, reply(504, `{"error":"timed out","definite":false,"leader":"b"}`), history.Outcome{Type: history.Info, Error: "http 504: timed out", Node: "a"}},
 		{"5xx no body", put, reply(502, ``), history.Outcome{Type: history.Info, Error: "http 502: ", Node: "a"}},
 		{"4xx no body", put, reply(404, `not found`), history.Outcome{Type: history.Fail, Error: "http 404: not found", Node: "a"}},
+		{"get with term", get, reply(200, `{"value":1,"term":4}`), history.Outcome{Type: history.OK, Value: json.RawMessage(`1`), Node: "a", Term: 4}},
+		{"put with term", put, reply(200, `{"term":9}`), history.Outcome{Type: history.OK, Node: "a", Term: 9}},
+		{"mismatch with term", cas, reply(409, `{"error":"mismatch","term":3}`), history.Outcome{Type: history.Fail, Error: "mismatch", Node: "a", Term: 3}},
+		{"term not an integer", put, reply(200, `{"term":"4"}`), history.Outcome{Type: history.OK, Node: "a"}},
+		{"negative term", put, reply(200, `{"term":-4}`), history.Outcome{Type: history.OK, Node: "a"}},
+		{"term on an error is not an answer's", put, reply(503, `{"error":"x","definite":true,"term":5}`), history.Outcome{Type: history.Fail, Error: "http 503: x", Node: "a"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newServer(t, tc.handler)
 			c := newClient(t, map[string]string{"a": s.addr()}, "a", Options{})
 			got := c.Do(context.Background(), tc.op)
-			if got.Type != tc.want.Type || got.Error != tc.want.Error || got.Node != tc.want.Node || string(got.Value) != string(tc.want.Value) {
+			if got.Type != tc.want.Type || got.Error != tc.want.Error || got.Node != tc.want.Node || got.Term != tc.want.Term || string(got.Value) != string(tc.want.Value) {
 				t.Fatalf("got %+v (value %s), want %+v (value %s)", got, got.Value, tc.want, tc.want.Value)
 			}
 		})

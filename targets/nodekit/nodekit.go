@@ -10,6 +10,11 @@
 //	POST /kv/{key}/cas   {"from": X, "to": Y}  -> 200 {} | 409 {"error":"mismatch"}
 //	any other failure    -> 4xx/5xx {"error": TEXT, "definite": BOOL, "leader": ID}
 //
+// Every 200 and every 409 mismatch also carries "term": N, the term or
+// epoch under which the node answered, when the Store reported one with
+// AnsweredIn (omitted otherwise). The http adapter records it as the
+// completion's "term"; the split-brain checker judges authority from it.
+//
 // Keys are one path segment (escape "/" as %2F). Request bodies are at most
 // MaxBody bytes (larger: 413, definite). Values reach the Store in
 // faultline's one canonical JSON form (history.CanonicalJSON): objects with
@@ -114,6 +119,31 @@ func (e *Error) kind() string {
 		return "refused"
 	}
 	return "indefinite"
+}
+
+type termKey struct{}
+
+// termSlot holds the term a Store answered under; 0 until AnsweredIn.
+type termSlot struct{ term atomic.Uint64 }
+
+// AnsweredIn records that the request whose context is ctx is answered
+// under term (or epoch) term: the authority the answer rests on, e.g. the
+// term of the log entry a write committed in, or the term in which a read's
+// leadership was confirmed (or, for a node serving without authority, the
+// term it believes it leads). The kit sends it in the answer as "term".
+// Call it from Get, Put or CAS before returning; the last call wins; a
+// context the kit did not make (or term 0) is ignored. Safe for concurrent
+// use.
+func AnsweredIn(ctx context.Context, term uint64) {
+	if s, ok := ctx.Value(termKey{}).(*termSlot); ok && term > 0 {
+		s.term.Store(term)
+	}
+}
+
+// withTerm returns r's context with a fresh term slot.
+func withTerm(r *http.Request) (context.Context, *termSlot) {
+	s := &termSlot{}
+	return context.WithValue(r.Context(), termKey{}, s), s
 }
 
 // Status is a Store's account of itself, merged by the kit into the answer
@@ -344,13 +374,14 @@ func (n *Node) fail(w http.ResponseWriter, r *http.Request, err error) {
 func (n *Node) ClientHandler(store Store) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /kv/{key}", func(w http.ResponseWriter, r *http.Request) {
-		v, err := store.Get(r.Context(), r.PathValue("key"))
+		ctx, ts := withTerm(r)
+		v, err := store.Get(ctx, r.PathValue("key"))
 		if err != nil {
 			n.fail(w, r, err)
 			return
 		}
 		n.reads.Add(1)
-		writeJSON(w, http.StatusOK, valueBody{Value: orNull(v)})
+		writeJSON(w, http.StatusOK, valueBody{Value: orNull(v), Term: ts.term.Load()})
 	})
 	mux.HandleFunc("PUT /kv/{key}", func(w http.ResponseWriter, r *http.Request) {
 		vals, code, err := decodeBody(w, r, "value")
@@ -358,12 +389,13 @@ func (n *Node) ClientHandler(store Store) http.Handler {
 			n.refuse(w, code, "%v", err)
 			return
 		}
-		if err := store.Put(r.Context(), r.PathValue("key"), vals[0]); err != nil {
+		ctx, ts := withTerm(r)
+		if err := store.Put(ctx, r.PathValue("key"), vals[0]); err != nil {
 			n.fail(w, r, err)
 			return
 		}
 		n.writes.Add(1)
-		writeJSON(w, http.StatusOK, struct{}{})
+		writeJSON(w, http.StatusOK, ackBody{Term: ts.term.Load()})
 	})
 	mux.HandleFunc("POST /kv/{key}/cas", func(w http.ResponseWriter, r *http.Request) {
 		vals, code, err := decodeBody(w, r, "from", "to")
@@ -371,16 +403,17 @@ func (n *Node) ClientHandler(store Store) http.Handler {
 			n.refuse(w, code, "%v", err)
 			return
 		}
-		err = store.CAS(r.Context(), r.PathValue("key"), vals[0], vals[1])
+		ctx, ts := withTerm(r)
+		err = store.CAS(ctx, r.PathValue("key"), vals[0], vals[1])
 		switch {
 		case errors.Is(err, ErrMismatch):
 			n.casMismatch.Add(1)
-			writeJSON(w, http.StatusConflict, map[string]string{"error": "mismatch"})
+			writeJSON(w, http.StatusConflict, mismatchBody{Error: "mismatch", Term: ts.term.Load()})
 		case err != nil:
 			n.fail(w, r, err)
 		default:
 			n.cas.Add(1)
-			writeJSON(w, http.StatusOK, struct{}{})
+			writeJSON(w, http.StatusOK, ackBody{Term: ts.term.Load()})
 		}
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -410,6 +443,18 @@ func (n *Node) guard(h http.Handler) http.Handler {
 
 type valueBody struct {
 	Value json.RawMessage `json:"value"`
+	Term  uint64          `json:"term,omitempty"`
+}
+
+// ackBody answers a successful put or cas.
+type ackBody struct {
+	Term uint64 `json:"term,omitempty"`
+}
+
+// mismatchBody answers a cas whose register did not hold "from".
+type mismatchBody struct {
+	Error string `json:"error"`
+	Term  uint64 `json:"term,omitempty"`
 }
 
 func orNull(v json.RawMessage) json.RawMessage {

@@ -27,6 +27,9 @@ import (
 //	indefinite -> 504 indefinite
 //	boom       -> a plain error (500, indefinite)
 //	slow       -> waits for ctx, or for release
+//
+// Every answer it gives is under term 7 (nodekit.AnsweredIn), but for the
+// key "noterm".
 type memStore struct {
 	mu      sync.Mutex
 	data    map[string]json.RawMessage
@@ -38,6 +41,9 @@ func newMem() *memStore {
 }
 
 func (m *memStore) failing(ctx context.Context, key string) error {
+	if key != "noterm" {
+		nodekit.AnsweredIn(ctx, 7)
+	}
 	switch key {
 	case "refused":
 		return &nodekit.Error{Code: 503, Definite: true, Leader: "n2", Msg: "not the leader; retry on n2", Kind: "not_leader"}
@@ -192,16 +198,20 @@ func TestClientAPI(t *testing.T) {
 		code               int
 		want               string
 	}{
-		{"GET", "/kv/k", "", 200, `{"value":null}`},
-		{"PUT", "/kv/k", `{"value": {"b": 1.0, "a": [2e0, "x<y"]}}`, 200, `{}`},
-		{"GET", "/kv/k", "", 200, `{"value":{"a":[2,"x<y"],"b":1}}`},
-		{"POST", "/kv/k/cas", `{"from": {"a": [2, "x<y"], "b": 1}, "to": 1.5}`, 200, `{}`},
-		{"POST", "/kv/k/cas", `{"from": 1, "to": 2}`, 409, `{"error":"mismatch"}`},
-		{"POST", "/kv/absent/cas", `{"from": null, "to": "x"}`, 200, `{}`},
-		{"GET", "/kv/absent", "", 200, `{"value":"x"}`},
-		{"GET", "/kv/a%2Fb", "", 200, `{"value":null}`},
-		{"PUT", "/kv/a%2Fb", `{"value": 3}`, 200, `{}`},
-		{"GET", "/kv/a%2Fb", "", 200, `{"value":3}`},
+		{"GET", "/kv/k", "", 200, `{"value":null,"term":7}`},
+		{"PUT", "/kv/k", `{"value": {"b": 1.0, "a": [2e0, "x<y"]}}`, 200, `{"term":7}`},
+		{"GET", "/kv/k", "", 200, `{"value":{"a":[2,"x<y"],"b":1},"term":7}`},
+		{"POST", "/kv/k/cas", `{"from": {"a": [2, "x<y"], "b": 1}, "to": 1.5}`, 200, `{"term":7}`},
+		{"POST", "/kv/k/cas", `{"from": 1, "to": 2}`, 409, `{"error":"mismatch","term":7}`},
+		{"POST", "/kv/absent/cas", `{"from": null, "to": "x"}`, 200, `{"term":7}`},
+		{"GET", "/kv/absent", "", 200, `{"value":"x","term":7}`},
+		{"GET", "/kv/a%2Fb", "", 200, `{"value":null,"term":7}`},
+		{"PUT", "/kv/a%2Fb", `{"value": 3}`, 200, `{"term":7}`},
+		{"GET", "/kv/a%2Fb", "", 200, `{"value":3,"term":7}`},
+		// A Store that reports no term: no "term" member.
+		{"PUT", "/kv/noterm", `{"value": 1}`, 200, `{}`},
+		{"GET", "/kv/noterm", "", 200, `{"value":1}`},
+		{"POST", "/kv/noterm/cas", `{"from": 2, "to": 3}`, 409, `{"error":"mismatch"}`},
 	} {
 		if a := call(t, tc.method, base+tc.path, tc.body); a.code != tc.code || a.raw != tc.want {
 			t.Fatalf("%s %s %s: %d %s, want %d %s", tc.method, tc.path, tc.body, a.code, a.raw, tc.code, tc.want)
@@ -403,20 +413,24 @@ func TestHTTPAdapter(t *testing.T) {
 		val  string
 		err  string
 		node string
+		term uint64 // the term the answer carries (AnsweredIn), 0 for none
 	}{
-		{history.Op{F: "put", Key: "k", Value: json.RawMessage(`1.0`)}, history.OK, "", "", "n1"},
-		{history.Op{F: "get", Key: "k"}, history.OK, "1", "", "n1"},
-		{history.Op{F: "cas", Key: "k", Value: json.RawMessage(`{"from":2,"to":3}`)}, history.Fail, "", "mismatch", "n1"},
-		{history.Op{F: "cas", Key: "k", Value: json.RawMessage(`{"from":1,"to":3}`)}, history.OK, "", "", "n1"},
+		{history.Op{F: "put", Key: "k", Value: json.RawMessage(`1.0`)}, history.OK, "", "", "n1", 7},
+		{history.Op{F: "get", Key: "k"}, history.OK, "1", "", "n1", 7},
+		{history.Op{F: "cas", Key: "k", Value: json.RawMessage(`{"from":2,"to":3}`)}, history.Fail, "", "mismatch", "n1", 7},
+		{history.Op{F: "cas", Key: "k", Value: json.RawMessage(`{"from":1,"to":3}`)}, history.OK, "", "", "n1", 7},
+		{history.Op{F: "put", Key: "noterm", Value: json.RawMessage(`1`)}, history.OK, "", "", "n1", 0},
+		{history.Op{F: "get", Key: "noterm"}, history.OK, "1", "", "n1", 0},
 		// n1 refuses and names n2; the adapter retries there, and n2
-		// refuses naming itself, so the op fails at n2.
-		{history.Op{F: "put", Key: "refused", Value: json.RawMessage(`1`)}, history.Fail, "", "http 503: not the leader; retry on n2", "n2"},
-		{history.Op{F: "put", Key: "indefinite", Value: json.RawMessage(`1`)}, history.Info, "", "http 504: timed out; the entry may still commit", "n1"},
-		{history.Op{F: "get", Key: "boom"}, history.Info, "", "http 500: disk on fire (the request may have taken effect)", "n1"},
+		// refuses naming itself, so the op fails at n2. Failures carry no
+		// term: nothing was answered under it.
+		{history.Op{F: "put", Key: "refused", Value: json.RawMessage(`1`)}, history.Fail, "", "http 503: not the leader; retry on n2", "n2", 0},
+		{history.Op{F: "put", Key: "indefinite", Value: json.RawMessage(`1`)}, history.Info, "", "http 504: timed out; the entry may still commit", "n1", 0},
+		{history.Op{F: "get", Key: "boom"}, history.Info, "", "http 500: disk on fire (the request may have taken effect)", "n1", 0},
 	} {
 		out := cl.Do(ctx, tc.op)
-		if out.Type != tc.typ || string(out.Value) != tc.val || out.Error != tc.err || out.Node != tc.node {
-			t.Fatalf("%+v: got %+v (value %s), want %s %q error %q at %s", tc.op, out, out.Value, tc.typ, tc.val, tc.err, tc.node)
+		if out.Type != tc.typ || string(out.Value) != tc.val || out.Error != tc.err || out.Node != tc.node || out.Term != tc.term {
+			t.Fatalf("%+v: got %+v (value %s), want %s %q error %q at %s in term %d", tc.op, out, out.Value, tc.typ, tc.val, tc.err, tc.node, tc.term)
 		}
 	}
 }
