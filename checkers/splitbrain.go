@@ -18,11 +18,25 @@ import (
 //
 //   - two-leaders: two nodes each reported themselves leader in the same
 //     term (Raft's election safety broken);
+//
 //   - deposed-leader: a node acknowledged an operation under term T,
 //     having been observed leader in T, although the operation began after
 //     a higher term T' was established (a node observed leader in T', or
 //     an operation acknowledged under T' completed): a deposed leader still
 //     serving.
+//
+//   - lost-on-deposed-side: once a node is shown to have served as a
+//     deposed leader in term T (or to have shared term T with another
+//     leader), the acknowledged writes it made under T that the final reads
+//     show lost (the lost-writes checker's judgement, reused) are attributed
+//     to its side: one anomaly per node and term, naming both sides, how
+//     many of its writes are lost, and the first. Lost writes of a node
+//     that no split brain involves stay the lost-writes checker's alone.
+//
+// The two-leaders and deposed-leader anomalies' Data carry "nodes" (the
+// two sides) and "from"/"to" (ns since the run's start): the window in
+// which the history shows both acting as leader, which the report shades
+// on both nodes' lanes.
 //
 // It reports only what the recorded terms prove. A node counts as leader
 // in a term only when two of its status polls in a row say so: a single
@@ -69,7 +83,8 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 		lead bool
 		obs  leaderObs
 	}
-	prev := map[string]claim{} // node -> its previous status poll
+	prev := map[string]claim{}     // node -> its previous status poll
+	lastLead := map[string]int64{} // node/term -> its last poll confirming it led the term
 	establish := func(term uint64, t int64, i int, node string) {
 		if e, ok := est[term]; !ok || t < e {
 			est[term], estEv[term], estBy[term] = t, i, node
@@ -86,6 +101,9 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 			lead := history.IsLeaderRole(st.Role)
 			before := prev[node]
 			prev[node] = claim{term: term, lead: lead, obs: leaderObs{node: node, time: e.Time, ev: i}}
+			if lead && before.lead && before.term == term {
+				lastLead[node+"/"+strconv.FormatUint(term, 10)] = e.Time
+			}
 			// Confirmed by two polls in a row: leader in term both times.
 			if !lead || !before.lead || before.term != term {
 				continue
@@ -105,10 +123,9 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 			case history.Invoke:
 				invokes[p] = i
 			case history.OK:
-				raw, has := e.Extra["term"]
-				term, err := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+				term := ackTerm(in, i)
 				inv, invoked := invokes[p]
-				if !has || err != nil || term == 0 || e.Node == "" || !invoked {
+				if term == 0 || e.Node == "" || !invoked {
 					continue
 				}
 				acks = append(acks, termAck{node: e.Node, term: term, invoke: in.Events[inv].Time, done: e.Time, inv: inv, ev: i, f: e.F, key: e.Key})
@@ -125,6 +142,8 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 	}
 
 	// (1) Two leaders in one term.
+	var twoSides [][2]leaderObs // node, and the other leader of its term
+	var twoTerms []uint64
 	terms := make([]uint64, 0, len(leaders))
 	for t := range leaders {
 		terms = append(terms, t)
@@ -139,8 +158,11 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 				Message: fmt.Sprintf("nodes %s and %s both reported themselves leader in term %d: %s at %s (%s), %s at %s (%s); a term has at most one leader (election safety)",
 					a.node, b.node, t, a.node, fmtNs(a.time), in.Ref(a.ev), b.node, fmtNs(b.time), in.Ref(b.ev)),
 				Refs: []string{in.Ref(b.ev), in.Ref(a.ev)}, Events: []int{b.ev, a.ev},
-				Data: map[string]any{"term": t, "nodes": []string{a.node, b.node}},
+				Data: map[string]any{"term": t, "nodes": []string{a.node, b.node},
+					"from": b.time, "to": max(b.time, min(lastLead[a.node+"/"+strconv.FormatUint(t, 10)], lastLead[b.node+"/"+strconv.FormatUint(t, 10)]))},
 			})
+			twoSides = append(twoSides, [2]leaderObs{a, b}, [2]leaderObs{b, a})
+			twoTerms = append(twoTerms, t, t)
 		}
 	}
 
@@ -177,9 +199,29 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 		w.count++
 		w.last = a
 	}
+	// (3) The split sides' lost writes: acknowledgements by node/term
+	// that (1) or (2) involve, which the final reads show lost.
+	type side struct {
+		node        string
+		term        uint64
+		other       string // the node of the other side
+		otherTerm   uint64
+		established int64 // when the other side's term was established; -1: shared term
+	}
+	sides := map[string]*side{}
+	var sideOrder []string
+	addSide := func(sd side) {
+		k := sd.node + "/" + strconv.FormatUint(sd.term, 10)
+		if sides[k] == nil {
+			sides[k] = &sd
+			sideOrder = append(sideOrder, k)
+		}
+	}
+
 	for _, k := range order {
 		w := windows[k]
 		a := w.first
+		addSide(side{node: a.node, term: a.term, other: estBy[w.higher], otherTerm: w.higher, established: est[w.higher]})
 		msg := fmt.Sprintf("node %s, leader in term %d, acknowledged %s(%s) under term %d at %s (%s), which began at %s, after term %d had been established at %s by %s (%s): a deposed leader still serving",
 			a.node, a.term, a.f, a.key, a.term, fmtNs(a.done), in.Ref(a.ev), fmtNs(a.invoke), w.higher, fmtNs(est[w.higher]), estBy[w.higher], in.Ref(estEv[w.higher]))
 		if w.count > 1 {
@@ -189,11 +231,45 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 			Kind: "deposed-leader", Key: a.key, Time: a.done, Node: a.node, Message: msg,
 			Refs:   []string{in.Ref(a.ev), in.Ref(a.inv), in.Ref(estEv[w.higher])},
 			Events: []int{a.ev, a.inv, estEv[w.higher]},
-			Data:   map[string]any{"term": a.term, "higher_term": w.higher, "established_by": estBy[w.higher], "operations": w.count},
+			Data: map[string]any{"term": a.term, "higher_term": w.higher, "established_by": estBy[w.higher], "operations": w.count,
+				"nodes": []string{a.node, estBy[w.higher]}, "from": est[w.higher], "to": w.last.done},
 		})
 	}
+	for i, pair := range twoSides {
+		addSide(side{node: pair[0].node, term: twoTerms[i], other: pair[1].node, otherTerm: twoTerms[i], established: -1})
+	}
+	lostOnSides := 0
+	if len(sides) > 0 {
+		lost := lostWritesBy(ctx, in)
+		for _, k := range sideOrder {
+			sd := sides[k]
+			var mine []Anomaly
+			for _, a := range lost {
+				if a.Node == sd.node && ackTerm(in, a.Events[0]) == sd.term {
+					mine = append(mine, a)
+				}
+			}
+			if len(mine) == 0 {
+				continue
+			}
+			lostOnSides += len(mine)
+			first := mine[0]
+			other := fmt.Sprintf("while %s led term %d (established at %s)", sd.other, sd.otherTerm, fmtNs(sd.established))
+			if sd.established < 0 {
+				other = fmt.Sprintf("while %s also led term %d", sd.other, sd.otherTerm)
+			}
+			ev := first.Events[0]
+			r.Anomalies = append(r.Anomalies, Anomaly{
+				Kind: "lost-on-deposed-side", Key: first.Key, KeyIsNumber: first.KeyIsNumber, Time: first.Time, Node: sd.node,
+				Message: fmt.Sprintf("%d acknowledged writes of node %s under term %d are lost (the final reads miss them); %s acknowledged under term %d %s: the side of %s, whose state the cluster kept, won; the first lost write: %s",
+					len(mine), sd.node, sd.term, sd.node, sd.term, other, sd.other, first.Message),
+				Refs: append([]string{in.Ref(ev)}, first.Refs...), Events: append([]int{ev}, first.Events...),
+				Data: map[string]any{"term": sd.term, "other": sd.other, "other_term": sd.otherTerm, "lost": len(mine)},
+			})
+		}
+	}
 	r.AnomalyCount = len(r.Anomalies)
-	r.Details = map[string]any{"status_events": statuses, "acks_with_term": len(acks), "terms_led": len(leaders)}
+	r.Details = map[string]any{"lost_on_split_sides": lostOnSides, "status_events": statuses, "acks_with_term": len(acks), "terms_led": len(leaders)}
 	checked := fmt.Sprintf("%d status events with a term, %d acknowledgements carrying one, %d terms with a leader", statuses, len(acks), len(leaders))
 	if len(r.Anomalies) == 0 {
 		r.Verdict = Valid
@@ -204,13 +280,14 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 	r.Verdict = Invalid
 	two, deposed := 0, 0
 	for _, a := range r.Anomalies {
-		if a.Kind == "two-leaders" {
+		switch a.Kind {
+		case "two-leaders":
 			two++
-		} else {
+		case "deposed-leader":
 			deposed++
 		}
 	}
-	r.Summary = fmt.Sprintf("split brain: %d terms with two leaders, %d deposed leaders still serving (%s)", two, deposed, checked)
+	r.Summary = fmt.Sprintf("split brain: %d terms with two leaders, %d deposed leaders still serving, %d acknowledged writes of their sides lost (%s)", two, deposed, lostOnSides, checked)
 	var b strings.Builder
 	b.WriteString("The recorded terms show more than one authority at once. ")
 	for i, a := range r.Anomalies {
@@ -223,4 +300,34 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 	r.Explanation = b.String()
 	r.Elapsed = time.Since(t0)
 	return r
+}
+
+// lostWritesBy returns the lost-writes checker's "lost-write" anomalies of
+// in (none when it cannot judge: no final reads, a malformed history).
+// Each one's Node is the node that acknowledged the write and Events[0]
+// the write's completion.
+func lostWritesBy(ctx context.Context, in Input) []Anomaly {
+	var out []Anomaly
+	for _, a := range (LostWrites{}).Check(ctx, in).Anomalies {
+		if a.Kind == "lost-write" && len(a.Events) > 0 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// ackTerm returns the term completion ev carries (0 if none).
+func ackTerm(in Input, ev int) uint64 {
+	if ev < 0 || ev >= len(in.Events) {
+		return 0
+	}
+	raw, ok := in.Events[ev].Extra["term"]
+	if !ok {
+		return 0
+	}
+	t, err := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return t
 }

@@ -3,6 +3,7 @@ package reports
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -231,8 +232,17 @@ type chartInput struct {
 	phases  []Phase
 	anoms   []anomalyMark
 	nodes   []nodeLane
+	splits  []splitWindow
 	hlog    *hlogData
 	scan    *scan
+}
+
+// splitWindow is a window in which two nodes both acted as leader (the
+// split-brain checker's anomaly), shaded on both nodes' lanes.
+type splitWindow struct {
+	Nodes    []string
+	From, To int64 // ns since the run's start
+	Title    string
 }
 
 type anomalyMark struct {
@@ -556,12 +566,23 @@ func (in *chartInput) nodesChart() *chart {
 			}
 			prevTerm = g.Term
 		}
+		for _, sw := range in.splits {
+			if !slices.Contains(sw.Nodes, n.id) {
+				continue
+			}
+			x0, x1 := s.x(float64(sw.From)/1e9), s.x(float64(sw.To)/1e9)
+			c.Rects = append(c.Rects, rect{X: x0, Y: y, W: math.Max(x1-x0, 2), H: laneH, Class: "data split-brain", Title: sw.Title})
+			used["split-brain"] = "split brain"
+		}
 	}
-	for _, cls := range []string{"role-leader", "role-follower", "role-candidate", "role-down", "role-other"} {
+	for _, cls := range []string{"role-leader", "role-follower", "role-candidate", "role-down", "role-other", "split-brain"} {
 		if r, ok := used[cls]; ok {
 			name := strings.TrimPrefix(cls, "role-")
-			if cls == "role-other" {
+			switch cls {
+			case "role-other":
 				name = "other (" + shorten(r, 20) + ")"
+			case "split-brain":
+				name = "split brain: both sides acting as leader (split-brain checker)"
 			}
 			c.Legend = append(c.Legend, legendItem{cls, name})
 		}

@@ -207,6 +207,7 @@ func renderHTML(dir string, r *Results) ([]byte, error) {
 	}
 	in := &chartInput{t1: math.Max(float64(end)/1e9, 0.001), tl: &sc.tl, windows: windows, phases: phases, nodes: nodeLanes(&sc.roles, r.Nodes), hlog: hl, scan: sc}
 	in.anoms = anomalyMarks(r.Checkers)
+	in.splits = splitWindows(r.Checkers)
 	v.Charts = []*chart{in.timelineChart(), in.throughputChart(), in.latencyChart(), in.nodesChart()}
 	v.Spectrum = in.spectrumChart()
 	v.Data = jsDataOf(in)
@@ -321,6 +322,60 @@ func anomalyMarks(rs []checkers.Result) []anomalyMark {
 		}
 	}
 	return out
+}
+
+// splitWindows returns the windows the split-brain checker's anomalies
+// (in results.json) give in Data: "nodes" (the two sides), "from" and
+// "to" (ns since the run's start). The report draws them, it does not
+// judge them.
+func splitWindows(rs []checkers.Result) []splitWindow {
+	var out []splitWindow
+	for _, c := range rs {
+		if c.Name != "split-brain" {
+			continue
+		}
+		for _, a := range c.Anomalies {
+			from, ok1 := dataNs(a.Data["from"])
+			to, ok2 := dataNs(a.Data["to"])
+			nodes := dataStrings(a.Data["nodes"])
+			if !ok1 || !ok2 || len(nodes) == 0 {
+				continue
+			}
+			out = append(out, splitWindow{Nodes: nodes, From: from, To: max(from, to), Title: truncate("split brain (" + a.Kind + "): " + anomalyText(a))})
+		}
+	}
+	return out
+}
+
+// dataNs reads a time (ns) from an anomaly's Data: an int64 in memory, a
+// float64 once read back from results.json.
+func dataNs(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case int:
+		return int64(x), true
+	case float64:
+		return int64(x), true
+	}
+	return 0, false
+}
+
+// dataStrings reads a list of strings from an anomaly's Data.
+func dataStrings(v any) []string {
+	switch x := v.(type) {
+	case []string:
+		return x
+	case []any:
+		var out []string
+		for _, e := range x {
+			if s, ok := e.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 func jsDataOf(in *chartInput) jsData {
