@@ -248,8 +248,25 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	serving := s.servingNodes()
 	newClient := func(worker int) (workloads.Client, error) {
 		cfg := clients
-		cfg.Home = serving[worker%len(serving)]
-		return s.newClient(cfg)
+		if s.Workload.Sessions != SessionsSpread || len(serving) == 1 {
+			cfg.Home = serving[worker%len(serving)]
+			return s.newClient(cfg)
+		}
+		// Spread: one client per serving node, each operation to one of
+		// them at random (seeded per worker).
+		var per []targets.Client
+		for _, id := range serving {
+			cfg.Home = id
+			c, err := s.newClient(cfg)
+			if err != nil {
+				for _, p := range per {
+					p.Close()
+				}
+				return nil, err
+			}
+			per = append(per, c)
+		}
+		return targets.Spread(per, uint64(s.Seed)^uint64(worker+1)*0x9e3779b97f4a7c15), nil
 	}
 
 	// Warm-up: the cluster must serve a read through every node that takes

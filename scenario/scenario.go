@@ -123,12 +123,23 @@ type Workload struct {
 	Stages      []Stage  `yaml:"stages"`      // open-loop ramps: rate changes linearly to each stage's rate over its duration
 	Concurrency int      `yaml:"concurrency"` // workers (closed loop) or max in flight (open loop), default 16
 	Timeout     Duration `yaml:"timeout"`     // per-operation timeout, default 1s
+	// Sessions says how a client process picks the node of each operation:
+	// "sticky" (default) sends every operation to one home node (a
+	// session, as a client with affinity sees the cluster), "spread" sends
+	// each to a node chosen at random (seeded) among those that serve.
+	Sessions string `yaml:"sessions"`
 
 	// Params are the workload's own parameters (for register: keys, mix).
 	Params workloads.Params `yaml:"-"`
 
 	defType string // the system's default workload, set before decoding
 }
+
+// The values of Workload.Sessions.
+const (
+	SessionsSticky = "sticky"
+	SessionsSpread = "spread"
+)
 
 // KindKey implements the decoder's kinded mapping: "type" picks the workload.
 func (w *Workload) KindKey() string { return "type" }
@@ -572,6 +583,11 @@ func (s *Scenario) Validate() error {
 	}
 	if w.Concurrency < 1 || w.Concurrency > 100_000 {
 		return s.errAt("workload.concurrency", "%d: use 1 to 100000", w.Concurrency)
+	}
+	switch w.Sessions {
+	case "", SessionsSticky, SessionsSpread:
+	default:
+		return s.errAt("workload.sessions", "%q: use sticky (every operation of a client process to its home node) or spread (each to a node chosen at random)", w.Sessions)
 	}
 	if err := s.validateCheckers(); err != nil {
 		return err

@@ -67,6 +67,7 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 		{"bad stage", "workload:\n  rate: 10\n  stages:\n    - rate: 100\n", 4, 7, "workload.stages[0].duration", "positive duration"},
 		{"bool as string", "checkers:\n  linearizability:\n    enabled: yes please\n", 3, 14, "checkers.linearizability.enabled", "true or false"},
 		{"nested unknown in stage", "workload:\n  rate: 1\n  stages:\n    - {duration: 1s, rte: 2}\n", 4, 22, "workload.stages[0].rte", "unknown field"},
+		{"bad sessions", "workload:\n  sessions: roaming\n", 2, 13, "workload.sessions", "sticky"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
