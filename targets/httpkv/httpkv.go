@@ -7,6 +7,7 @@
 //
 // A 200 or 409 body may carry "term": N (a positive integer), the term or
 // epoch under which the node answered; it becomes Outcome.Term (else 0).
+//
 //	other failures       -> 4xx/5xx {"error": TEXT, "definite": BOOL, "leader": ID}
 //
 // Outcome mapping (Jepsen semantics):
