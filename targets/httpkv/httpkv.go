@@ -4,11 +4,10 @@
 //	GET  /kv/{key}       -> 200 {"value": V}   (V null when absent)
 //	PUT  /kv/{key}       {"value": V}          -> 200 {}
 //	POST /kv/{key}/cas   {"from": X, "to": Y}  -> 200 {} | 409 {"error":"mismatch"}
+//	other failures       -> 4xx/5xx {"error": TEXT, "definite": BOOL, "leader": ID}
 //
 // A 200 or 409 body may carry "term": N (a positive integer), the term or
 // epoch under which the node answered; it becomes Outcome.Term (else 0).
-//
-//	other failures       -> 4xx/5xx {"error": TEXT, "definite": BOOL, "leader": ID}
 //
 // Outcome mapping (Jepsen semantics):
 //
