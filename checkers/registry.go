@@ -91,6 +91,12 @@ func init() {
 		New:  func(any) (Checker, error) { return SplitBrain{}, nil },
 	})
 	Register(Entry{
+		Name:      "convergence",
+		Doc:       "after the heal every replica's own value of every key is read in rounds (the node kit's local read): all must agree within the bound; reports the time to converge",
+		NewParams: func() any { return &ConvergenceParams{Within: DefaultConvergenceWithin} },
+		New:       func(p any) (Checker, error) { return Convergence{Within: p.(*ConvergenceParams).Within}, nil },
+	})
+	Register(Entry{
 		Name: "stats",
 		Doc:  "that the history is well formed, and the load figures a history alone gives",
 		New:  func(any) (Checker, error) { return &Stats{}, nil },

@@ -365,6 +365,23 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	phase("heal", t0)
 	r.Faults = injectedFaults(nem.Injected())
 	markNotInjected(r.Schedule, plan, nem.Injected())
+	if within := s.convergenceWithin(); within > 0 {
+		// Every replica's own value of every key, in rounds from the
+		// heal until they agree (the convergence checker's evidence).
+		if k, ok := gen.(interface{ Keys() []string }); ok {
+			t0 = beginPhase("convergence")
+			keys := make([]string, 0, len(k.Keys()))
+			for _, key := range k.Keys() {
+				keys = append(keys, s.KeyPrefix+key)
+			}
+			rounds, agreed := readReplicas(ctx, cluster, s.sys.LocalRead, keys, rec, within)
+			opt.logf("convergence: %d rounds of replica reads; the replicas %s", rounds, map[bool]string{true: "agree on every key", false: "still disagree at the bound " + within.String()}[agreed])
+			phase("convergence", t0)
+			if ctx.Err() != nil {
+				return nil, interrupted(ctx)
+			}
+		}
+	}
 	t0 = beginPhase("recovery")
 	opt.logf("recovery: %s", s.Recovery)
 	select {

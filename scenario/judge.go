@@ -12,11 +12,11 @@ import (
 	"github.com/faultline/faultline/reports"
 )
 
-// checkerList returns the checkers a scenario asks for, in report order:
-// the defaults of its system (or workload) unless the file disables them,
-// the others the file enables, stats, and the latency thresholds. st, if
-// not nil, holds the workload's own load figures for the thresholds.
-func (s *Scenario) checkerList(st *reports.Stats) ([]checkers.Checker, error) {
+// checkerNames returns the names of the checkers a scenario runs besides
+// stats and the thresholds, in report order: the defaults of its system
+// (or workload) unless the file disables them, then the others the file
+// enables.
+func (s *Scenario) checkerNames() []string {
 	var names []string
 	seen := map[string]bool{"stats": true}
 	add := func(n string) {
@@ -36,7 +36,15 @@ func (s *Scenario) checkerList(st *reports.Stats) ([]checkers.Checker, error) {
 			add(cc.Name)
 		}
 	}
-	names = append(names, "stats")
+	return names
+}
+
+// checkerList returns the checkers a scenario asks for, in report order:
+// the defaults of its system (or workload) unless the file disables them,
+// the others the file enables, stats, and the latency thresholds. st, if
+// not nil, holds the workload's own load figures for the thresholds.
+func (s *Scenario) checkerList(st *reports.Stats) ([]checkers.Checker, error) {
+	names := append(s.checkerNames(), "stats")
 	cs, err := newCheckers(names, s.Checkers.List)
 	if err != nil {
 		return nil, err
