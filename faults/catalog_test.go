@@ -54,7 +54,7 @@ func TestCatalogDefaults(t *testing.T) {
 		"client-cut":                {"target": "one", "mode": "drop"},
 		"kill":                      {"target": "one"},
 		"pause":                     {"target": "one"},
-		"clock-skew":                {"target": "one", "offset": "5s"},
+		"clock-skew":                {"target": "one", "offset": "5s", "drift": "0"},
 	}
 	for _, k := range Kinds() {
 		got := map[string]string{}

@@ -454,16 +454,16 @@ func (in *Injection) Pauser() (targets.Pauser, error) {
 	return pz, nil
 }
 
-// SetClock shifts node id's clock by offset (0 resets it) through the
-// system's SetClock.
-func (in *Injection) SetClock(ctx context.Context, id string, offset time.Duration) error {
+// SetClock sets node id's clock to c (the zero Clock resets it) through
+// the system's SetClock.
+func (in *Injection) SetClock(ctx context.Context, id string, c targets.Clock) error {
 	sys := in.nem.t.System
 	if sys == nil || sys.SetClock == nil {
 		return errors.New("the system has no clock control")
 	}
 	for _, ni := range in.nem.t.Cluster.Nodes() {
 		if ni.ID == id {
-			return sys.SetClock(ctx, ni, offset)
+			return sys.SetClock(ctx, ni, c)
 		}
 	}
 	return fmt.Errorf("no node %q in this cluster", id)

@@ -235,24 +235,28 @@ func TestNemesisClockSkew(t *testing.T) {
 	c := newMemCluster("n1", "n2", "n3")
 	var mu sync.Mutex
 	var calls []string
-	sys := &targets.System{Name: "clocked", SetClock: func(_ context.Context, n targets.NodeInfo, off time.Duration) error {
+	sys := &targets.System{Name: "clocked", SetClock: func(_ context.Context, n targets.NodeInfo, c targets.Clock) error {
 		mu.Lock()
 		defer mu.Unlock()
-		calls = append(calls, fmt.Sprintf("%s %s", n.ID, off))
+		calls = append(calls, fmt.Sprintf("%s %s %g", n.ID, c.Offset, c.Drift))
 		return nil
 	}}
 	ev := newEvents(t)
 	nem := NewNemesis(Target{Cluster: bare{c}, System: sys}, ev.rec)
 	sp := NewSpec("clock-skew", func(k *ClockSkew) { k.Target, k.Offset = "role:replica", -2*time.Second })
-	plan := (&Schedule{Kind: "timeline", Timeline: []Spec{withAtFor(sp, 0, 50*time.Millisecond)}}).Plan(nodesOf(c), 1, time.Second)
+	drift := NewSpec("clock-skew", func(k *ClockSkew) { k.Target, k.Offset, k.Drift = "n2", 0, -0.95 })
+	plan := (&Schedule{Kind: "timeline", Timeline: []Spec{withAtFor(sp, 0, 50*time.Millisecond), withAtFor(drift, 200*time.Millisecond, 50*time.Millisecond)}}).Plan(nodesOf(c), 1, time.Second)
 	nem.Run(context.Background(), plan, ev.rec.Now(), nil)
-	want := []string{"n1 -2s", "n2 -2s", "n3 -2s", "n1 0s", "n2 0s", "n3 0s"}
+	want := []string{"n1 -2s 0", "n2 -2s 0", "n3 -2s 0", "n1 0s 0", "n2 0s 0", "n3 0s 0", "n2 0s -0.95", "n2 0s 0"}
 	if !reflect.DeepEqual(calls, want) {
 		t.Errorf("SetClock calls %v, want %v", calls, want)
 	}
 	evs := ev.list(t)
-	if len(evs) != 2 || evs[0].F != "clock" || value(t, evs[0])["offset"] != "-2s" {
-		t.Errorf("events %+v", evs)
+	if len(evs) != 4 || evs[0].F != "clock" || value(t, evs[0])["offset"] != "-2s" || value(t, evs[0])["drift"] != 0.0 {
+		t.Fatalf("events %+v", evs)
+	}
+	if v := value(t, evs[2]); v["offset"] != "0s" || v["drift"] != -0.95 {
+		t.Errorf("the drifting fault's start event has %v, want offset 0s and drift -0.95", v)
 	}
 }
 

@@ -19,7 +19,7 @@ func fullEnv(nodes []targets.NodeSpec) Env {
 	return Env{
 		System: &targets.System{Name: "full", PeerLinks: true,
 			Status:   func(context.Context, targets.NodeInfo) (targets.Status, error) { return targets.Status{}, nil },
-			SetClock: func(context.Context, targets.NodeInfo, time.Duration) error { return nil },
+			SetClock: func(context.Context, targets.NodeInfo, targets.Clock) error { return nil },
 		},
 		Runtime: "test",
 		Caps:    targets.Capabilities{Process: true, Pause: true, Links: targets.PeerLinks},

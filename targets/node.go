@@ -108,8 +108,9 @@ type System struct {
 	// Status, if set, reads a node's status on a path faults never cut (the
 	// node kit's GET /admin/status).
 	Status func(ctx context.Context, n NodeInfo) (Status, error)
-	// SetClock, if set, shifts a node's clock by offset (0 resets it).
-	SetClock func(ctx context.Context, n NodeInfo, offset time.Duration) error
+	// SetClock, if set, sets a node's clock to c (the zero Clock resets
+	// it to the wall clock); the node counts the drift from this call.
+	SetClock func(ctx context.Context, n NodeInfo, c Clock) error
 	// LocalRead, if set, reads key from the node's own state, bypassing
 	// replication; absent keys give JSON null.
 	LocalRead func(ctx context.Context, n NodeInfo, key string) (json.RawMessage, error)
@@ -380,3 +381,17 @@ func NewRuntime(name string) (Runtime, error) {
 
 // RuntimeNames returns the registered runtimes, sorted.
 func RuntimeNames() []string { return runtimes.Names() }
+
+// Clock is what a clock fault sets on a node (System.SetClock): from the
+// moment it is set, the node's clock reads
+//
+//	wall + Offset + Drift × (wall − the moment it was set)
+//
+// so Offset is a step and Drift a rate error: the clock gains Drift seconds
+// per real second (-0.95 runs it at 5% speed, 1 at double speed; Drift must
+// be above -1, so the clock still moves forward). The zero Clock is the wall
+// clock.
+type Clock struct {
+	Offset time.Duration
+	Drift  float64
+}

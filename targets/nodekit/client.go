@@ -98,19 +98,26 @@ func ReadStatus(ctx context.Context, n targets.NodeInfo) (targets.Status, error)
 	return st, nil
 }
 
-// SetClock shifts node n's clock by offset (0 resets it) with POST
-// /admin/clock, in at most AdminTimeout. The offset is sent in whole
-// milliseconds (truncated). A non-2xx answer means the system does not
-// support clock faults, and the error says so. Safe for concurrent use.
-func SetClock(ctx context.Context, n targets.NodeInfo, offset time.Duration) error {
+// SetClock sets node n's clock to c with POST /admin/clock (the zero
+// Clock resets it to the wall clock), in at most AdminTimeout: the node's
+// clock then reads the wall clock plus c.Offset plus c.Drift seconds per
+// real second from the moment the node takes the call (see the package
+// doc). The offset is sent in whole milliseconds (truncated). A non-2xx
+// answer means the system does not support clock faults (or refused the
+// values), and the error says so with the node's answer. Safe for
+// concurrent use.
+func SetClock(ctx context.Context, n targets.NodeInfo, c targets.Clock) error {
 	const what = "POST /admin/clock"
-	body, _ := json.Marshal(map[string]int64{"offset_ms": offset.Milliseconds()})
+	body, err := json.Marshal(clockBody{OffsetMS: ptr(c.Offset.Milliseconds()), Drift: ptr(c.Drift)})
+	if err != nil { // a NaN or infinite drift
+		return fmt.Errorf("node %s: %s: drift %v: %w", n.ID, what, c.Drift, err)
+	}
 	code, rb, err := adminCall(ctx, n, http.MethodPost, "/admin/clock", body)
 	if err != nil {
 		return err
 	}
 	if code/100 != 2 {
-		return fmt.Errorf("%w: the system does not support clock faults", answerError(n, what, code, rb))
+		return fmt.Errorf("%w: the system does not support clock faults, or not these values", answerError(n, what, code, rb))
 	}
 	return nil
 }

@@ -33,10 +33,20 @@
 //
 //	GET  /admin/status    -> {"id", "role", "term", "leader", "commit_index",
 //	                          "applied_index", "counters", "clock_offset_ms",
-//	                          "bugs", "uptime_ms"} plus the Store's extras
-//	GET  /admin/clock     -> {"offset_ms": N}
-//	POST /admin/clock     {"offset_ms": N} -> 200 {"offset_ms": N}
+//	                          "clock_drift", "bugs", "uptime_ms"} plus the
+//	                          Store's extras
+//	GET  /admin/clock     -> {"offset_ms": N, "drift": F}
+//	POST /admin/clock     {"offset_ms": N, "drift": F} -> 200 {"offset_ms": N, "drift": F}
 //	GET  /admin/kv/{key}  -> {"value": V}  the replica's own state (Store.LocalGet)
+//
+// The clock (Node.Now) is the wall clock shifted by offset_ms (an integer
+// number of milliseconds, may be negative; required) plus drift seconds
+// per real second since the POST (a number above -1 and at most 10;
+// optional, default 0): -0.95 makes the clock run at 5% speed, 1 at double
+// speed. Each POST replaces both and restarts the drift from its own
+// moment, so {"offset_ms": 0} resets the clock to the wall clock. A body
+// with anything else, or a value out of range, is a definite 400 naming the
+// field. The status reports the values set (clock_offset_ms, clock_drift).
 //
 // The counters merge the Store's own with the kit's: reads, writes, cas,
 // cas_mismatch, local_reads (successful operations) and errors_KIND for
@@ -199,9 +209,9 @@ type Node struct {
 	// it before Serve.
 	ShutdownGrace time.Duration
 
-	cfg      targets.NodeConfig
-	started  time.Time
-	clockOff atomic.Int64 // ms
+	cfg     targets.NodeConfig
+	started time.Time
+	clock   atomic.Pointer[clockState] // nil: the wall clock
 
 	reads, writes, cas, casMismatch, localReads atomic.Int64
 	errMu                                       sync.Mutex
@@ -223,17 +233,53 @@ func Serve(ctx context.Context, cfg targets.NodeConfig, store Store) error {
 	return New(cfg).Serve(ctx, store)
 }
 
-// Now returns the node's clock: the wall clock shifted by the clock offset
-// set through the admin API. It carries no monotonic reading, so durations
-// between two Now values see the skew (and its changes) as the node's
-// logic would on a real machine whose clock is off.
+// clockState is the clock set through POST /admin/clock: an offset, and a
+// drift counted from since (which carries a monotonic reading).
+type clockState struct {
+	offsetMS int64
+	drift    float64
+	since    time.Time
+}
+
+// at returns the node's clock when the wall clock reads now (which must
+// carry a monotonic reading).
+func (c *clockState) at(now time.Time) time.Time {
+	shift := time.Duration(c.offsetMS) * time.Millisecond
+	if c.drift != 0 {
+		shift += time.Duration(c.drift * float64(now.Sub(c.since)))
+	}
+	return now.Round(0).Add(shift)
+}
+
+// Now returns the node's clock: the wall clock shifted by the offset set
+// through the admin API, plus the drift set with it times the real time
+// elapsed since it was set (see the package doc). It carries no monotonic
+// reading, so durations between two Now values see the skew (its steps and
+// its rate) as the node's logic would on a real machine whose clock is
+// off. Safe for concurrent use.
 func (n *Node) Now() time.Time {
-	return time.Now().Round(0).Add(n.ClockOffset())
+	now := time.Now()
+	if c := n.clock.Load(); c != nil {
+		return c.at(now)
+	}
+	return now.Round(0)
 }
 
 // ClockOffset returns the offset set through POST /admin/clock (0 at start).
 func (n *Node) ClockOffset() time.Duration {
-	return time.Duration(n.clockOff.Load()) * time.Millisecond
+	if c := n.clock.Load(); c != nil {
+		return time.Duration(c.offsetMS) * time.Millisecond
+	}
+	return 0
+}
+
+// ClockDrift returns the drift set through POST /admin/clock (0 at start):
+// the seconds Now gains per real second.
+func (n *Node) ClockDrift() float64 {
+	if c := n.clock.Load(); c != nil {
+		return c.drift
+	}
+	return 0
 }
 
 // Addrs returns the addresses the client and admin APIs listen on, once
@@ -551,7 +597,8 @@ func (n *Node) status(store Store) map[string]any {
 	out["commit_index"] = st.CommitIndex
 	out["applied_index"] = st.AppliedIndex
 	out["counters"] = n.counters(st.Counters)
-	out["clock_offset_ms"] = n.clockOff.Load()
+	out["clock_offset_ms"] = n.ClockOffset().Milliseconds()
+	out["clock_drift"] = n.ClockDrift()
 	out["bugs"] = bugs
 	out["uptime_ms"] = time.Since(n.started).Milliseconds()
 	return out
@@ -567,7 +614,7 @@ func (n *Node) AdminHandler(store Store) http.Handler {
 		writeJSON(w, http.StatusOK, n.status(store))
 	})
 	mux.HandleFunc("GET /admin/clock", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, clockBody{OffsetMS: ptr(n.clockOff.Load())})
+		writeJSON(w, http.StatusOK, clockBody{OffsetMS: ptr(n.ClockOffset().Milliseconds()), Drift: ptr(n.ClockDrift())})
 	})
 	mux.HandleFunc("POST /admin/clock", func(w http.ResponseWriter, r *http.Request) {
 		b, code, err := readBody(w, r)
@@ -575,15 +622,17 @@ func (n *Node) AdminHandler(store Store) http.Handler {
 			writeJSON(w, code, errorBody{Error: err.Error(), Definite: true})
 			return
 		}
-		var body clockBody
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil || body.OffsetMS == nil {
-			writeJSON(w, http.StatusBadRequest, errorBody{Error: `want {"offset_ms": N} (an integer number of milliseconds, may be negative)`, Definite: true})
+		body, err := decodeClock(b)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error(), Definite: true})
 			return
 		}
-		old := n.clockOff.Swap(*body.OffsetMS)
-		n.logf("clock offset set", "offset_ms", *body.OffsetMS, "previous_ms", old)
+		c := &clockState{offsetMS: *body.OffsetMS, drift: *body.Drift, since: time.Now()}
+		old := n.clock.Swap(c)
+		if old == nil {
+			old = &clockState{}
+		}
+		n.logf("clock set", "offset_ms", c.offsetMS, "drift", c.drift, "previous_offset_ms", old.offsetMS, "previous_drift", old.drift)
 		writeJSON(w, http.StatusOK, body)
 	})
 	mux.HandleFunc("GET /admin/kv/{key}", func(w http.ResponseWriter, r *http.Request) {
@@ -597,7 +646,35 @@ func (n *Node) AdminHandler(store Store) http.Handler {
 }
 
 type clockBody struct {
-	OffsetMS *int64 `json:"offset_ms"`
+	OffsetMS *int64   `json:"offset_ms"`
+	Drift    *float64 `json:"drift"`
+}
+
+// MaxDrift is the largest clock drift the admin API accepts: a clock
+// gaining 10 s per real second. The drift must also be above -1 (a clock
+// that stops or runs backwards is not a clock).
+const MaxDrift = 10
+
+// decodeClock reads the body of POST /admin/clock: offset_ms required,
+// drift optional (0), nothing else; the error names the field at fault.
+func decodeClock(b []byte) (clockBody, error) {
+	const want = `want {"offset_ms": N, "drift": F}: N an integer number of milliseconds (may be negative), F optional, the seconds the clock gains per real second, above -1 and at most 10`
+	var body clockBody
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return body, fmt.Errorf("%s (%v)", want, err)
+	}
+	if body.OffsetMS == nil {
+		return body, fmt.Errorf("offset_ms is missing: %s", want)
+	}
+	if body.Drift == nil {
+		body.Drift = ptr(0.0)
+	}
+	if d := *body.Drift; !(d > -1 && d <= MaxDrift) {
+		return body, fmt.Errorf("drift %v is out of range: %s", d, want)
+	}
+	return body, nil
 }
 
 func ptr[T any](v T) *T { return &v }

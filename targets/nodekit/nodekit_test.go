@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -332,10 +333,13 @@ func TestAdminAPI(t *testing.T) {
 	}
 
 	// Clock: the offset is reported, shifts Now, and resets to 0.
-	if err := nodekit.SetClock(ctx, s.info, -1500*time.Millisecond); err != nil {
+	if st, _ := nodekit.ReadStatus(ctx, s.info); !strings.Contains(string(st.Raw), `"clock_offset_ms":0`) || !strings.Contains(string(st.Raw), `"clock_drift":0`) {
+		t.Fatalf("status before any SetClock: %s", st.Raw)
+	}
+	if err := nodekit.SetClock(ctx, s.info, targets.Clock{Offset: -1500 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	if a := call(t, "GET", "http://"+s.info.Admin+"/admin/clock", ""); a.raw != `{"offset_ms":-1500}` {
+	if a := call(t, "GET", "http://"+s.info.Admin+"/admin/clock", ""); a.raw != `{"offset_ms":-1500,"drift":0}` {
 		t.Fatalf("GET /admin/clock: %s", a.raw)
 	}
 	if skew := time.Since(s.node.Now()); skew < 1400*time.Millisecond || skew > 2*time.Second {
@@ -344,13 +348,43 @@ func TestAdminAPI(t *testing.T) {
 	if st, _ := nodekit.ReadStatus(ctx, s.info); !strings.Contains(string(st.Raw), `"clock_offset_ms":-1500`) {
 		t.Fatalf("status after SetClock: %s", st.Raw)
 	}
-	if err := nodekit.SetClock(ctx, s.info, 0); err != nil || s.node.ClockOffset() != 0 {
-		t.Fatalf("reset: %v, offset %v", err, s.node.ClockOffset())
+	if err := nodekit.SetClock(ctx, s.info, targets.Clock{}); err != nil || s.node.ClockOffset() != 0 || s.node.ClockDrift() != 0 {
+		t.Fatalf("reset: %v, offset %v drift %v", err, s.node.ClockOffset(), s.node.ClockDrift())
 	}
-	for _, bad := range []string{``, `{}`, `{"offset_ms": "1s"}`, `{"offset_ms": 1.5}`, `{"offset_ms": 1, "x": 2}`} {
-		if a := call(t, "POST", "http://"+s.info.Admin+"/admin/clock", bad); a.code != 400 || a.body["definite"] != true {
-			t.Errorf("POST /admin/clock %q: %d %s, want 400 definite", bad, a.code, a.raw)
+	for bad, says := range map[string]string{
+		``:                                   "want",
+		`{}`:                                 "offset_ms is missing",
+		`{"drift": 0.5}`:                     "offset_ms is missing",
+		`{"offset_ms": "1s"}`:                "want",
+		`{"offset_ms": 1.5}`:                 "want",
+		`{"offset_ms": 1, "x": 2}`:           "want",
+		`{"offset_ms": 1, "drift": "fast"}`:  "want",
+		`{"offset_ms": 0, "drift": -1}`:      "drift -1 is out of range",
+		`{"offset_ms": 0, "drift": -2.5}`:    "drift -2.5 is out of range",
+		`{"offset_ms": 0, "drift": 10.01}`:   "drift 10.01 is out of range",
+		`{"offset_ms": 0, "drift": 1e999}`:   "want",
+		`{"offset_ms": 0, "drift": -0.999}`:  "",
+		`{"offset_ms": -5, "drift": 10}`:     "",
+		`{"offset_ms": 0, "drift": null}`:    "",
+		`{"offset_ms": 0, "drift": 0.0001}`:  "",
+		`{"offset_ms": 0, "drift": -0.0001}`: "",
+	} {
+		a := call(t, "POST", "http://"+s.info.Admin+"/admin/clock", bad)
+		if says == "" {
+			if a.code != 200 {
+				t.Errorf("POST /admin/clock %q: %d %s, want 200", bad, a.code, a.raw)
+			}
+			continue
 		}
+		if a.code != 400 || a.body["definite"] != true || !strings.Contains(fmt.Sprint(a.body["error"]), says) {
+			t.Errorf("POST /admin/clock %q: %d %s, want 400 definite saying %q", bad, a.code, a.raw, says)
+		}
+	}
+	if err := nodekit.SetClock(ctx, s.info, targets.Clock{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodekit.SetClock(ctx, s.info, targets.Clock{Drift: -1}); err == nil || !strings.Contains(err.Error(), "out of range") || s.node.ClockDrift() != 0 {
+		t.Fatalf("SetClock with drift -1: %v (drift now %v), want refused with the node's reason", err, s.node.ClockDrift())
 	}
 
 	// Local reads: the replica's own state, null when absent.
@@ -473,7 +507,7 @@ func TestClientFunctionErrors(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 	other := targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: "x1", Admin: ln.Addr().String()}}
-	if err := nodekit.SetClock(ctx, other, time.Second); err == nil || !strings.Contains(err.Error(), "does not support clock faults") || !strings.Contains(err.Error(), "x1") {
+	if err := nodekit.SetClock(ctx, other, targets.Clock{Offset: time.Second}); err == nil || !strings.Contains(err.Error(), "does not support clock faults") || !strings.Contains(err.Error(), "x1") {
 		t.Fatalf("SetClock on a system without the clock API: %v", err)
 	}
 	if _, err := nodekit.ReadStatus(ctx, other); err == nil || !strings.Contains(err.Error(), "not a status object") {
@@ -538,12 +572,80 @@ func TestGracefulStop(t *testing.T) {
 }
 
 func TestHooks(t *testing.T) {
-	own := func(context.Context, targets.NodeInfo, time.Duration) error { return nil }
+	own := func(context.Context, targets.NodeInfo, targets.Clock) error { return nil }
 	sys := nodekit.Hooks(targets.System{Name: "x", SetClock: own})
 	if sys.Status == nil || sys.LocalRead == nil || sys.SetClock == nil {
 		t.Fatalf("Hooks left a capability nil: %+v", sys)
 	}
 	if fmt.Sprintf("%p", sys.SetClock) != fmt.Sprintf("%p", own) {
 		t.Fatal("Hooks replaced a capability the system set itself")
+	}
+}
+
+// TestClockDrift: with a drift set, Now advances at 1+drift times the rate
+// of the wall clock, from the moment it was set, on top of the offset; the
+// status and GET /admin/clock report both; a new POST restarts the drift
+// from its own moment, and the zero Clock is the wall clock again.
+func TestClockDrift(t *testing.T) {
+	s := serve(t, targets.NodeConfig{})
+	ctx := context.Background()
+	// rate measures how fast Now runs against the wall clock over d.
+	rate := func(d time.Duration) float64 {
+		w0, n0 := time.Now(), s.node.Now()
+		time.Sleep(d)
+		w1, n1 := time.Now(), s.node.Now()
+		return float64(n1.Sub(n0)) / float64(w1.Sub(w0))
+	}
+	for _, drift := range []float64{-0.95, -0.5, 1, 4} {
+		if err := nodekit.SetClock(ctx, s.info, targets.Clock{Drift: drift}); err != nil {
+			t.Fatal(err)
+		}
+		// Now measured against time.Now around it: the tolerance is for
+		// the calls between the readings, not for timing.
+		if r := rate(300 * time.Millisecond); math.Abs(r-(1+drift)) > 0.05 {
+			t.Errorf("drift %v: Now runs at %.3f times the wall clock, want %.3f", drift, r, 1+drift)
+		}
+	}
+
+	// On top of an offset, counted from the POST: right after it Now is
+	// the wall clock plus the offset, and the drift adds up from there.
+	before := time.Now()
+	if err := nodekit.SetClock(ctx, s.info, targets.Clock{Offset: 10 * time.Second, Drift: -0.9}); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now()
+	if d := s.node.Now().Sub(time.Now().Round(0)); d > 10*time.Second || d < 10*time.Second-time.Since(before) {
+		t.Errorf("right after the POST Now is the wall clock + %v, want about +10s (at most %v less)", d, time.Since(before))
+	}
+	time.Sleep(500 * time.Millisecond)
+	elapsed := time.Since(before)
+	shift := s.node.Now().Sub(time.Now().Round(0))
+	// shift = 10s - 0.9 * (time since the node took the POST), which lies
+	// between after and the next line.
+	if lo, hi := 10*time.Second-time.Duration(0.9*float64(elapsed+50*time.Millisecond)), 10*time.Second-time.Duration(0.9*float64(time.Since(after)-50*time.Millisecond)); shift < lo || shift > hi {
+		t.Errorf("500ms into a drift of -0.9 on a 10s offset, Now is the wall clock + %v, want within [%v, %v]", shift, lo, hi)
+	}
+	if s.node.ClockOffset() != 10*time.Second || s.node.ClockDrift() != -0.9 {
+		t.Errorf("ClockOffset %v ClockDrift %v", s.node.ClockOffset(), s.node.ClockDrift())
+	}
+	if a := call(t, "GET", "http://"+s.info.Admin+"/admin/clock", ""); a.raw != `{"offset_ms":10000,"drift":-0.9}` {
+		t.Errorf("GET /admin/clock: %s", a.raw)
+	}
+	if st, _ := nodekit.ReadStatus(ctx, s.info); !strings.Contains(string(st.Raw), `"clock_offset_ms":10000`) || !strings.Contains(string(st.Raw), `"clock_drift":-0.9`) {
+		t.Errorf("status: %s", st.Raw)
+	}
+
+	// The zero Clock: the wall clock, at its rate.
+	if err := nodekit.SetClock(ctx, s.info, targets.Clock{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(s.node.Now()); d < -50*time.Millisecond || d > 50*time.Millisecond {
+		t.Errorf("after the reset Now is %v off the wall clock", d)
+	}
+	if r := rate(200 * time.Millisecond); math.Abs(r-1) > 0.05 {
+		t.Errorf("after the reset Now runs at %.3f times the wall clock", r)
+	}
+	if now := s.node.Now(); now != now.Round(0) {
+		t.Errorf("Now carries a monotonic reading: %v", now)
 	}
 }

@@ -71,7 +71,7 @@ func TestTokenRequired(t *testing.T) {
 	if n := st.Counters["errors_unauthorized"]; n != float64(4*len(attacks)) {
 		t.Errorf("errors_unauthorized = %v, want %d", n, 4*len(attacks))
 	}
-	if err := nodekit.SetClock(ctx, info, time.Second); err != nil || s.node.ClockOffset() != time.Second {
+	if err := nodekit.SetClock(ctx, info, targets.Clock{Offset: time.Second}); err != nil || s.node.ClockOffset() != time.Second {
 		t.Errorf("SetClock with the token: %v (offset %v)", err, s.node.ClockOffset())
 	}
 	if v, err := nodekit.LocalRead(ctx, info, "k"); err != nil || string(v) != "null" {
@@ -80,7 +80,7 @@ func TestTokenRequired(t *testing.T) {
 	if _, err := nodekit.ReadStatus(ctx, s.info); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("ReadStatus without the token: %v, want HTTP 401", err)
 	}
-	if err := nodekit.SetClock(ctx, s.info, 0); err == nil || s.node.ClockOffset() != time.Second {
+	if err := nodekit.SetClock(ctx, s.info, targets.Clock{}); err == nil || s.node.ClockOffset() != time.Second {
 		t.Errorf("SetClock without the token: %v (offset %v), want refused", err, s.node.ClockOffset())
 	}
 

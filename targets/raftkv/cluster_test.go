@@ -432,7 +432,7 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sys.SetClock(context.Background(), c.info(leader2), -1500*time.Millisecond); err != nil {
+	if err := sys.SetClock(context.Background(), c.info(leader2), targets.Clock{Offset: -1500 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	if s, _ := c.status(leader2); s.ClockOffsetMS != -1500 {
