@@ -56,8 +56,13 @@ type Result struct {
 	// NotApplicable): Combine counts it as no verdict at all, and the
 	// reports show it as "figures". A checker sets it; nothing decides it
 	// by the checker's name.
-	Figures bool          `json:"figures,omitempty"`
-	Elapsed time.Duration `json:"elapsed_ns"`
+	Figures bool `json:"figures,omitempty"`
+	// Advisory is true when the scenario's expected consistency model
+	// (expect:) does not require what this checker found: its verdict is
+	// reported and does not set the overall verdict or the exit code
+	// (Advise sets it; Combine honours it).
+	Advisory bool          `json:"advisory,omitempty"`
+	Elapsed  time.Duration `json:"elapsed_ns"`
 }
 
 // Anomaly is one piece of evidence of a violation.

@@ -79,8 +79,11 @@ type Overall struct {
 	// Figures those that report figures, not a verdict (Result.Figures).
 	// Neither gives a verdict.
 	NotApplicable, Figures []string
+	// Advisory are the checkers whose verdicts are reported only
+	// (Result.Advisory): they neither violate nor count as judged.
+	Advisory []string
 	// Judged is the number of results that gave a verdict (all but the
-	// not applicable and the figures).
+	// not applicable, the figures and the advisory).
 	Judged int
 }
 
@@ -89,7 +92,9 @@ type Overall struct {
 // it). NotApplicable and figures (Result.Figures) are no verdict: they
 // never make the overall verdict Unknown or Invalid; but when no result
 // gives a verdict at all (no results, or all not applicable or figures),
-// nothing was judged, and that is Unknown. A violation beats a checker's
+// nothing was judged, and that is Unknown. An advisory result (the
+// scenario's expected model does not require it) is no verdict either. A
+// violation beats a checker's
 // own failure, which beats an Unknown, which beats a missed threshold:
 // mapping them to exit codes (1, 70, 2, 3) is the caller's job.
 func Combine(results []Result) Overall {
@@ -98,6 +103,9 @@ func Combine(results []Result) Overall {
 		switch {
 		case r.Internal:
 			o.Crashed = append(o.Crashed, r.Name)
+		case r.Advisory:
+			o.Advisory = append(o.Advisory, r.Name)
+			continue
 		case r.Verdict == Invalid && r.Threshold:
 			o.Thresholds = append(o.Thresholds, r.Name)
 		case r.Verdict == Invalid:

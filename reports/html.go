@@ -53,12 +53,20 @@ var tmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	},
 }).Parse(reportTemplate))
 
+// rungView is one row of the consistency ladder table.
+type rungView struct {
+	Model, Verdict, Class, Checker, Note, Doc string
+	Linked, Implied, ReportedOnly             bool
+	Anomalies                                 int
+}
+
 type reportView struct {
 	R            *Results
 	Verdict      string
 	VerdictClass string
 	Meta         []kv
 	Checkers     []checkerView
+	Ladder       []rungView
 	Charts       []*chart
 	Spectrum     *chart
 	Latencies    []latencyRow
@@ -85,7 +93,7 @@ type kv struct{ K, V string }
 
 type checkerView struct {
 	Name, Verdict, Class, Summary, Explanation string
-	Threshold                                  bool
+	Threshold, Advisory                        bool
 	Elapsed                                    string
 	Anomalies                                  []anomalyView
 	// AnomalyCount is every anomaly the checker found; More of them are
@@ -182,6 +190,28 @@ func renderHTML(dir string, r *Results) ([]byte, error) {
 	for _, c := range r.Checkers {
 		v.Checkers = append(v.Checkers, checkerRow(r, c))
 	}
+	if l := r.Consistency; l != nil {
+		ran := map[string]bool{}
+		for _, c := range r.Checkers {
+			ran[c.Name] = true
+		}
+		for _, rg := range l.Rungs {
+			rv := rungView{Model: rg.Model, Verdict: string(rg.Verdict), Class: "unknown", Checker: rg.Checker, Linked: ran[rg.Checker], Implied: rg.Implied, Note: rg.Note,
+				ReportedOnly: l.Expect != "" && !rg.Gating, Anomalies: rg.Anomalies}
+			if m, ok := checkers.LookupModel(rg.Model); ok {
+				rv.Doc = m.Doc
+			}
+			switch rg.Verdict {
+			case checkers.Valid:
+				rv.Class = "valid"
+			case checkers.Invalid:
+				rv.Class = "invalid"
+			case checkers.NotApplicable:
+				rv.Class, rv.Verdict = "na", "not applicable"
+			}
+			v.Ladder = append(v.Ladder, rv)
+		}
+	}
 
 	// The time axis ends with the last thing that happened.
 	end := sc.last
@@ -271,7 +301,7 @@ func parseSpan(a, b string) (time.Time, time.Time, bool) {
 
 func checkerRow(r *Results, c checkers.Result) checkerView {
 	cv := checkerView{Name: c.Name, Verdict: verdictLabel(c), Class: checkerClass(c),
-		Summary: summaryText(c), Explanation: c.Explanation, Threshold: c.Threshold, AnomalyCount: anomalyCount(c)}
+		Summary: summaryText(c), Explanation: c.Explanation, Threshold: c.Threshold, Advisory: c.Advisory, AnomalyCount: anomalyCount(c)}
 	if c.Elapsed > 0 {
 		cv.Elapsed = c.Elapsed.Round(time.Microsecond).String()
 	}

@@ -52,8 +52,12 @@ type Results struct {
 	Stopped *Stopped `json:"stopped,omitempty"`
 	// Checkers keep a sample of their anomalies (AnomalySample each, with
 	// anomaly_count); Anomalies says where every one of them is.
-	Checkers  []checkers.Result `json:"checkers"`
-	Anomalies *AnomalyLog       `json:"anomalies,omitempty"`
+	Checkers []checkers.Result `json:"checkers"`
+	// Consistency places the run on the consistency ladder (one verdict
+	// per model, implied rungs, the strongest model that held); nil when
+	// no checker of a model ran.
+	Consistency *checkers.Ladder `json:"consistency,omitempty"`
+	Anomalies   *AnomalyLog      `json:"anomalies,omitempty"`
 	// History is the history judged when it is not the run directory's
 	// history.jsonl (faultline check --out DIR of a history elsewhere).
 	History string `json:"history,omitempty"`

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -59,5 +60,31 @@ func TestSplitBrainShading(t *testing.T) {
 	}
 	if !legend {
 		t.Errorf("legend %+v has no split-brain entry", c.Legend)
+	}
+}
+
+// The consistency ladder is a table in report.html, a section in the
+// terminal summary, and links each model to its checker's card.
+func TestLadderShown(t *testing.T) {
+	res := []checkers.Result{{Name: "linearizability", Verdict: checkers.Invalid, AnomalyCount: 1}, {Name: "convergence", Verdict: checkers.Valid}, {Name: "lost-writes", Verdict: checkers.Invalid}}
+	l := checkers.BuildLadder(res, "convergent")
+	checkers.Advise(res, l, nil)
+	r := &Results{Scenario: "x", Verdict: "valid", Checkers: res, Consistency: l}
+	var b strings.Builder
+	Summary(&b, r)
+	for _, want := range []string{"consistency: strongest model that held: convergent  (expect: convergent)", "linearizable         invalid reported only; 1 anomalies, linearizability", "convergent           valid", "(reported only: beyond the expected model)"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	dir := t.TempDir()
+	if err := Save(dir, r, BuildOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	html := readFile(t, filepath.Join(dir, "report.html"))
+	for _, want := range []string{`<section id="consistency">`, `<tr data-model="convergent">`, `href="#checker-convergence"`, `id="checker-convergence"`, "reported only"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report.html lacks %q", want)
+		}
 	}
 }

@@ -40,7 +40,11 @@ func Summary(w io.Writer, r *Results) {
 		if c.Verdict == checkers.NotApplicable && !c.Figures {
 			label = "n/a"
 		}
-		fmt.Fprintf(w, "  %-*s  %-7s  %s\n", width, c.Name, label, summaryText(c))
+		text := summaryText(c)
+		if c.Advisory {
+			text = "(reported only: beyond the expected model) " + text
+		}
+		fmt.Fprintf(w, "  %-*s  %-7s  %s\n", width, c.Name, label, text)
 		if (c.Verdict == checkers.Invalid || c.Verdict == checkers.Unknown) && !c.Figures && c.Explanation != "" {
 			// The explanation without the anomalies it repeats: they
 			// follow, each with its history lines.
@@ -55,6 +59,9 @@ func Summary(w io.Writer, r *Results) {
 		if rest := restOfAnomalies(r, c, shown); rest != "" {
 			fmt.Fprintf(w, "  %*s    %s\n", width, "", rest)
 		}
+	}
+	if l := r.Consistency; l != nil {
+		ladderLines(w, l)
 	}
 	if len(r.Faults) > 0 {
 		fmt.Fprintf(w, "  faults: %d injected (%s)\n", len(r.Faults), faultNames(r.Faults))
@@ -95,6 +102,44 @@ func Summary(w io.Writer, r *Results) {
 				break
 			}
 		}
+	}
+}
+
+// ladderLines writes the consistency ladder: the strongest model that
+// held, then one line per model.
+func ladderLines(w io.Writer, l *checkers.Ladder) {
+	head := "  consistency: strongest model that held: "
+	if l.Strongest == "" {
+		head += "none"
+	} else {
+		head += l.Strongest
+	}
+	if l.Expect != "" {
+		head += "  (expect: " + l.Expect + ")"
+	}
+	fmt.Fprintln(w, head)
+	for _, rg := range l.Rungs {
+		v := string(rg.Verdict)
+		if rg.Verdict == checkers.NotApplicable {
+			v = "n/a"
+		}
+		var notes []string
+		if rg.Note != "" {
+			notes = append(notes, rg.Note)
+		} else if rg.Implied {
+			notes = append(notes, "implied")
+		}
+		if l.Expect != "" && !rg.Gating {
+			notes = append(notes, "reported only")
+		}
+		if rg.Anomalies > 0 {
+			notes = append(notes, fmt.Sprintf("%d anomalies, %s", rg.Anomalies, rg.Checker))
+		}
+		line := fmt.Sprintf("    %-20s %-7s", rg.Model, v)
+		if len(notes) > 0 {
+			line += " " + strings.Join(notes, "; ")
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 }
 

@@ -206,6 +206,7 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 	if ctx.Err() != nil {
 		return nil, interrupted(ctx)
 	}
+	r.Consistency = ladder(r.Checkers, s)
 	if prev == nil {
 		r.Stats = statsFromChecker(r.Checkers)
 	}

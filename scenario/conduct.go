@@ -451,6 +451,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	if ctx.Err() != nil {
 		return nil, interrupted(ctx)
 	}
+	r.Consistency = ladder(r.Checkers, s)
 	// Every reason the run cannot mean anything is kept.
 	var invalid []string
 	if healErr != nil {

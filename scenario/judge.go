@@ -161,8 +161,25 @@ func verdictOf(results []checkers.Result, runInvalid string, stopped *reports.St
 	case o.Judged == 0:
 		return verdict, exitcode.Unknown, "no checker could judge this history (not applicable: " + strings.Join(o.NotApplicable, ", ") + ")"
 	}
+	var also []string
 	if len(o.NotApplicable) > 0 {
-		return verdict, exitcode.Valid, "every checker valid (not applicable: " + strings.Join(o.NotApplicable, ", ") + ")"
+		also = append(also, "not applicable: "+strings.Join(o.NotApplicable, ", "))
+	}
+	if len(o.Advisory) > 0 {
+		var adv []string
+		for _, r := range results {
+			if r.Advisory {
+				adv = append(adv, r.Name+" "+string(r.Verdict))
+			}
+		}
+		also = append(also, "reported only, beyond the expected model: "+strings.Join(adv, ", "))
+		if len(also) == 1 {
+			return verdict, exitcode.Valid, "every gating checker valid (" + also[0] + ")"
+		}
+		return verdict, exitcode.Valid, "every gating checker valid (" + strings.Join(also, "; ") + ")"
+	}
+	if len(also) > 0 {
+		return verdict, exitcode.Valid, "every checker valid (" + also[0] + ")"
 	}
 	return verdict, exitcode.Valid, "every checker valid"
 }
@@ -170,6 +187,34 @@ func verdictOf(results []checkers.Result, runInvalid string, stopped *reports.St
 // runCheckers runs cs on in, each with the scenario's budget.
 func runCheckers(ctx context.Context, in checkers.Input, cs []checkers.Checker) []checkers.Result {
 	return checkers.Run(ctx, in, cs...)
+}
+
+// ladder places results on the consistency ladder (nil when no checker of
+// a model ran) and, when the scenario (s, may be nil) expects a model,
+// marks the results that are reported only (checkers.Advise).
+func ladder(results []checkers.Result, s *Scenario) *checkers.Ladder {
+	ran := false
+	for _, r := range results {
+		for _, m := range checkers.Models {
+			ran = ran || r.Name == m.Checker
+		}
+	}
+	if !ran {
+		return nil
+	}
+	var expect string
+	var gating []string
+	if s != nil {
+		expect = s.Expect
+		for _, cc := range s.Checkers.List {
+			if cc.Gating {
+				gating = append(gating, cc.Name)
+			}
+		}
+	}
+	l := checkers.BuildLadder(results, expect)
+	checkers.Advise(results, l, gating)
+	return l
 }
 
 // statsFromChecker fills the results' stats from the stats checker's details

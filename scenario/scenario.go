@@ -52,6 +52,11 @@ type Scenario struct {
 	Workload    Workload              `yaml:"workload"`
 	Faults      *faults.Schedule      `yaml:"faults"` // none: no faults (links still go through proxies)
 	Checkers    Checkers              `yaml:"checkers"`
+	// Expect is the consistency model the system promises (a rung of the
+	// ladder: checkers.ModelNames); "" for none. With it, the checkers
+	// of stronger models (and any checker not marked `gating: true`)
+	// report without setting the exit code.
+	Expect string `yaml:"expect"`
 	// Cluster lists the nodes of a cluster someone else runs, and its
 	// hooks (runtime external only).
 	Cluster *ClusterConfig `yaml:"cluster"`
@@ -189,7 +194,10 @@ type Checkers struct {
 type CheckerConfig struct {
 	Name    string
 	Enabled *bool // nil: enabled
-	Params  any   // the checker's parameters (nil: it has none)
+	// Gating, with a scenario's expect:, makes this checker's verdict
+	// set the exit code although the expected model does not need it.
+	Gating bool
+	Params any // the checker's parameters (nil: it has none)
 }
 
 // on reports whether the entry enables its checker.
@@ -240,11 +248,12 @@ func (c *Checkers) decodeNode(d *decoder, n *yaml.Node, path string) error {
 		}
 		var own struct {
 			Enabled *bool `yaml:"enabled"`
+			Gating  bool  `yaml:"gating"`
 		}
 		if err := d.decodeFields(val, reflect.ValueOf(&own).Elem(), cc.Params, p); err != nil {
 			return err
 		}
-		cc.Enabled = own.Enabled
+		cc.Enabled, cc.Gating = own.Enabled, own.Gating
 		c.List = append(c.List, cc)
 	}
 	return nil
@@ -257,6 +266,9 @@ func (c Checkers) MarshalYAML() (any, error) {
 		e := fieldMap(cc.Params)
 		if cc.Enabled != nil {
 			e["enabled"] = *cc.Enabled
+		}
+		if cc.Gating {
+			e["gating"] = true
 		}
 		m[cc.Name] = e
 	}
@@ -836,6 +848,20 @@ func (s *Scenario) validateCheckers() error {
 	}
 	if l := s.Checkers.Latency; l != nil && (math.IsNaN(l.MinRate) || l.MinRate < 0 || l.MinRate > 1) {
 		return s.errAt("checkers.latency.min_rate", "%v: use a fraction between 0 and 1, e.g. 0.95", l.MinRate)
+	}
+	if s.Expect != "" {
+		m, ok := checkers.LookupModel(s.Expect)
+		if !ok {
+			return s.errAt("expect", "%q is not a model of the ladder: use one of %s (strongest first)", s.Expect, strings.Join(checkers.ModelNames(), ", "))
+		}
+		if !slices.Contains(s.checkerNames(), m.Checker) {
+			return s.errAt("expect", "%s is judged by the %s checker, which this scenario does not run: enable it (checkers: {%s: {}})", m.Name, m.Checker, m.Checker)
+		}
+	}
+	for _, cc := range s.Checkers.List {
+		if cc.Gating && s.Expect == "" {
+			return s.errAt("checkers."+s.checkerKey(cc.Name)+".gating", "gating matters only with expect: (every checker gates without it): set expect, or remove gating")
+		}
 	}
 	return nil
 }

@@ -68,6 +68,9 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 		{"bool as string", "checkers:\n  linearizability:\n    enabled: yes please\n", 3, 14, "checkers.linearizability.enabled", "true or false"},
 		{"nested unknown in stage", "workload:\n  rate: 1\n  stages:\n    - {duration: 1s, rte: 2}\n", 4, 22, "workload.stages[0].rte", "unknown field"},
 		{"bad sessions", "workload:\n  sessions: roaming\n", 2, 13, "workload.sessions", "sticky"},
+		{"bad expect", "expect: strong\n", 1, 9, "expect", "linearizable, causal"},
+		{"expect without its checker", "expect: causal\n", 1, 9, "expect", "enable it"},
+		{"gating without expect", "checkers:\n  lost-writes: {gating: true}\n", 2, 25, "checkers.lost-writes.gating", "set expect"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
