@@ -57,6 +57,13 @@ type Adapter struct {
 	// which has no admin API of its own. Status.Leader and Status.ID are
 	// node ids. Safe for concurrent use.
 	Status func(ctx context.Context, n NodeInfo, opts map[string]string) (Status, error)
+	// LocalRead, if set, reads key from node n's own state on its own
+	// client address (NodeInfo.Client, which no fault cuts), without a
+	// quorum or a leader (etcd: a serializable read of that member; Redis:
+	// GET on that server, primary or replica), with the adapter's options:
+	// the replica reads of the convergence checker on a target faultline
+	// did not write. An absent key is JSON null. Safe for concurrent use.
+	LocalRead func(ctx context.Context, n NodeInfo, key string, opts map[string]string) (json.RawMessage, error)
 }
 
 // Supports reports whether the adapter performs op.

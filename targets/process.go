@@ -3,6 +3,7 @@ package targets
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -452,8 +453,9 @@ func NewExternalSystem(nodes []ExternalNode, adapter *Adapter, adapterOpts map[s
 
 // adapterSystem is the System of a target that faultline's own code does
 // not run: spoken to through adapter (its default client), the register
-// workload by default, status read through the adapter's Status (nil if
-// it has none), no roles yet. `faultline node` cannot run it.
+// workload by default, status read through the adapter's Status and
+// replica reads through its LocalRead (nil where it has none), no roles
+// yet. `faultline node` cannot run it.
 func adapterSystem(name, doc string, adapter *Adapter, adapterOpts map[string]string) *System {
 	s := &System{
 		Name: name, Description: doc, Client: adapter.Name, Workload: "register",
@@ -461,9 +463,14 @@ func adapterSystem(name, doc string, adapter *Adapter, adapterOpts map[string]st
 			return fmt.Errorf("a %s target's nodes are not started by `faultline node`", name)
 		},
 	}
+	opts := maps.Clone(adapterOpts)
 	if adapter.Status != nil {
-		opts := maps.Clone(adapterOpts)
 		s.Status = func(ctx context.Context, n NodeInfo) (Status, error) { return adapter.Status(ctx, n, opts) }
+	}
+	if adapter.LocalRead != nil {
+		s.LocalRead = func(ctx context.Context, n NodeInfo, key string) (json.RawMessage, error) {
+			return adapter.LocalRead(ctx, n, key, opts)
+		}
 	}
 	return s
 }

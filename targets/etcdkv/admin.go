@@ -140,3 +140,39 @@ func useAdmin(addr string, cfg config, f func(*adminConn) error) error {
 		return ac, nil
 	}, f, nil)
 }
+
+// LocalRead reads key from member n's own state on its own client address
+// (n.Client, never a proxy) with a serializable Range, which the member
+// answers from its local store without a quorum or a leader: what the
+// convergence checker compares across members. An absent key is JSON
+// null; a stored value that is not JSON is an error. opts and the
+// connection are Status's. Safe for concurrent use.
+func LocalRead(ctx context.Context, n targets.NodeInfo, key string, opts map[string]string) (json.RawMessage, error) {
+	cfg, err := parseOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if n.Client == "" {
+		return nil, fmt.Errorf("etcd: node %s has no client address", n.ID)
+	}
+	var out json.RawMessage
+	err = useAdmin(n.Client, cfg, func(ac *adminConn) error {
+		conn := ac.cli.ActiveConnection()
+		ctx, err := ac.auth.with(ctx, authenticateOn(conn))
+		if err != nil {
+			return fmt.Errorf("%s: authenticating as %s to read %s at %s", kvadapter.Redact(describe(err), cfg.Password), cfg.Username, n.ID, n.Client)
+		}
+		resp, err := etcdserverpb.NewKVClient(conn).Range(ctx, &etcdserverpb.RangeRequest{Key: []byte(key), Serializable: true}, grpc.WaitForReady(false))
+		if err != nil {
+			ac.auth.failed(err)
+			return fmt.Errorf("%s: local read of %s at %s", kvadapter.Redact(describe(err), cfg.Password), n.ID, n.Client)
+		}
+		if len(resp.Kvs) == 0 {
+			out = json.RawMessage("null")
+			return nil
+		}
+		out, err = kvadapter.LocalValue(resp.Kvs[0].Value)
+		return err
+	})
+	return out, err
+}

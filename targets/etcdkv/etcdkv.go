@@ -157,10 +157,11 @@ func init() {
 			"a write the server refused without effect (no leader, too many requests, database space exceeded, raft proposal dropped, " +
 			"invalid argument, permission denied) is fail; any other failed write (timeout, request timed out, a connection cut once the " +
 			"request may have been sent, leader changed, server stopped) is info",
-		Options: options,
-		New:     newAdapterClient,
-		Ping:    Ping,
-		Status:  Status,
+		Options:   options,
+		New:       newAdapterClient,
+		Ping:      Ping,
+		Status:    Status,
+		LocalRead: LocalRead,
 	})
 }
 

@@ -276,3 +276,48 @@ func TestCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalRead: every member answers a serializable read of its own
+// state on its own address, so after a put all three hold the value (a
+// follower within moments); an absent key is null; a value that is not
+// JSON is an error naming it.
+func TestLocalRead(t *testing.T) {
+	ms := startCluster(t, 3)
+	c := newClient(t, ms[0].client, Options{Timeout: 2 * time.Second})
+	want.OK(t, "put", do(c, "put", "lr", `{"b": 1.0, "a": 2}`), "n1")
+	read := func(m *member, key string) (json.RawMessage, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return LocalRead(ctx, targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: m.name, Client: m.client}}, key, nil)
+	}
+	for _, m := range ms {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			v, err := read(m, "lr")
+			if err == nil && string(v) == `{"a":2,"b":1}` {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("member %s: local read %s (%v), want the put's value", m.name, v, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if v, err := read(m, "absent"); err != nil || string(v) != "null" {
+			t.Errorf("member %s: absent key %s (%v), want null", m.name, v, err)
+		}
+	}
+	raw, err := clientv3.New(clientv3.Config{Endpoints: []string{ms[0].client}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Put(context.Background(), "notjson", "{x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read(ms[0], "notjson"); err == nil || !strings.Contains(err.Error(), "not JSON") {
+		t.Errorf("a value that is not JSON: %v", err)
+	}
+	if _, err := LocalRead(context.Background(), targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: "n9"}}, "k", nil); err == nil || !strings.Contains(err.Error(), "n9 has no client address") {
+		t.Errorf("no address: %v", err)
+	}
+}

@@ -169,3 +169,33 @@ func useAdmin(addr string, cfg config, where string, f func(*redis.Client) error
 // address and a digest of everything that changes a connection (the
 // credentials, the database, the TLS options).
 func adminKey(addr string, cfg config) string { return cfg.Key(addr, strconv.Itoa(cfg.db)) }
+
+// LocalRead reads key from server n's own data set on its own client
+// address (n.Client, never a proxy) with GET: on a replica, what it has
+// replicated so far; what the convergence checker compares across the
+// primary and its replicas. An absent key is JSON null; a stored value
+// that is not JSON is an error. opts and the client are Status's. Safe
+// for concurrent use.
+func LocalRead(ctx context.Context, n targets.NodeInfo, key string, opts map[string]string) (json.RawMessage, error) {
+	cfg, err := parseOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if n.Client == "" {
+		return nil, fmt.Errorf("redis: node %s has no client address", n.ID)
+	}
+	var out json.RawMessage
+	err = useAdmin(n.Client, cfg, ": local read of "+n.ID+" at "+n.Client, func(c *redis.Client) error {
+		v, err := c.Get(ctx, key).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			out = json.RawMessage("null")
+			return nil
+		case err != nil:
+			return err
+		}
+		out, err = kvadapter.LocalValue([]byte(v))
+		return err
+	})
+	return out, err
+}

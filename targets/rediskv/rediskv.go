@@ -179,10 +179,11 @@ func init() {
 			"(READONLY, NOSCRIPT, WRONGTYPE, NOAUTH, WRONGPASS, NOPERM, OOM, LOADING, MASTERDOWN, BUSY, MISCONF, NOREPLICAS, " +
 			"MOVED, ASK, TRYAGAIN, CLUSTERDOWN, CROSSSLOT, ERR unknown command) is fail; any other failed write " +
 			"(timeout, a connection closed once the command may have been sent, another error reply) is info",
-		Options: options,
-		New:     newAdapterClient,
-		Ping:    Ping,
-		Status:  Status,
+		Options:   options,
+		New:       newAdapterClient,
+		Ping:      Ping,
+		Status:    Status,
+		LocalRead: LocalRead,
 	})
 }
 

@@ -172,6 +172,19 @@ func TestReplica(t *testing.T) {
 	if err := json.Unmarshal(rs.Raw, &rawFields); err != nil || rawFields["role"] != "slave" {
 		t.Errorf("replica status raw: %s (%v)", rs.Raw, err)
 	}
+
+	// LocalRead: each server's own data set on its own address, the
+	// replica's as far as it has replicated (caught up above).
+	for id, addr := range nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		n := targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: id, Client: addr}}
+		v, err := LocalRead(ctx, n, "k-n1", nil)
+		absent, err2 := LocalRead(ctx, n, "absent", nil)
+		cancel()
+		if err != nil || string(v) != "2" || err2 != nil || string(absent) != "null" {
+			t.Errorf("local read on %s: %s (%v), absent %s (%v); want 2 and null", id, v, err, absent, err2)
+		}
+	}
 }
 
 // TestTimedOutWriteIsInfo: a put sent to a server that is paused

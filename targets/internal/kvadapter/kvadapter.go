@@ -127,9 +127,20 @@ func (c Conn) Key(addr string, extra ...string) string {
 // nothing about the register, and has no effect. An absent key is the
 // caller's: it reads history.Null.
 func StoredValue(adapter string, stored []byte) history.Outcome {
+	v, err := LocalValue(stored)
+	if err != nil {
+		return history.Outcome{Type: history.Fail, Error: fmt.Sprintf("%s: get: %v", adapter, err)}
+	}
+	return history.Outcome{Type: history.OK, Value: v}
+}
+
+// LocalValue is a stored value (the bytes an adapter wrote: canonical JSON
+// text) as JSON, for an adapter's LocalRead; an error says it is not JSON
+// (not a value faultline wrote).
+func LocalValue(stored []byte) (json.RawMessage, error) {
 	v, err := history.CanonicalJSON(stored)
 	if err != nil {
-		return history.Outcome{Type: history.Fail, Error: fmt.Sprintf("%s: get: the value is not JSON: %.60q", adapter, stored)}
+		return nil, fmt.Errorf("the value is not JSON: %.60q", stored)
 	}
-	return history.Outcome{Type: history.OK, Value: json.RawMessage(v)}
+	return json.RawMessage(v), nil
 }

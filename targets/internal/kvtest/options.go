@@ -19,7 +19,7 @@ func (e Expect) Registered(t *testing.T) *targets.Adapter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Doc == "" || a.Errors == "" || a.Ping == nil || a.Status == nil {
+	if a.Doc == "" || a.Errors == "" || a.Ping == nil || a.Status == nil || a.LocalRead == nil {
 		t.Fatalf("adapter %s declares %+v", e.Name, a)
 	}
 	for _, op := range []string{"get", "put", "cas"} {
