@@ -3,6 +3,7 @@
 package kvtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -87,6 +88,24 @@ func (p *Process) Pause(t testing.TB) {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatalf("SIGSTOP %s: %v", p.Name, err)
+	}
+	// The signal is delivered asynchronously: wait until the kernel says
+	// the process is stopped (state T in /proc/PID/stat), so that nothing
+	// the test sends next can still be answered.
+	stat := fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return // not Linux, or gone: nothing to wait for
+		}
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not stopped 5 s after SIGSTOP: %s", p.Name, b)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
