@@ -13,7 +13,7 @@ func init() {
 		Name:      "register",
 		Doc:       "get, put and cas over a fixed set of keys, each a register; written values are unique per key; ends with a read of every key",
 		Ops:       []string{FGet, FPut, FCAS},
-		Checkers:  []string{"linearizability", "lost-writes", "split-brain"},
+		Checkers:  []string{"linearizability", "lost-writes", "split-brain", "convergence"},
 		NewParams: func() Params { return &RegisterParams{Keys: 8} },
 	})
 }
