@@ -32,14 +32,14 @@ func TestParseDefaults(t *testing.T) {
 	for _, c := range cs {
 		names = append(names, c.Name())
 	}
-	if got := strings.Join(names, ","); got != "linearizability,lost-writes,stats" {
+	if got := strings.Join(names, ","); got != "linearizability,lost-writes,split-brain,convergence,stats" {
 		t.Errorf("default checkers %s", got)
 	}
 	off, err := Parse("x.yaml", []byte("checkers:\n  lost_writes: {enabled: false}\n  linearizability: {budget: 5s}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cs, _ := off.checkerList(nil); len(cs) != 2 || cs[0].Name() != "linearizability" {
+	if cs, _ := off.checkerList(nil); len(cs) != 4 || cs[0].Name() != "linearizability" || cs[1].Name() != "split-brain" {
 		t.Errorf("with lost_writes disabled: %v", cs)
 	}
 	if cc, _ := off.Checkers.Lookup("linearizability"); cc.Params.(*checkers.LinearizabilityParams).Budget != 5*time.Second {
