@@ -19,8 +19,9 @@ import (
 )
 
 // relay is a TCP forwarder on loopback standing in for a per-link proxy:
-// every node dials a peer through that peer's relay, so cutting a relay
-// stops all Raft traffic into that peer.
+// every node dials each peer through a relay of its own for that directed
+// link (a -> b), so cutting the relays into a node stops the Raft RPCs
+// sent to it, and cutting those out of it too isolates it.
 type relay struct {
 	ln     net.Listener
 	target string
@@ -109,7 +110,7 @@ func freeAddr(t *testing.T) string {
 
 type testNode struct {
 	cfg    targets.NodeConfig
-	relay  *relay
+	in     map[string]*relay // source node -> the relay it dials this node through
 	cancel context.CancelFunc
 	crash  *crashSwitch
 	done   chan error
@@ -141,13 +142,15 @@ func startClusterOpts(t *testing.T, n int, opts map[string]string, bugs ...strin
 				System: Name, ID: id, Listen: freeAddr(t), Admin: freeAddr(t), PeerListen: peer,
 				DataDir: t.TempDir(), Bugs: bugs, Peers: map[string]string{}, Opts: opts,
 			},
-			relay: newRelay(t, peer),
+			in: map[string]*relay{},
 		}
 	}
-	for _, a := range c.nodes {
-		for id, b := range c.nodes {
+	for from, a := range c.nodes {
+		for to, b := range c.nodes {
 			if b != a {
-				a.cfg.Peers[id] = b.relay.addr()
+				r := newRelay(t, b.cfg.PeerListen)
+				b.in[from] = r
+				a.cfg.Peers[to] = r.addr()
 			}
 		}
 	}
@@ -160,6 +163,24 @@ func startClusterOpts(t *testing.T, n int, opts map[string]string, bugs ...strin
 		}
 	})
 	return c
+}
+
+// cutInto cuts (or restores) every Raft link into node id: RPCs sent to it
+// fail, while it still reaches the others.
+func (c *cluster) cutInto(id string, cut bool) {
+	for _, r := range c.nodes[id].in {
+		r.setCut(cut)
+	}
+}
+
+// isolate cuts (or restores) every Raft link into and out of node id.
+func (c *cluster) isolate(id string, cut bool) {
+	c.cutInto(id, cut)
+	for from, nd := range c.nodes {
+		if from != id {
+			nd.in[id].setCut(cut)
+		}
+	}
 }
 
 func (c *cluster) start(id string) {
@@ -213,6 +234,7 @@ func (c *cluster) halt(id string, crash bool) {
 // nodeStatus is the part of a raftkv node's GET /admin/status the tests read.
 type nodeStatus struct {
 	Role          string           `json:"role"`
+	Term          uint64           `json:"term"`
 	Leader        string           `json:"leader"`
 	CommitIndex   uint64           `json:"commit_index"`
 	AppliedIndex  uint64           `json:"applied_index"`
@@ -392,12 +414,12 @@ func TestCluster(t *testing.T) {
 	}
 
 	// A follower cut off from the leader never serves a stale value.
-	c.nodes[f].relay.setCut(true)
+	c.cutInto(f, true)
 	mustOK(t, do(t, c.client(leader), "put", "k", "4"), "")
 	if out := do(t, cl, "get", "k", ""); out.Type == history.OK && string(out.Value) != "4" {
 		t.Fatalf("partitioned follower %s served stale value %s without the stale-read bug", f, out.Value)
 	}
-	c.nodes[f].relay.setCut(false)
+	c.cutInto(f, false)
 
 	// Stop the leader: a new one is elected and the data survives.
 	c.stop(leader)
@@ -468,7 +490,7 @@ func TestLocalRead(t *testing.T) {
 	if got := local(f, "absent"); got != "null" {
 		t.Fatalf("local read of an absent key = %s, want null", got)
 	}
-	c.nodes[f].relay.setCut(true)
+	c.cutInto(f, true)
 	mustOK(t, do(t, cl, "put", "k", "2"), "")
 	if got, want := local(f, "k"), "1"; got != want {
 		t.Fatalf("local read at the cut-off follower %s = %s, want its own state %s", f, got, want)
@@ -476,7 +498,7 @@ func TestLocalRead(t *testing.T) {
 	if got := local(leader, "k"); got != "2" {
 		t.Fatalf("local read at the leader = %s, want 2", got)
 	}
-	c.nodes[f].relay.setCut(false)
+	c.cutInto(f, false)
 	c.waitFor("the follower's local state to catch up", func() bool { return local(f, "k") == "2" })
 }
 
@@ -527,8 +549,10 @@ func TestRegistration(t *testing.T) {
 	}
 }
 
-func TestStaleReadBug(t *testing.T) {
-	c := startCluster(t, 3, BugStaleRead)
+// TestFollowerReadBug: with follower-read a follower answers reads from
+// its own state: cut off from the leader, it serves a stale value.
+func TestFollowerReadBug(t *testing.T) {
+	c := startCluster(t, 3, BugFollowerRead)
 	leader := c.leader()
 	f := c.follower(leader)
 	atLeader, atFollower := c.client(leader), c.client(f)
@@ -538,17 +562,17 @@ func TestStaleReadBug(t *testing.T) {
 	mustOK(t, do(t, atFollower, "get", "k", ""), "1")
 
 	// Cut the follower off; the leader commits with the other follower.
-	c.nodes[f].relay.setCut(true)
+	c.cutInto(f, true)
 	mustOK(t, do(t, atLeader, "put", "k", "2"), "")
 	mustOK(t, do(t, atLeader, "get", "k", ""), "2")
 	out := do(t, atFollower, "get", "k", "")
 	mustOK(t, out, "1") // stale: the bug serves the follower's local state
-	if out.Node != f {
-		t.Fatalf("stale read answered by %s, want the follower %s", out.Node, f)
+	if out.Node != f || out.Term != 0 {
+		t.Fatalf("stale read answered by %s under term %d, want the follower %s, under no term (it leads none)", out.Node, out.Term, f)
 	}
 
 	// Healed, the follower catches up.
-	c.nodes[f].relay.setCut(false)
+	c.cutInto(f, false)
 	c.waitFor("the follower to catch up after healing", func() bool {
 		out := do(t, atFollower, "get", "k", "")
 		return out.Type == history.OK && string(out.Value) == "2"

@@ -22,8 +22,9 @@ type command struct {
 
 // applyResult is what fsm.Apply returns through raft's ApplyFuture.Response.
 type applyResult struct {
-	Mismatch bool  // cas: the register did not hold From; nothing changed
-	Err      error // the entry could not be decoded (never expected)
+	Mismatch bool   // cas: the register did not hold From; nothing changed
+	Err      error  // the entry could not be decoded (never expected)
+	Term     uint64 // the entry's term (raft.Log.Term): the authority it committed under
 }
 
 // fsm is the replicated state machine: a map from key to canonical JSON
@@ -56,7 +57,7 @@ func (f *fsm) len() int {
 func (f *fsm) Apply(l *raft.Log) any {
 	var c command
 	if err := json.Unmarshal(l.Data, &c); err != nil {
-		return applyResult{Err: fmt.Errorf("log entry %d is not a raftkv command: %w", l.Index, err)}
+		return applyResult{Err: fmt.Errorf("log entry %d is not a raftkv command: %w", l.Index, err), Term: l.Term}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -69,13 +70,13 @@ func (f *fsm) Apply(l *raft.Log) any {
 			cur = json.RawMessage("null")
 		}
 		if !bytes.Equal(cur, c.From) {
-			return applyResult{Mismatch: true}
+			return applyResult{Mismatch: true, Term: l.Term}
 		}
 		f.data[c.Key] = c.To
 	default:
-		return applyResult{Err: fmt.Errorf("log entry %d has unknown op %q", l.Index, c.Op)}
+		return applyResult{Err: fmt.Errorf("log entry %d has unknown op %q", l.Index, c.Op), Term: l.Term}
 	}
-	return applyResult{}
+	return applyResult{Term: l.Term}
 }
 
 // snapshotFile is the JSON layout of a raftkv snapshot.

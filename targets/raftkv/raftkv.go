@@ -31,6 +31,13 @@
 // has caught up with a commit index that ends in a no-op.) The admin API's
 // local read (GET /admin/kv/{key}) answers from this replica's FSM as it is.
 //
+// Every answer carries the term it rests on (nodekit.AnsweredIn): a put or
+// CAS (a mismatch too) the term of the log entry it committed in, as the
+// FSM saw it when applying it; a read the current term once its barrier
+// succeeded; a read a bug switch served from local state the term the node
+// believes it leads in (see Bug switches; none for a follower-read on a
+// node that is not leader). The split-brain checker judges from them.
+//
 // A node that is not the leader answers 503 {"definite": true, "leader": ID}
 // (ID empty when unknown) and does not proxy. "definite" is true only when
 // the request certainly was not proposed: refused before raft.Apply, or
@@ -41,19 +48,66 @@
 // apply timeout are indefinite: the entry may still commit.
 //
 // The status (GET /admin/status) has the kit's fields (id, role, term,
-// leader, commit_index, applied_index, counters, clock_offset_ms, bugs,
-// uptime_ms) plus last_index, last_contact_ms and keys. raftkv's own
-// counters are stale_reads, barriers and barrier_errors; the kit counts
-// refusals by a follower as errors_not_leader.
+// leader, commit_index, applied_index, counters, clock_offset_ms,
+// clock_drift, bugs, uptime_ms) plus last_index, last_contact_ms and keys
+// (and lease_term, lease_left_ms with the lease-read bug). raftkv's own
+// counters are stale_reads and lease_reads (reads a bug switch served from
+// local state), barriers and barrier_errors; the kit counts refusals by a
+// follower as errors_not_leader.
 //
-// The clock offset (POST /admin/clock) only shifts the timestamps of this
-// node's log lines (Raft itself uses the monotonic clock, so skew cannot
-// affect it); it is reported in the status.
+// The node's clock (offset and drift, POST /admin/clock) shifts the
+// timestamps of this node's log lines and, with the lease-read bug, is the
+// clock its read lease is measured on; Raft itself uses the monotonic
+// clock, so skew cannot affect it. Both are reported in the status.
 //
 // # Bug switches
 //
-//	stale-read     GET is served from the local FSM on any node without
-//	               confirming leadership (breaks linearizability).
+// Each breaks one guarantee on purpose (Bugs says which). follower-read
+// shows without faults; stale-read and lease-read are invisible until a
+// fault isolates the leader (stale-read) or slows its clock (lease-read):
+//
+//	follower-read  GET is served from the local FSM on any node (followers
+//	               too) without confirming leadership: a lagging follower
+//	               returns old values even without faults (breaks
+//	               linearizability). Answers carry the current term only on
+//	               a node that is leader, else none.
+//	stale-read     a node that became leader in term T, once one barrier of
+//	               its own committed in T (so its FSM holds every entry of
+//	               earlier terms, and every write it acknowledges is applied
+//	               before it is answered), serves GET from its local FSM,
+//	               without a barrier, for as long as raft's current term is
+//	               still T, whatever raft's state says (leader, follower,
+//	               candidate). Without faults that is linearizable: no other
+//	               node can commit anything until a higher term exists, and
+//	               the node hears of that term with the first vote request
+//	               or heartbeat that reaches it. A leader cut off from the
+//	               others steps down after leader-lease-timeout but, with
+//	               pre-vote, stays in term T: it serves the values it had for
+//	               the whole partition while the majority elects a new
+//	               leader and takes writes (breaks linearizability; a
+//	               deposed leader answering under T). Answers report T. Once
+//	               the node sees a higher term it refuses as usual (503
+//	               naming the leader) until it leads again. The status
+//	               counter stale_reads counts the local reads.
+//	lease-read     the leader serves GET from its local FSM while a read
+//	               lease, measured on its own clock (the kit's Now, which
+//	               the clock-skew fault shifts and makes drift), is
+//	               unexpired. The leader renews it every heartbeat-timeout/10:
+//	               it takes its clock's time, then raft.VerifyLeader; when a
+//	               quorum acknowledged, the lease runs to that time plus
+//	               read-lease (shorter than heartbeat-timeout, the least time
+//	               a follower waits without contact before it campaigns, so
+//	               no other leader can exist before it ends by a true clock).
+//	               The first lease of a term waits for a barrier in the term.
+//	               Once granted, the lease serves whatever raft's state
+//	               becomes: a partition alone does not break it, but a clock
+//	               that runs slow (clock-skew with a negative drift) stretches
+//	               it past the next leader's election, and the deposed leader
+//	               serves stale values until its own clock says the lease is
+//	               over (breaks linearizability under clock faults). Answers
+//	               report the term the lease was granted in; the status has
+//	               lease_term, lease_left_ms (by the node's clock) and the
+//	               counter lease_reads.
 //	lose-unsynced  log entries are reported stored (so acknowledged to the
 //	               leader, and counted towards commit) while they are only
 //	               in process memory; they reach bbolt every unsynced-flush
@@ -73,9 +127,10 @@
 // Durations take Go syntax ("300ms") or a bare number of milliseconds. The
 // defaults (Options lists them, with what each does) are tuned for loopback
 // and stay stable on a loaded 2-core machine. unsynced-flush is read only
-// with --bug lose-unsynced. Raft requires leader-lease-timeout <=
-// heartbeat-timeout <= election-timeout; CheckOptions says so before
-// anything starts.
+// with --bug lose-unsynced, read-lease only with --bug lease-read (auto is
+// half of heartbeat-timeout; a duration must be below heartbeat-timeout).
+// Raft requires leader-lease-timeout <= heartbeat-timeout <=
+// election-timeout; CheckOptions says so before anything starts.
 package raftkv
 
 import (
@@ -107,12 +162,24 @@ import (
 // Name is the system name under which raftkv is registered.
 const Name = "raftkv"
 
-// BugStaleRead serves reads from the local state on any node.
-const BugStaleRead = "stale-read"
+// Bug switch names (see the package doc's Bug switches).
+const (
+	// BugFollowerRead serves reads from the local state on any node.
+	BugFollowerRead = "follower-read"
+	// BugStaleRead lets a node that led term T serve reads from its local
+	// state while its current term is still T.
+	BugStaleRead = "stale-read"
+	// BugLeaseRead serves reads on a leader lease measured on the node's
+	// own clock.
+	BugLeaseRead = "lease-read"
+)
 
-// Bugs lists raftkv's bug switches: name -> the guarantee it breaks.
+// Bugs lists raftkv's bug switches: name -> the guarantee it breaks and
+// when it shows.
 var Bugs = map[string]string{
-	BugStaleRead:    "GET is served from the local state machine on any node (leader or follower) without confirming leadership: a partitioned or lagging node returns stale values (breaks linearizability)",
+	BugFollowerRead: "GET is served from the local state machine on any node (leader or follower) without confirming leadership: a lagging or partitioned node returns stale values, even without faults (breaks linearizability)",
+	BugStaleRead:    "a node that led term T serves GET from its local state machine, without a barrier, while its current term is still T, whatever its raft state: a leader cut off from the others keeps serving old values while the majority elects a new leader and takes writes (breaks linearizability under a partition of the leader; invisible without faults)",
+	BugLeaseRead:    "the leader serves GET from local state on a read lease renewed by each heartbeat round and measured on its own clock (read-lease, below the followers' election timeout), whatever its raft state once granted: safe under partitions, but a clock running slow (clock-skew with a negative drift) stretches the lease past the next leader's election (breaks linearizability under clock faults)",
 	BugLoseUnsynced: "log entries are acknowledged (and writes answered ok) while only in process memory; they reach disk every unsynced-flush interval (default 2s): killing every node holding a write before the next flush loses the acknowledged write (breaks durability; caught by the final reads)",
 }
 
@@ -129,7 +196,6 @@ func init() {
 		CheckOptions: CheckOptions,
 		Client:       "http",
 		Workload:     "register",
-		Checkers:     []string{"linearizability", "lost-writes"},
 		PeerLinks:    true,
 		Run:          Run,
 	}))
@@ -152,6 +218,7 @@ var Options = []targets.Option{
 	{Name: "lock-timeout", Default: "5s", Doc: "how long to wait for the data directory's lock (another process using it)"},
 	{Name: "log-level", Default: "info", Doc: "hclog level: trace, debug, info, warn, error"},
 	{Name: "unsynced-flush", Default: "2s", Doc: "bug lose-unsynced: how often in-memory log entries are written to disk"},
+	{Name: "read-lease", Default: "auto", Doc: "bug lease-read: how long, by the leader's own clock, a heartbeat round lets it serve reads locally; below heartbeat-timeout; auto is half of heartbeat-timeout"},
 }
 
 // optionDefaults maps each option in Options to its default.
@@ -211,6 +278,7 @@ type options struct {
 	applyTimeout, transportTimeout     time.Duration
 	lockTimeout                        time.Duration
 	unsyncedFlush                      time.Duration
+	readLease                          time.Duration
 	maxPool                            int
 	logLevel                           string
 }
@@ -266,6 +334,11 @@ func parseOptions(opts map[string]string) (options, error) {
 	o.maxPool = int(num("max-pool"))
 	o.lockTimeout = dur("lock-timeout")
 	o.unsyncedFlush = dur("unsynced-flush")
+	if rl := get("read-lease"); rl == "auto" {
+		o.readLease = o.heartbeat / 2
+	} else if o.readLease = dur("read-lease"); o.readLease > 0 && o.heartbeat > 0 && o.readLease >= o.heartbeat {
+		errs = append(errs, fmt.Errorf("raftkv: option read-lease=%q: want less than heartbeat-timeout (%s), the least time a follower waits before it campaigns, or auto", rl, o.heartbeat))
+	}
 	o.logLevel = get("log-level")
 	if hclog.LevelFromString(o.logLevel) == hclog.NoLevel {
 		errs = append(errs, fmt.Errorf("raftkv: option log-level=%q: want trace, debug, info, warn or error", o.logLevel))
@@ -298,11 +371,19 @@ type node struct {
 	raft     *raft.Raft
 	fsm      *fsm
 	barrier  *readBarrier
-	staleOK  bool              // bug stale-read
 	unsynced *unsyncedLogStore // bug lose-unsynced; nil without it
 
+	// Read bugs: at most one is expected, each is checked in Get.
+	followerRead, staleRead bool
+	lease                   *readLease // bug lease-read; nil without it
+
+	// barrierTerm is the highest term in which a barrier this node issued
+	// as leader committed: from then on in that term its FSM holds every
+	// entry of earlier terms. Only the read bugs use it.
+	barrierTerm atomic.Uint64
+
 	counters struct {
-		staleReads, barriers, barrierErr atomic.Int64
+		staleReads, leaseReads, barriers, barrierErr atomic.Int64
 	}
 }
 
@@ -320,8 +401,12 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 	loseUnsynced := false
 	for _, b := range cfg.Bugs {
 		switch b {
+		case BugFollowerRead:
+			n.followerRead = true
 		case BugStaleRead:
-			n.staleOK = true
+			n.staleRead = true
+		case BugLeaseRead:
+			n.lease = &readLease{}
 		case BugLoseUnsynced:
 			loseUnsynced = true
 		default:
@@ -414,13 +499,22 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 		return fmt.Errorf("raftkv: start raft: %w", err)
 	}
 	n.raft = r
-	n.barrier = &readBarrier{raft: r, timeout: opts.applyTimeout, count: &n.counters.barriers, errs: &n.counters.barrierErr}
+	n.barrier = &readBarrier{raft: r, timeout: opts.applyTimeout, count: &n.counters.barriers, errs: &n.counters.barrierErr, onTerm: n.barrierIn}
 	n.log.Info("raft started", "peer", cfg.PeerListen)
 	defer func() {
 		if err := r.Shutdown().Error(); err != nil {
 			n.log.Warn("raft shutdown", "error", err)
 		}
 	}()
+	if n.lease != nil {
+		// Stopped (and waited for) before raft shuts down: defers run
+		// last-in first-out.
+		lctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); n.leaseLoop(lctx) }()
+		defer func() { stop(); <-done }()
+		n.log.Warn("bug lease-read: the leader serves reads on a lease measured on its own clock", "read_lease", opts.readLease)
+	}
 
 	cs, _ := ctx.Value(crashKey{}).(*crashSwitch)
 	crashed := func() bool { return cs != nil && cs.crashed.Load() }
@@ -452,6 +546,9 @@ type readBarrier struct {
 	timeout time.Duration
 	count   *atomic.Int64
 	errs    *atomic.Int64
+	// onTerm, if set, hears the term of each barrier that committed in the
+	// term this node led when it issued it.
+	onTerm func(term uint64)
 
 	mu      sync.Mutex
 	next    *barrierRound // not yet issued; new readers join it
@@ -461,13 +558,15 @@ type readBarrier struct {
 type barrierRound struct {
 	done chan struct{}
 	err  error
+	term uint64 // on success: the current term once the barrier committed
 }
 
 var errBarrierTimeout = errors.New("timed out waiting for the read barrier to commit")
 
 // wait returns nil once a barrier issued after the call began has committed
-// and the FSM has applied every entry before it.
-func (b *readBarrier) wait(ctx context.Context) error {
+// and the FSM has applied every entry before it, with raft's current term
+// at that moment.
+func (b *readBarrier) wait(ctx context.Context) (uint64, error) {
 	b.mu.Lock()
 	if b.next == nil {
 		b.next = &barrierRound{done: make(chan struct{})}
@@ -480,9 +579,9 @@ func (b *readBarrier) wait(ctx context.Context) error {
 	b.mu.Unlock()
 	select {
 	case <-rd.done:
-		return rd.err
+		return rd.term, rd.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 }
 
@@ -498,9 +597,17 @@ func (b *readBarrier) loop() {
 		}
 		b.mu.Unlock()
 		b.count.Add(1)
+		before := b.raft.CurrentTerm()
 		rd.err = waitFuture(b.raft.Barrier(b.timeout), b.timeout, errBarrierTimeout)
 		if rd.err != nil {
 			b.errs.Add(1)
+		} else {
+			rd.term = b.raft.CurrentTerm()
+			// The same term before and after: the barrier was appended,
+			// and committed, by this node leading that term.
+			if rd.term == before && b.onTerm != nil {
+				b.onTerm(rd.term)
+			}
 		}
 		close(rd.done)
 	}
@@ -519,5 +626,87 @@ func waitFuture(f raft.Future, timeout time.Duration, timeoutErr error) error {
 		return err
 	case <-t.C:
 		return timeoutErr
+	}
+}
+
+// barrierIn notes that a barrier this node issued as leader of term
+// committed (barrierTerm keeps the highest such term).
+func (n *node) barrierIn(term uint64) {
+	for {
+		cur := n.barrierTerm.Load()
+		if term <= cur || n.barrierTerm.CompareAndSwap(cur, term) {
+			return
+		}
+	}
+}
+
+// readLease is the read lease of the lease-read bug: until expiry, by the
+// node's own clock, the node serves reads from its local state, answering
+// under term. Safe for concurrent use.
+type readLease struct {
+	mu     sync.Mutex
+	term   uint64
+	expiry time.Time // the node's clock (nodekit.Node.Now)
+}
+
+// renew sets the lease to run until expiry in term, unless it already
+// belongs to a later term.
+func (l *readLease) renew(term uint64, expiry time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if term >= l.term {
+		l.term, l.expiry = term, expiry
+	}
+}
+
+// valid returns the lease's term, and whether the lease is unexpired when
+// the node's clock reads now; and how long it still runs (0 if expired).
+func (l *readLease) valid(now time.Time) (term uint64, ok bool, left time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.term == 0 || !now.Before(l.expiry) {
+		return l.term, false, 0
+	}
+	return l.term, true, l.expiry.Sub(now)
+}
+
+var errVerifyTimeout = errors.New("timed out waiting for a quorum to confirm the leadership")
+
+// leaseLoop renews the read lease of the lease-read bug until ctx ends:
+// every heartbeat-timeout/10, if this node leads, it takes its clock's
+// time, then has raft confirm the leadership with a quorum (VerifyLeader,
+// a heartbeat round); on success in an unchanged term, the lease runs to
+// that time plus read-lease. read-lease is below heartbeat-timeout, the
+// least time a follower that acknowledged the round waits without contact
+// before it campaigns, so by a true clock the lease ends before any other
+// node can lead. The first lease of a term waits for a barrier in the term
+// (the loop issues one), so that the FSM holds every entry of earlier
+// terms before the first local read.
+func (n *node) leaseLoop(ctx context.Context) {
+	every := max(n.opts.heartbeat/10, time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n.raft.State() != raft.Leader {
+			continue
+		}
+		term := n.raft.CurrentTerm()
+		if n.barrierTerm.Load() != term {
+			n.barrier.wait(ctx) // on success barrierIn notes the term; renewed at the next tick
+			continue
+		}
+		start := n.kit.Now()
+		if err := waitFuture(n.raft.VerifyLeader(), n.opts.applyTimeout, errVerifyTimeout); err != nil {
+			continue
+		}
+		if n.raft.CurrentTerm() != term {
+			continue
+		}
+		n.lease.renew(term, start.Add(n.opts.readLease))
 	}
 }

@@ -53,43 +53,68 @@ func (n *node) raftError(err error) error {
 }
 
 // Get implements nodekit.Store: a linearizable read on the leader (after a
-// read barrier), or, with the stale-read bug, the local state on any node.
+// read barrier), answered under the term current once the barrier
+// committed; or, with a read bug, the local state where the bug allows it
+// (see the package doc's Bug switches), answered under the term the node
+// believes it leads in.
 func (n *node) Get(ctx context.Context, key string) (json.RawMessage, error) {
-	if n.staleOK {
-		// Bug stale-read: answer from the local state, whoever we are.
+	switch {
+	case n.followerRead:
+		// Answer from the local state, whoever we are.
 		n.counters.staleReads.Add(1)
+		if n.raft.State() == raft.Leader {
+			nodekit.AnsweredIn(ctx, n.raft.CurrentTerm())
+		}
 		return n.fsm.get(key), nil
+	case n.staleRead:
+		// Once a barrier of ours committed in term T, answer locally for
+		// as long as the current term is T, whatever raft's state.
+		if t := n.barrierTerm.Load(); t != 0 && t == n.raft.CurrentTerm() {
+			n.counters.staleReads.Add(1)
+			nodekit.AnsweredIn(ctx, t)
+			return n.fsm.get(key), nil
+		}
+	case n.lease != nil:
+		// Answer locally while the lease is unexpired by our own clock.
+		if t, ok, _ := n.lease.valid(n.kit.Now()); ok {
+			n.counters.leaseReads.Add(1)
+			nodekit.AnsweredIn(ctx, t)
+			return n.fsm.get(key), nil
+		}
 	}
 	if n.raft.State() != raft.Leader {
 		return nil, n.notLeader()
 	}
-	if err := n.barrier.wait(ctx); err != nil {
+	term, err := n.barrier.wait(ctx)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err() // the client went away
 		}
 		return nil, n.raftError(err)
 	}
+	nodekit.AnsweredIn(ctx, term)
 	return n.fsm.get(key), nil
 }
 
-// Put implements nodekit.Store.
-func (n *node) Put(_ context.Context, key string, value json.RawMessage) error {
-	return n.apply(command{Op: "put", Key: key, Value: value})
+// Put implements nodekit.Store; the answer carries the term of the entry.
+func (n *node) Put(ctx context.Context, key string, value json.RawMessage) error {
+	return n.apply(ctx, command{Op: "put", Key: key, Value: value})
 }
 
 // CAS implements nodekit.Store; the comparison is made when the entry is
-// applied.
-func (n *node) CAS(_ context.Context, key string, from, to json.RawMessage) error {
-	return n.apply(command{Op: "cas", Key: key, From: from, To: to})
+// applied, and the answer (a mismatch too) carries the entry's term.
+func (n *node) CAS(ctx context.Context, key string, from, to json.RawMessage) error {
+	return n.apply(ctx, command{Op: "cas", Key: key, From: from, To: to})
 }
 
 // LocalGet implements nodekit.Store: this replica's FSM, as it is.
 func (n *node) LocalGet(key string) json.RawMessage { return n.fsm.get(key) }
 
-// apply proposes c and returns once it is applied (or failed). It does not
-// take the request's context: once proposed, an entry may commit whether
-// or not the client still waits.
-func (n *node) apply(c command) error {
+// apply proposes c and returns once it is applied (or failed); an applied
+// entry's term goes to the answer (nodekit.AnsweredIn on ctx). ctx does
+// not cancel anything: once proposed, an entry may commit whether or not
+// the client still waits.
+func (n *node) apply(ctx context.Context, c command) error {
 	if n.raft.State() != raft.Leader {
 		return n.notLeader()
 	}
@@ -107,14 +132,18 @@ func (n *node) apply(c command) error {
 		// Deterministic on every replica: the entry was applied as a no-op.
 		return &nodekit.Error{Code: http.StatusInternalServerError, Definite: true, Msg: res.Err.Error()}
 	case res.Mismatch:
+		nodekit.AnsweredIn(ctx, res.Term)
 		return nodekit.ErrMismatch
 	}
+	nodekit.AnsweredIn(ctx, res.Term)
 	return nil
 }
 
 // Status implements nodekit.Store: Raft's view of this node, plus
 // last_index, last_contact_ms (since the last contact with a leader; 0 on
-// the leader, -1 never) and keys.
+// the leader, -1 never) and keys; with the lease-read bug, lease_term and
+// lease_left_ms (how long the lease still runs by the node's clock, 0 when
+// expired).
 func (n *node) Status() nodekit.Status {
 	st := n.raft.State()
 	s := nodekit.Status{
@@ -125,6 +154,7 @@ func (n *node) Status() nodekit.Status {
 		AppliedIndex: n.raft.AppliedIndex(),
 		Counters: map[string]int64{
 			"stale_reads":    n.counters.staleReads.Load(),
+			"lease_reads":    n.counters.leaseReads.Load(),
 			"barriers":       n.counters.barriers.Load(),
 			"barrier_errors": n.counters.barrierErr.Load(),
 		},
@@ -132,6 +162,11 @@ func (n *node) Status() nodekit.Status {
 			"last_index": n.raft.LastIndex(),
 			"keys":       n.fsm.len(),
 		},
+	}
+	if n.lease != nil {
+		term, _, left := n.lease.valid(n.kit.Now())
+		s.Extra["lease_term"] = term
+		s.Extra["lease_left_ms"] = left.Milliseconds()
 	}
 	if u := n.unsynced; u != nil {
 		// Bug lose-unsynced: entries in memory only, and flush progress.
