@@ -378,9 +378,21 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 	}
 	scancel()
 	wg.Wait()
-	if pending := n.pending(); pending > 0 {
-		n.log.Info("stopped with versions not yet sent (anti-entropy repairs them)", "pending", pending)
+	// The counters as the node stops (a kill writes nothing): the run's
+	// status events carry no counters.
+	final := n.Status()
+	kv := []any{"keys", final.Extra["keys"]}
+	for _, k := range slices.Sorted(maps.Keys(final.Counters)) {
+		kv = append(kv, k, final.Counters[k])
 	}
+	msg := "stopped"
+	switch {
+	case final.Counters["pending"] > 0 && n.noAntiEntropy:
+		msg = "stopped; the pending versions are lost with the queues, and without anti-entropy nothing repairs them"
+	case final.Counters["pending"] > 0:
+		msg = "stopped; the pending versions are lost with the queues (anti-entropy repairs them)"
+	}
+	n.log.Info(msg, kv...)
 	if err == nil {
 		err = peerErr
 	}
@@ -429,15 +441,6 @@ func (n *node) CAS(_ context.Context, key string, from, to json.RawMessage) erro
 
 // LocalGet implements nodekit.Store: this replica's value, as Get.
 func (n *node) LocalGet(key string) json.RawMessage { return n.store.get(key) }
-
-// pending returns the keys queued over all peers.
-func (n *node) pending() int64 {
-	var sum int64
-	for _, p := range n.peers {
-		sum += int64(p.pendingLen())
-	}
-	return sum
-}
 
 // Status implements nodekit.Store; see the package doc.
 func (n *node) Status() nodekit.Status {

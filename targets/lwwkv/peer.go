@@ -130,13 +130,6 @@ func (p *peer) sent(b []keyed) {
 	p.order = slices.DeleteFunc(p.order, func(k string) bool { _, ok := p.pending[k]; return !ok })
 }
 
-// pendingLen returns how many keys wait to be sent.
-func (p *peer) pendingLen() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.pending)
-}
-
 // result records the outcome of a request to the peer and logs the
 // changes between reachable and not.
 func (n *node) result(p *peer, what string, err error) {
