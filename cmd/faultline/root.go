@@ -16,6 +16,7 @@ import (
 	_ "github.com/faultline/faultline/targets/external"
 	_ "github.com/faultline/faultline/targets/httpkv"
 	_ "github.com/faultline/faultline/targets/lwwkv"
+	_ "github.com/faultline/faultline/targets/pbkv"
 	_ "github.com/faultline/faultline/targets/raftkv"
 	_ "github.com/faultline/faultline/targets/rediskv"
 )
