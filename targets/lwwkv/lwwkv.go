@@ -370,18 +370,24 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 	}
 	n.log.Info("replicating", "peer_listen", ln.Addr().String(), "peers", len(n.peers), "retry", opts.retry, "anti_entropy", opts.antiEntropy)
 
+	// On stop the peer API closes at once, with its connections: a peer's
+	// request cut short fails, and the peer sends it again (merges are
+	// idempotent).
+	var stopping time.Time
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-rctx.Done()
+		stopping = time.Now()
+		peerSrv.Close()
+	}()
 	err = n.kit.Serve(rctx, n)
 	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
-	if peerSrv.Shutdown(sctx) != nil {
-		peerSrv.Close()
-	}
-	scancel()
 	wg.Wait()
 	// The counters as the node stops (a kill writes nothing): the run's
 	// status events carry no counters.
 	final := n.Status()
-	kv := []any{"keys", final.Extra["keys"]}
+	kv := []any{"stop_ms", time.Since(stopping).Milliseconds(), "keys", final.Extra["keys"]}
 	for _, k := range slices.Sorted(maps.Keys(final.Counters)) {
 		kv = append(kv, k, final.Counters[k])
 	}
