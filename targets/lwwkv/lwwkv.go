@@ -34,6 +34,8 @@
 // (see merge):
 //
 //   - if one vector clock is after the other, that version wins;
+//   - if both hold the same write (one of them the result of an earlier
+//     merge), it stays, with the join of both clocks;
 //   - otherwise (concurrent, or equal clocks holding different writes) the
 //     larger stamp (TS, Origin, Seq) wins and keeps the join of both
 //     clocks; the node counts the discarded write (concurrent_discarded).
