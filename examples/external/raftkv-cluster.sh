@@ -1,6 +1,6 @@
 #!/bin/sh
 # A 3-node raftkv cluster started by hand with `faultline node`, with the
-# stale-read bug switched on, for examples/http-external.yaml: a service
+# follower-read bug switched on, for examples/http-external.yaml: a service
 # of your own that speaks faultline's HTTP node protocol looks the same.
 #
 #   sh examples/external/raftkv-cluster.sh start DIR [C1 C2 C3 A1 A2 A3 R1 R2 R3]
@@ -27,7 +27,7 @@ a1=${6:-24801} a2=${7:-24802} a3=${8:-24803}
 r1=${9:-24811} r2=${10:-24812} r3=${11:-24813}
 start() { # id client admin raft peer1 peer2
   nohup "$bin" node --system raftkv --id "$1" --listen "127.0.0.1:$2" --admin "127.0.0.1:$3" \
-    --peer-listen "127.0.0.1:$4" --peer "$5" --peer "$6" --data "$dir/$1" --bug stale-read \
+    --peer-listen "127.0.0.1:$4" --peer "$5" --peer "$6" --data "$dir/$1" --bug follower-read \
     >> "$dir/$1.log" 2>&1 &
   echo $! > "$dir/$1.pid"
 }

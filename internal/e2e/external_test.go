@@ -212,7 +212,7 @@ func clientOps(t *testing.T, dir string) int {
 
 // TestHTTPExternal runs examples/http-external.yaml against a raftkv
 // cluster started by hand (examples/external/raftkv-cluster.sh) with its
-// stale-read bug: invalid, decided by linearizability, every anomaly
+// follower-read bug: invalid, decided by linearizability, every anomaly
 // naming the node that answered.
 func TestHTTPExternal(t *testing.T) {
 	testenv.Command(t, "curl", "apt-get install curl")
