@@ -121,11 +121,13 @@ func TestRunBadScenario(t *testing.T) {
 // left running. With -short the main phase is cut to 8 s.
 func TestExamples(t *testing.T) {
 	want := map[string]int{
-		"raft-basic.yaml":      0,
-		"raft-partitions.yaml": 0,
-		"raft-stale-read.yaml": 1,
-		"etcd-process.yaml":    0,
-		"redis-replica.yaml":   1,
+		"raft-basic.yaml":         0,
+		"raft-partitions.yaml":    0,
+		"raft-stale-read.yaml":    1,
+		"raft-lease-read.yaml":    1,
+		"raft-follower-read.yaml": 1,
+		"etcd-process.yaml":       0,
+		"redis-replica.yaml":      1,
 	}
 	if _, err := os.Stat(filepath.Join(moduleRoot(t), "examples", "raft-lost-writes.yaml")); err == nil {
 		want["raft-lost-writes.yaml"] = 1
@@ -177,12 +179,14 @@ func TestExamples(t *testing.T) {
 				verdicts[m["name"].(string)] = m["verdict"].(string)
 			}
 			wantChecker := map[string]map[string]string{
-				"raft-basic.yaml":       {"linearizability": "valid", "lost-writes": "valid"},
-				"raft-partitions.yaml":  {"linearizability": "valid", "lost-writes": "valid"},
-				"raft-stale-read.yaml":  {"linearizability": "invalid"},
-				"raft-lost-writes.yaml": {"lost-writes": "invalid"},
-				"etcd-process.yaml":     {"linearizability": "valid", "lost-writes": "valid"},
-				"redis-replica.yaml":    {"linearizability": "invalid"},
+				"raft-basic.yaml":         {"linearizability": "valid", "lost-writes": "valid", "split-brain": "valid", "convergence": "valid"},
+				"raft-partitions.yaml":    {"linearizability": "valid", "lost-writes": "valid", "split-brain": "valid", "convergence": "valid"},
+				"raft-stale-read.yaml":    {"linearizability": "invalid", "split-brain": "invalid"},
+				"raft-lease-read.yaml":    {"linearizability": "invalid"},
+				"raft-follower-read.yaml": {"linearizability": "invalid"},
+				"raft-lost-writes.yaml":   {"lost-writes": "invalid"},
+				"etcd-process.yaml":       {"linearizability": "valid", "lost-writes": "valid", "split-brain": "valid", "convergence": "valid"},
+				"redis-replica.yaml":      {"linearizability": "invalid"},
 			}[name]
 			if testing.Short() && name == "raft-lost-writes.yaml" {
 				// Cut to 8 s, the run lacks the final kill that leaves losses
@@ -193,6 +197,24 @@ func TestExamples(t *testing.T) {
 			for checker, v := range wantChecker {
 				if verdicts[checker] != v {
 					t.Errorf("checker %s: %s, want %s (all: %v)", checker, verdicts[checker], v, verdicts)
+				}
+			}
+			if code == 0 {
+				// A correct system holds every rung of the ladder that
+				// applies: linearizable, and what it implies, and
+				// convergent where the replicas can be read.
+				lad, ok := r["consistency"].(map[string]any)
+				if !ok {
+					t.Fatalf("results.json has no consistency ladder")
+				}
+				for _, m := range lad["models"].([]any) {
+					rg := m.(map[string]any)
+					if v := rg["verdict"]; v != "valid" && v != "not_applicable" {
+						t.Errorf("consistency: %v is %v, want valid (or not applicable)", rg["model"], v)
+					}
+				}
+				if lad["strongest"] != "linearizable" {
+					t.Errorf("consistency: strongest %v, want linearizable", lad["strongest"])
 				}
 			}
 			st := r["stats"].(map[string]any)
