@@ -2,6 +2,7 @@ package workloads
 
 import (
 	"context"
+	"time"
 
 	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/internal/registry"
@@ -39,6 +40,33 @@ type Workload struct {
 	Checkers []string
 	// NewParams returns its parameters with their defaults set.
 	NewParams func() Params
+	// NewClient, if set, builds one worker's client from the workload's
+	// own parameters (p, as NewParams made them and the scenario filled
+	// and checked them): the workload speaks to the system itself (the
+	// http workload sends each endpoint's request). The conductor then
+	// uses it in place of the scenario's client adapter for every client
+	// of the run: the adapter need not perform Ops, and the warm-up does
+	// not probe the cluster through it (the runtime's readiness check is
+	// all there is). It is called once per client, never concurrently; a
+	// Client implementing io.Closer is closed when its user is done.
+	NewClient func(p Params, env ClientEnv) (Client, error)
+}
+
+// ClientEnv is what Workload.NewClient is given to build one client: the
+// nodes as the scenario's client adapter would be given them.
+type ClientEnv struct {
+	// Nodes maps each node id to the host:port a client dials to reach
+	// it: the proxy of its client link when client links are proxied, so
+	// that link faults act on the workload's requests.
+	Nodes map[string]string
+	// Home is the node this client sends to (its session's node).
+	Home string
+	// Timeout bounds one operation.
+	Timeout time.Duration
+	// Token, if not "", is the run's secret, which faultline's own nodes
+	// require: send it only to them (Nodes), as "Authorization: Bearer
+	// TOKEN", and never write it anywhere.
+	Token string
 }
 
 var workloads = registry.New[*Workload]("workload")

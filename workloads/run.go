@@ -93,6 +93,7 @@ type runner struct {
 	end    time.Duration
 	start  time.Time
 	shards []*shard
+	byKey  map[string]*keyFigures // KeyFigures' keys; read-only once running
 
 	due     chan time.Duration // open loop: intended starts of due ops
 	stop    chan struct{}      // closed when the phase stops
@@ -177,6 +178,13 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 	r.shards = make([]*shard, nshards)
 	for i := range r.shards {
 		r.shards[i] = newShard(cfg.HLog != nil)
+	}
+
+	if kf, ok := cfg.Generator.(KeyFigures); ok {
+		r.byKey = map[string]*keyFigures{}
+		for _, k := range kf.FigureKeys() {
+			r.byKey[k] = newKeyFigures()
+		}
 	}
 
 	opCtx := context.WithoutCancel(ctx)
@@ -411,7 +419,11 @@ func (w *worker) one(intended time.Duration, open bool) {
 	if !open {
 		intended = sent
 	}
-	w.sh.record(op.F, out.Type, history.IsMismatch(out.Type, out.Error), done-intended, done-sent, sent-intended, open)
+	mismatch := history.IsMismatch(out.Type, out.Error)
+	w.sh.record(op.F, out.Type, mismatch, done-intended, done-sent, sent-intended, open)
+	if kf := r.byKey[op.Key]; kf != nil {
+		kf.record(out.Type, mismatch, done-intended, done-sent)
+	}
 	if out.Type == history.Info {
 		w.proc = history.Process(r.nextProc.Add(1) - 1)
 	}
@@ -514,6 +526,12 @@ func (r *runner) stats(finished time.Duration) *Stats {
 		st.Service.Merge(s.svc)
 		st.Lag.Merge(s.lag)
 		s.mu.Unlock()
+	}
+	if r.byKey != nil {
+		st.ByKey = make(map[string]*Counts, len(r.byKey))
+		for k, kf := range r.byKey { // every worker has returned
+			st.ByKey[k] = &kf.c
+		}
 	}
 	st.Duration = time.Duration(r.stopAt.Load())
 	st.Drain = finished - st.Duration

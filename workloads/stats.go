@@ -22,6 +22,9 @@ type Counts struct {
 	// Latency is the latency histogram of this function's ops, in
 	// microseconds (from the intended start in open loop).
 	Latency *hdrhistogram.Histogram
+	// Service is the service time histogram (completion - send), in
+	// microseconds; kept only in Stats.ByKey (nil in Stats.ByF).
+	Service *hdrhistogram.Histogram
 }
 
 func (c *Counts) add(t history.Type, mismatch bool) {
@@ -57,6 +60,11 @@ type Stats struct {
 	Unsent int64
 	// ByF has the counts and latency per function ("get", "put", ...).
 	ByF map[string]*Counts
+	// ByKey has the counts, latency and service time per key for the
+	// keys a Generator implementing KeyFigures names (the http
+	// workload's endpoints), each key present even if no op used it; nil
+	// for other generators.
+	ByKey map[string]*Counts
 
 	OpenLoop bool
 	// TargetRate is the scheduled load, ops/s averaged over Duration
@@ -91,6 +99,35 @@ func (s *Stats) Functions() []string {
 	}
 	sort.Strings(fs)
 	return fs
+}
+
+// KeyFigures is implemented by a Generator whose ops use a few named keys
+// that reports show apart (the http workload: its endpoints). Run calls
+// FigureKeys once, before the phase starts, and keeps the counts, latency
+// and service time of the ops on each key it names in Stats.ByKey; ops on
+// other keys count in the totals only. Each key costs two latency
+// histograms (about 200 KB each), so name few.
+type KeyFigures interface {
+	FigureKeys() []string
+}
+
+// keyFigures are one key's figures (KeyFigures), under their own lock:
+// there are few keys, and an op touches one.
+type keyFigures struct {
+	mu sync.Mutex
+	c  Counts
+}
+
+func newKeyFigures() *keyFigures {
+	return &keyFigures{c: Counts{Latency: history.NewLatencyHistogram(), Service: history.NewLatencyHistogram()}}
+}
+
+func (k *keyFigures) record(t history.Type, mismatch bool, latency, service time.Duration) {
+	k.mu.Lock()
+	k.c.add(t, mismatch)
+	history.RecordLatency(k.c.Latency, latency)
+	history.RecordLatency(k.c.Service, service)
+	k.mu.Unlock()
 }
 
 // shard holds the histograms and counts of a group of workers. Workers
