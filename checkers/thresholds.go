@@ -29,6 +29,38 @@ type Thresholds struct {
 	Observed map[string]float64
 	// TargetRate and AchievedRate are in ops/s; TargetRate 0 = closed loop.
 	TargetRate, AchievedRate float64
+	// MaxErrorRate, if set, is the largest fraction of Ops that may end
+	// in error (Errors); 0 allows none.
+	MaxErrorRate *float64
+	// Ops are the operations sent; Errors those that ended in error: fail
+	// or info (a cas mismatch is an answer, not an error).
+	Ops, Errors int64
+	// Endpoints are limits per endpoint (the http workload's), by name,
+	// judged against EndpointFigures: an endpoint with limits and no
+	// figures (no request measured) misses them.
+	Endpoints map[string]EndpointLimits
+	// EndpointFigures are the figures measured per endpoint; nil when
+	// there are none at all (the limits of Endpoints are then not
+	// applicable).
+	EndpointFigures map[string]Figures
+}
+
+// EndpointLimits are the limits of one endpoint.
+type EndpointLimits struct {
+	// Latency maps a percentile name ("p50", "p90", "p99", "p999", "max")
+	// to the most latency allowed.
+	Latency map[string]time.Duration
+	// MaxErrorRate, if set, is the largest fraction of the endpoint's
+	// operations that may end in error.
+	MaxErrorRate *float64
+}
+
+// Figures are the measured figures of one endpoint.
+type Figures struct {
+	// Latency percentiles in microseconds, keyed like EndpointLimits.Latency.
+	Latency map[string]float64
+	// Ops are the operations sent; Errors those that ended fail or info.
+	Ops, Errors int64
 }
 
 // Name implements Checker.
@@ -77,6 +109,7 @@ func (t *Thresholds) Check(_ context.Context, _ Input) Result {
 			}
 		}
 	}
+	failed, met, na = t.judgeErrorsAndEndpoints(r.Details, failed, met, na)
 	switch {
 	case len(failed) > 0:
 		r.Verdict = Invalid
@@ -99,4 +132,85 @@ func (t *Thresholds) Check(_ context.Context, _ Input) Result {
 	}
 	r.Elapsed = time.Since(start)
 	return r
+}
+
+// judgeErrorsAndEndpoints judges the error rate and the limits of each
+// endpoint, adding to the lists of limits missed, met and not applicable.
+func (t *Thresholds) judgeErrorsAndEndpoints(details map[string]any, failed, met, na []string) ([]string, []string, []string) {
+	if t.MaxErrorRate != nil {
+		if t.Ops == 0 {
+			na = append(na, "error_rate: no operation was sent")
+		} else {
+			frac := float64(t.Errors) / float64(t.Ops)
+			details["error_rate"] = frac
+			if line, ok := errorRateLine("", frac, t.Errors, t.Ops, *t.MaxErrorRate); ok {
+				met = append(met, line)
+			} else {
+				failed = append(failed, line)
+			}
+		}
+	}
+	if len(t.Endpoints) == 0 {
+		return failed, met, na
+	}
+	names := make([]string, 0, len(t.Endpoints))
+	for n := range t.Endpoints {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if t.EndpointFigures == nil {
+		return failed, met, append(na, fmt.Sprintf("no per-endpoint figures to judge the limits of endpoint %s against", strings.Join(names, ", ")))
+	}
+	perEndpoint := map[string]any{}
+	details["endpoints"] = perEndpoint
+	for _, name := range names {
+		lim := t.Endpoints[name]
+		fig, ok := t.EndpointFigures[name]
+		if !ok || fig.Ops == 0 {
+			failed = append(failed, fmt.Sprintf("endpoint %s: no request measured", name))
+			continue
+		}
+		d := map[string]any{"ops": fig.Ops, "errors": fig.Errors}
+		perEndpoint[name] = d
+		pcts := make([]string, 0, len(lim.Latency))
+		for p := range lim.Latency {
+			pcts = append(pcts, p)
+		}
+		sort.Strings(pcts)
+		for _, p := range pcts {
+			limit := lim.Latency[p]
+			obs, ok := fig.Latency[p]
+			if !ok {
+				failed = append(failed, fmt.Sprintf("endpoint %s: %s: no measurement", name, p))
+				continue
+			}
+			got := time.Duration(obs * float64(time.Microsecond))
+			d[p+"_us"] = obs
+			d[p+"_limit_us"] = float64(limit) / float64(time.Microsecond)
+			if got > limit {
+				failed = append(failed, fmt.Sprintf("endpoint %s: latency %s %s > limit %s", name, p, got.Round(time.Microsecond), limit))
+			} else {
+				met = append(met, fmt.Sprintf("endpoint %s: %s %s <= %s", name, p, got.Round(time.Microsecond), limit))
+			}
+		}
+		if lim.MaxErrorRate != nil {
+			frac := float64(fig.Errors) / float64(fig.Ops)
+			d["error_rate"] = frac
+			if line, ok := errorRateLine("endpoint "+name+": ", frac, fig.Errors, fig.Ops, *lim.MaxErrorRate); ok {
+				met = append(met, line)
+			} else {
+				failed = append(failed, line)
+			}
+		}
+	}
+	return failed, met, na
+}
+
+// errorRateLine says how an error rate compares to its limit, and whether
+// it is within it.
+func errorRateLine(prefix string, frac float64, errs, ops int64, limit float64) (string, bool) {
+	if frac > limit {
+		return fmt.Sprintf("%serror rate %.2f%% (%d of %d operations failed or ended unknown) > limit %.2f%%", prefix, 100*frac, errs, ops, 100*limit), false
+	}
+	return fmt.Sprintf("%serror rate %.2f%% <= %.2f%%", prefix, 100*frac, 100*limit), true
 }
