@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -472,6 +474,10 @@ func latencyRows(r *Results, hl *hlogData, sc *scan) []latencyRow {
 	if t := sc.total; t != nil && t.TotalCount() > 0 {
 		rows = append(rows, pctRow("invoke to completion (history, every op)", history.PercentilesOf(t)))
 	}
+	for _, name := range slices.Sorted(maps.Keys(s.ByEndpoint)) {
+		e := s.ByEndpoint[name]
+		rows = append(rows, pctRow("endpoint "+name+": from intended start", e.Latency), pctRow("endpoint "+name+": service time", e.Service))
+	}
 	return rows
 }
 
@@ -488,6 +494,10 @@ func opRows(r *Results, sc *scan) []opRow {
 		rows = append(rows, opRow{F: f, Ops: st.Ops, OK: st.OK, Fail: st.Fail, Mismatch: st.Mismatch, Info: st.Info})
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].F < rows[j].F })
+	for _, name := range slices.Sorted(maps.Keys(r.Stats.ByEndpoint)) {
+		st := r.Stats.ByEndpoint[name]
+		rows = append(rows, opRow{F: "endpoint " + name, Ops: st.Ops, OK: st.OK, Fail: st.Fail, Mismatch: st.Mismatch, Info: st.Info})
+	}
 	return rows
 }
 

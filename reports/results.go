@@ -114,6 +114,18 @@ type Stats struct {
 	Service      *Percentiles       `json:"service_us,omitempty"`
 	DispatchLag  *Percentiles       `json:"dispatch_lag_us,omitempty"`
 	ByF          map[string]OpStats `json:"by_f,omitempty"`
+	// ByEndpoint has the figures of each endpoint of a workload that has
+	// endpoints (http: each key of its operations), by name.
+	ByEndpoint map[string]EndpointStats `json:"by_endpoint,omitempty"`
+}
+
+// EndpointStats are one endpoint's figures: its outcomes (as in Stats),
+// its latency (from the intended start in open loop) and its service time,
+// in microseconds.
+type EndpointStats struct {
+	OpStats
+	Latency Percentiles `json:"latency_us"`
+	Service Percentiles `json:"service_us"`
 }
 
 // Percentiles of a latency distribution, in microseconds: history's
