@@ -15,6 +15,7 @@ import (
 	_ "github.com/faultline/faultline/targets/etcdkv"
 	_ "github.com/faultline/faultline/targets/external"
 	_ "github.com/faultline/faultline/targets/httpkv"
+	_ "github.com/faultline/faultline/targets/httpsvc"
 	_ "github.com/faultline/faultline/targets/lwwkv"
 	_ "github.com/faultline/faultline/targets/pbkv"
 	_ "github.com/faultline/faultline/targets/raftkv"
