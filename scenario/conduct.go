@@ -548,6 +548,7 @@ func workloadStats(ws *workloads.Stats) reports.Stats {
 	for f, c := range ws.ByF {
 		st.ByF[f] = reports.OpStats{Ops: c.Ops, OK: c.OK, Fail: c.Fail, Mismatch: c.Mismatch, Info: c.Info}
 	}
+	st.ByEndpoint = endpointStats(ws.ByKey)
 	return st
 }
 

@@ -249,8 +249,12 @@ func (s *Scenario) preflight(ctx context.Context, c targets.Cluster) error {
 }
 
 // newClient is the adapter's client for cfg, sending every key with the
-// run's key prefix.
+// run's key prefix; or, for a workload that builds its own clients (http),
+// the workload's client for cfg.
 func (s *Scenario) newClient(cfg targets.ClientConfig) (targets.Client, error) {
+	if s.ownClient() {
+		return s.workloadClient(cfg)
+	}
 	c, err := s.adapter.New(cfg)
 	if err != nil {
 		return nil, err

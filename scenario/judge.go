@@ -69,6 +69,7 @@ func (s *Scenario) checkerList(st *reports.Stats) ([]checkers.Checker, error) {
 				t.Limits[name] = d.D()
 			}
 		}
+		endpointThresholds(t, l, st)
 		cs = append(cs, t)
 	}
 	return cs, nil

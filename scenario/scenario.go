@@ -289,6 +289,24 @@ type LatencyLimits struct {
 	// MinRate is the least achieved rate, as a fraction of the target rate
 	// (open loop only), e.g. 0.95.
 	MinRate float64 `yaml:"min_rate"`
+	// ErrorRate, if set, is the largest fraction of the operations that
+	// may end in error (fail or info; a cas mismatch is an answer), e.g.
+	// 0.01; 0 allows none.
+	ErrorRate *float64 `yaml:"error_rate"`
+	// Endpoints are limits per endpoint of a workload that has endpoints
+	// (http), by name.
+	Endpoints map[string]EndpointLimits `yaml:"endpoints"`
+}
+
+// EndpointLimits are the performance thresholds of one endpoint: its
+// latency percentiles (from the intended start in open loop) and its
+// error rate, as in LatencyLimits.
+type EndpointLimits struct {
+	P50       Duration `yaml:"p50"`
+	P99       Duration `yaml:"p99"`
+	P999      Duration `yaml:"p999"`
+	Max       Duration `yaml:"max"`
+	ErrorRate *float64 `yaml:"error_rate"`
 }
 
 // Overrides are command-line settings that win over the file.
@@ -824,7 +842,7 @@ func (s *Scenario) validateClient() error {
 		}
 	}
 	for _, op := range wl.Ops {
-		if !a.Supports(op) {
+		if !a.Supports(op) && wl.NewClient == nil { // a workload with clients of its own needs no adapter's ops
 			return s.errAt("workload.type", "workload %s sends %s, which client adapter %s does not perform (it performs: %s)", wl.Name, op, a.Name, strings.Join(a.Ops, ", "))
 		}
 	}
@@ -848,6 +866,9 @@ func (s *Scenario) validateCheckers() error {
 	}
 	if l := s.Checkers.Latency; l != nil && (math.IsNaN(l.MinRate) || l.MinRate < 0 || l.MinRate > 1) {
 		return s.errAt("checkers.latency.min_rate", "%v: use a fraction between 0 and 1, e.g. 0.95", l.MinRate)
+	}
+	if err := s.validateEndpointLimits(); err != nil {
+		return err
 	}
 	if s.Expect != "" {
 		m, ok := checkers.LookupModel(s.Expect)

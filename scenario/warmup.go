@@ -40,9 +40,10 @@ func (s *Scenario) servingNodes() []string {
 
 // warmUp waits until a read through every serving node succeeds (with the
 // adapter's own redirects), or the window passes. An adapter that cannot
-// read is not probed: the runtime's readiness check is all there is.
+// read, or a workload that speaks to the nodes itself, is not probed: the
+// runtime's readiness check is all there is.
 func (s *Scenario) warmUp(ctx context.Context, cfg targets.ClientConfig, window time.Duration) error {
-	if !s.adapter.Supports("get") {
+	if !s.adapter.Supports("get") || s.ownClient() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, window)
