@@ -11,9 +11,11 @@
 // carries the sender's epoch: a receiver rejects an older epoch (and says
 // its own), and on a newer one adopts it and steps down to backup. The
 // peer protocol is HTTP/JSON on NodeConfig.PeerListen (POST /peer/append,
-// POST /peer/vote); a node reaches its peers only through the addresses in
-// NodeConfig.Peers, one in-flight request per peer, each bounded by
-// rpc-timeout.
+// POST /peer/vote; with a token, NodeConfig.Token, it requires it as the
+// client and admin APIs do). A node reaches its peers only through the
+// addresses in NodeConfig.Peers (so a proxy can sit on every directed
+// link), with one replication request in flight per peer, at most 4
+// connections per peer, every request bounded by rpc-timeout.
 //
 //   - Elections. A backup that has not heard the primary for a randomized
 //     1-2x election-timeout first asks the others whether they would vote
@@ -68,9 +70,10 @@
 //
 // The client and admin APIs are the node kit's (package targets/nodekit).
 // A node that is not the primary answers 503 {"definite": true, "leader":
-// ID} (ID empty when it knows no primary); so does a primary whose lease
-// has run out or whose epoch's no-op has not committed yet (reads), or that
-// is about to step down. A write that was appended but not committed
+// ID} (ID empty when it knows no primary). A read at a primary whose lease
+// has run out is refused the same way (without a leader); one at a primary
+// just elected waits up to replication-timeout for its epoch's no-op to
+// commit, then is refused so. A write that was appended but not committed
 // within replication-timeout is a 504, and one whose primary stepped down
 // before it committed a 503, both indefinite: it may still commit. Every
 // answer carries the epoch it rests on ("term": the epoch of the committed
