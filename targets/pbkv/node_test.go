@@ -2,6 +2,7 @@ package pbkv
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -308,5 +309,36 @@ func TestLeaseRead(t *testing.T) {
 	n.mu.Unlock()
 	if _, err := get(); err == nil || !strings.Contains(err.Error(), "first entry") {
 		t.Fatalf("first entry not committed: %v, want a refusal", err)
+	}
+}
+
+// With a token, the peer API refuses requests that do not carry it, and
+// the transport sends it.
+func TestPeerToken(t *testing.T) {
+	n := openNode(t, t.TempDir(), true)
+	n.cfg.Token = "s3cret"
+	srv, err := n.servePeers("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.close()
+	body := `{"epoch":1,"candidate":"n2","pre":true}`
+	resp, err := http.Post("http://"+srv.addr+"/peer/vote", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("vote without the token: %s, want 401", resp.Status)
+	}
+	tr := newTransport(targets.NodeConfig{Token: "s3cret", Peers: map[string]string{"n1": srv.addr}}, time.Second)
+	defer tr.close()
+	if r, err := tr.vote(t.Context(), "n1", voteReq{Epoch: 1, Candidate: "n2", Pre: true}); err != nil || !r.Granted {
+		t.Fatalf("pre-vote with the token: %+v, %v, want granted", r, err)
+	}
+	bad := newTransport(targets.NodeConfig{Token: "wrong", Peers: map[string]string{"n1": srv.addr}}, time.Second)
+	defer bad.close()
+	if _, err := bad.vote(t.Context(), "n1", voteReq{Epoch: 1, Candidate: "n2", Pre: true}); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("pre-vote with a wrong token: %v, want 401", err)
 	}
 }
