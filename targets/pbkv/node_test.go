@@ -223,7 +223,7 @@ func TestRegistration(t *testing.T) {
 	if r, ok := sys.Role(""); !ok || r.Name != "node" || r.Nodes != 3 || !r.Serves || len(sys.Roles) != 1 {
 		t.Fatalf("roles %+v", sys.Roles)
 	}
-	if sys.Client != "http" || sys.Workload != "register" || strings.Join(sys.Checkers, ",") != "linearizability,lost-writes,split-brain" || !sys.PeerLinks {
+	if sys.Client != "http" || sys.Workload != "register" || strings.Join(sys.Checkers, ",") != "linearizability,lost-writes,split-brain,convergence" || !sys.PeerLinks {
 		t.Fatalf("defaults: client %q workload %q checkers %v peer links %v", sys.Client, sys.Workload, sys.Checkers, sys.PeerLinks)
 	}
 	if sys.Status == nil || sys.SetClock == nil || sys.LocalRead == nil || sys.CheckOptions == nil || sys.Bugs[BugNoFencing] == "" {

@@ -157,7 +157,7 @@ func init() {
 		CheckOptions: CheckOptions,
 		Client:       "http",
 		Workload:     "register",
-		Checkers:     []string{"linearizability", "lost-writes", "split-brain"},
+		Checkers:     []string{"linearizability", "lost-writes", "split-brain", "convergence"},
 		PeerLinks:    true,
 		Run:          Run,
 	}))
