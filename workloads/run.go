@@ -56,8 +56,10 @@ type Config struct {
 	OpTimeout time.Duration
 	// MaxBacklog bounds the open-loop ops that are due but waiting for a
 	// free worker; ops that become due while it is full are counted in
-	// Stats.Missed. 0 means one second of the peak target rate (at least
-	// Concurrency, at most 1<<20).
+	// Stats.Missed. 0 means ten seconds of the peak target rate (at least
+	// Concurrency, at most 1<<20): a stall of the system under test
+	// shorter than that loses no op, each is sent late and its latency
+	// counts the wait.
 	MaxBacklog int
 	// HLog, if set, receives the latency (from the intended start) as an
 	// HdrHistogram interval log (latency.hlog), one interval every
@@ -86,6 +88,10 @@ const (
 )
 
 var coarsePacer = false
+
+// defaultBacklog is how much of the peak rate the backlog holds by
+// default (Config.MaxBacklog 0).
+const defaultBacklog = 10 * time.Second
 
 type runner struct {
 	cfg    Config
@@ -135,7 +141,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("workloads: FirstProcess must be a client process id (>= 0), got %d", c.FirstProcess)
 	}
 	if c.MaxBacklog < 0 {
-		return fmt.Errorf("workloads: MaxBacklog must be >= 0 (0 = one second of the peak rate), got %d", c.MaxBacklog)
+		return fmt.Errorf("workloads: MaxBacklog must be >= 0 (0 = ten seconds of the peak rate), got %d", c.MaxBacklog)
 	}
 	if c.OpTimeout < 0 || c.HLogInterval < 0 {
 		return errors.New("workloads: OpTimeout and HLogInterval must be >= 0")
@@ -166,7 +172,7 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 		}
 		backlog := cfg.MaxBacklog
 		if backlog == 0 {
-			backlog = int(math.Min(math.Ceil(s.peak), 1<<20))
+			backlog = int(math.Min(math.Ceil(defaultBacklog.Seconds()*s.peak), 1<<20))
 			backlog = max(backlog, cfg.Concurrency)
 		}
 		r.due = make(chan time.Duration, backlog)
