@@ -54,6 +54,11 @@ func (c *kvClient) Do(ctx context.Context, op history.Op) history.Outcome {
 	if err := ctx.Err(); err != nil {
 		return history.Outcome{Type: history.Info, Error: err.Error()}
 	}
+	// A deadline passed is a timeout even before the context's timer has
+	// run (on a loaded machine it runs late, and ctx.Err is still nil).
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return history.Outcome{Type: history.Info, Error: context.DeadlineExceeded.Error()}
+	}
 	if c.infoEvery > 0 && c.n%c.infoEvery == 0 {
 		return history.Outcome{Type: history.Info, Error: "timeout", Node: "n1"}
 	}
