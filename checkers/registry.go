@@ -101,4 +101,9 @@ func init() {
 		Doc:  "that the history is well formed, and the load figures a history alone gives",
 		New:  func(any) (Checker, error) { return &Stats{}, nil },
 	})
+	Register(Entry{
+		Name: "session-guarantees",
+		Doc:  "per process, read-your-writes, monotonic reads, monotonic writes and writes-follow-reads on each key: violations that every version order of the writes shows",
+		New:  func(any) (Checker, error) { return SessionGuarantees{}, nil },
+	})
 }
