@@ -106,4 +106,9 @@ func init() {
 		Doc:  "per process, read-your-writes, monotonic reads, monotonic writes and writes-follow-reads on each key: violations that every version order of the writes shows",
 		New:  func(any) (Checker, error) { return SessionGuarantees{}, nil },
 	})
+	Register(Entry{
+		Name: "causal",
+		Doc:  "causal consistency (CC, Bouajjani et al. 2017) of a differentiated register history: the bad patterns CyclicCO, ThinAirRead, WriteCOInitRead, WriteCORead; unknown when values repeat or the budget runs out",
+		New:  func(any) (Checker, error) { return Causal{}, nil },
+	})
 }
