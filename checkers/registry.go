@@ -111,4 +111,9 @@ func init() {
 		Doc:  "causal consistency (CC, Bouajjani et al. 2017) of a differentiated register history: the bad patterns CyclicCO, ThinAirRead, WriteCOInitRead, WriteCORead; unknown when values repeat or the budget runs out",
 		New:  func(any) (Checker, error) { return Causal{}, nil },
 	})
+	Register(Entry{
+		Name: "lost-updates",
+		Doc:  "acknowledged writes that an older write beat, in a later read from a node that held them or in the final reads; races lost to concurrent writes are counted per node, not judged",
+		New:  func(any) (Checker, error) { return LostUpdates{}, nil },
+	})
 }
