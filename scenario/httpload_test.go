@@ -3,6 +3,8 @@ package scenario
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -41,6 +43,7 @@ checkers:
 `
 
 func TestHTTPWorkloadScenario(t *testing.T) {
+	t.Setenv("LOAD_TOKEN", "tok-value-0123")
 	s, err := Parse("load.yaml", []byte(httpScenario))
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +69,6 @@ func TestHTTPWorkloadScenario(t *testing.T) {
 
 	// The scenario as saved into the run directory reads back the same
 	// (with ${LOAD_TOKEN} as written, never its value).
-	t.Setenv("LOAD_TOKEN", "tok-value-0123")
 	b, err := yaml.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +113,7 @@ func TestHTTPWorkloadNeedsNoAdapterOps(t *testing.T) {
 }
 
 func TestHTTPThresholdErrors(t *testing.T) {
+	t.Setenv("LOAD_TOKEN", "x")
 	for _, c := range []struct{ name, src, field, text string }{
 		{"unknown endpoint", strings.Replace(httpScenario, "home: {p99: 50ms}", "nope: {p99: 50ms}", 1), "checkers.latency.endpoints.nope", "no endpoint \"nope\" (endpoints: home, item)"},
 		{"error rate above 1", strings.Replace(httpScenario, "error_rate: 0.01", "error_rate: 2", 1), "checkers.latency.error_rate", "between 0 and 1"},
@@ -132,6 +135,7 @@ func TestHTTPThresholdErrors(t *testing.T) {
 // The thresholds judge each endpoint's figures from results.json's stats,
 // as `faultline check` of a saved run does.
 func TestEndpointThresholdsJudged(t *testing.T) {
+	t.Setenv("LOAD_TOKEN", "x")
 	s, err := Parse("load.yaml", []byte(httpScenario))
 	if err != nil {
 		t.Fatal(err)
@@ -171,5 +175,25 @@ func TestEndpointThresholdsJudged(t *testing.T) {
 	delete(noItem.ByEndpoint, "item")
 	if r := judge(noItem); r.Verdict != checkers.Invalid || !strings.Contains(r.Summary, "endpoint item: no request measured") {
 		t.Errorf("an endpoint without requests: %s %q", r.Verdict, r.Summary)
+	}
+}
+
+// A header's environment variable is asked for when a scenario is
+// validated for a run (exit 64 with its line, before anything starts), not
+// when a saved run is judged on another machine.
+func TestHTTPEnvAtValidation(t *testing.T) {
+	t.Setenv("LOAD_TOKEN", "")
+	_, err := Parse("load.yaml", []byte(httpScenario))
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "workload.endpoints[1].headers.X-Token" || fe.Line != 14 || !strings.Contains(fe.Msg, "LOAD_TOKEN is not set") {
+		t.Errorf("got %v; want the header's field at line 14 naming LOAD_TOKEN", err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "scenario.yaml")
+	if err := os.WriteFile(path, []byte(httpScenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadForJudging(path); err != nil {
+		t.Errorf("judging a saved run needs no environment: %v", err)
 	}
 }

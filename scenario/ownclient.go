@@ -134,3 +134,19 @@ func endpointThresholds(t *checkers.Thresholds, l *LatencyLimits, st *reports.St
 		}
 	}
 }
+
+// checkWorkloadHere asks a workload whose parameters take something from
+// this machine (the http workload: the environment variables of header
+// values, a CA file) whether it is there, unless the scenario is read to
+// judge a saved run (which needs neither).
+func (s *Scenario) checkWorkloadHere() error {
+	if s.judging {
+		return nil
+	}
+	if r, ok := s.Workload.Params.(interface{ Resolve() error }); ok {
+		if err := r.Resolve(); err != nil {
+			return s.fieldErr("workload", err)
+		}
+	}
+	return nil
+}

@@ -596,6 +596,9 @@ func (s *Scenario) Validate() error {
 	if err := w.Params.Check(); err != nil {
 		return s.fieldErr("workload", err)
 	}
+	if err := s.checkWorkloadHere(); err != nil {
+		return err
+	}
 	if math.IsNaN(w.Rate) || w.Rate < 0 || w.Rate > 10_000_000 {
 		return s.errAt("workload.rate", "%v ops/s: use 0 (closed loop) up to 10000000", w.Rate)
 	}

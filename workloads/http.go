@@ -468,6 +468,15 @@ func (p *HTTPParams) resolve() (*resolved, error) {
 	return r, nil
 }
 
+// Resolve reads what the parameters take from this machine (the
+// environment variables of header values, the CA file) and returns an
+// error naming what is missing, never a value. A scenario calls it when it
+// is validated for a run, not when a saved run is judged elsewhere.
+func (p *HTTPParams) Resolve() error {
+	_, err := p.resolve()
+	return err
+}
+
 // EndpointNames returns the endpoints' names, in order: the names
 // thresholds may give limits for (checkers.latency.endpoints).
 func (p *HTTPParams) EndpointNames() []string {
