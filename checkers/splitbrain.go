@@ -289,14 +289,24 @@ func (SplitBrain) Check(ctx context.Context, in Input) Result {
 	}
 	r.Summary = fmt.Sprintf("split brain: %d terms with two leaders, %d deposed leaders still serving, %d acknowledged writes of their sides lost (%s)", two, deposed, lostOnSides, checked)
 	var b strings.Builder
-	b.WriteString("The recorded terms show more than one authority at once. ")
+	b.WriteString("The recorded terms show more than one node acting as leader at once:")
 	for i, a := range r.Anomalies {
-		if i == 5 {
-			fmt.Fprintf(&b, "... and %d more in anomalies.jsonl", len(r.Anomalies)-5)
+		if i == 8 {
+			fmt.Fprintf(&b, "\n- ... and %d more (anomalies.jsonl)", len(r.Anomalies)-8)
 			break
 		}
-		fmt.Fprintf(&b, "\n- %s: %s", a.Kind, a.Message)
+		d := a.Data
+		switch a.Kind {
+		case "two-leaders":
+			fmt.Fprintf(&b, "\n- %s and %s both led term %v (from %s);", dataNodes(d, 0), dataNodes(d, 1), d["term"], fmtNs(dataInt(d["from"])))
+		case "deposed-leader":
+			fmt.Fprintf(&b, "\n- %s, leader in term %v, acknowledged %v operations under it from %s to %s, after %s had established term %v (%s);",
+				a.Node, d["term"], d["operations"], fmtNs(dataInt(d["from"])), fmtNs(dataInt(d["to"])), d["established_by"], d["higher_term"], strings.Join(a.Refs[:1], ""))
+		case "lost-on-deposed-side":
+			fmt.Fprintf(&b, "\n- %v acknowledged writes of %s under term %v are lost; %s's side (term %v) is the one the cluster kept (%s);", d["lost"], a.Node, d["term"], d["other"], d["other_term"], strings.Join(a.Refs[:1], ""))
+		}
 	}
+	b.WriteString("\nA node that answers under a term older than one already established acts on an authority it no longer has: its reads may miss what the new leader acknowledged, and its writes may be thrown away when the partition heals. Each anomaly names the operations and history lines.")
 	r.Explanation = b.String()
 	r.Elapsed = time.Since(t0)
 	return r
@@ -330,4 +340,27 @@ func ackTerm(in Input, ev int) uint64 {
 		return 0
 	}
 	return t
+}
+
+// dataNodes returns the i-th name of an anomaly's Data["nodes"].
+func dataNodes(d map[string]any, i int) string {
+	if ns, ok := d["nodes"].([]string); ok && i < len(ns) {
+		return ns[i]
+	}
+	return "?"
+}
+
+// dataInt returns an anomaly's Data number as int64 (0 if it is none).
+func dataInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case int:
+		return int64(x)
+	case uint64:
+		return int64(x)
+	case float64:
+		return int64(x)
+	}
+	return 0
 }

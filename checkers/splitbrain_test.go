@@ -97,6 +97,10 @@ func TestSplitBrainDeposedLeader(t *testing.T) {
 	if a.Kind != "deposed-leader" || a.Node != "n1" || a.Refs[0] != "history.jsonl:6" {
 		t.Errorf("anomaly %+v", a)
 	}
+	// The explanation names both sides, their terms and the window.
+	if want := "- n1, leader in term 5, acknowledged 2 operations under it from 2.95µs to 3.8µs, after n2 had established term 6 (history.jsonl:6)"; !strings.Contains(bad.Explanation, want) {
+		t.Errorf("explanation lacks %q:\n%s", want, bad.Explanation)
+	}
 	// A higher term established by an acknowledgement, not an observation.
 	byAck := splitBrainOf(t, n1Leads5,
 		`{"type":"invoke","process":1,"time":1000,"f":"put","key":"k","value":3}`,
