@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,12 +64,45 @@ func httpBenchRun(b *testing.B, srv *httptest.Server, rate float64) *Stats {
 	return st
 }
 
+// rawClosedLoop is the floor of the machine: 64 goroutines sending GET
+// requests with plain net/http clients (one Transport each, as the
+// workload's) for benchPhase, nothing recorded, nothing templated or
+// checked. It returns the requests/s.
+func rawClosedLoop(b *testing.B, srv *httptest.Server) float64 {
+	var n atomic.Int64
+	stop := time.Now().Add(benchPhase)
+	var wg sync.WaitGroup
+	for range httpBenchConcurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr := &http.Transport{MaxIdleConnsPerHost: 2, DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr}
+			for time.Now().Before(stop) {
+				resp, err := c.Get(srv.URL + "/items/k1")
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / benchPhase.Seconds()
+}
+
 // BenchmarkHTTPOpenLoop runs the http workload at 1k, 5k and 20k
 // requests/s against a loopback server and reports the achieved rate and
 // its ratio to the target, with the latency and dispatch lag. The
 // closed-loop sub-benchmark is the baseline: the most requests/s this
 // machine pushes through the same client, server, recorder and 64 workers
-// at that moment (a target above it cannot be met).
+// at that moment (a target above it cannot be met), and raw-net-http the
+// most plain net/http clients push through the same server (what is left
+// of the machine for the load at all).
 func BenchmarkHTTPOpenLoop(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -75,6 +110,13 @@ func BenchmarkHTTPOpenLoop(b *testing.B) {
 		io.WriteString(w, `{"ok":true}`)
 	}))
 	defer srv.Close()
+	b.Run("raw-net-http", func(b *testing.B) {
+		var rate float64
+		for b.Loop() {
+			rate = rawClosedLoop(b, srv)
+		}
+		b.ReportMetric(rate, "req/s")
+	})
 	b.Run("closed", func(b *testing.B) {
 		var st *Stats
 		for b.Loop() {
