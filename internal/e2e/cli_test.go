@@ -126,6 +126,8 @@ func TestExamples(t *testing.T) {
 		"raft-stale-read.yaml":    1,
 		"raft-lease-read.yaml":    1,
 		"raft-follower-read.yaml": 1,
+		"pb-split-brain.yaml":     1,
+		"pb-fenced.yaml":          0,
 		"etcd-process.yaml":       0,
 		"redis-replica.yaml":      1,
 	}
@@ -184,6 +186,8 @@ func TestExamples(t *testing.T) {
 				"raft-stale-read.yaml":    {"linearizability": "invalid", "split-brain": "invalid"},
 				"raft-lease-read.yaml":    {"linearizability": "invalid"},
 				"raft-follower-read.yaml": {"linearizability": "invalid"},
+				"pb-split-brain.yaml":     {"linearizability": "invalid", "split-brain": "invalid"},
+				"pb-fenced.yaml":          {"linearizability": "valid", "lost-writes": "valid", "split-brain": "valid", "convergence": "valid"},
 				"raft-lost-writes.yaml":   {"lost-writes": "invalid"},
 				"etcd-process.yaml":       {"linearizability": "valid", "lost-writes": "valid", "split-brain": "valid", "convergence": "valid"},
 				"redis-replica.yaml":      {"linearizability": "invalid"},

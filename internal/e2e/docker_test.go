@@ -54,6 +54,8 @@ var dockerExamples = map[string]struct {
 	"raft-lost-writes.yaml":  {1, nil},
 	"etcd-partitions.yaml":   {0, map[string]string{"linearizability": "valid", "lost-writes": "valid"}},
 	"etcd-serializable.yaml": {1, map[string]string{"linearizability": "invalid"}},
+	"pb-split-brain.yaml":    {1, map[string]string{"split-brain": "invalid"}},
+	"pb-fenced.yaml":         {0, map[string]string{"linearizability": "valid", "lost-writes": "valid", "split-brain": "valid"}},
 }
 
 func TestExamplesOnDocker(t *testing.T) {
