@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/internal/testbin"
 	"github.com/faultline/faultline/reports"
 )
 
@@ -271,5 +272,70 @@ checkers:
 	}
 	if saved, _ := os.ReadFile(filepath.Join(run, "scenario.yaml")); !strings.Contains(string(saved), "${FL_TEST_API_KEY}") {
 		t.Errorf("the saved scenario does not name the variable:\n%s", saved)
+	}
+}
+
+// TestHTTPProcessTarget: the http workload against an HTTP service that
+// faultline starts as a process target (here faultline's own httpsvc,
+// started from a command as any binary would be), with a client-link cut
+// in front of it for 1 s: the requests it cuts or refuses are recorded as
+// info or fail, the others ok, each endpoint's figures kept apart.
+func TestHTTPProcessTarget(t *testing.T) {
+	bin, err := testbin.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sc := filepath.Join(dir, "proc.yaml")
+	os.WriteFile(sc, fmt.Appendf(nil, `system: process
+roles:
+  web:
+    nodes: 1
+    command: [%q, node, --system, httpsvc, --id, "{{.ID}}", --listen, "{{.ListenHost}}:{{.ClientPort}}",
+              --admin, "{{.ListenHost}}:{{.PeerPort}}", --data, "{{.DataDir}}", --opt, latency=1ms]
+    ready: {probe: http, path: /health, port: client}
+client: http
+duration: 4s
+recovery: 500ms
+workload:
+  type: http
+  rate: 100
+  concurrency: 8
+  timeout: 1s
+  endpoints:
+    - {name: ok, url: "/ok?n={{.seq}}", check: {json_field: count}}
+    - {name: teapot, url: "/t?status=418", weight: 0.25, check: {status: [418]}}
+faults:
+  schedule: timeline
+  timeline: [{at: 1500ms, for: 1s, fault: client-cut, target: all, mode: refuse}]
+checkers:
+  latency: {error_rate: 0.5, endpoints: {teapot: {p99: 1s}}}
+`, bin), 0o644)
+	run := filepath.Join(dir, "run")
+	code, out := faultline(t, 2*time.Minute, "run", sc, "--out", run, "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", code, out)
+	}
+	r, err := reports.ReadResults(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	okEp, tea := r.Stats.ByEndpoint["ok"], r.Stats.ByEndpoint["teapot"]
+	if okEp.OK == 0 || tea.OK == 0 || okEp.Ops+tea.Ops != r.Stats.Ops {
+		t.Errorf("by endpoint: ok %+v teapot %+v of %d", okEp.OpStats, tea.OpStats, r.Stats.Ops)
+	}
+	t.Logf("%d requests: %d ok, %d fail, %d info", r.Stats.Ops, r.Stats.OK, r.Stats.Fail, r.Stats.Info)
+	// 1 s of 4 with the link refused: about a quarter of the requests.
+	if bad := r.Stats.Fail + r.Stats.Info; bad < r.Stats.Ops/10 || bad > r.Stats.Ops/2 {
+		t.Errorf("%d of %d requests failed or ended unknown; the cut lasted a quarter of the run", bad, r.Stats.Ops)
+	}
+	_, evs, err := history.ReadFile(filepath.Join(run, "history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Process.IsClient() && e.Type == history.Fail && !strings.HasPrefix(e.Error, "not sent") {
+			t.Errorf("a fail that is not a refused connection: %+v", e)
+		}
 	}
 }
