@@ -172,6 +172,7 @@ var (
 	identName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 	envVarRef    = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 	methodName   = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$")
+	headerName   = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 )
 
 // templateFuncs are the functions templates may call besides text/template's
@@ -253,7 +254,7 @@ func (p *HTTPParams) Check() error {
 		}
 		for _, name := range slices.Sorted(mapKeys(e.Headers)) {
 			hp := at + ".headers." + name
-			if !methodName.MatchString(name) || len(name) > 256 {
+			if !headerName.MatchString(name) {
 				return fielderr.New(hp, "%q is not a header name", name)
 			}
 			v := e.Headers[name]

@@ -148,7 +148,7 @@ func TestHTTPParamsCheck(t *testing.T) {
 	}
 	ok := HTTPParams{Keys: 5, Lists: map[string][]string{"color": {"red"}}, Endpoints: []Endpoint{
 		{Name: "a", URL: "/x/{{.key}}?c={{.color | urlquery}}", Headers: map[string]string{"X-Seq": "{{.seq}}", "Authorization": "Bearer ${SOME_TOKEN}"}, Body: `{"c": {{json .color}}}`},
-		{Name: "b.c-d_e", URL: "https://example.com/{{.seq}}", Weight: 0.5},
+		{Name: "b.c-d_e", URL: "https://example.com/{{.seq}}", Weight: 0.5, Headers: map[string]string{"X-A-Header-Name-Longer-Than-32-Characters": "1"}},
 	}}
 	if err := ok.Check(); err != nil {
 		t.Fatalf("a valid scenario's parameters: %v", err)
