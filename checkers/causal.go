@@ -49,11 +49,13 @@ import (
 //
 // CO is built as a graph of session-order and read-from edges; a cycle is
 // reported once per strongly connected part. When CO is acyclic, vector
-// clocks over the sessions that write give, for each read, the latest
-// write of each session in its causal past; the write patterns then cost
-// one lookup per writing session and read: time O(n·s), memory O(w·s) for
-// n operations, w writes and s writing sessions. A history whose clocks
-// would need more than 64 Mi entries is Unknown.
+// clocks over chains of causally ordered writes (a session's writes, a
+// chain passed on to a later session once its own has ended) give, for
+// each read, the latest write of each chain in its causal past; the write
+// patterns then cost one lookup per chain and read: time O(n·c·log n),
+// memory O(w·c) for n operations, w writes and c chains (about the number
+// of sessions running at once). A history whose clocks would need more
+// than 64 Mi entries is Unknown.
 //
 // Anomalies have Kind the bad pattern's name, Node the node that answered
 // the offending read, Refs the read first, then the writes (and, for
@@ -95,13 +97,13 @@ type ccOp struct {
 	sess       int
 	prev, next int // session order neighbours, -1 if none
 	src        int // read: the write it read, or ccInit, ccThinAir
-	comp       int // write: its session's clock component
+	comp       int // write: its chain (clock component)
 	wpos       int32
-	row        int // write: its row in the clock table
+	row        int // write: its index among the writes
 }
 
-// keyComp lists one session's writes of one key: their positions among the
-// session's writes, ascending, and their ccOp indexes.
+// keyComp lists one chain's writes of one key: their positions in the
+// chain, ascending, and their ccOp indexes.
 type keyComp struct {
 	comp int
 	wpos []int32
@@ -112,10 +114,12 @@ type ccCheck struct {
 	h        *kvHistory
 	ops      []ccOp
 	sessions int
-	comps    int // sessions with writes
+	chains   int // clock components
 	writes   int
 	reads    int
 	keyComps map[history.Key][]keyComp
+	keyChain map[history.Key]map[int]int // key -> chain -> index in keyComps[key]
+	tooLarge string
 	found    []Anomaly
 	paths    [][][2]int // per anomaly: causal paths (from, to) to describe
 	byKind   map[string]int
@@ -168,16 +172,14 @@ func (Causal) Check(ctx context.Context, in Input) Result {
 	}
 	c.thinAir()
 	order := c.topo()
-	var tooLarge string
 	switch {
 	case c.stopped:
 	case len(order) < len(c.ops):
 		c.cycles()
-	case c.writes*c.comps > maxClockEntries:
-		tooLarge = fmt.Sprintf("%d writes × %d writing sessions would need %d clock entries, more than %d", c.writes, c.comps, c.writes*c.comps, maxClockEntries)
 	default:
 		c.clocks(order)
 	}
+	tooLarge := c.tooLarge
 	c.explainPaths()
 	sort.SliceStable(c.found, func(i, j int) bool { return c.found[i].Events[0] < c.found[j].Events[0] })
 	r.Anomalies = c.found
@@ -186,6 +188,9 @@ func (Causal) Check(ctx context.Context, in Input) Result {
 	r.Details["reads"] = c.reads
 	r.Details["writes"] = c.writes
 	r.Details["sessions"] = c.sessions
+	if c.chains > 0 {
+		r.Details["clock_components"] = c.chains
+	}
 	r.Details["bad_patterns"] = c.byKind
 	if nExcluded > 0 {
 		r.Details["keys_excluded"] = nExcluded
@@ -215,7 +220,7 @@ func (Causal) Check(ctx context.Context, in Input) Result {
 	case tooLarge != "":
 		r.Verdict = Unknown
 		r.Summary = "the history is too large for the causal check: " + tooLarge
-		r.Explanation = "The write patterns are checked with one vector clock per write over the sessions that write; this history would need too many. Check a shorter run, or one with fewer processes (every info outcome starts a new one)."
+		r.Explanation = "The write patterns are checked with one vector clock per write over chains of causally ordered writes; this history would need too many entries. Check a shorter run, or one with fewer concurrent processes."
 	case nExcluded > 0:
 		r.Verdict = Unknown
 		r.Summary = fmt.Sprintf("no bad pattern among %s, but %s could not be judged", checked, plural(nExcluded, "key"))
@@ -238,9 +243,7 @@ func (c *ccCheck) build() {
 		}
 	}
 	sessID := map[history.Process]int{}
-	var last []int      // session -> its last ccOp
-	var comp []int      // session -> clock component, -1
-	var nwrites []int32 // session -> writes so far
+	var last []int // session -> its last ccOp
 	wnode := map[history.Key]map[string]int{}
 	add := func(i int, read bool, val string) int {
 		o := &h.ops[i]
@@ -248,7 +251,7 @@ func (c *ccCheck) build() {
 		if !ok {
 			s = len(last)
 			sessID[o.Process] = s
-			last, comp, nwrites = append(last, -1), append(comp, -1), append(nwrites, 0)
+			last = append(last, -1)
 		}
 		id := len(c.ops)
 		c.ops = append(c.ops, ccOp{op: i, read: read, key: o.Key, val: val, sess: s, prev: last[s], next: -1, src: ccInit, comp: -1})
@@ -269,13 +272,7 @@ func (c *ccCheck) build() {
 		}
 		if o.write && o.happened && readKeys[o.Key] {
 			id := add(i, false, o.put)
-			w := &c.ops[id]
-			if comp[w.sess] < 0 {
-				comp[w.sess] = c.comps
-				c.comps++
-			}
-			nwrites[w.sess]++
-			w.comp, w.wpos, w.row = comp[w.sess], nwrites[w.sess], c.writes
+			c.ops[id].row = c.writes
 			c.writes++
 			if wnode[o.Key] == nil {
 				wnode[o.Key] = map[string]int{}
@@ -284,38 +281,26 @@ func (c *ccCheck) build() {
 		}
 	}
 	c.sessions = len(last)
-	c.keyComps = map[history.Key][]keyComp{}
-	at := map[history.Key]map[int]int{} // key -> component -> index in keyComps[key]
 	for id := range c.ops {
 		o := &c.ops[id]
-		if o.read {
-			switch w, ok := wnode[o.key][o.val]; {
-			case ok:
-				o.src = w
-			case o.val == "null":
-				o.src = ccInit
-			default:
-				o.src = ccThinAir
-			}
+		if !o.read {
 			continue
 		}
-		if at[o.key] == nil {
-			at[o.key] = map[int]int{}
+		switch w, ok := wnode[o.key][o.val]; {
+		case ok:
+			o.src = w
+		case o.val == "null":
+			o.src = ccInit
+		default:
+			o.src = ccThinAir
 		}
-		j, ok := at[o.key][o.comp]
-		if !ok {
-			j = len(c.keyComps[o.key])
-			at[o.key][o.comp] = j
-			c.keyComps[o.key] = append(c.keyComps[o.key], keyComp{comp: o.comp})
-		}
-		kc := &c.keyComps[o.key][j]
-		kc.wpos = append(kc.wpos, o.wpos)
-		kc.ids = append(kc.ids, id)
 	}
 }
 
 // topo returns the operations in an order that extends CO, as far as CO is
-// acyclic (Kahn): shorter than c.ops when it is not.
+// acyclic (Kahn): shorter than c.ops when it is not. Of the operations
+// ready, the one invoked first comes first, so that the order follows the
+// history's and sessions end in it about when they ended in the run.
 func (c *ccCheck) topo() []int {
 	n := len(c.ops)
 	indeg := make([]int32, n)
@@ -342,28 +327,69 @@ func (c *ccCheck) topo() []int {
 		}
 	}
 	order := make([]int, 0, n)
+	ready := &intHeap{}
 	for i := range c.ops {
 		if indeg[i] == 0 {
-			order = append(order, i)
+			ready.push(i)
 		}
 	}
-	for q := 0; q < len(order); q++ {
+	for ready.len() > 0 {
 		if c.tick() {
 			return order
 		}
-		v := order[q]
+		v := ready.pop()
+		order = append(order, v)
 		if nx := c.ops[v].next; nx >= 0 {
 			if indeg[nx]--; indeg[nx] == 0 {
-				order = append(order, nx)
+				ready.push(nx)
 			}
 		}
 		for _, w := range rf[rfStart[v]:rfStart[v+1]] {
 			if indeg[w]--; indeg[w] == 0 {
-				order = append(order, int(w))
+				ready.push(int(w))
 			}
 		}
 	}
 	return order
+}
+
+// intHeap is a min-heap of ints.
+type intHeap struct{ a []int }
+
+func (h *intHeap) len() int { return len(h.a) }
+
+func (h *intHeap) push(x int) {
+	h.a = append(h.a, x)
+	for i := len(h.a) - 1; i > 0; {
+		p := (i - 1) / 2
+		if h.a[p] <= h.a[i] {
+			break
+		}
+		h.a[p], h.a[i] = h.a[i], h.a[p]
+		i = p
+	}
+}
+
+func (h *intHeap) pop() int {
+	top := h.a[0]
+	n := len(h.a) - 1
+	h.a[0] = h.a[n]
+	h.a = h.a[:n]
+	for i := 0; ; {
+		l, m := 2*i+1, i
+		if l < n && h.a[l] < h.a[m] {
+			m = l
+		}
+		if l+1 < n && h.a[l+1] < h.a[m] {
+			m = l + 1
+		}
+		if m == i {
+			break
+		}
+		h.a[i], h.a[m] = h.a[m], h.a[i]
+		i = m
+	}
+	return top
 }
 
 // successors visits v's successors in the graph of CO's generators.
@@ -446,53 +472,131 @@ func (c *ccCheck) thinAir() {
 
 // clocks computes the vector clocks in order (an order extending an
 // acyclic CO) and checks the write patterns at each read.
+//
+// A clock's components are chains of writes totally ordered by CO, not
+// sessions: the writes of the past of an operation in a chain are a prefix
+// of it, so a clock entry (the length of that prefix) says which. A
+// session's writes extend the chain it owns; a session's first write
+// adopts the chain of a session that has ended, if that chain's last write
+// is in its causal past, or starts a new one. Processes that end "info"
+// are replaced by new ones, so a run has many short sessions; chains keep
+// the clocks about as wide as the number of sessions running at once.
 func (c *ccCheck) clocks(order []int) {
-	C := c.comps
-	wvc := make([]int32, c.writes*C)
-	run := make([][]int32, c.sessions)
-	left := make([]int, c.sessions)
+	var (
+		chainLen  []int32
+		orphans   []int                     // chains whose session ended
+		sessChain = make([]int, c.sessions) // session -> the chain it owns, -1
+		run       = make([][]int32, c.sessions)
+		left      = make([]int, c.sessions)
+		wvc       = make([][]int32, c.writes)
+		entries   int
+	)
+	for s := range sessChain {
+		sessChain[s] = -1
+	}
 	for i := range c.ops {
 		left[c.ops[i].sess]++
 	}
+	c.keyComps = map[history.Key][]keyComp{}
+	c.keyChain = map[history.Key]map[int]int{}
 	for _, v := range order {
 		if c.tick() {
 			return
 		}
 		o := &c.ops[v]
 		vc := run[o.sess]
-		if vc == nil {
-			vc = make([]int32, C)
-			run[o.sess] = vc
-		}
 		if o.read {
 			if o.src >= 0 {
-				src := wvc[c.ops[o.src].row*C : (c.ops[o.src].row+1)*C]
+				src := wvc[c.ops[o.src].row]
+				if len(src) > len(vc) {
+					vc = append(vc, make([]int32, len(src)-len(vc))...)
+				}
 				for j, x := range src {
 					if x > vc[j] {
 						vc[j] = x
 					}
 				}
 			}
+			run[o.sess] = vc
 			c.checkRead(v, vc, wvc)
 		} else {
-			vc[o.comp] = o.wpos
-			copy(wvc[o.row*C:(o.row+1)*C], vc)
+			ch := sessChain[o.sess]
+			if ch < 0 {
+				for i := len(orphans) - 1; i >= 0; i-- {
+					if oc := orphans[i]; clockAt(vc, oc) == chainLen[oc] {
+						ch = oc
+						orphans = append(orphans[:i], orphans[i+1:]...)
+						break
+					}
+				}
+				if ch < 0 {
+					ch = len(chainLen)
+					chainLen = append(chainLen, 0)
+				}
+				sessChain[o.sess] = ch
+			}
+			chainLen[ch]++
+			o.comp, o.wpos = ch, chainLen[ch]
+			if len(vc) <= ch {
+				vc = append(vc, make([]int32, ch+1-len(vc))...)
+			}
+			vc[ch] = o.wpos
+			run[o.sess] = vc
+			wvc[o.row] = append([]int32(nil), vc...)
+			if entries += len(vc); entries > maxClockEntries {
+				c.tooLarge = fmt.Sprintf("the vector clocks of %d writes over %d chains of causally ordered writes would need more than %d entries", c.writes, len(chainLen), maxClockEntries)
+				return
+			}
+			c.addKeyWrite(v)
 		}
 		if left[o.sess]--; left[o.sess] == 0 {
 			run[o.sess] = nil
+			if ch := sessChain[o.sess]; ch >= 0 {
+				orphans = append(orphans, ch)
+			}
 		}
+		c.chains = len(chainLen)
 	}
 }
 
+// clockAt is entry i of clock vc (0 beyond its length: a chain that began
+// after the clock was taken).
+func clockAt(vc []int32, i int) int32 {
+	if i < len(vc) {
+		return vc[i]
+	}
+	return 0
+}
+
+// addKeyWrite lists write w among its chain's writes of its key.
+func (c *ccCheck) addKeyWrite(w int) {
+	o := &c.ops[w]
+	at := c.keyChain[o.key]
+	if at == nil {
+		at = map[int]int{}
+		c.keyChain[o.key] = at
+	}
+	j, ok := at[o.comp]
+	if !ok {
+		j = len(c.keyComps[o.key])
+		at[o.comp] = j
+		c.keyComps[o.key] = append(c.keyComps[o.key], keyComp{comp: o.comp})
+	}
+	kc := &c.keyComps[o.key][j]
+	kc.wpos = append(kc.wpos, o.wpos)
+	kc.ids = append(kc.ids, w)
+}
+
 // checkRead looks for WriteCOInitRead and WriteCORead at read r, whose
-// causal past has, for each writing session, its first vc[comp] writes.
-func (c *ccCheck) checkRead(r int, vc []int32, wvc []int32) {
+// causal past has, of each chain, its first vc[chain] writes.
+func (c *ccCheck) checkRead(r int, vc []int32, wvc [][]int32) {
 	o := &c.ops[r]
 	if o.src == ccThinAir {
 		return
 	}
-	latest := func(kc *keyComp) int { // the session's latest write of the key in r's past
-		j := sort.Search(len(kc.wpos), func(i int) bool { return kc.wpos[i] > vc[kc.comp] }) - 1
+	latest := func(kc *keyComp) int { // the chain's latest write of the key in r's past
+		bound := clockAt(vc, kc.comp)
+		j := sort.Search(len(kc.wpos), func(i int) bool { return kc.wpos[i] > bound }) - 1
 		if j < 0 {
 			return -1
 		}
@@ -514,7 +618,7 @@ func (c *ccCheck) checkRead(r int, vc []int32, wvc []int32) {
 		if w2 < 0 || w2 == o.src {
 			continue
 		}
-		if wvc[c.ops[w2].row*c.comps+w1.comp] >= w1.wpos {
+		if clockAt(wvc[c.ops[w2].row], w1.comp) >= w1.wpos {
 			c.writeCORead(r, o.src, w2)
 			return
 		}
