@@ -161,23 +161,46 @@ func (LostUpdates) Check(ctx context.Context, in Input) Result {
 // lostUpdatesKey judges key k's acknowledged writes, adding to fig and
 // anomalies; it returns the number of reads of values no write wrote.
 func lostUpdatesKey(h *kvHistory, k history.Key, haveFinal bool, final history.Phase, fig *luFigures, anomalies *[]Anomaly) int {
-	var reads []int                        // ok reads, in invoke order
-	lastSeen := map[string]int{}           // value -> latest completion of a read of it
-	lastRead := map[string]int{}           // value -> latest invoke of a read of it
-	holders := map[string]map[string]int{} // value -> node -> first read of it that node answered
-	unknown := 0
+	const never = int(^uint(0) >> 1)
+	var (
+		reads    []int                         // ok reads, in invoke order
+		olderKey []int                         // per read: the completion of the write it read (-1 null; never if unknown or info)
+		finals   []int                         // positions in reads of final reads of known values
+		byNode   = map[string][]int{}          // node -> positions in reads of its reads of known values
+		lastSeen = map[string]int{}            // value -> latest completion of a read of it
+		lastRead = map[string]int{}            // value -> latest invoke of a read of it
+		holders  = map[string]map[string]int{} // value -> node -> first read of it that node answered
+		unknown  int
+	)
+	isFinal := func(i int) bool { return haveFinal && final.Covers(h.ops[i].Call) }
 	for _, i := range h.byKey[k] {
 		o := &h.ops[i]
 		if !o.read || o.Type != history.OK {
 			continue
 		}
+		q := len(reads)
 		reads = append(reads, i)
-		if o.got != "null" && h.writerOf(k, o.got) < 0 {
-			unknown++
+		key := -1
+		if o.got != "null" {
+			key = never
+			switch w := h.writerOf(k, o.got); {
+			case w < 0:
+				unknown++
+			case h.ops[w].Type == history.OK:
+				key = h.ops[w].Comp
+			}
 		}
+		olderKey = append(olderKey, key)
 		lastSeen[o.got] = max(lastSeen[o.got], o.Comp)
 		lastRead[o.got] = max(lastRead[o.got], o.Inv)
+		if o.got != "null" && h.writerOf(k, o.got) < 0 {
+			continue // names no write: it judges nothing
+		}
+		if isFinal(i) {
+			finals = append(finals, q)
+		}
 		if n := h.node(i); n != "" {
+			byNode[n] = append(byNode[n], q)
 			if holders[o.got] == nil {
 				holders[o.got] = map[string]int{}
 			}
@@ -186,7 +209,14 @@ func lostUpdatesKey(h *kvHistory, k history.Key, haveFinal bool, final history.P
 			}
 		}
 	}
-	isFinal := func(i int) bool { return haveFinal && final.Covers(h.ops[i].Call) }
+	minOlder := newRangeMin(olderKey)
+	firstFrom := func(pos []int, p int) int { // the first position >= p in pos, len(reads) if none
+		j := sort.SearchInts(pos, p)
+		if j == len(pos) {
+			return len(reads)
+		}
+		return pos[j]
+	}
 	for _, wi := range h.byKey[k] {
 		w := &h.ops[wi]
 		if !w.write || w.Type != history.OK {
@@ -195,62 +225,78 @@ func lostUpdatesKey(h *kvHistory, k history.Key, haveFinal bool, final history.P
 		fig.acked++
 		after := max(w.Comp, lastSeen[w.put])
 		p := sort.Search(len(reads), func(i int) bool { return h.ops[reads[i]].Inv > after })
+		// The deciding read: the first final read, or read by a node
+		// that held W, from p on.
 		wNode := h.node(wi)
-		decided, stale := false, false
-		for _, ri := range reads[p:] {
-			rd := &h.ops[ri]
-			older, newer, winner := true, false, -1
-			if rd.got != "null" {
-				winner = h.writerOf(k, rd.got)
-				if winner < 0 {
-					continue
-				}
-				v := &h.ops[winner]
-				older = v.Type == history.OK && v.Comp < w.Inv
-				newer = v.Inv > w.Comp
-			}
-			rNode := h.node(ri)
-			holder := -1 // the evidence that rNode held W: W itself, or a read
-			if rNode != "" && rNode == wNode {
-				holder = wi
-			} else if j, ok := holders[w.put][rNode]; ok && rNode != "" {
-				holder = j
-			}
-			if !isFinal(ri) && holder < 0 {
-				stale = stale || older
-				continue
-			}
-			decided = true
-			fig.judged++
-			switch {
-			case older:
-				fig.lost++
-				if isFinal(ri) {
-					fig.lostFinal++
-				}
-				*anomalies = append(*anomalies, lostUpdate(h, k, wi, ri, winner, holder, isFinal(ri)))
-			case newer:
-				fig.overwritten++
-			default:
-				fig.races++
-				fig.loserNode[wNode]++
-				fig.winnerNode[h.node(winner)]++
-			}
-			break
+		d := firstFrom(finals, p)
+		if wNode != "" {
+			d = min(d, firstFrom(byNode[wNode], p))
 		}
+		for n := range holders[w.put] {
+			d = min(d, firstFrom(byNode[n], p))
+		}
+		if p < d && minOlder.min(p, d) < w.Inv {
+			fig.stale++ // a read from a node not known to hold W showed an older value
+		}
+		if d == len(reads) {
+			if lastRead[w.put] > w.Comp {
+				fig.judged++
+				fig.survived++
+			} else {
+				fig.unjudged++
+			}
+			continue
+		}
+		ri := reads[d]
+		holder := -1 // what shows that ri's node held W: W itself, or a read of it
+		if rNode := h.node(ri); rNode != "" && rNode == wNode {
+			holder = wi
+		} else if j, ok := holders[w.put][rNode]; ok && rNode != "" {
+			holder = j
+		}
+		fig.judged++
+		winner := h.writerOf(k, h.ops[ri].got)
 		switch {
-		case decided:
-		case lastRead[w.put] > w.Comp:
-			fig.judged++
-			fig.survived++
+		case olderKey[d] < w.Inv:
+			fig.lost++
+			if isFinal(ri) {
+				fig.lostFinal++
+			}
+			*anomalies = append(*anomalies, lostUpdate(h, k, wi, ri, winner, holder, isFinal(ri)))
+		case h.ops[winner].Inv > w.Comp:
+			fig.overwritten++
 		default:
-			fig.unjudged++
-		}
-		if stale {
-			fig.stale++
+			fig.races++
+			fig.loserNode[wNode]++
+			fig.winnerNode[h.node(winner)]++
 		}
 	}
 	return unknown
+}
+
+// rangeMin answers minimum queries over a fixed slice (a sparse table).
+type rangeMin struct{ t [][]int }
+
+func newRangeMin(a []int) *rangeMin {
+	r := &rangeMin{t: [][]int{a}}
+	for w := 1; 2*w <= len(a); w *= 2 {
+		prev := r.t[len(r.t)-1]
+		next := make([]int, len(a)-2*w+1)
+		for i := range next {
+			next[i] = min(prev[i], prev[i+w])
+		}
+		r.t = append(r.t, next)
+	}
+	return r
+}
+
+// min returns the minimum of a[i:j] (i < j).
+func (r *rangeMin) min(i, j int) int {
+	lvl, w := 0, 1
+	for 2*w <= j-i {
+		lvl, w = lvl+1, 2*w
+	}
+	return min(r.t[lvl][i], r.t[lvl][j-w])
 }
 
 // lostUpdate is the evidence that write wi was lost: read ri returned the

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -214,4 +216,162 @@ func TestLostUpdatesFindsOlderReads(t *testing.T) {
 	if r := (LostUpdates{}).Check(context.Background(), Input{Events: evs}); r.Verdict != Invalid {
 		t.Fatalf("after: %s %s", r.Verdict, r.Summary)
 	}
+}
+
+// naiveLostUpdates judges each acknowledged write by scanning the later
+// reads one by one, as the checker's doc states it: it returns the lost
+// writes' completion events and the figures.
+func naiveLostUpdates(evs []history.Event) (lost []int, figs map[string]int) {
+	type op struct {
+		f, val, got, node string // val: written; got: read (a get's value, a cas's from)
+		typ               history.Type
+		inv, comp         int
+		final             bool
+	}
+	final, haveFinal := history.FindPhase(history.Phases(evs), "final-reads")
+	haveFinal = haveFinal && !final.Open()
+	byKey := map[string][]*op{}
+	pending := map[history.Process]*op{}
+	keyOf := map[*op]string{}
+	for i, ev := range evs {
+		if !ev.Process.IsClient() {
+			continue
+		}
+		if ev.Type == history.Invoke {
+			o := &op{f: ev.F, inv: i, comp: -1, typ: history.Info, final: haveFinal && final.Covers(ev.Time)}
+			if ev.F == "put" {
+				o.val = string(ev.Value)
+			}
+			if ev.F == "cas" {
+				var c struct{ From, To json.RawMessage }
+				if err := json.Unmarshal(ev.Value, &c); err != nil {
+					panic(err)
+				}
+				o.val, o.got = string(c.To), string(c.From)
+			}
+			pending[ev.Process] = o
+			byKey[ev.Key] = append(byKey[ev.Key], o)
+			keyOf[o] = ev.Key
+			continue
+		}
+		o := pending[ev.Process]
+		delete(pending, ev.Process)
+		o.typ, o.comp, o.node = ev.Type, i, ev.Node
+		if ev.F == "get" {
+			o.got = string(ev.Value)
+		}
+	}
+	figs = map[string]int{}
+	for _, ops := range byKey {
+		writer := map[string]*op{}
+		var reads []*op
+		for _, o := range ops {
+			if o.f != "get" && o.typ != history.Fail {
+				writer[o.val] = o
+			}
+			if o.f != "put" && o.typ == history.OK {
+				reads = append(reads, o) // a get, or a cas that found its from
+			}
+		}
+		for _, w := range ops {
+			if w.f == "get" || w.typ != history.OK {
+				continue
+			}
+			after := w.comp
+			holds := map[string]bool{w.node: w.node != ""}
+			seenAfter := false
+			for _, r := range reads {
+				if r.got == w.val {
+					after = max(after, r.comp)
+					holds[r.node] = r.node != ""
+					seenAfter = seenAfter || r.inv > w.comp
+				}
+			}
+			decided, stale := false, false
+			for _, r := range reads {
+				if r.inv <= after {
+					continue
+				}
+				v, known := writer[r.got]
+				if !known && r.got != "null" {
+					continue
+				}
+				older := r.got == "null" || (v.typ == history.OK && v.comp < w.inv)
+				if !r.final && !holds[r.node] {
+					stale = stale || older
+					continue
+				}
+				decided = true
+				switch {
+				case older:
+					figs["lost_updates"]++
+					lost = append(lost, w.comp)
+				case v.inv > w.comp:
+					figs["overwritten"]++
+				default:
+					figs["race_losses"]++
+				}
+				break
+			}
+			if stale {
+				figs["writes_with_stale_reads"]++
+			}
+			if !decided && seenAfter {
+				figs["survived"]++
+			}
+		}
+	}
+	sort.Ints(lost)
+	return lost, figs
+}
+
+// TestLostUpdatesAgainstNaiveScan compares the checker with
+// naiveLostUpdates on linearizable histories answered by random nodes, with
+// a final-reads phase over their last tenth and some reads made older.
+func TestLostUpdatesAgainstNaiveScan(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	total := map[string]int{}
+	for i := 0; i < 200; i++ {
+		evs := genHistory(genConfig{Seed: int64(i), Ops: 200, Keys: 1 + i%3, Workers: 2 + i%5, InfoProb: 0.05, FailProb: 0.05})
+		for j := range evs {
+			if evs[j].Type != history.Invoke {
+				evs[j].Node = fmt.Sprintf("n%d", 1+rng.Intn(3))
+			}
+		}
+		for n := rng.Intn(6); n > 0; n-- {
+			corruptRead(evs, rng)
+		}
+		if i%2 == 0 {
+			start := evs[len(evs)*9/10].Time
+			evs = append(evs, history.Event{}, history.Event{})
+			pos := len(evs) * 9 / 10
+			copy(evs[pos+1:], evs[pos:len(evs)-1])
+			evs[pos] = history.PhaseMarker("final-reads", history.PhaseStart)
+			evs[pos].Time = start
+			evs[len(evs)-1] = history.PhaseMarker("final-reads", history.PhaseEnd)
+			evs[len(evs)-1].Time = evs[len(evs)-2].Time
+		}
+		wantLost, want := naiveLostUpdates(evs)
+		r := LostUpdates{}.Check(context.Background(), Input{Events: evs})
+		var gotLost []int
+		for _, a := range r.Anomalies {
+			gotLost = append(gotLost, a.Events[0])
+		}
+		sort.Ints(gotLost)
+		if fmt.Sprint(gotLost) != fmt.Sprint(wantLost) {
+			t.Fatalf("history %d: lost %v, naive %v", i, gotLost, wantLost)
+		}
+		for k, v := range want {
+			if r.Details[k] != v {
+				t.Fatalf("history %d: %s = %v, naive %d (details %v)", i, k, r.Details[k], v, r.Details)
+			}
+			total[k] += v
+		}
+	}
+	for _, k := range []string{"lost_updates", "overwritten", "race_losses", "writes_with_stale_reads", "survived"} {
+		if total[k] == 0 {
+			t.Errorf("no history showed %s: %v", k, total)
+		}
+	}
+	t.Logf("200 histories: %v", total)
 }
