@@ -66,6 +66,7 @@ func buildKV(in Input) (*kvHistory, []problem) {
 	}
 	h := &kvHistory{
 		in:      in,
+		ops:     make([]kvOp, 0, len(cops)),
 		byKey:   map[history.Key][]int{},
 		writer:  map[history.Key]map[string]int{},
 		failed:  map[history.Key]map[string]int{},
