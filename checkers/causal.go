@@ -60,7 +60,9 @@ import (
 // Anomalies have Kind the bad pattern's name, Node the node that answered
 // the offending read, Refs the read first, then the writes (and, for
 // CyclicCO, the operations of the cycle); the message names the causal
-// paths. The verdict is Invalid if any bad pattern is found; Unknown if
+// paths (for the first 20). Details: model ("CC"), operations, reads,
+// writes, sessions, clock_components, bad_patterns (pattern -> count),
+// info_writes_read, keys_excluded. The verdict is Invalid if any bad pattern is found; Unknown if
 // the history is malformed, if the budget (Input.Budget, default 60 s) or
 // ctx runs out first, or if some key cannot be judged because a value is
 // written twice or null is written (the history is not differentiated), or

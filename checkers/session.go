@@ -339,17 +339,24 @@ func shortVal(v string) string {
 //
 // Anomalies have Kind the guarantee's name, Node the node that answered
 // the offending read (the latest read of the cycle), Refs its line first,
-// then the other operations of the evidence. Details["guarantees"] maps
-// each guarantee to "valid" (it applied and nothing refutes it),
-// "invalid", "not_applicable" (no session's operations on a key constrain
-// it), or "unknown" (it applied only where it could not be judged: keys whose
-// values repeat, keys other operations touched, keys where an earlier
-// guarantee already fails). The verdict is Invalid if any guarantee is
-// violated; NotApplicable if none applies (no process has, on one key, an
-// ok read and another operation of that key that took effect); Unknown if
-// the history is malformed or a guarantee is unknown; else Valid. The check
-// is linear in the history up to the cycle searches, which stay within
-// the strongly connected parts of each key's graph.
+// then the other operations of the evidence, Data the process, the cycle's
+// values and the guarantees it used. Details["guarantees"] maps each
+// guarantee to "valid" (it applied and nothing refutes it), "invalid",
+// "not_applicable" (no session's operations on a key constrain it), or
+// "unknown" (it may apply where it could not be judged: keys whose values
+// repeat, keys other operations touched, keys where an earlier guarantee
+// already fails). Other Details: anomalies_by_guarantee, keys_checked,
+// sessions, unjudged (guarantee -> keys where it applied but an earlier one
+// failed), keys_excluded, reads_of_unknown_values (reads of a value no
+// write wrote: they name no write and are skipped).
+//
+// The verdict is Invalid if any guarantee is violated; NotApplicable if
+// none applies: no process read a key's value (one some write wrote) and
+// later read or wrote that key, or wrote a key and later read it; Unknown
+// if the history is malformed, the budget (Input.Budget, default 60 s) or
+// ctx ran out, or a guarantee is unknown; else Valid. The check is linear
+// in the history up to the cycle searches, which stay within the strongly
+// connected parts of each key's graph.
 type SessionGuarantees struct{}
 
 // Name implements Checker.
@@ -511,8 +518,8 @@ func (SessionGuarantees) Check(ctx context.Context, in Input) Result {
 		r.Explanation = sessionExplanation(anomalies)
 	case !anyApplies && nExcluded == 0:
 		r.Verdict = NotApplicable
-		r.Summary = "not applicable: no process read a key and also read or wrote it again"
-		r.Explanation = "Session guarantees constrain what one process (a session) sees of a key across its operations: they apply only where a process made an ok read of a key and another operation of that key that took effect."
+		r.Summary = "not applicable: no process read a key and then read or wrote it again, or wrote a key and then read it"
+		r.Explanation = "Session guarantees constrain what one process (a session) sees of a key across its operations: they apply only where a process read a value of a key and later read or wrote that key, or wrote a key and later read it."
 	case anyUnknown:
 		r.Verdict = Unknown
 		r.Summary = "no session anomaly found, but not every guarantee could be judged: " + summaryOf()
