@@ -542,3 +542,30 @@ func TestHTTPRunByEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// templateData's direct path reads what Next writes exactly as
+// encoding/json would, and leaves everything else to it.
+func TestTemplateData(t *testing.T) {
+	for _, v := range []string{
+		`{"seq":1}`, `{"seq":12345678901234567,"color":"red","key":"k7"}`, `{"seq":-3,"s":""}`,
+		`{"s":"caf\u00e9"}`, `{"s":"a\"b"}`, `{"z":0,"m":-10}`, `{"n":1.5}`, `{"n":1e3}`, `{"o":{"a":1}}`, `{"b":true}`, `{ "seq": 1 }`, `{}`,
+	} {
+		got, err := templateData([]byte(v))
+		if err != nil {
+			t.Errorf("%s: %v", v, err)
+			continue
+		}
+		var want map[string]any
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.UseNumber()
+		dec.Decode(&want)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: %v, want %v", v, got, want)
+		}
+	}
+	for _, v := range []string{``, `null`, `[1]`, `{"a":}`, `{"a":1,}`, `{"a" 1}`, `{"a":-}`, `{"a":1-2}`, `{"a":01}`} {
+		if got, err := templateData([]byte(v)); err == nil {
+			t.Errorf("%q: %v, want an error", v, got)
+		}
+	}
+}

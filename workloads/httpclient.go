@@ -113,10 +113,8 @@ func (c *httpClient) Do(ctx context.Context, op history.Op) history.Outcome {
 		return notSent("the http workload sends %q ops to its endpoints, not %q to %q", FRequest, op.F, op.Key)
 	}
 	e := &c.eps[i]
-	var data map[string]any
-	dec := json.NewDecoder(bytes.NewReader(op.Value))
-	dec.UseNumber()
-	if err := dec.Decode(&data); err != nil || data == nil {
+	data, err := templateData(op.Value)
+	if err != nil {
 		return notSent("the op's value is not a JSON object of template values")
 	}
 	raw, err := e.url.render(data, &c.sb)
@@ -153,10 +151,11 @@ func (c *httpClient) Do(ctx context.Context, op history.Op) history.Outcome {
 	}
 	var connected atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { connected.Store(true) }})
-	req, err := http.NewRequestWithContext(ctx, e.Method, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, e.Method, "", body)
 	if err != nil {
 		return notSent("%v", err)
 	}
+	req.URL, req.Host = u, u.Host // parsed once, by requestURL
 	for j, h := range e.headers {
 		v := c.envHdr[i][j]
 		if !h.env {
@@ -187,6 +186,94 @@ func (c *httpClient) Do(ctx context.Context, op history.Op) history.Outcome {
 		out.Value = withStatus(op.Value, resp.StatusCode)
 	}
 	return out
+}
+
+// templateData decodes an op's value, a JSON object, into the values its
+// templates see: numbers as json.Number (so seq prints as written),
+// strings as strings. Objects of flat members, as Next writes them, are
+// read directly; anything else goes through encoding/json.
+func templateData(v []byte) (map[string]any, error) {
+	if data, ok := flatObject(v); ok {
+		return data, nil
+	}
+	var data map[string]any
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	if err := dec.Decode(&data); err != nil {
+		return nil, err
+	}
+	if data == nil {
+		return nil, errors.New("null")
+	}
+	return data, nil
+}
+
+// flatObject reads {"name":VALUE,...} where every name is a plain string
+// (no escapes) and every VALUE an integer or a string without escapes;
+// false for anything else.
+func flatObject(v []byte) (map[string]any, bool) {
+	if len(v) < 2 || v[0] != '{' || v[len(v)-1] != '}' {
+		return nil, false
+	}
+	data := make(map[string]any, 4)
+	rest := v[1 : len(v)-1]
+	for len(rest) > 0 {
+		name, after, ok := plainString(rest)
+		if !ok || len(after) == 0 || after[0] != ':' {
+			return nil, false
+		}
+		after = after[1:]
+		if len(after) > 0 && after[0] == '"' {
+			var s string
+			if s, after, ok = plainString(after); !ok {
+				return nil, false
+			}
+			data[name] = s
+		} else {
+			n := 0
+			if len(after) > 0 && after[0] == '-' {
+				n++
+			}
+			digits := n
+			for n < len(after) && after[n] >= '0' && after[n] <= '9' {
+				n++
+			}
+			if n == digits || (after[digits] == '0' && n > digits+1) {
+				return nil, false // no digit, or a leading zero
+			}
+			data[name] = json.Number(after[:n])
+			after = after[n:]
+		}
+		switch {
+		case len(after) == 0:
+			rest = nil
+		case after[0] == ',':
+			rest = after[1:]
+			if len(rest) == 0 {
+				return nil, false
+			}
+		default:
+			return nil, false
+		}
+	}
+	return data, true
+}
+
+// plainString reads a JSON string without escapes or control characters
+// at the start of b and returns it and what follows.
+func plainString(b []byte) (string, []byte, bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return "", nil, false
+	}
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return string(b[1:i]), b[i+1:], true
+		case c == '\\' || c < 0x20:
+			return "", nil, false
+		}
+	}
+	return "", nil, false
 }
 
 // judge reads resp's body and checks the answer against e's check.
