@@ -396,6 +396,17 @@ type sgKey struct {
 
 // Check implements Checker.
 func (SessionGuarantees) Check(ctx context.Context, in Input) Result {
+	budget := in.Budget
+	if budget <= 0 {
+		budget = DefaultBudget
+	}
+	deadline := time.Now().Add(budget)
+	return checkSessions(in, budget, func() bool { return ctx.Err() != nil || time.Now().After(deadline) })
+}
+
+// checkSessions is Check with the budget's expiry as a function (tests
+// trip it where they want).
+func checkSessions(in Input, budget time.Duration, expired func() bool) Result {
 	start := time.Now()
 	r := Result{Name: "session-guarantees", Details: map[string]any{}}
 	done := func() Result {
@@ -403,11 +414,6 @@ func (SessionGuarantees) Check(ctx context.Context, in Input) Result {
 		r.Elapsed = time.Since(start)
 		return r
 	}
-	budget := in.Budget
-	if budget <= 0 {
-		budget = DefaultBudget
-	}
-	deadline := start.Add(budget)
 	h, probs := buildKV(in)
 	if h == nil {
 		r.Verdict = Unknown
@@ -423,12 +429,11 @@ func (SessionGuarantees) Check(ctx context.Context, in Input) Result {
 		sessions   = map[history.Process]bool{}
 		checked    int
 	)
+	incomplete := false
 	for _, k := range h.keys {
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			r.Verdict = Unknown
-			r.Summary = "ran out of time (or was cancelled) before every key was judged"
-			r.Explanation = fmt.Sprintf("The session guarantees were judged on %d of %d keys within the budget of %s; none is reported valid. Give the check more time (faultline check --budget).", checked, len(h.keys), budget)
-			return done()
+		if expired() {
+			incomplete = true
+			break
 		}
 		if h.excluded(k) != "" {
 			continue
@@ -443,7 +448,7 @@ func (SessionGuarantees) Check(ctx context.Context, in Input) Result {
 		}
 		ok := true // the guarantees before this one hold together on k
 		var premise []string
-		g := newSGGraph(len(sk.write))
+		g := newSGGraph(len(sk.write), expired)
 		for _, gu := range sessionLadder {
 			applicable := sk.pairs[gu] > 0
 			if gu == guarMW {
@@ -458,9 +463,14 @@ func (SessionGuarantees) Check(ctx context.Context, in Input) Result {
 			if applicable {
 				applies[gu]++
 			}
-			for _, cyc := range g.addAll(sk.edges[gu]) {
+			cycles, complete := g.addAll(sk.edges[gu])
+			for _, cyc := range cycles {
 				anomalies = append(anomalies, sessionCycle(h, sk, gu, premise, cyc))
 				failed[gu] = true
+			}
+			if !complete {
+				incomplete = true
+				break
 			}
 			if failed[gu] {
 				ok = false
@@ -470,6 +480,12 @@ func (SessionGuarantees) Check(ctx context.Context, in Input) Result {
 	}
 	sort.SliceStable(anomalies, func(i, j int) bool { return anomalies[i].Events[0] < anomalies[j].Events[0] })
 	r.Anomalies = anomalies
+	if incomplete && len(anomalies) == 0 {
+		r.Verdict = Unknown
+		r.Summary = "ran out of time (or was cancelled) before every key was judged"
+		r.Explanation = fmt.Sprintf("The session guarantees were not judged on every key within the budget of %s; none is reported valid. Give the check more time (faultline check --budget).", budget)
+		return done()
+	}
 	byG := map[string]int{}
 	for _, a := range anomalies {
 		byG[a.Kind]++
@@ -481,7 +497,7 @@ func (SessionGuarantees) Check(ctx context.Context, in Input) Result {
 		switch {
 		case byG[gu] > 0:
 			status[gu] = string(Invalid)
-		case unjudged[gu] > 0 || nExcluded > 0:
+		case unjudged[gu] > 0 || nExcluded > 0 || incomplete:
 			status[gu] = string(Unknown)
 		case applies[gu] > 0:
 			status[gu] = string(Valid)
@@ -515,6 +531,9 @@ func (SessionGuarantees) Check(ctx context.Context, in Input) Result {
 	case len(anomalies) > 0:
 		r.Verdict = Invalid
 		r.Summary = fmt.Sprintf("%s: %s", plural(len(anomalies), "session anomaly"), summaryOf())
+		if incomplete {
+			r.Summary += " (the budget ran out before every key was judged: there may be more)"
+		}
 		r.Explanation = sessionExplanation(anomalies)
 	case !anyApplies && nExcluded == 0:
 		r.Verdict = NotApplicable
@@ -629,19 +648,29 @@ func sessionConstraints(h *kvHistory, k history.Key, sessions map[history.Proces
 
 // sgGraph is a growing graph of a key's forced orders, kept acyclic.
 type sgGraph struct {
-	out   [][]sgEdge
-	edges int
+	out [][]sgEdge
+	// The path search's scratch: seen[v] == stamp marks v visited, via
+	// edge prev[v].
+	seen  []int32
+	stamp int32
+	prev  []sgEdge
+	queue []int
+	// expired reports whether the budget ran out (checked at each search).
+	expired func() bool
 }
 
-func newSGGraph(n int) *sgGraph { return &sgGraph{out: make([][]sgEdge, n)} }
+func newSGGraph(n int, expired func() bool) *sgGraph {
+	return &sgGraph{out: make([][]sgEdge, n), seen: make([]int32, n), prev: make([]sgEdge, n), expired: expired}
+}
 
 // addAll adds edges in order. An edge that would close a cycle is not
 // added; the cycle (that edge first, then the path back) is returned.
 // Cycles are searched only inside the strongly connected components of
-// the graph with every edge added, which is where they can be.
-func (g *sgGraph) addAll(es []sgEdge) [][]sgEdge {
+// the graph with every edge added, which is where they can be. complete
+// is false when the budget ran out first.
+func (g *sgGraph) addAll(es []sgEdge) (cycles [][]sgEdge, complete bool) {
 	if len(es) == 0 {
-		return nil
+		return nil, true
 	}
 	n := len(g.out)
 	extra := make([][]int, n)
@@ -656,18 +685,19 @@ func (g *sgGraph) addAll(es []sgEdge) [][]sgEdge {
 			visit(w)
 		}
 	})
-	var cycles [][]sgEdge
 	for _, e := range es {
 		if comp[e.from] == comp[e.to] && size[comp[e.from]] > 1 {
+			if g.expired() {
+				return cycles, false
+			}
 			if p := g.path(e.to, e.from, comp); p != nil {
 				cycles = append(cycles, append([]sgEdge{e}, p...))
 				continue
 			}
 		}
 		g.out[e.from] = append(g.out[e.from], e)
-		g.edges++
 	}
-	return cycles
+	return cycles, true
 }
 
 // path finds a shortest path from a to b through nodes of a's component.
@@ -675,30 +705,26 @@ func (g *sgGraph) path(a, b int, comp []int) []sgEdge {
 	if a == b {
 		return []sgEdge{}
 	}
-	prev := map[int]sgEdge{a: {from: -1}}
-	queue := []int{a}
-	for len(queue) > 0 {
-		v := queue[0]
-		queue = queue[1:]
-		for _, e := range g.out[v] {
-			if comp[e.to] != comp[a] {
+	g.stamp++
+	g.seen[a] = g.stamp
+	g.queue = append(g.queue[:0], a)
+	for q := 0; q < len(g.queue); q++ {
+		for _, e := range g.out[g.queue[q]] {
+			if comp[e.to] != comp[a] || g.seen[e.to] == g.stamp {
 				continue
 			}
-			if _, seen := prev[e.to]; seen {
-				continue
-			}
-			prev[e.to] = e
+			g.seen[e.to], g.prev[e.to] = g.stamp, e
 			if e.to == b {
 				var p []sgEdge
-				for x := b; x != a; x = prev[x].from {
-					p = append(p, prev[x])
+				for x := b; x != a; x = g.prev[x].from {
+					p = append(p, g.prev[x])
 				}
 				for i, j := 0, len(p)-1; i < j; i, j = i+1, j-1 {
 					p[i], p[j] = p[j], p[i]
 				}
 				return p
 			}
-			queue = append(queue, e.to)
+			g.queue = append(g.queue, e.to)
 		}
 	}
 	return nil

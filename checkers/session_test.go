@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/faultline/faultline/history"
 )
@@ -428,8 +429,9 @@ func TestSessionAcceptsLinearizableHistories(t *testing.T) {
 	}
 }
 
-// A malformed history is unknown; a cancelled context too.
-func TestSessionMalformedAndCancelled(t *testing.T) {
+// A malformed history is unknown, as is a cancelled context or an
+// exhausted budget when nothing was found.
+func TestSessionMalformedCancelledAndBudget(t *testing.T) {
 	b := &cb{}
 	b.put(0, "x", "1")
 	bad := append(append([]history.Event(nil), b.evs...), history.Event{Type: history.OK, Process: 3, Time: 99, F: "get", Key: "x", Value: []byte("1")})
@@ -441,6 +443,24 @@ func TestSessionMalformedAndCancelled(t *testing.T) {
 	cancel()
 	if r := (SessionGuarantees{}).Check(ctx, Input{Events: b.evs}); r.Verdict != Unknown {
 		t.Fatalf("cancelled: %s", r.Verdict)
+	}
+	// The budget runs out in the cycle search of key "b", after key "a"
+	// showed a violation: that anomaly stands (invalid), and monotonic
+	// reads, which held on "a" but was not judged on "b", is unknown.
+	b = &cb{}
+	b.put(0, "a", "1").get(0, "a", "null").get(1, "a", "1").get(1, "a", "1")
+	b.put(2, "b", "1").put(3, "b", "2").get(4, "b", "1").get(4, "b", "2").get(4, "b", "1")
+	calls := 0
+	r := checkSessions(Input{Events: b.evs}, time.Second, func() bool { calls++; return calls >= 3 })
+	g := r.Details["guarantees"].(map[string]string)
+	if r.Verdict != Invalid || len(r.Anomalies) != 1 || g[guarRYW] != "invalid" || g[guarMR] != "unknown" || !strings.Contains(r.Summary, "there may be more") {
+		t.Fatalf("%s %v %s", r.Verdict, g, r.Summary)
+	}
+	if r := checkSessions(Input{Events: b.evs}, time.Second, func() bool { return false }); r.Details["guarantees"].(map[string]string)[guarMR] != "invalid" {
+		t.Fatalf("unbounded: %v", r.Details["guarantees"])
+	}
+	if r := (SessionGuarantees{}).Check(context.Background(), Input{Events: b.evs, Budget: time.Nanosecond}); r.Verdict != Unknown {
+		t.Fatalf("budget 1ns: %s %s", r.Verdict, r.Summary)
 	}
 }
 
