@@ -99,13 +99,11 @@ func (LostUpdates) Check(ctx context.Context, in Input) Result {
 	final, haveFinal := history.FindPhase(history.Phases(in.Events), "final-reads")
 	haveFinal = haveFinal && !final.Open()
 	fig := luFigures{loserNode: map[string]int{}, winnerNode: map[string]int{}}
-	unknownVals, checked := 0, 0
+	unknownVals, checked, incomplete := 0, 0, false
 	for _, k := range h.keys {
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			r.Verdict = Unknown
-			r.Summary = "ran out of time (or was cancelled) before every key was judged"
-			r.Explanation = fmt.Sprintf("Lost updates were judged on %d of %d keys within the budget of %s; give the check more time (faultline check --budget).", checked, len(h.keys), budget)
-			return done()
+			incomplete = true
+			break
 		}
 		if h.excluded(k) != "" {
 			continue
@@ -142,7 +140,14 @@ func (LostUpdates) Check(ctx context.Context, in Input) Result {
 	case fig.lost > 0:
 		r.Verdict = Invalid
 		r.Summary = fmt.Sprintf("%d of %d judged acknowledged writes lost to older writes (%d shown by the final reads); %s", fig.lost, fig.judged, fig.lostFinal, races)
+		if incomplete {
+			r.Summary += fmt.Sprintf(" (the budget ran out after %d of %d keys: there may be more)", checked, len(h.keys))
+		}
 		r.Explanation = lostUpdatesExplanation(r.Anomalies)
+	case incomplete:
+		r.Verdict = Unknown
+		r.Summary = "ran out of time (or was cancelled) before every key was judged"
+		r.Explanation = fmt.Sprintf("Lost updates were judged on %d of %d keys within the budget of %s; give the check more time (faultline check --budget).", checked, len(h.keys), budget)
 	case fig.judged == 0 && nExcluded == 0:
 		r.Verdict = NotApplicable
 		r.Summary = "not applicable: no acknowledged write was followed by a read that can judge it"

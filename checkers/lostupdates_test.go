@@ -375,3 +375,14 @@ func TestLostUpdatesAgainstNaiveScan(t *testing.T) {
 	}
 	t.Logf("200 histories: %v", total)
 }
+
+// A cancelled context gives unknown when nothing was found.
+func TestLostUpdatesCancelled(t *testing.T) {
+	b := &lub{}
+	b.put(0, "1", 10, 20, "n1").put(1, "2", 30, 40, "n2").get(2, "1", 50, 60, "n2")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if r := (LostUpdates{}).Check(ctx, Input{Events: b.sorted()}); r.Verdict != Unknown {
+		t.Fatalf("cancelled: %s %s", r.Verdict, r.Summary)
+	}
+}
