@@ -114,3 +114,21 @@ func TestLadderContradiction(t *testing.T) {
 		t.Errorf("causal: %+v", r)
 	}
 }
+
+// Causal consistency (CC) does not imply monotonic reads: a causal run
+// that fails monotonic reads is no contradiction, and causal is still the
+// strongest model that held.
+func TestLadderCausalWithoutMonotonicReads(t *testing.T) {
+	l := BuildLadder([]Result{{Name: "linearizability", Verdict: Invalid}, {Name: "causal", Verdict: Valid},
+		{Name: "session-guarantees", Verdict: Invalid, Details: map[string]any{"guarantees": map[string]string{
+			"read-your-writes": "valid", "monotonic-reads": "invalid", "monotonic-writes": "valid", "writes-follow-reads": "valid"}}}}, "")
+	if r := rungOf(t, l, "monotonic-reads"); r.Verdict != Invalid || r.Implied || r.Note != "" {
+		t.Errorf("monotonic-reads: %+v", r)
+	}
+	if r := rungOf(t, l, "read-your-writes"); r.Verdict != Valid || !r.Implied {
+		t.Errorf("read-your-writes: %+v", r)
+	}
+	if l.Strongest != "causal" {
+		t.Errorf("strongest %q", l.Strongest)
+	}
+}

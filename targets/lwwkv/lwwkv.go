@@ -154,9 +154,10 @@ var Bugs = map[string]string{
 	BugWallClockOnly: "merges ignore vector clocks and keep the larger (timestamp, node id): a causally later write loses to an earlier one stamped by a clock that runs ahead, even on its own node (breaks causality: writes are lost)",
 }
 
-// IntendedCheckers are the checkers lwwkv should name as its defaults once
-// they all exist in the checkers registry; see init.
-var IntendedCheckers = []string{"convergence", "lost-updates", "session-guarantees", "causal", "linearizability", "lost-writes"}
+// DefaultCheckers are lwwkv's default checkers: every rung of the
+// consistency ladder, and the lost updates an LWW store makes by design
+// (the linearizability and lost-writes verdicts say what it is not).
+var DefaultCheckers = []string{"convergence", "lost-updates", "session-guarantees", "causal", "linearizability", "lost-writes"}
 
 func init() {
 	targets.RegisterSystem(nodekit.Hooks(targets.System{
@@ -171,13 +172,9 @@ func init() {
 		CheckOptions: CheckOptions,
 		Client:       "http",
 		Workload:     "register",
-		// Not yet IntendedCheckers: a scenario's validation refuses
-		// default checkers the registry lacks, and lost-updates,
-		// session-guarantees and causal are not registered yet; nil runs
-		// the register workload's defaults.
-		Checkers:  nil,
-		PeerLinks: true,
-		Run:       Run,
+		Checkers:     DefaultCheckers,
+		PeerLinks:    true,
+		Run:          Run,
 	}))
 }
 
