@@ -134,7 +134,7 @@ func (LostUpdates) Check(ctx context.Context, in Input) Result {
 	}
 	races := "no race lost"
 	if fig.races > 0 {
-		races = fmt.Sprintf("%s to concurrent writes (acknowledged by %s; the winners by %s)", plural(fig.races, "race lost"), nodeCounts(fig.loserNode), nodeCounts(fig.winnerNode))
+		races = fmt.Sprintf("%s to concurrent writes (acknowledged by %s; the winners by %s)", plural64(int64(fig.races), "race lost", "races lost"), nodeCounts(fig.loserNode), nodeCounts(fig.winnerNode))
 	}
 	switch {
 	case fig.lost > 0:

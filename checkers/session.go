@@ -530,7 +530,7 @@ func checkSessions(in Input, budget time.Duration, expired func() bool) Result {
 	switch {
 	case len(anomalies) > 0:
 		r.Verdict = Invalid
-		r.Summary = fmt.Sprintf("%s: %s", plural(len(anomalies), "session anomaly"), summaryOf())
+		r.Summary = fmt.Sprintf("%s: %s", plural64(int64(len(anomalies)), "session anomaly", "session anomalies"), summaryOf())
 		if incomplete {
 			r.Summary += " (the budget ran out before every key was judged: there may be more)"
 		}
