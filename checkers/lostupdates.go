@@ -73,6 +73,7 @@ func (LostUpdates) Name() string { return "lost-updates" }
 type luFigures struct {
 	acked, judged, lost, lostFinal, overwritten, survived, races, unjudged, stale int
 	loserNode, winnerNode                                                         map[string]int
+	lostBy, lostTo                                                                map[string]int // lost updates by the node that acknowledged them, by the winner's node
 }
 
 // Check implements Checker.
@@ -98,7 +99,7 @@ func (LostUpdates) Check(ctx context.Context, in Input) Result {
 	}
 	final, haveFinal := history.FindPhase(history.Phases(in.Events), "final-reads")
 	haveFinal = haveFinal && !final.Open()
-	fig := luFigures{loserNode: map[string]int{}, winnerNode: map[string]int{}}
+	fig := luFigures{loserNode: map[string]int{}, winnerNode: map[string]int{}, lostBy: map[string]int{}, lostTo: map[string]int{}}
 	unknownVals, checked, incomplete := 0, 0, false
 	for _, k := range h.keys {
 		if ctx.Err() != nil || time.Now().After(deadline) {
@@ -123,6 +124,8 @@ func (LostUpdates) Check(ctx context.Context, in Input) Result {
 	d["race_losses"] = fig.races
 	d["race_losses_by_loser_node"] = fig.loserNode
 	d["race_wins_by_winner_node"] = fig.winnerNode
+	d["lost_updates_by_loser_node"] = fig.lostBy
+	d["lost_updates_by_winner_node"] = fig.lostTo
 	d["writes_unjudged"] = fig.unjudged
 	d["writes_with_stale_reads"] = fig.stale
 	d["keys_checked"] = checked
@@ -139,7 +142,7 @@ func (LostUpdates) Check(ctx context.Context, in Input) Result {
 	switch {
 	case fig.lost > 0:
 		r.Verdict = Invalid
-		r.Summary = fmt.Sprintf("%d of %d judged acknowledged writes lost to older writes (%d shown by the final reads); %s", fig.lost, fig.judged, fig.lostFinal, races)
+		r.Summary = fmt.Sprintf("%d of %d judged acknowledged writes lost to older writes (%d shown by the final reads; acknowledged by %s, lost to writes of %s); %s", fig.lost, fig.judged, fig.lostFinal, nodeCounts(fig.lostBy), nodeCounts(fig.lostTo), races)
 		if incomplete {
 			r.Summary += fmt.Sprintf(" (the budget ran out after %d of %d keys: there may be more)", checked, len(h.keys))
 		}
@@ -264,6 +267,8 @@ func lostUpdatesKey(h *kvHistory, k history.Key, haveFinal bool, final history.P
 		switch {
 		case olderKey[d] < w.Inv:
 			fig.lost++
+			fig.lostBy[wNode]++
+			fig.lostTo[winnerNode(h, winner)]++
 			if isFinal(ri) {
 				fig.lostFinal++
 			}
@@ -326,8 +331,12 @@ func lostUpdate(h *kvHistory, k history.Key, wi, ri, winner, holder int, final b
 	evs := []int{w.Comp, w.Inv}
 	if winner >= 0 {
 		v := &h.ops[winner]
-		won = fmt.Sprintf("%s, written by process %s and acknowledged at %s, before that write began at %s",
-			shortVal(v.put), v.Process, h.ref(winner), h.in.Ref(w.Inv))
+		by := ""
+		if n := h.node(winner); n != "" {
+			by = " by " + n
+		}
+		won = fmt.Sprintf("%s, written by process %s and acknowledged%s at %s, before that write began at %s",
+			shortVal(v.put), v.Process, by, h.ref(winner), h.in.Ref(w.Inv))
 		evs = append(evs, h.ev(winner))
 	}
 	evs = append(evs, rd.Comp, rd.Inv)
@@ -340,20 +349,32 @@ func lostUpdate(h *kvHistory, k history.Key, wi, ri, winner, holder int, final b
 		Message: fmt.Sprintf("key %s: lost update: the write of %s by process %s, %s at %s (%s), lost to an older write: the read at %s by process %s (%s; %s), which began after it, returned %s; no later read returned the write",
 			k, shortVal(w.put), w.Process, ack, h.ref(wi), fmtNs(w.Return), h.ref(ri), rd.Process, answeredBy(rNode), judge, won),
 		Events: evs, Refs: refsOf(h.in, evs),
-		Data: map[string]any{"process": int(w.Process), "value": w.put, "read": rd.got, "read_node": rNode, "evidence": evidence},
+		Data: map[string]any{"process": int(w.Process), "value": w.put, "read": rd.got, "read_node": rNode, "evidence": evidence, "winner_node": winnerNode(h, winner)},
 	}
+}
+
+// winnerNode is the node that acknowledged write winner ("" for the
+// initial state or an unknown node).
+func winnerNode(h *kvHistory, winner int) string {
+	if winner < 0 {
+		return ""
+	}
+	return h.node(winner)
 }
 
 // lostUpdatesExplanation says which nodes acknowledged the lost writes and
 // lists the first anomalies.
 func lostUpdatesExplanation(as []Anomaly) string {
 	var b strings.Builder
-	ackBy := map[string]int{}
+	ackBy, wonBy := map[string]int{}, map[string]int{}
 	for _, a := range as {
 		ackBy[a.Node]++
+		if n, _ := a.Data["winner_node"].(string); n != "" {
+			wonBy[n]++
+		}
 	}
-	fmt.Fprintf(&b, "%s: a read that began after an acknowledged write completed, from a node that held the write (or in the final reads), returned a value written before that write began, and no later read returned the write. The lost writes were acknowledged by %s. Under last-write-wins this is what a clock behind its peers does: its writes carry older timestamps than writes that came before them.",
-		plural(len(as), "lost update"), nodeCounts(ackBy))
+	fmt.Fprintf(&b, "%s: a read that began after an acknowledged write completed, from a node that held the write (or in the final reads), returned a value written before that write began, and no later read returned the write. The lost writes were acknowledged by %s; the older writes that beat them by %s. The history shows the order of the writes, not why the older one won (a last-write-wins store decides by timestamps, which it does not record).",
+		plural(len(as), "lost update"), nodeCounts(ackBy), nodeCounts(wonBy))
 	for i, a := range as {
 		if i == 5 {
 			fmt.Fprintf(&b, "\n... and %d more: all %d are in the anomalies (anomalies.jsonl)", len(as)-5, len(as))
