@@ -74,6 +74,7 @@ type HTTPParams struct {
 	TLS *HTTPTLS `yaml:"tls,omitempty"`
 
 	eps []compiledEndpoint // set by Check
+	tr  *http.Transport    // the clients' shared connection pool (transport)
 }
 
 // Endpoint is one request of the http workload.
@@ -313,6 +314,7 @@ func (p *HTTPParams) Check() error {
 		eps[i] = ce
 	}
 	p.eps = eps
+	p.tr = nil
 	return nil
 }
 
