@@ -98,7 +98,12 @@
 //	               read-lease (shorter than heartbeat-timeout, the least time
 //	               a follower waits without contact before it campaigns, so
 //	               no other leader can exist before it ends by a true clock).
-//	               The first lease of a term waits for a barrier in the term.
+//	               (A heartbeat already in flight when the round starts may
+//	               count towards it: the margin, heartbeat-timeout minus
+//	               read-lease, must also cover one peer link's one-way
+//	               delay, so latency faults beyond it can break the lease
+//	               too.) The first lease of a term waits for a barrier in
+//	               the term.
 //	               Once granted, the lease serves whatever raft's state
 //	               becomes: a partition alone does not break it, but a clock
 //	               that runs slow (clock-skew with a negative drift) stretches
@@ -679,7 +684,9 @@ var errVerifyTimeout = errors.New("timed out waiting for a quorum to confirm the
 // that time plus read-lease. read-lease is below heartbeat-timeout, the
 // least time a follower that acknowledged the round waits without contact
 // before it campaigns, so by a true clock the lease ends before any other
-// node can lead. The first lease of a term waits for a barrier in the term
+// node can lead (raft may count a heartbeat sent shortly before the round
+// began: the margin covers its one-way delay, up to heartbeat-timeout minus
+// read-lease). The first lease of a term waits for a barrier in the term
 // (the loop issues one), so that the FSM holds every entry of earlier
 // terms before the first local read.
 func (n *node) leaseLoop(ctx context.Context) {
