@@ -61,8 +61,13 @@ type Result struct {
 	// (expect:) does not require what this checker found: its verdict is
 	// reported and does not set the overall verdict or the exit code
 	// (Advise sets it; Combine honours it).
-	Advisory bool          `json:"advisory,omitempty"`
-	Elapsed  time.Duration `json:"elapsed_ns"`
+	Advisory bool `json:"advisory,omitempty"`
+	// Held, with Advisory, says that the models the scenario requires of
+	// this checker held although its verdict is about others too (the
+	// session checker valid on read-your-writes, invalid on monotonic
+	// reads): Combine counts it as a valid judgement.
+	Held    bool          `json:"held,omitempty"`
+	Elapsed time.Duration `json:"elapsed_ns"`
 }
 
 // Anomaly is one piece of evidence of a violation.

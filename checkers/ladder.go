@@ -257,5 +257,6 @@ func Advise(results []Result, l *Ladder, gating []string) {
 		// A checker of a required model gates with its verdict, unless
 		// that verdict is about its other, unrequired models only.
 		r.Advisory = !gates || (r.Verdict != Valid && !failed)
+		r.Held = gates && !failed && r.Advisory
 	}
 }

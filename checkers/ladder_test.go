@@ -94,9 +94,15 @@ func TestLadderEventual(t *testing.T) {
 	l2 := BuildLadder(res, "read-your-writes")
 	Advise(res, l2, nil)
 	for _, r := range res {
-		if r.Name == "session-guarantees" && !r.Advisory {
-			t.Errorf("read-your-writes held: the session checker must be advisory")
+		if r.Name == "session-guarantees" && (!r.Advisory || !r.Held) {
+			t.Errorf("read-your-writes held: the session checker must be advisory, and held")
 		}
+	}
+	// Its holding is a valid judgement: with nothing else gating, the
+	// verdict is valid, not "nothing judged".
+	only := []Result{res[2]}
+	if o := Combine(only); o.Verdict != Valid || o.Judged != 1 {
+		t.Errorf("a held advisory result alone: %+v", o)
 	}
 	res[2].Details["guarantees"].(map[string]string)["read-your-writes"] = "invalid"
 	res[2].Advisory = false

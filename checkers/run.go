@@ -105,6 +105,9 @@ func Combine(results []Result) Overall {
 			o.Crashed = append(o.Crashed, r.Name)
 		case r.Advisory:
 			o.Advisory = append(o.Advisory, r.Name)
+			if r.Held {
+				o.Judged++
+			}
 			continue
 		case r.Verdict == Invalid && r.Threshold:
 			o.Thresholds = append(o.Thresholds, r.Name)
