@@ -3,204 +3,29 @@ package lwwkv
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/faultline/faultline/internal/freeport"
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/internal/clustertest"
 )
 
-// relay is a TCP forwarder on loopback standing in for the proxy of one
-// directed peer link: cutting it closes its connections and refuses new
-// ones.
-type relay struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]bool
-}
-
-func newRelay(t *testing.T, target string) *relay {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &relay{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	t.Cleanup(func() { ln.Close(); r.setCut(true) })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go r.pipe(c)
-		}
-	}()
-	return r
-}
-
-func (r *relay) pipe(in net.Conn) {
-	r.mu.Lock()
-	cut := r.cut
-	r.mu.Unlock()
-	if cut {
-		in.Close()
-		return
-	}
-	out, err := net.DialTimeout("tcp", r.target, time.Second)
-	if err != nil {
-		in.Close()
-		return
-	}
-	r.mu.Lock()
-	if r.cut {
-		r.mu.Unlock()
-		in.Close()
-		out.Close()
-		return
-	}
-	r.conns[in], r.conns[out] = true, true
-	r.mu.Unlock()
-	go func() { io.Copy(out, in); out.Close() }()
-	io.Copy(in, out)
-	in.Close()
-}
-
-func (r *relay) setCut(cut bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.cut = cut
-	if cut {
-		for c := range r.conns {
-			c.Close()
-		}
-		r.conns = map[net.Conn]bool{}
-	}
-}
-
-// freeAddr returns a free 127.0.0.1 address outside the ephemeral range
-// (see freeport.Take).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ports, err := freeport.Take(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("127.0.0.1:%d", ports[0])
-}
-
-type testNode struct {
-	cfg    targets.NodeConfig
-	cancel context.CancelFunc
-	done   chan error
-}
-
-type cluster struct {
-	t     *testing.T
-	ids   []string
-	nodes map[string]*testNode
-	links map[[2]string]*relay // from, to
-}
+// cluster is clustertest's in-process cluster of lwwkv nodes. Stopping a
+// node drops its replication queues, as a kill would (its data log stays).
+type cluster struct{ *clustertest.Cluster }
 
 // startCluster runs n lwwkv nodes in this process, each on its own
 // loopback ports and data directory, every directed peer link through a
 // relay of its own.
 func startCluster(t *testing.T, n int, opts map[string]string, bugs ...string) *cluster {
 	t.Helper()
-	c := &cluster{t: t, nodes: map[string]*testNode{}, links: map[[2]string]*relay{}}
-	for i := 1; i <= n; i++ {
-		id := fmt.Sprintf("n%d", i)
-		c.ids = append(c.ids, id)
-		c.nodes[id] = &testNode{cfg: targets.NodeConfig{
-			System: Name, ID: id, Listen: freeAddr(t), Admin: freeAddr(t), PeerListen: freeAddr(t),
-			DataDir: t.TempDir(), Bugs: bugs, Peers: map[string]string{}, Opts: opts,
-		}}
-	}
-	for _, from := range c.ids {
-		for _, to := range c.ids {
-			if from != to {
-				r := newRelay(t, c.nodes[to].cfg.PeerListen)
-				c.links[[2]string{from, to}] = r
-				c.nodes[from].cfg.Peers[to] = r.ln.Addr().String()
-			}
-		}
-	}
-	for _, id := range c.ids {
-		c.start(id)
-	}
-	t.Cleanup(func() {
-		for _, id := range c.ids {
-			c.stop(id)
-		}
-	})
+	c := &cluster{clustertest.New(t, Name, n, opts, bugs...)}
+	c.StartAll()
 	return c
-}
-
-func (c *cluster) start(id string) {
-	c.t.Helper()
-	nd := c.nodes[id]
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
-	cfg := nd.cfg
-	cfg.Ready = func() { close(ready) }
-	nd.cancel, nd.done = cancel, make(chan error, 1)
-	go func(done chan error) { done <- targets.RunNode(ctx, cfg) }(nd.done)
-	select {
-	case <-ready:
-	case err := <-nd.done:
-		c.t.Fatalf("node %s did not start: %v", id, err)
-	case <-time.After(10 * time.Second):
-		c.t.Fatalf("node %s not ready after 10s", id)
-	}
-}
-
-// stop cancels the node's context and waits for it to return: its
-// replication queues are gone, as with a kill (its data log stays).
-func (c *cluster) stop(id string) {
-	nd := c.nodes[id]
-	if nd.cancel == nil {
-		return
-	}
-	nd.cancel()
-	nd.cancel = nil
-	select {
-	case err := <-nd.done:
-		if err != nil {
-			c.t.Errorf("node %s stopped with error: %v", id, err)
-		}
-	case <-time.After(10 * time.Second):
-		c.t.Errorf("node %s did not stop within 10s of its context being cancelled", id)
-	}
-}
-
-// partition cuts (or heals) both directions of the link between a and b.
-func (c *cluster) partition(a, b string, cut bool) {
-	c.links[[2]string{a, b}].setCut(cut)
-	c.links[[2]string{b, a}].setCut(cut)
-}
-
-func (c *cluster) info(id string) targets.NodeInfo {
-	cfg := c.nodes[id].cfg
-	return targets.NodeInfo{NodeAddrs: targets.NodeAddrs{ID: id, Client: cfg.Listen, Admin: cfg.Admin, Peer: cfg.PeerListen}, ClientVia: cfg.Listen}
-}
-
-func (c *cluster) sys() *targets.System {
-	c.t.Helper()
-	sys, err := targets.LookupSystem(Name)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return sys
 }
 
 // nodeStatus is the part of GET /admin/status the tests read.
@@ -214,75 +39,32 @@ type nodeStatus struct {
 }
 
 func (c *cluster) status(id string) nodeStatus {
-	c.t.Helper()
-	st, err := c.sys().Status(context.Background(), c.info(id))
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	c.T.Helper()
 	var s nodeStatus
-	if err := json.Unmarshal(st.Raw, &s); err != nil {
-		c.t.Fatal(err)
+	if err := c.Status(id, &s); err != nil {
+		c.T.Fatal(err)
 	}
 	return s
 }
 
-// local reads key from node id's own state (the admin API's local read).
-func (c *cluster) local(id, key string) string {
-	c.t.Helper()
-	v, err := c.sys().LocalRead(context.Background(), c.info(id), key)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return string(v)
-}
-
-// request sends one client API request to node id and returns the status
-// code and body.
-func (c *cluster) request(id, method, path, body string) (int, string) {
-	c.t.Helper()
-	req, err := http.NewRequest(method, "http://"+c.nodes[id].cfg.Listen+path, strings.NewReader(body))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(b))
-}
-
 func (c *cluster) put(id, key, value string) {
-	c.t.Helper()
-	if code, body := c.request(id, "PUT", "/kv/"+key, `{"value":`+value+`}`); code != 200 {
-		c.t.Fatalf("put %s=%s at %s: %d %s", key, value, id, code, body)
+	c.T.Helper()
+	if code, body := c.Request(id, "PUT", "/kv/"+key, `{"value":`+value+`}`); code != 200 {
+		c.T.Fatalf("put %s=%s at %s: %d %s", key, value, id, code, body)
 	}
 }
 
 // setClock sets node id's clock offset through the admin API.
 func (c *cluster) setClock(id string, offset time.Duration) {
-	c.t.Helper()
+	c.T.Helper()
 	body := fmt.Sprintf(`{"offset_ms": %d}`, offset.Milliseconds())
-	resp, err := http.Post("http://"+c.nodes[id].cfg.Admin+"/admin/clock", "application/json", strings.NewReader(body))
+	resp, err := http.Post("http://"+c.Nodes[id].Cfg.Admin+"/admin/clock", "application/json", strings.NewReader(body))
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		c.t.Fatalf("POST /admin/clock %s at %s: %d", body, id, resp.StatusCode)
-	}
-}
-
-// waitFor polls cond every 20ms for at most 10s.
-func (c *cluster) waitFor(what string, cond func() bool) {
-	c.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after 10s waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+		c.T.Fatalf("POST /admin/clock %s at %s: %d", body, id, resp.StatusCode)
 	}
 }
 
@@ -298,29 +80,29 @@ var (
 func TestReplication(t *testing.T) {
 	c := startCluster(t, 3, noAntiEntropy)
 	c.put("n1", "k", "1")
-	for _, id := range c.ids {
-		c.waitFor("k=1 at "+id, func() bool { return c.local(id, "k") == "1" })
+	for _, id := range c.IDs {
+		c.WaitFor("k=1 at "+id, func() bool { return c.Local(id, "k") == "1" })
 	}
-	if code, body := c.request("n2", "GET", "/kv/k", ""); code != 200 || body != `{"value":1}` {
+	if code, body := c.Request("n2", "GET", "/kv/k", ""); code != 200 || body != `{"value":1}` {
 		t.Fatalf("get at n2: %d %s", code, body)
 	}
-	if code, body := c.request("n3", "GET", "/kv/absent", ""); code != 200 || body != `{"value":null}` {
+	if code, body := c.Request("n3", "GET", "/kv/absent", ""); code != 200 || body != `{"value":null}` {
 		t.Fatalf("get of an absent key at n3: %d %s", code, body)
 	}
-	if code, body := c.request("n3", "POST", "/kv/k/cas", `{"from":1,"to":2}`); code != 200 {
+	if code, body := c.Request("n3", "POST", "/kv/k/cas", `{"from":1,"to":2}`); code != 200 {
 		t.Fatalf("cas at n3: %d %s", code, body)
 	}
-	for _, id := range c.ids {
-		c.waitFor("k=2 at "+id, func() bool { return c.local(id, "k") == "2" })
+	for _, id := range c.IDs {
+		c.WaitFor("k=2 at "+id, func() bool { return c.Local(id, "k") == "2" })
 	}
-	if code, body := c.request("n2", "POST", "/kv/k/cas", `{"from":1,"to":3}`); code != 409 || !strings.Contains(body, "mismatch") {
+	if code, body := c.Request("n2", "POST", "/kv/k/cas", `{"from":1,"to":3}`); code != 409 || !strings.Contains(body, "mismatch") {
 		t.Fatalf("cas from a value n2 no longer holds: %d %s, want 409 mismatch", code, body)
 	}
 	s := c.status("n1")
 	if s.Role != StatusRole || s.Term != 0 || s.Keys != 1 {
 		t.Fatalf("n1 status: role %q term %d keys %d, want replica, 0, 1", s.Role, s.Term, s.Keys)
 	}
-	c.waitFor("n1's queues to drain", func() bool {
+	c.WaitFor("n1's queues to drain", func() bool {
 		s := c.status("n1")
 		return s.Counters["sent"] >= 2 && s.Counters["pending"] == 0
 	})
@@ -340,32 +122,32 @@ func TestPartitionConverges(t *testing.T) {
 	c := startCluster(t, 3, noQueueRetry)
 	c.setClock("n2", 10*time.Second)
 	for _, other := range []string{"n2", "n3"} {
-		c.partition("n1", other, true)
+		c.Partition("n1", other, true)
 	}
 	c.put("n2", "k", `"from-n2"`)
 	c.put("n1", "k", `"from-n1"`) // later in real time, earlier by the clocks
-	c.waitFor("n3 to get n2's write (they are connected)", func() bool { return c.local("n3", "k") == `"from-n2"` })
-	c.waitFor("n1 to fail its sends and anti-entropy rounds with both peers", func() bool {
+	c.WaitFor("n3 to get n2's write (they are connected)", func() bool { return c.Local("n3", "k") == `"from-n2"` })
+	c.WaitFor("n1 to fail its sends and anti-entropy rounds with both peers", func() bool {
 		s := c.status("n1")
 		return len(s.Unreachable) == 2 && s.Counters["anti_entropy_errors"] >= 2
 	})
-	if got := c.local("n1", "k"); got != `"from-n1"` {
+	if got := c.Local("n1", "k"); got != `"from-n1"` {
 		t.Fatalf("partitioned n1 holds %s, want its own write", got)
 	}
 	if s := c.status("n1"); s.Counters["pending"] != 2 {
 		t.Fatalf("n1 while partitioned: pending %d, want 2 (its write, for each peer)", s.Counters["pending"])
 	}
 	for _, other := range []string{"n2", "n3"} {
-		c.partition("n1", other, false)
+		c.Partition("n1", other, false)
 	}
-	for _, id := range c.ids {
-		c.waitFor(id+" to hold n2's write", func() bool { return c.local(id, "k") == `"from-n2"` })
+	for _, id := range c.IDs {
+		c.WaitFor(id+" to hold n2's write", func() bool { return c.Local(id, "k") == `"from-n2"` })
 	}
 	// The node that merged the two concurrent writes counted the discarded
 	// one (n1 or n2, whichever started the first exchange after the heal);
 	// the others took the resolved version, whose clock covers both.
 	discarded := int64(0)
-	for _, id := range c.ids {
+	for _, id := range c.IDs {
 		discarded += c.status(id).Counters["concurrent_discarded"]
 	}
 	if discarded < 1 {
@@ -376,8 +158,8 @@ func TestPartitionConverges(t *testing.T) {
 	if s := c.status("n1"); s.Counters["pending"] != 2 {
 		t.Fatalf("n1 counters %v: want its queue still pending (2)", s.Counters)
 	}
-	c.waitFor("an anti-entropy round of n1's own", func() bool { return c.status("n1").Counters["anti_entropy_rounds"] >= 1 })
-	c.waitFor("n1 to see its peers reachable", func() bool { return len(c.status("n1").Unreachable) == 0 })
+	c.WaitFor("an anti-entropy round of n1's own", func() bool { return c.status("n1").Counters["anti_entropy_rounds"] >= 1 })
+	c.WaitFor("n1 to see its peers reachable", func() bool { return len(c.status("n1").Unreachable) == 0 })
 }
 
 // TestCausality: n1's clock runs 10 s ahead; n2 writes after reading
@@ -396,18 +178,18 @@ func TestCausality(t *testing.T) {
 			c := startCluster(t, 2, map[string]string{"anti-entropy-interval": "50ms", "replication-retry": "50ms"}, tc.bugs...)
 			c.setClock("n1", 10*time.Second)
 			c.put("n1", "k", `"a"`)
-			c.waitFor("n2 to hold a", func() bool { return c.local("n2", "k") == `"a"` })
+			c.WaitFor("n2 to hold a", func() bool { return c.Local("n2", "k") == `"a"` })
 			c.put("n2", "k", `"b"`)
-			if got := c.local("n2", "k"); got != tc.want {
+			if got := c.Local("n2", "k"); got != tc.want {
 				t.Fatalf("n2 right after its own write holds %s, want %s", got, tc.want)
 			}
 			// n1 has n2's version once n2's queue is empty and n1 merged it.
-			c.waitFor("n2's queue to drain", func() bool { return c.status("n2").Counters["pending"] == 0 })
-			c.waitFor("anti-entropy rounds on both", func() bool {
+			c.WaitFor("n2's queue to drain", func() bool { return c.status("n2").Counters["pending"] == 0 })
+			c.WaitFor("anti-entropy rounds on both", func() bool {
 				return c.status("n1").Counters["anti_entropy_rounds"] >= 2 && c.status("n2").Counters["anti_entropy_rounds"] >= 2
 			})
-			for _, id := range c.ids {
-				if got := c.local(id, "k"); got != tc.want {
+			for _, id := range c.IDs {
+				if got := c.Local(id, "k"); got != tc.want {
 					t.Fatalf("%s holds %s, want %s", id, got, tc.want)
 				}
 			}
@@ -432,22 +214,22 @@ func TestQueueLost(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(tc.bugs), func(t *testing.T) {
 			c := startCluster(t, 2, map[string]string{"anti-entropy-interval": "50ms", "replication-retry": "50ms"}, tc.bugs...)
-			c.partition("n1", "n2", true)
+			c.Partition("n1", "n2", true)
 			c.put("n1", "k", `"lost"`)
-			c.waitFor("n1's queue to fail a send", func() bool { return c.status("n1").Counters["peer_errors"] >= 1 })
-			c.stop("n1")
-			c.partition("n1", "n2", false)
-			c.start("n1")
-			if got := c.local("n1", "k"); got != `"lost"` {
+			c.WaitFor("n1's queue to fail a send", func() bool { return c.status("n1").Counters["peer_errors"] >= 1 })
+			c.Stop("n1")
+			c.Partition("n1", "n2", false)
+			c.Start("n1")
+			if got := c.Local("n1", "k"); got != `"lost"` {
 				t.Fatalf("restarted n1 holds %s, want its acknowledged write from its data log", got)
 			}
 			if tc.converge {
-				c.waitFor("n2 to get n1's write", func() bool { return c.local("n2", "k") == `"lost"` })
+				c.WaitFor("n2 to get n1's write", func() bool { return c.Local("n2", "k") == `"lost"` })
 				return
 			}
 			// 40 retry intervals: ample for the queue, had it survived.
 			time.Sleep(2 * time.Second)
-			if got := c.local("n2", "k"); got != "null" {
+			if got := c.Local("n2", "k"); got != "null" {
 				t.Fatalf("n2 holds %s: the write reached it without anti-entropy", got)
 			}
 			if s := c.status("n1"); s.Counters["pending"] != 0 || s.Counters["anti_entropy_rounds"] != 0 {
@@ -460,25 +242,10 @@ func TestQueueLost(t *testing.T) {
 // TestPeerAPI: the peer API requires the run's token, refuses malformed
 // versions (400, nothing merged) and merges good ones.
 func TestPeerAPI(t *testing.T) {
-	cfg := targets.NodeConfig{
-		System: Name, ID: "n1", Listen: freeAddr(t), Admin: freeAddr(t), PeerListen: freeAddr(t),
-		DataDir: t.TempDir(), Token: "secret",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	cfg.Ready = func() { close(ready) }
-	go func() { done <- targets.RunNode(ctx, cfg) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatal(err)
-	}
+	c := clustertest.New(t, Name, 1, nil)
+	c.Nodes["n1"].Cfg.Token = "secret"
+	c.StartAll()
+	cfg := c.Nodes["n1"].Cfg
 	post := func(token, body string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest("POST", "http://"+cfg.PeerListen+PathReplicate, bytes.NewReader([]byte(body)))

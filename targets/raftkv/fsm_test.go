@@ -118,7 +118,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 
 func TestDataDirInUse(t *testing.T) {
 	c := startCluster(t, 1)
-	cfg := c.nodes["n1"].cfg
+	cfg := c.Nodes["n1"].Cfg
 	cfg.Listen, cfg.Admin, cfg.PeerListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Opts = map[string]string{"lock-timeout": "100ms"}
 	if err := targets.RunNode(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "another node") {

@@ -17,13 +17,13 @@ import (
 // above term, and every running node but old names it; it returns the
 // leader and its term.
 func (c *cluster) newLeader(old string, term uint64) (string, uint64) {
-	c.t.Helper()
+	c.T.Helper()
 	var leader string
 	var lterm uint64
-	c.waitFor("a new leader other than "+old, func() bool {
+	c.WaitFor("a new leader other than "+old, func() bool {
 		leader, lterm = "", 0
-		for _, id := range c.ids {
-			if id == old || c.nodes[id].cancel == nil {
+		for _, id := range c.IDs {
+			if id == old || !c.Nodes[id].Running() {
 				continue
 			}
 			s, err := c.status(id)
@@ -40,28 +40,20 @@ func (c *cluster) newLeader(old string, term uint64) (string, uint64) {
 }
 
 func (c *cluster) term(id string) uint64 {
-	c.t.Helper()
+	c.T.Helper()
 	s, err := c.status(id)
 	if err != nil {
-		c.t.Fatal(err)
+		c.T.Fatal(err)
 	}
 	return s.Term
 }
 
 // rawStatus is node id's whole status answer.
 func (c *cluster) rawStatus(id string) map[string]any {
-	c.t.Helper()
-	sys, err := targets.LookupSystem(Name)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	st, err := sys.Status(context.Background(), c.info(id))
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	c.T.Helper()
 	var m map[string]any
-	if err := json.Unmarshal(st.Raw, &m); err != nil {
-		c.t.Fatal(err)
+	if err := c.Status(id, &m); err != nil {
+		c.T.Fatal(err)
 	}
 	return m
 }
@@ -95,7 +87,7 @@ func TestFSMApplyTerm(t *testing.T) {
 func TestTermsOnAnswers(t *testing.T) {
 	c := startCluster(t, 3)
 	leader := c.leader()
-	cl := c.client(leader)
+	cl := c.Client(leader)
 	term := c.term(leader)
 	out := do(t, cl, "put", "k", "1")
 	mustOK(t, out, "")
@@ -112,16 +104,16 @@ func TestTermsOnAnswers(t *testing.T) {
 	mustOK(t, out, "")
 	answeredIn(t, "cas", out, term)
 
-	c.stop(leader)
+	c.Stop(leader)
 	leader2, term2 := c.newLeader(leader, term)
-	cl2 := c.client(leader2)
+	cl2 := c.Client(leader2)
 	out = do(t, cl2, "put", "k", "4")
 	mustOK(t, out, "")
 	answeredIn(t, "put on the new leader", out, term2)
 	out = do(t, cl2, "get", "k", "")
 	mustOK(t, out, "4")
 	answeredIn(t, "get on the new leader", out, term2)
-	c.start(leader)
+	c.Start(leader)
 }
 
 // TestStaleReadBug: with stale-read nothing shows without a fault (the
@@ -132,7 +124,7 @@ func TestStaleReadBug(t *testing.T) {
 	c := startCluster(t, 3, BugStaleRead)
 	leader := c.leader()
 	f := c.follower(leader)
-	atLeader, atFollower := c.client(leader), c.client(f)
+	atLeader, atFollower := c.Client(leader), c.Client(f)
 	term := c.term(leader)
 
 	// Without a fault: linearizable, and followers do not serve.
@@ -160,9 +152,9 @@ func TestStaleReadBug(t *testing.T) {
 	}
 
 	// Cut the leader off: the others elect a new leader, which takes a write.
-	c.isolate(leader, true)
+	c.Isolate(leader, true)
 	leader2, term2 := c.newLeader(leader, term)
-	mustOK(t, do(t, c.client(leader2), "put", "k", "4"), "")
+	mustOK(t, do(t, c.Client(leader2), "put", "k", "4"), "")
 	out := do(t, atLeader, "get", "k", "")
 	mustOK(t, out, "3") // stale: the new leader acknowledged 4
 	if out.Node != leader {
@@ -178,8 +170,8 @@ func TestStaleReadBug(t *testing.T) {
 	}
 
 	// Healed, it learns the new term and stops serving.
-	c.isolate(leader, false)
-	c.waitFor("the old leader to learn the new term", func() bool { return c.term(leader) >= term2 })
+	c.Isolate(leader, false)
+	c.WaitFor("the old leader to learn the new term", func() bool { return c.term(leader) >= term2 })
 	out = do(t, atLeader, "get", "k", "")
 	mustOK(t, out, "4")
 	if out.Node == leader {
@@ -199,10 +191,10 @@ func TestLeaseReadBug(t *testing.T) {
 		t.Fatal(err)
 	}
 	leader := c.leader()
-	atLeader := c.client(leader)
+	atLeader := c.Client(leader)
 	term := c.term(leader)
 	mustOK(t, do(t, atLeader, "put", "k", "1"), "")
-	c.waitFor("a lease on the leader", func() bool {
+	c.WaitFor("a lease on the leader", func() bool {
 		m := c.rawStatus(leader)
 		return m["lease_term"] == float64(term) && m["lease_left_ms"].(float64) > 0
 	})
@@ -218,27 +210,27 @@ func TestLeaseReadBug(t *testing.T) {
 
 	// A partition without clock faults: the deposed leader's lease is over
 	// before the new leader is elected, so it never serves the old value.
-	c.isolate(leader, true)
+	c.Isolate(leader, true)
 	leader2, term2 := c.newLeader(leader, term)
-	mustOK(t, do(t, c.client(leader2), "put", "k", "2"), "")
+	mustOK(t, do(t, c.Client(leader2), "put", "k", "2"), "")
 	if out := do(t, atLeader, "get", "k", ""); out.Type == history.OK {
 		t.Fatalf("the deposed leader %s served %s after the new leader %s took 2 (its lease must be over, by a true clock)", leader, out.Value, leader2)
 	}
-	c.isolate(leader, false)
-	c.waitFor("the old leader to learn the new term", func() bool { return c.term(leader) >= term2 })
+	c.Isolate(leader, false)
+	c.WaitFor("the old leader to learn the new term", func() bool { return c.term(leader) >= term2 })
 
 	// Slow the current leader's clock to 1% speed, then cut it off.
 	leader3 := c.leader()
 	term3 := c.term(leader3)
-	at3 := c.client(leader3)
+	at3 := c.Client(leader3)
 	mustOK(t, do(t, at3, "put", "k", "3"), "")
-	if err := sys.SetClock(context.Background(), c.info(leader3), targets.Clock{Drift: -0.99}); err != nil {
+	if err := sys.SetClock(context.Background(), c.Info(leader3), targets.Clock{Drift: -0.99}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // leases renewed on the slow clock
-	c.isolate(leader3, true)
+	c.Isolate(leader3, true)
 	leader4, _ := c.newLeader(leader3, term3)
-	mustOK(t, do(t, c.client(leader4), "put", "k", "4"), "")
+	mustOK(t, do(t, c.Client(leader4), "put", "k", "4"), "")
 	out = do(t, at3, "get", "k", "")
 	mustOK(t, out, "3") // stale: the new leader acknowledged 4
 	if out.Node != leader3 {
@@ -250,13 +242,13 @@ func TestLeaseReadBug(t *testing.T) {
 	}
 
 	// Its clock reset, the lease is over at once.
-	if err := sys.SetClock(context.Background(), c.info(leader3), targets.Clock{}); err != nil {
+	if err := sys.SetClock(context.Background(), c.Info(leader3), targets.Clock{}); err != nil {
 		t.Fatal(err)
 	}
 	if out := do(t, at3, "get", "k", ""); out.Type == history.OK {
 		t.Fatalf("the deposed leader served %s with its clock reset", out.Value)
 	}
-	c.isolate(leader3, false)
+	c.Isolate(leader3, false)
 }
 
 // TestReadLeaseOption: read-lease is auto (half of heartbeat-timeout) or a

@@ -179,16 +179,16 @@ func TestLoseUnsyncedBug(t *testing.T) {
 			}
 			c := startClusterOpts(t, 3, opts, tc.bugs...)
 			leader := c.leader()
-			cl := c.client(leader)
+			cl := c.Client(leader)
 			keys := []string{"a", "b", "c"}
 			for i, k := range keys {
 				mustOK(t, do(t, cl, "put", k, fmt.Sprint(i+1)), "")
 			}
 			idx := c.commitIndex(leader)
-			for _, id := range c.ids {
+			for _, id := range c.IDs {
 				c.waitApplied(id, idx)
 			}
-			for _, id := range c.ids {
+			for _, id := range c.IDs {
 				s, err := c.status(id)
 				if err != nil {
 					t.Fatal(err)
@@ -204,8 +204,8 @@ func TestLoseUnsyncedBug(t *testing.T) {
 				}
 			}
 			if tc.flush == "50ms" {
-				c.waitFor("every node to flush its log", func() bool {
-					for _, id := range c.ids {
+				c.WaitFor("every node to flush its log", func() bool {
+					for _, id := range c.IDs {
 						s, err := c.status(id)
 						if err != nil || s.Counters["unsynced_pending"] != 0 || s.Counters["unsynced_flushes"] == 0 {
 							return false
@@ -215,9 +215,9 @@ func TestLoseUnsyncedBug(t *testing.T) {
 				})
 			}
 			if tc.snapshot {
-				c.waitFor(fmt.Sprintf("every node to snapshot index %d", idx), func() bool {
-					for _, id := range c.ids {
-						if snapshotIndex(t, c.nodes[id].cfg.DataDir) < idx {
+				c.WaitFor(fmt.Sprintf("every node to snapshot index %d", idx), func() bool {
+					for _, id := range c.IDs {
+						if snapshotIndex(t, c.Nodes[id].Cfg.DataDir) < idx {
 							return false
 						}
 					}
@@ -225,16 +225,16 @@ func TestLoseUnsyncedBug(t *testing.T) {
 				})
 			}
 
-			for _, id := range c.ids {
+			for _, id := range c.IDs {
 				if tc.graceful {
-					c.stop(id)
+					c.Stop(id)
 				} else {
 					c.kill(id)
 				}
 			}
 			if tc.snapshot {
-				for _, id := range c.ids {
-					dir := c.nodes[id].cfg.DataDir
+				for _, id := range c.IDs {
+					dir := c.Nodes[id].Cfg.DataDir
 					snap := snapshotIndex(t, dir)
 					bolt := openBolt(t, filepath.Join(dir, "raft.db"))
 					last, err := bolt.LastIndex()
@@ -244,11 +244,11 @@ func TestLoseUnsyncedBug(t *testing.T) {
 					}
 				}
 			}
-			for _, id := range c.ids {
-				c.start(id)
+			for _, id := range c.IDs {
+				c.Start(id)
 			}
 			leader = c.leader()
-			cl = c.client(leader)
+			cl = c.Client(leader)
 			for i, k := range keys {
 				want := fmt.Sprint(i + 1)
 				if tc.lost {
@@ -261,7 +261,7 @@ func TestLoseUnsyncedBug(t *testing.T) {
 			}
 			// The restarted cluster keeps working.
 			mustOK(t, do(t, cl, "put", "a", "10"), "")
-			mustOK(t, do(t, c.client(c.follower(leader)), "get", "a", ""), "10")
+			mustOK(t, do(t, c.Client(c.follower(leader)), "get", "a", ""), "10")
 		})
 	}
 }
