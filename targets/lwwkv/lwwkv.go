@@ -119,13 +119,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"net"
 	"net/http"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,13 +182,7 @@ var Options = []targets.Option{
 	{Name: "log-level", Default: "info", Doc: "hclog level: trace, debug, info, warn, error"},
 }
 
-var optionDefaults = func() map[string]string {
-	m := make(map[string]string, len(Options))
-	for _, o := range Options {
-		m[o.Name] = o.Default
-	}
-	return m
-}()
+var optionDefaults = nodekit.OptionDefaults(Options)
 
 // OptionDefaults returns a copy of the accepted options with their defaults.
 func OptionDefaults() map[string]string { return maps.Clone(optionDefaults) }
@@ -213,43 +203,12 @@ type options struct {
 
 func parseOptions(opts map[string]string) (options, error) {
 	var o options
-	var errs []error
-	for _, k := range slices.Sorted(maps.Keys(opts)) {
-		if _, ok := optionDefaults[k]; !ok {
-			errs = append(errs, fmt.Errorf("lwwkv: unknown option %q (known: %s)", k, strings.Join(slices.Sorted(maps.Keys(optionDefaults)), ", ")))
-		}
-	}
-	get := func(k string) string {
-		if v, ok := opts[k]; ok {
-			return v
-		}
-		return optionDefaults[k]
-	}
-	dur := func(k string) time.Duration {
-		s := get(k)
-		var d time.Duration
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err == nil {
-			if n > math.MaxInt64/int64(time.Millisecond) {
-				n = -1 // overflows a duration: refused below
-			}
-			d = time.Duration(n) * time.Millisecond // a bare number is milliseconds
-		} else {
-			d, err = time.ParseDuration(s)
-		}
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("lwwkv: option %s=%q: want a positive duration such as 500ms (a bare number is milliseconds)", k, s))
-		}
-		return d
-	}
-	o.retry = dur("replication-retry")
-	o.antiEntropy = dur("anti-entropy-interval")
-	o.peerTimeout = dur("peer-timeout")
-	o.logLevel = get("log-level")
-	if hclog.LevelFromString(o.logLevel) == hclog.NoLevel {
-		errs = append(errs, fmt.Errorf("lwwkv: option log-level=%q: want trace, debug, info, warn or error", o.logLevel))
-	}
-	return o, errors.Join(errs...)
+	p := nodekit.ParseOptions(Name, optionDefaults, opts)
+	o.retry = p.Duration("replication-retry")
+	o.antiEntropy = p.Duration("anti-entropy-interval")
+	o.peerTimeout = p.Duration("peer-timeout")
+	o.logLevel = p.LogLevel("log-level")
+	return o, p.Err()
 }
 
 // node is one running lwwkv node: the nodekit.Store the kit serves. Its
@@ -283,25 +242,12 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 		return err
 	}
 	n := &node{cfg: cfg, opts: opts, kit: nodekit.New(cfg)}
-	wallClockOnly := false
-	for _, b := range cfg.Bugs {
-		switch b {
-		case BugNoAntiEntropy:
-			n.noAntiEntropy = true
-		case BugWallClockOnly:
-			wallClockOnly = true
-		default:
-			return fmt.Errorf("lwwkv: unknown bug switch %q (known: %s)", b, strings.Join(slices.Sorted(maps.Keys(Bugs)), ", "))
-		}
+	if err := nodekit.CheckBugs(Name, cfg.Bugs, Bugs); err != nil {
+		return err
 	}
-	n.log = hclog.New(&hclog.LoggerOptions{
-		Name:       "lwwkv/" + cfg.ID,
-		Level:      hclog.LevelFromString(opts.logLevel),
-		Output:     os.Stderr,
-		TimeFn:     n.kit.Now, // clock skew shows in the log lines
-		TimeFormat: "15:04:05.000",
-	})
-	n.kit.Log = n.log.Info
+	n.noAntiEntropy = slices.Contains(cfg.Bugs, BugNoAntiEntropy)
+	wallClockOnly := slices.Contains(cfg.Bugs, BugWallClockOnly)
+	n.log = n.kit.NewLogger(Name, opts.logLevel)
 
 	st, err := openStore(cfg.DataDir, cfg.ID, wallClockOnly, n.kit.Now)
 	if err != nil {

@@ -117,16 +117,9 @@ package pbkv
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
-	"math"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/faultline/faultline/targets"
 	"github.com/faultline/faultline/targets/nodekit"
@@ -176,13 +169,7 @@ var Options = []targets.Option{
 	{Name: "log-level", Default: "info", Doc: "log level: trace, debug, info, warn, error"},
 }
 
-var optionDefaults = func() map[string]string {
-	m := make(map[string]string, len(Options))
-	for _, o := range Options {
-		m[o.Name] = o.Default
-	}
-	return m
-}()
+var optionDefaults = nodekit.OptionDefaults(Options)
 
 // OptionDefaults returns a copy of the accepted options with their defaults.
 func OptionDefaults() map[string]string { return maps.Clone(optionDefaults) }
@@ -204,54 +191,26 @@ type options struct {
 
 func parseOptions(opts map[string]string) (options, error) {
 	var o options
-	for k := range opts {
-		if _, ok := optionDefaults[k]; !ok {
-			return o, fmt.Errorf("pbkv: unknown option %q (known: %s)", k, strings.Join(slices.Sorted(maps.Keys(optionDefaults)), ", "))
-		}
+	p := nodekit.ParseOptions(Name, optionDefaults, opts)
+	if err := p.Err(); err != nil {
+		return o, err
 	}
-	get := func(k string) string {
-		if v, ok := opts[k]; ok {
-			return v
-		}
-		return optionDefaults[k]
-	}
-	var errs []error
-	dur := func(k string) time.Duration {
-		s := get(k)
-		var d time.Duration
-		n, err := strconv.Atoi(s)
-		if err == nil {
-			if n > math.MaxInt64/int(time.Millisecond) {
-				n = -1 // overflows a duration: refused below
-			}
-			d = time.Duration(n) * time.Millisecond // a bare number is milliseconds
-		} else {
-			d, err = time.ParseDuration(s)
-		}
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("pbkv: option %s=%q: want a positive duration such as 300ms", k, s))
-		}
-		return d
-	}
-	o.heartbeat = dur("heartbeat-interval")
-	o.election = dur("election-timeout")
-	o.lease = dur("lease-duration")
-	o.replication = dur("replication-timeout")
-	o.rpc = dur("rpc-timeout")
-	o.lockTimeout = dur("lock-timeout")
-	o.logLevel = get("log-level")
-	if hclog.LevelFromString(o.logLevel) == hclog.NoLevel {
-		errs = append(errs, fmt.Errorf("pbkv: option log-level=%q: want trace, debug, info, warn or error", o.logLevel))
-	}
-	if len(errs) == 0 {
+	o.heartbeat = p.Duration("heartbeat-interval")
+	o.election = p.Duration("election-timeout")
+	o.lease = p.Duration("lease-duration")
+	o.replication = p.Duration("replication-timeout")
+	o.rpc = p.Duration("rpc-timeout")
+	o.lockTimeout = p.Duration("lock-timeout")
+	o.logLevel = p.LogLevel("log-level")
+	if p.Err() == nil {
 		if o.lease >= o.election {
-			errs = append(errs, fmt.Errorf("pbkv: options lease-duration=%s, election-timeout=%s: the lease must be shorter than the election timeout, or a new primary could be elected while the old one still serves reads on its lease", o.lease, o.election))
+			p.Errorf("options lease-duration=%s, election-timeout=%s: the lease must be shorter than the election timeout, or a new primary could be elected while the old one still serves reads on its lease", o.lease, o.election)
 		}
 		if o.heartbeat >= o.lease {
-			errs = append(errs, fmt.Errorf("pbkv: options heartbeat-interval=%s, lease-duration=%s: heartbeats must come more often than the lease runs out, or the primary loses its lease between two of them", o.heartbeat, o.lease))
+			p.Errorf("options heartbeat-interval=%s, lease-duration=%s: heartbeats must come more often than the lease runs out, or the primary loses its lease between two of them", o.heartbeat, o.lease)
 		}
 	}
-	return o, errors.Join(errs...)
+	return o, p.Err()
 }
 
 // Run serves one pbkv node until ctx is cancelled; see the package doc.
@@ -266,24 +225,12 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 	if err != nil {
 		return err
 	}
-	noFencing := false
-	for _, b := range cfg.Bugs {
-		switch b {
-		case BugNoFencing:
-			noFencing = true
-		default:
-			return fmt.Errorf("pbkv: unknown bug switch %q (known: %s)", b, strings.Join(slices.Sorted(maps.Keys(Bugs)), ", "))
-		}
+	if err := nodekit.CheckBugs(Name, cfg.Bugs, Bugs); err != nil {
+		return err
 	}
+	noFencing := slices.Contains(cfg.Bugs, BugNoFencing)
 	kit := nodekit.New(cfg)
-	logger := hclog.New(&hclog.LoggerOptions{
-		Name:       "pbkv/" + cfg.ID,
-		Level:      hclog.LevelFromString(o.logLevel),
-		Output:     os.Stderr,
-		TimeFn:     kit.Now, // clock skew shows in the log lines
-		TimeFormat: "15:04:05.000",
-	})
-	kit.Log = logger.Info
+	logger := kit.NewLogger(Name, o.logLevel)
 
 	d, m, entries, err := openDisk(cfg.DataDir, o.lockTimeout)
 	if err != nil {

@@ -143,14 +143,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,22 +223,10 @@ var Options = []targets.Option{
 }
 
 // optionDefaults maps each option in Options to its default.
-var optionDefaults = func() map[string]string {
-	m := make(map[string]string, len(Options))
-	for _, o := range Options {
-		m[o.Name] = o.Default
-	}
-	return m
-}()
+var optionDefaults = nodekit.OptionDefaults(Options)
 
 // OptionDefaults returns a copy of the accepted options with their defaults.
-func OptionDefaults() map[string]string {
-	out := make(map[string]string, len(optionDefaults))
-	for k, v := range optionDefaults {
-		out[k] = v
-	}
-	return out
-}
+func OptionDefaults() map[string]string { return maps.Clone(optionDefaults) }
 
 // CheckOptions says what is wrong with opts (unknown names, bad values,
 // timeouts in an order raft refuses), naming each bad option; nil if
@@ -290,65 +274,29 @@ type options struct {
 
 func parseOptions(opts map[string]string) (options, error) {
 	var o options
-	for k := range opts {
-		if _, ok := optionDefaults[k]; !ok {
-			return o, fmt.Errorf("raftkv: unknown option %q (known: %s)", k, strings.Join(slices.Sorted(maps.Keys(optionDefaults)), ", "))
-		}
+	p := nodekit.ParseOptions(Name, optionDefaults, opts)
+	if err := p.Err(); err != nil {
+		return o, err
 	}
-	get := func(k string) string {
-		if v, ok := opts[k]; ok {
-			return v
-		}
-		return optionDefaults[k]
-	}
-	var errs []error
-	dur := func(k string) time.Duration {
-		s := get(k)
-		var d time.Duration
-		n, err := strconv.Atoi(s)
-		if err == nil {
-			if n > math.MaxInt64/int(time.Millisecond) {
-				n = -1 // overflows a duration: refused below
-			}
-			d = time.Duration(n) * time.Millisecond // a bare number is milliseconds
-		} else {
-			d, err = time.ParseDuration(s)
-		}
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("raftkv: option %s=%q: want a positive duration such as 300ms", k, s))
-		}
-		return d
-	}
-	num := func(k string) uint64 {
-		s := get(k)
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil || n == 0 {
-			errs = append(errs, fmt.Errorf("raftkv: option %s=%q: want a positive integer", k, s))
-		}
-		return n
-	}
-	o.heartbeat = dur("heartbeat-timeout")
-	o.election = dur("election-timeout")
-	o.lease = dur("leader-lease-timeout")
-	o.commit = dur("commit-timeout")
-	o.snapThreshold = num("snapshot-threshold")
-	o.snapInterval = dur("snapshot-interval")
-	o.trailingLogs = num("trailing-logs")
-	o.applyTimeout = dur("apply-timeout")
-	o.transportTimeout = dur("transport-timeout")
-	o.maxPool = int(num("max-pool"))
-	o.lockTimeout = dur("lock-timeout")
-	o.unsyncedFlush = dur("unsynced-flush")
-	if rl := get("read-lease"); rl == "auto" {
+	o.heartbeat = p.Duration("heartbeat-timeout")
+	o.election = p.Duration("election-timeout")
+	o.lease = p.Duration("leader-lease-timeout")
+	o.commit = p.Duration("commit-timeout")
+	o.snapThreshold = p.Positive("snapshot-threshold")
+	o.snapInterval = p.Duration("snapshot-interval")
+	o.trailingLogs = p.Positive("trailing-logs")
+	o.applyTimeout = p.Duration("apply-timeout")
+	o.transportTimeout = p.Duration("transport-timeout")
+	o.maxPool = int(p.Positive("max-pool"))
+	o.lockTimeout = p.Duration("lock-timeout")
+	o.unsyncedFlush = p.Duration("unsynced-flush")
+	if rl := p.Get("read-lease"); rl == "auto" {
 		o.readLease = o.heartbeat / 2
-	} else if o.readLease = dur("read-lease"); o.readLease > 0 && o.heartbeat > 0 && o.readLease >= o.heartbeat {
-		errs = append(errs, fmt.Errorf("raftkv: option read-lease=%q: want less than heartbeat-timeout (%s), the least time a follower waits before it campaigns, or auto", rl, o.heartbeat))
+	} else if o.readLease = p.Duration("read-lease"); o.readLease > 0 && o.heartbeat > 0 && o.readLease >= o.heartbeat {
+		p.Errorf("option read-lease=%q: want less than heartbeat-timeout (%s), the least time a follower waits before it campaigns, or auto", rl, o.heartbeat)
 	}
-	o.logLevel = get("log-level")
-	if hclog.LevelFromString(o.logLevel) == hclog.NoLevel {
-		errs = append(errs, fmt.Errorf("raftkv: option log-level=%q: want trace, debug, info, warn or error", o.logLevel))
-	}
-	return o, errors.Join(errs...)
+	o.logLevel = p.LogLevel("log-level")
+	return o, p.Err()
 }
 
 // addrProvider maps server ids to the address this node dials for them
@@ -403,6 +351,9 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 	}
 	opts, _ := parseOptions(cfg.Opts)
 	n := &node{cfg: cfg, opts: opts, fsm: newFSM(), kit: nodekit.New(cfg)}
+	if err := nodekit.CheckBugs(Name, cfg.Bugs, Bugs); err != nil {
+		return err
+	}
 	loseUnsynced := false
 	for _, b := range cfg.Bugs {
 		switch b {
@@ -414,18 +365,9 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 			n.lease = &readLease{}
 		case BugLoseUnsynced:
 			loseUnsynced = true
-		default:
-			return fmt.Errorf("raftkv: unknown bug switch %q (known: %s)", b, strings.Join(slices.Sorted(maps.Keys(Bugs)), ", "))
 		}
 	}
-	n.log = hclog.New(&hclog.LoggerOptions{
-		Name:       "raftkv/" + cfg.ID,
-		Level:      hclog.LevelFromString(opts.logLevel),
-		Output:     os.Stderr,
-		TimeFn:     n.kit.Now, // clock skew shows in the log lines
-		TimeFormat: "15:04:05.000",
-	})
-	n.kit.Log = n.log.Info
+	n.log = n.kit.NewLogger(Name, opts.logLevel)
 	rc := raftConfig(cfg.ID, opts, n.log.Named("raft"))
 
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
