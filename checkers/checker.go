@@ -62,11 +62,12 @@ type Result struct {
 	// reported and does not set the overall verdict or the exit code
 	// (Advise sets it; Combine honours it).
 	Advisory bool `json:"advisory,omitempty"`
-	// Held, with Advisory, says that the models the scenario requires of
-	// this checker held although its verdict is about others too (the
-	// session checker valid on read-your-writes, invalid on monotonic
-	// reads): Combine counts it as a valid judgement.
-	Held    bool          `json:"held,omitempty"`
+	// Gates, with Advisory, is the verdict on the models the scenario
+	// requires of this checker when it differs from Verdict, which is
+	// about other models too (the session checker: read-your-writes valid
+	// or unknown, monotonic reads invalid). Combine judges the result by
+	// it; "" when Verdict itself gates, or nothing does.
+	Gates   Verdict       `json:"gates,omitempty"`
 	Elapsed time.Duration `json:"elapsed_ns"`
 }
 

@@ -222,10 +222,11 @@ func strongest(rungs []Rung) string {
 
 // Advise marks, for a scenario that expects model expect, the results
 // that must not set the exit code: Result.Advisory. A model checker is
-// advisory when none of the rungs it judges is gating, or when its
-// verdict is not valid only because of rungs that are not (the session
-// checker failing monotonic reads when read-your-writes is expected); any
-// other checker (lost-writes, split-brain,
+// advisory when none of the rungs it judges is gating; when some are and
+// their worst verdict differs from the checker's own (the session checker
+// invalid on monotonic reads, valid or unknown on the expected
+// read-your-writes), it is advisory with Result.Gates set to that worst
+// verdict, which Combine judges by; any other checker (lost-writes, split-brain,
 // lost-updates, ...) is advisory unless gating lists it. Thresholds, the
 // figures and a checker's own failure keep their meaning. With expect ""
 // nothing changes.
@@ -247,16 +248,31 @@ func Advise(results []Result, l *Ladder, gating []string) {
 			r.Advisory = true
 			continue
 		}
-		gates, failed := false, false
+		// A checker of required models gates by their verdict: the worst
+		// of its gating rungs. Where that differs from its own verdict
+		// (which is about its other models too), it is reported only and
+		// Gates carries the verdict that counts.
+		gates := Verdict("")
 		for _, rg := range rs {
 			if rg.Gating {
-				gates = true
-				failed = failed || (rg.Verdict != Valid && rg.Verdict != NotApplicable)
+				gates = worse(gates, rg.Verdict)
 			}
 		}
-		// A checker of a required model gates with its verdict, unless
-		// that verdict is about its other, unrequired models only.
-		r.Advisory = !gates || (r.Verdict != Valid && !failed)
-		r.Held = gates && !failed && r.Advisory
+		switch {
+		case gates == "":
+			r.Advisory = true
+		case gates != r.Verdict:
+			r.Advisory, r.Gates = true, gates
+		}
 	}
+}
+
+// worse is the worse of two verdicts for gating: invalid, then unknown,
+// then valid, then not applicable ("" is none).
+func worse(a, b Verdict) Verdict {
+	rank := map[Verdict]int{"": 0, NotApplicable: 1, Valid: 2, Unknown: 3, Invalid: 4}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
 }

@@ -103,9 +103,13 @@ func Combine(results []Result) Overall {
 		switch {
 		case r.Internal:
 			o.Crashed = append(o.Crashed, r.Name)
+		case r.Advisory && r.Gates == Invalid:
+			o.Violated = append(o.Violated, r.Name)
+		case r.Advisory && r.Gates == Unknown:
+			o.Unknown = append(o.Unknown, r.Name)
 		case r.Advisory:
 			o.Advisory = append(o.Advisory, r.Name)
-			if r.Held {
+			if r.Gates == Valid {
 				o.Judged++
 			}
 			continue

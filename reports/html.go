@@ -303,7 +303,7 @@ func parseSpan(a, b string) (time.Time, time.Time, bool) {
 
 func checkerRow(r *Results, c checkers.Result) checkerView {
 	cv := checkerView{Name: c.Name, Verdict: verdictLabel(c), Class: checkerClass(c),
-		Summary: summaryText(c), Explanation: c.Explanation, Threshold: c.Threshold, Advisory: c.Advisory, AnomalyCount: anomalyCount(c)}
+		Summary: summaryText(c), Explanation: c.Explanation, Threshold: c.Threshold, Advisory: c.Advisory && c.Gates == "", AnomalyCount: anomalyCount(c)}
 	if c.Elapsed > 0 {
 		cv.Elapsed = c.Elapsed.Round(time.Microsecond).String()
 	}

@@ -41,7 +41,10 @@ func Summary(w io.Writer, r *Results) {
 			label = "n/a"
 		}
 		text := summaryText(c)
-		if c.Advisory {
+		switch {
+		case c.Advisory && c.Gates != "":
+			text = "(on the expected model: " + string(c.Gates) + ") " + text
+		case c.Advisory:
 			text = "(reported only: beyond the expected model) " + text
 		}
 		fmt.Fprintf(w, "  %-*s  %-7s  %s\n", width, c.Name, label, text)
