@@ -147,20 +147,11 @@ func (c *ccCheck) tick() bool {
 func (Causal) Check(ctx context.Context, in Input) Result {
 	start := time.Now()
 	r := Result{Name: "causal", Details: map[string]any{}}
-	done := func() Result {
-		r.AnomalyCount = len(r.Anomalies)
-		r.Elapsed = time.Since(start)
-		return r
-	}
-	budget := in.Budget
-	if budget <= 0 {
-		budget = DefaultBudget
-	}
+	done := func() Result { return finish(&r, start) }
+	budget := in.budgetOr(DefaultBudget)
 	h, probs := buildKV(in)
 	if h == nil {
-		r.Verdict = Unknown
-		r.Summary = "the history is malformed, so operations cannot be paired with their outcomes"
-		r.Explanation = probs[0].Message + ". The stats checker lists every such problem."
+		r.setMalformed("operations", probs[0])
 		return done()
 	}
 	c := &ccCheck{h: h, byKind: map[string]int{}, deadline: start.Add(budget), ctx: ctx}

@@ -28,6 +28,12 @@ import (
 
 // bruteCC decides CC over every choice of the info writes that took effect.
 func bruteCC(all []bOp) bool {
+	return anyTaken(all, func(ops []bOp) bool { return ccWithOrder(ops, leastCO(ops)) })
+}
+
+// anyTaken reports whether f holds for some choice of the info writes of
+// all that took effect (f gets all without those that did not).
+func anyTaken(all []bOp, f func(ops []bOp) bool) bool {
 	var maybes []int
 	for i, o := range all {
 		if o.maybe {
@@ -45,7 +51,7 @@ func bruteCC(all []bOp) bool {
 				ops = append(ops, o)
 			}
 		}
-		if ccWithOrder(ops, leastCO(ops)) {
+		if f(ops) {
 			return true
 		}
 	}
@@ -182,23 +188,7 @@ func legalRead(ops []bOp, co [][]bool, r int) bool {
 // literalCC decides CC by trying every strict partial order on the
 // operations (not only those containing read-from), for tiny histories.
 func literalCC(all []bOp) bool {
-	var maybes []int
-	for i, o := range all {
-		if o.maybe {
-			maybes = append(maybes, i)
-		}
-	}
-	for mask := 0; mask < 1<<len(maybes); mask++ {
-		var ops []bOp
-		drop := map[int]bool{}
-		for j, i := range maybes {
-			drop[i] = mask&(1<<j) == 0
-		}
-		for i, o := range all {
-			if !drop[i] {
-				ops = append(ops, o)
-			}
-		}
+	return anyTaken(all, func(ops []bOp) bool {
 		n := len(ops)
 		var pairs [][2]int
 		for i := 0; i < n; i++ {
@@ -231,8 +221,8 @@ func literalCC(all []bOp) bool {
 				return true
 			}
 		}
-	}
-	return false
+		return false
+	})
 }
 
 // TestBruteCCMinimalOrder checks the brute force's shortcut (the least

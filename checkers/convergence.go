@@ -83,11 +83,7 @@ func (c Convergence) Check(ctx context.Context, in Input) Result {
 		within = DefaultConvergenceWithin
 	}
 	r := Result{Name: "convergence"}
-	done := func() Result {
-		r.AnomalyCount = len(r.Anomalies)
-		r.Elapsed = time.Since(t0)
-		return r
-	}
+	done := func() Result { return finish(&r, t0) }
 	rounds := map[int]*replicaRound{}
 	var order []int
 	healEnd := int64(-1)

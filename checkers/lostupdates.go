@@ -80,21 +80,12 @@ type luFigures struct {
 func (LostUpdates) Check(ctx context.Context, in Input) Result {
 	start := time.Now()
 	r := Result{Name: "lost-updates", Details: map[string]any{}}
-	done := func() Result {
-		r.AnomalyCount = len(r.Anomalies)
-		r.Elapsed = time.Since(start)
-		return r
-	}
-	budget := in.Budget
-	if budget <= 0 {
-		budget = DefaultBudget
-	}
+	done := func() Result { return finish(&r, start) }
+	budget := in.budgetOr(DefaultBudget)
 	deadline := start.Add(budget)
 	h, probs := buildKV(in)
 	if h == nil {
-		r.Verdict = Unknown
-		r.Summary = "the history is malformed, so writes cannot be paired with their outcomes"
-		r.Explanation = probs[0].Message + ". The stats checker lists every such problem."
+		r.setMalformed("writes", probs[0])
 		return done()
 	}
 	final, haveFinal := history.FindPhase(history.Phases(in.Events), "final-reads")

@@ -60,19 +60,11 @@ type lwRead struct {
 func (LostWrites) Check(ctx context.Context, in Input) Result {
 	start := time.Now()
 	r := Result{Name: "lost-writes", Details: map[string]any{}}
-	done := func() Result {
-		r.AnomalyCount = len(r.Anomalies)
-		r.Elapsed = time.Since(start)
-		return r
-	}
+	done := func() Result { return finish(&r, start) }
 	ops, probs := pairOps(in)
-	for _, p := range probs {
-		if p.ambiguous() {
-			r.Verdict = Unknown
-			r.Summary = "the history is malformed, so writes cannot be paired with their outcomes"
-			r.Explanation = p.Message + ". The stats checker lists every such problem."
-			return done()
-		}
+	if amb := ambiguousOnly(probs); len(amb) > 0 {
+		r.setMalformed("writes", amb[0])
+		return done()
 	}
 	finalStart := -1 // the event that starts the final-reads phase
 	for i := range in.Events {

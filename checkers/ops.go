@@ -44,6 +44,18 @@ type problem struct {
 // completions uncertain (so no checker that relies on it can trust it).
 func (p problem) ambiguous() bool { return p.Kind != probInvokeAfterInfo }
 
+// ambiguousOnly returns the problems of probs that make the history
+// ambiguous, in order.
+func ambiguousOnly(probs []problem) []problem {
+	var amb []problem
+	for _, p := range probs {
+		if p.ambiguous() {
+			amb = append(amb, p)
+		}
+	}
+	return amb
+}
+
 // pairOps pairs every client invoke of in.Events with the next completion
 // by the same process, in history order. Nemesis and observer events are
 // skipped. It never fails: problems (their messages naming lines as

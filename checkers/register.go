@@ -109,13 +109,7 @@ func parseCAS(raw json.RawMessage) (from, to json.RawMessage, err error) {
 func buildRegisterHistory(in Input, prune bool) (*regHistory, []problem, error) {
 	evs := in.Events
 	cops, probs := pairOps(in)
-	var amb []problem
-	for _, p := range probs {
-		if p.ambiguous() {
-			amb = append(amb, p)
-		}
-	}
-	if len(amb) > 0 {
+	if amb := ambiguousOnly(probs); len(amb) > 0 {
 		return nil, amb, nil
 	}
 	h := &regHistory{

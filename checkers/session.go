@@ -55,13 +55,7 @@ type kvHistory struct {
 // make the history ambiguous, if any, instead of a history.
 func buildKV(in Input) (*kvHistory, []problem) {
 	cops, probs := pairOps(in)
-	var amb []problem
-	for _, p := range probs {
-		if p.ambiguous() {
-			amb = append(amb, p)
-		}
-	}
-	if len(amb) > 0 {
+	if amb := ambiguousOnly(probs); len(amb) > 0 {
 		return nil, amb
 	}
 	h := &kvHistory{
@@ -396,10 +390,7 @@ type sgKey struct {
 
 // Check implements Checker.
 func (SessionGuarantees) Check(ctx context.Context, in Input) Result {
-	budget := in.Budget
-	if budget <= 0 {
-		budget = DefaultBudget
-	}
+	budget := in.budgetOr(DefaultBudget)
 	deadline := time.Now().Add(budget)
 	return checkSessions(in, budget, func() bool { return ctx.Err() != nil || time.Now().After(deadline) })
 }
@@ -409,16 +400,10 @@ func (SessionGuarantees) Check(ctx context.Context, in Input) Result {
 func checkSessions(in Input, budget time.Duration, expired func() bool) Result {
 	start := time.Now()
 	r := Result{Name: "session-guarantees", Details: map[string]any{}}
-	done := func() Result {
-		r.AnomalyCount = len(r.Anomalies)
-		r.Elapsed = time.Since(start)
-		return r
-	}
+	done := func() Result { return finish(&r, start) }
 	h, probs := buildKV(in)
 	if h == nil {
-		r.Verdict = Unknown
-		r.Summary = "the history is malformed, so operations cannot be paired with their outcomes"
-		r.Explanation = probs[0].Message + ". The stats checker lists every such problem."
+		r.setMalformed("operations", probs[0])
 		return done()
 	}
 	var (
