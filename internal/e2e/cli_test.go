@@ -134,6 +134,7 @@ func TestExamples(t *testing.T) {
 		"lww-clock-skew.yaml":      0,
 		"lww-wall-clock.yaml":      1,
 		"lww-no-anti-entropy.yaml": 1,
+		"http-load.yaml":           3,
 		"etcd-process.yaml":        0,
 		"redis-replica.yaml":       1,
 	}
@@ -196,6 +197,7 @@ func TestExamples(t *testing.T) {
 				"lww-clock-skew.yaml":      {"convergence": "valid"},
 				"lww-wall-clock.yaml":      {"causal": "invalid"},
 				"lww-no-anti-entropy.yaml": {"convergence": "invalid"},
+				"http-load.yaml":           {"thresholds": "invalid"},
 				"raft-lost-writes.yaml":    {"lost-writes": "invalid"},
 				"etcd-process.yaml":        {"linearizability": "valid", "lost-writes": "valid", "split-brain": "valid", "convergence": "valid"},
 				"redis-replica.yaml":       {"linearizability": "invalid"},
@@ -212,10 +214,15 @@ func TestExamples(t *testing.T) {
 				}
 			}
 			lad, _ := r["consistency"].(map[string]any)
-			if lad == nil {
+			switch {
+			case name == "http-load.yaml":
+				// Load, no consistency model: no ladder.
+				if lad != nil {
+					t.Errorf("an http load run has a consistency ladder: %v", lad)
+				}
+			case lad == nil:
 				t.Fatalf("results.json has no consistency ladder")
-			}
-			if strings.HasPrefix(name, "lww-") {
+			case strings.HasPrefix(name, "lww-"):
 				// An eventually consistent store, judged by what it
 				// expects: that rung decides, the others are reported.
 				var gating []string
@@ -228,7 +235,7 @@ func TestExamples(t *testing.T) {
 				if lad["expect"] == nil || len(gating) == 0 {
 					t.Errorf("an lww example without an expected model: %v", lad)
 				}
-			} else if code == 0 {
+			case code == 0:
 				// A correct system holds every rung of the ladder that
 				// applies: linearizable, and what it implies, and
 				// convergent where the replicas can be read.
@@ -262,7 +269,11 @@ func TestExamples(t *testing.T) {
 					}
 				}
 			}
-			for _, f := range []string{"history.jsonl", "latency.hlog", "report.html", "junit.xml", "linearizability.html", "scenario.yaml", nodeLog} {
+			files := []string{"history.jsonl", "latency.hlog", "report.html", "junit.xml", "scenario.yaml", nodeLog}
+			if _, ok := verdicts["linearizability"]; ok {
+				files = append(files, "linearizability.html")
+			}
+			for _, f := range files {
 				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 					t.Errorf("run directory lacks %s", f)
 				}
