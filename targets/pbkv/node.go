@@ -328,33 +328,7 @@ func (n *node) campaign(ctx context.Context, now time.Time) {
 	n.counters.preVotes.Add(1)
 	req := voteReq{Epoch: n.epoch + 1, Candidate: n.cfg.ID, LastEpoch: n.lastEpoch(), LastIndex: n.lastIndex(), Pre: true}
 	n.log.Debug("pre-vote", "epoch", req.Epoch, "previous_primary", n.leader)
-	grants := 1
-	if grants >= n.quorum {
-		n.elect(ctx)
-		return
-	}
-	for _, p := range n.peers {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			resp, err := n.tr.vote(ctx, p, req)
-			if err != nil {
-				return
-			}
-			n.mu.Lock()
-			defer n.mu.Unlock()
-			if resp.Epoch > n.epoch {
-				n.stepDown(resp.Epoch, "", fmt.Sprintf("%s is at epoch %d", p, resp.Epoch))
-				return
-			}
-			if n.round != round || n.role != backup || !resp.Granted {
-				return
-			}
-			if grants++; grants == n.quorum {
-				n.elect(ctx)
-			}
-		}()
-	}
+	n.askVotes(ctx, req, func() bool { return n.round == round && n.role == backup }, func() { n.elect(ctx) })
 }
 
 // elect becomes candidate for the next epoch and asks for votes. mu held.
@@ -369,9 +343,16 @@ func (n *node) elect(ctx context.Context) {
 	n.resetDeadline(time.Now())
 	n.log.Info("seeking election", "epoch", n.epoch, "last_epoch", n.lastEpoch(), "last_index", n.lastIndex())
 	req := voteReq{Epoch: n.epoch, Candidate: n.cfg.ID, LastEpoch: n.lastEpoch(), LastIndex: n.lastIndex()}
-	votes := 1
-	if votes >= n.quorum {
-		n.becomePrimary(time.Now())
+	n.askVotes(ctx, req, func() bool { return n.round == round && n.role == candidate && n.epoch == req.Epoch }, func() { n.becomePrimary(time.Now()) })
+}
+
+// askVotes sends req to every peer and counts the grants, this node's own
+// included, while still holds; won runs when they reach a quorum. An
+// answer from a newer epoch makes this node step down. mu held.
+func (n *node) askVotes(ctx context.Context, req voteReq, still func() bool, won func()) {
+	grants := 1
+	if grants >= n.quorum {
+		won()
 		return
 	}
 	for _, p := range n.peers {
@@ -388,11 +369,11 @@ func (n *node) elect(ctx context.Context) {
 				n.stepDown(resp.Epoch, "", fmt.Sprintf("%s is at epoch %d", p, resp.Epoch))
 				return
 			}
-			if n.round != round || n.role != candidate || n.epoch != req.Epoch || !resp.Granted {
+			if !still() || !resp.Granted {
 				return
 			}
-			if votes++; votes == n.quorum {
-				n.becomePrimary(time.Now())
+			if grants++; grants == n.quorum {
+				won()
 			}
 		}()
 	}

@@ -154,21 +154,30 @@ func (d *disk) saveMeta(m meta) error {
 	return d.replace(metaFile, append(b, '\n'))
 }
 
+// encodeEntries is es as log lines, one JSON object each.
+func encodeEntries(es []entry) ([]byte, error) {
+	var buf bytes.Buffer
+	for _, e := range es {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("pbkv: encode log entry %d: %w", e.Index, err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes(), nil
+}
+
 // append writes es at the end of the log and fsyncs it.
 func (d *disk) append(es []entry) error {
 	if d.closed || d.log == nil {
 		return errClosed
 	}
-	var buf bytes.Buffer
-	for _, e := range es {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("pbkv: encode log entry %d: %w", e.Index, err)
-		}
-		buf.Write(b)
-		buf.WriteByte('\n')
+	b, err := encodeEntries(es)
+	if err != nil {
+		return err
 	}
-	if _, err := d.log.Write(buf.Bytes()); err != nil {
+	if _, err := d.log.Write(b); err != nil {
 		return fmt.Errorf("pbkv: append to %s: %w", logFile, err)
 	}
 	if err := d.log.Sync(); err != nil {
@@ -182,20 +191,15 @@ func (d *disk) rewrite(es []entry) error {
 	if d.closed {
 		return errClosed
 	}
-	var buf bytes.Buffer
-	for _, e := range es {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return fmt.Errorf("pbkv: encode log entry %d: %w", e.Index, err)
-		}
-		buf.Write(b)
-		buf.WriteByte('\n')
+	b, err := encodeEntries(es)
+	if err != nil {
+		return err
 	}
 	if d.log != nil {
 		d.log.Close()
 		d.log = nil
 	}
-	if err := d.replace(logFile, buf.Bytes()); err != nil {
+	if err := d.replace(logFile, b); err != nil {
 		return err
 	}
 	return d.openLog()
