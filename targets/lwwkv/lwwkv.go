@@ -182,10 +182,8 @@ var Options = []targets.Option{
 	{Name: "log-level", Default: "info", Doc: "hclog level: trace, debug, info, warn, error"},
 }
 
-var optionDefaults = nodekit.OptionDefaults(Options)
-
-// OptionDefaults returns a copy of the accepted options with their defaults.
-func OptionDefaults() map[string]string { return maps.Clone(optionDefaults) }
+// OptionDefaults returns the accepted options with their defaults.
+func OptionDefaults() map[string]string { return nodekit.OptionDefaults(Options) }
 
 // CheckOptions says what is wrong with opts (unknown names, bad values),
 // naming every bad option; nil if nothing is. targets.System.CheckOptions
@@ -203,7 +201,7 @@ type options struct {
 
 func parseOptions(opts map[string]string) (options, error) {
 	var o options
-	p := nodekit.ParseOptions(Name, optionDefaults, opts)
+	p := nodekit.ParseOptions(Name, Options, opts)
 	o.retry = p.Duration("replication-retry")
 	o.antiEntropy = p.Duration("anti-entropy-interval")
 	o.peerTimeout = p.Duration("peer-timeout")

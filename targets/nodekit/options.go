@@ -36,10 +36,10 @@ type Options struct {
 	errs     []error
 }
 
-// ParseOptions starts reading opts for system, whose options and their
-// defaults are defaults. Each name not in defaults is an error, recorded
-// at once, in name order.
-func ParseOptions(system string, defaults, opts map[string]string) *Options {
+// ParseOptions starts reading opts for system, which declares options.
+// Each name not declared is an error, recorded at once, in name order.
+func ParseOptions(system string, options []targets.Option, opts map[string]string) *Options {
+	defaults := OptionDefaults(options)
 	p := &Options{system: system, defaults: defaults, opts: opts}
 	for _, k := range slices.Sorted(maps.Keys(opts)) {
 		if _, ok := defaults[k]; !ok {

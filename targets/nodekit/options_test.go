@@ -9,7 +9,7 @@ import (
 )
 
 func TestOptions(t *testing.T) {
-	defaults := OptionDefaults([]targets.Option{{Name: "d", Default: "1s"}, {Name: "n", Default: "3"}, {Name: "log-level", Default: "info"}})
+	defaults := []targets.Option{{Name: "d", Default: "1s"}, {Name: "n", Default: "3"}, {Name: "log-level", Default: "info"}}
 	p := ParseOptions("sys", defaults, map[string]string{"d": "250"})
 	if d, n, l := p.Duration("d"), p.Positive("n"), p.LogLevel("log-level"); d != 250*time.Millisecond || n != 3 || l != "info" || p.Err() != nil {
 		t.Fatalf("got %s %d %q %v, want 250ms (bare milliseconds), the default 3, info and no error", d, n, l, p.Err())

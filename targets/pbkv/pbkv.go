@@ -117,7 +117,6 @@ package pbkv
 import (
 	"context"
 	"errors"
-	"maps"
 	"slices"
 	"time"
 
@@ -169,10 +168,8 @@ var Options = []targets.Option{
 	{Name: "log-level", Default: "info", Doc: "log level: trace, debug, info, warn, error"},
 }
 
-var optionDefaults = nodekit.OptionDefaults(Options)
-
-// OptionDefaults returns a copy of the accepted options with their defaults.
-func OptionDefaults() map[string]string { return maps.Clone(optionDefaults) }
+// OptionDefaults returns the accepted options with their defaults.
+func OptionDefaults() map[string]string { return nodekit.OptionDefaults(Options) }
 
 // CheckOptions says what is wrong with opts (unknown names, bad values,
 // timeouts in the wrong order), naming each bad option; nil if nothing is.
@@ -191,7 +188,7 @@ type options struct {
 
 func parseOptions(opts map[string]string) (options, error) {
 	var o options
-	p := nodekit.ParseOptions(Name, optionDefaults, opts)
+	p := nodekit.ParseOptions(Name, Options, opts)
 	if err := p.Err(); err != nil {
 		return o, err
 	}

@@ -142,7 +142,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -222,11 +221,8 @@ var Options = []targets.Option{
 	{Name: "read-lease", Default: "auto", Doc: "bug lease-read: how long, by the leader's own clock, a heartbeat round lets it serve reads locally; below heartbeat-timeout; auto is half of heartbeat-timeout"},
 }
 
-// optionDefaults maps each option in Options to its default.
-var optionDefaults = nodekit.OptionDefaults(Options)
-
-// OptionDefaults returns a copy of the accepted options with their defaults.
-func OptionDefaults() map[string]string { return maps.Clone(optionDefaults) }
+// OptionDefaults returns the accepted options with their defaults.
+func OptionDefaults() map[string]string { return nodekit.OptionDefaults(Options) }
 
 // CheckOptions says what is wrong with opts (unknown names, bad values,
 // timeouts in an order raft refuses), naming each bad option; nil if
@@ -274,7 +270,7 @@ type options struct {
 
 func parseOptions(opts map[string]string) (options, error) {
 	var o options
-	p := nodekit.ParseOptions(Name, optionDefaults, opts)
+	p := nodekit.ParseOptions(Name, Options, opts)
 	if err := p.Err(); err != nil {
 		return o, err
 	}
