@@ -30,21 +30,14 @@ func startCluster(t *testing.T, n int, opts map[string]string, bugs ...string) *
 
 // nodeStatus is the part of GET /admin/status the tests read.
 type nodeStatus struct {
-	Role        string           `json:"role"`
-	Term        uint64           `json:"term"`
-	Keys        int              `json:"keys"`
-	Counters    map[string]int64 `json:"counters"`
-	PendingBy   map[string]int   `json:"pending_by_peer"`
-	Unreachable []string         `json:"unreachable_peers"`
+	clustertest.NodeStatus
+	PendingBy   map[string]int `json:"pending_by_peer"`
+	Unreachable []string       `json:"unreachable_peers"`
 }
 
 func (c *cluster) status(id string) nodeStatus {
 	c.T.Helper()
-	var s nodeStatus
-	if err := c.Status(id, &s); err != nil {
-		c.T.Fatal(err)
-	}
-	return s
+	return clustertest.MustStatus[nodeStatus](c.Cluster, id)
 }
 
 func (c *cluster) put(id, key, value string) {

@@ -43,17 +43,11 @@ func startCluster(t *testing.T, n int, bugs ...string) *cluster {
 
 // nodeStatus is the part of GET /admin/status the tests read.
 type nodeStatus struct {
-	Role         string           `json:"role"`
-	Term         uint64           `json:"term"`
-	Leader       string           `json:"leader"`
-	CommitIndex  uint64           `json:"commit_index"`
-	AppliedIndex uint64           `json:"applied_index"`
-	LastIndex    uint64           `json:"last_index"`
-	LastEpoch    uint64           `json:"last_epoch"`
-	VotedFor     string           `json:"voted_for"`
-	LeaseMS      int64            `json:"lease_ms"`
-	Keys         int              `json:"keys"`
-	Counters     map[string]int64 `json:"counters"`
+	clustertest.NodeStatus
+	LastIndex uint64 `json:"last_index"`
+	LastEpoch uint64 `json:"last_epoch"`
+	VotedFor  string `json:"voted_for"`
+	LeaseMS   int64  `json:"lease_ms"`
 }
 
 // status reads the node's status through the system's Status capability.
@@ -64,11 +58,7 @@ func (c *cluster) status(id string) (nodeStatus, error) {
 
 func (c *cluster) mustStatus(id string) nodeStatus {
 	c.T.Helper()
-	s, err := c.status(id)
-	if err != nil {
-		c.T.Fatal(err)
-	}
-	return s
+	return clustertest.MustStatus[nodeStatus](c.Cluster, id)
 }
 
 // primary waits until one of the nodes in ids (default: every running

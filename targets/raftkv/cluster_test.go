@@ -51,17 +51,9 @@ func startClusterOpts(t *testing.T, n int, opts map[string]string, bugs ...strin
 // tell: nothing it has not yet written durably is written (see crashSwitch).
 func (c *cluster) kill(id string) { c.Halt(id, c.crash[id].crash) }
 
-// nodeStatus is the part of a raftkv node's GET /admin/status the tests read.
-type nodeStatus struct {
-	Role          string           `json:"role"`
-	Term          uint64           `json:"term"`
-	Leader        string           `json:"leader"`
-	CommitIndex   uint64           `json:"commit_index"`
-	AppliedIndex  uint64           `json:"applied_index"`
-	Keys          int              `json:"keys"`
-	ClockOffsetMS int64            `json:"clock_offset_ms"`
-	Counters      map[string]int64 `json:"counters"`
-}
+// nodeStatus is the part of a raftkv node's GET /admin/status the tests
+// read: the kit's fields.
+type nodeStatus = clustertest.NodeStatus
 
 // status reads the node's status through the system's registered Status
 // capability (the kit's ReadStatus).
@@ -114,11 +106,7 @@ func (c *cluster) waitApplied(id string, index uint64) {
 
 func (c *cluster) commitIndex(id string) uint64 {
 	c.T.Helper()
-	s, err := c.status(id)
-	if err != nil {
-		c.T.Fatal(err)
-	}
-	return s.CommitIndex
+	return clustertest.MustStatus[nodeStatus](c.Cluster, id).CommitIndex
 }
 
 func TestCluster(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/faultline/faultline/history"
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/internal/clustertest"
 )
 
 // newLeader waits until a running node other than old leads in a term
@@ -41,21 +42,13 @@ func (c *cluster) newLeader(old string, term uint64) (string, uint64) {
 
 func (c *cluster) term(id string) uint64 {
 	c.T.Helper()
-	s, err := c.status(id)
-	if err != nil {
-		c.T.Fatal(err)
-	}
-	return s.Term
+	return clustertest.MustStatus[nodeStatus](c.Cluster, id).Term
 }
 
 // rawStatus is node id's whole status answer.
 func (c *cluster) rawStatus(id string) map[string]any {
 	c.T.Helper()
-	var m map[string]any
-	if err := c.Status(id, &m); err != nil {
-		c.T.Fatal(err)
-	}
-	return m
+	return clustertest.MustStatus[map[string]any](c.Cluster, id)
 }
 
 func answeredIn(t *testing.T, what string, out history.Outcome, term uint64) {

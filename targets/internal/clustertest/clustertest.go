@@ -312,6 +312,31 @@ func (c *Cluster) Status(id string, s any) error {
 	return json.Unmarshal(st.Raw, s)
 }
 
+// NodeStatus is the part of GET /admin/status that the node kit answers
+// for every reference system (and keys, which each of them adds); a
+// system's tests embed it in the status they read.
+type NodeStatus struct {
+	Role          string           `json:"role"`
+	Term          uint64           `json:"term"`
+	Leader        string           `json:"leader"`
+	CommitIndex   uint64           `json:"commit_index"`
+	AppliedIndex  uint64           `json:"applied_index"`
+	Keys          int              `json:"keys"`
+	ClockOffsetMS int64            `json:"clock_offset_ms"`
+	Counters      map[string]int64 `json:"counters"`
+}
+
+// MustStatus is c.Status(id) decoded into an S, failing the test on an
+// error.
+func MustStatus[S any](c *Cluster, id string) S {
+	c.T.Helper()
+	var s S
+	if err := c.Status(id, &s); err != nil {
+		c.T.Fatal(err)
+	}
+	return s
+}
+
 // Local reads key from node id's own state (the admin API's local read).
 func (c *Cluster) Local(id, key string) string {
 	c.T.Helper()
