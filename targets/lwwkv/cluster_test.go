@@ -277,33 +277,19 @@ func TestPeerAPI(t *testing.T) {
 // TestRegistration: the registered system declares what the conductor
 // looks up, and refuses bad options before anything starts, naming them.
 func TestRegistration(t *testing.T) {
-	sys, err := targets.LookupSystem(Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r, ok := sys.Role(""); !ok || r.Name != "node" || r.Nodes != 3 || !r.Serves || len(sys.Roles) != 1 {
-		t.Fatalf("roles %+v", sys.Roles)
-	}
-	if sys.Client != "http" || sys.Workload != "register" || !sys.PeerLinks || sys.Status == nil || sys.SetClock == nil || sys.LocalRead == nil {
-		t.Fatalf("declarations: %+v", sys)
-	}
-	if got := strings.Join(sys.BugNames(), ","); got != "no-anti-entropy,wall-clock-only" {
-		t.Fatalf("bugs %s", got)
-	}
-	if err := sys.CheckOptions(map[string]string{"replication-retry": "250", "anti-entropy-interval": "1s", "peer-timeout": "2s"}); err != nil {
+	clustertest.CheckRegistration(t, Name, clustertest.Registration{
+		Checkers: DefaultCheckers,
+		Bugs:     []string{BugNoAntiEntropy, BugWallClockOnly},
+		BadOptions: map[string]map[string]string{
+			`option replication-retry="0"`:       {"replication-retry": "0"},
+			`option peer-timeout="soon"`:         {"peer-timeout": "soon"},
+			`option anti-entropy-interval="-5s"`: {"anti-entropy-interval": "-5s"},
+			`unknown option "gossip"`:            {"gossip": "1"},
+			`option log-level="loud"`:            {"log-level": "loud"},
+		},
+	})
+	if err := CheckOptions(map[string]string{"replication-retry": "250", "anti-entropy-interval": "1s", "peer-timeout": "2s"}); err != nil {
 		t.Fatalf("good options refused: %v", err)
-	}
-	for opts, want := range map[string]map[string]string{
-		`option replication-retry="0"`:       {"replication-retry": "0"},
-		`option peer-timeout="soon"`:         {"peer-timeout": "soon"},
-		`option anti-entropy-interval="-5s"`: {"anti-entropy-interval": "-5s"},
-		`unknown option "gossip"`:            {"gossip": "1"},
-		`option log-level="loud"`:            {"log-level": "loud"},
-	} {
-		err := sys.CheckOptions(want)
-		if err == nil || !strings.Contains(err.Error(), opts) {
-			t.Errorf("CheckOptions(%v) = %v, want an error containing %s", want, err, opts)
-		}
 	}
 	if err := Run(context.Background(), targets.NodeConfig{ID: "n1"}); err == nil || !strings.Contains(err.Error(), "peer-listen") {
 		t.Fatalf("Run without addresses: %v", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/faultline/faultline/targets"
+	"github.com/faultline/faultline/targets/internal/clustertest"
 	"github.com/faultline/faultline/targets/nodekit"
 )
 
@@ -216,42 +217,19 @@ func TestDiskRecovery(t *testing.T) {
 // TestRegistration: the registered system declares what the conductor
 // looks up, and refuses bad options before anything starts, naming them.
 func TestRegistration(t *testing.T) {
-	sys, err := targets.LookupSystem(Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r, ok := sys.Role(""); !ok || r.Name != "node" || r.Nodes != 3 || !r.Serves || len(sys.Roles) != 1 {
-		t.Fatalf("roles %+v", sys.Roles)
-	}
-	if sys.Client != "http" || sys.Workload != "register" || strings.Join(sys.Checkers, ",") != "linearizability,lost-writes,split-brain,convergence" || !sys.PeerLinks {
-		t.Fatalf("defaults: client %q workload %q checkers %v peer links %v", sys.Client, sys.Workload, sys.Checkers, sys.PeerLinks)
-	}
-	if sys.Status == nil || sys.SetClock == nil || sys.LocalRead == nil || sys.CheckOptions == nil || sys.Bugs[BugNoFencing] == "" {
-		t.Fatal("a kit capability, CheckOptions or the no-fencing bug is missing")
-	}
-	defaults := OptionDefaults()
-	for _, o := range sys.Options {
-		if o.Doc == "" || o.Default == "" || defaults[o.Name] != o.Default {
-			t.Errorf("option %+v: want a doc and the default %q", o, defaults[o.Name])
-		}
-	}
-	if err := sys.CheckOptions(nil); err != nil {
-		t.Fatalf("the defaults are refused: %v", err)
-	}
-	for name, opts := range map[string]map[string]string{
-		"rpc-timeout":         {"rpc-timeout": "-1s"},
-		"replication-timeout": {"replication-timeout": "soon"},
-		"lock-timeout":        {"lock-timeout": "0"},
-		"lease-duration":      {"lease-duration": "600ms"},     // not below election-timeout
-		"heartbeat-interval":  {"heartbeat-interval": "400ms"}, // not below lease-duration
-		"log-level":           {"log-level": "loud"},
-		"election-timeout":    {"election-timeout": "100"}, // ms: below the lease
-	} {
-		err := sys.CheckNodeConfig(targets.NodeConfig{Opts: opts})
-		if err == nil || !strings.Contains(err.Error(), name) {
-			t.Errorf("options %v: %v, want an error naming %s", opts, err, name)
-		}
-	}
+	clustertest.CheckRegistration(t, Name, clustertest.Registration{
+		Checkers: []string{"linearizability", "lost-writes", "split-brain", "convergence"},
+		Bugs:     []string{BugNoFencing},
+		BadOptions: map[string]map[string]string{
+			"rpc-timeout":         {"rpc-timeout": "-1s"},
+			"replication-timeout": {"replication-timeout": "soon"},
+			"lock-timeout":        {"lock-timeout": "0"},
+			"lease-duration":      {"lease-duration": "600ms"},     // not below election-timeout
+			"heartbeat-interval":  {"heartbeat-interval": "400ms"}, // not below lease-duration
+			"log-level":           {"log-level": "loud"},
+			"election-timeout":    {"election-timeout": "100"}, // ms: below the lease
+		},
+	})
 	if err := CheckOptions(map[string]string{"heartbeat": "1s"}); err == nil || !strings.Contains(err.Error(), "heartbeat-interval") {
 		t.Errorf("an unknown option: %v, want the known names", err)
 	}

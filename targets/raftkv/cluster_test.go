@@ -254,48 +254,22 @@ func TestLocalRead(t *testing.T) {
 // looks up (role, defaults, options with docs, capabilities), and checks
 // options before anything starts, naming the bad one.
 func TestRegistration(t *testing.T) {
-	sys, err := targets.LookupSystem(Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r, ok := sys.Role(""); !ok || r.Name != "node" || r.Nodes != 3 || len(sys.Roles) != 1 {
-		t.Fatalf("roles %+v", sys.Roles)
-	}
 	// No checkers of its own: the register workload's defaults apply
 	// (linearizability, lost-writes, split-brain, convergence).
-	if sys.Client != "http" || sys.Workload != "register" || len(sys.Checkers) != 0 || !sys.PeerLinks {
-		t.Fatalf("defaults: client %q workload %q checkers %v peer links %v", sys.Client, sys.Workload, sys.Checkers, sys.PeerLinks)
-	}
-	if sys.Status == nil || sys.SetClock == nil || sys.LocalRead == nil || sys.CheckOptions == nil {
-		t.Fatal("a kit capability or CheckOptions is missing")
-	}
-	defaults := OptionDefaults()
-	if len(sys.Options) != len(defaults) {
-		t.Fatalf("%d options declared, %d defaults", len(sys.Options), len(defaults))
-	}
-	for _, o := range sys.Options {
-		if o.Doc == "" || o.Default == "" || defaults[o.Name] != o.Default {
-			t.Errorf("option %+v: want a doc and the default %q", o, defaults[o.Name])
-		}
-	}
-	if err := sys.CheckOptions(nil); err != nil {
-		t.Fatalf("the defaults are refused: %v", err)
-	}
-	for opts, want := range map[string]map[string]string{
-		"unsynced-flush":       {"unsynced-flush": "-1s"},
-		"apply-timeout":        {"apply-timeout": "-500"},
-		"lock-timeout":         {"lock-timeout": "0"},
-		"election-timeout":     {"election-timeout": "soon"},
-		"leader-lease-timeout": {"leader-lease-timeout": "1s"}, // above the heartbeat timeout
-		"log-level":            {"log-level": "loud"},
-	} {
-		err := sys.CheckNodeConfig(targets.NodeConfig{Opts: want})
-		if err == nil || !strings.Contains(err.Error(), opts) {
-			t.Errorf("options %v: %v, want an error naming %s", want, err, opts)
-		}
-	}
-	if err := sys.CheckNodeConfig(targets.NodeConfig{Opts: map[string]string{"heartbeat": "1s"}}); err == nil || !strings.Contains(err.Error(), "heartbeat-timeout") {
-		t.Errorf("an unknown option: %v, want the known names", err)
+	sys := clustertest.CheckRegistration(t, Name, clustertest.Registration{
+		Bugs: []string{BugFollowerRead, BugLeaseRead, BugLoseUnsynced, BugStaleRead},
+		BadOptions: map[string]map[string]string{
+			"unsynced-flush":       {"unsynced-flush": "-1s"},
+			"apply-timeout":        {"apply-timeout": "-500"},
+			"lock-timeout":         {"lock-timeout": "0"},
+			"election-timeout":     {"election-timeout": "soon"},
+			"leader-lease-timeout": {"leader-lease-timeout": "1s"}, // above the heartbeat timeout
+			"log-level":            {"log-level": "loud"},
+			"heartbeat-timeout":    {"heartbeat": "1s"}, // unknown: the known names
+		},
+	})
+	if len(sys.Options) != len(OptionDefaults()) {
+		t.Fatalf("%d options declared, %d defaults", len(sys.Options), len(OptionDefaults()))
 	}
 }
 
