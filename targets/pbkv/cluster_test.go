@@ -50,12 +50,6 @@ type nodeStatus struct {
 	LeaseMS   int64  `json:"lease_ms"`
 }
 
-// status reads the node's status through the system's Status capability.
-func (c *cluster) status(id string) (nodeStatus, error) {
-	var s nodeStatus
-	return s, c.Status(id, &s)
-}
-
 func (c *cluster) mustStatus(id string) nodeStatus {
 	c.T.Helper()
 	return clustertest.MustStatus[nodeStatus](c.Cluster, id)
@@ -68,18 +62,8 @@ func (c *cluster) primary(ids ...string) string {
 	if len(ids) == 0 {
 		ids = c.Running()
 	}
-	var p string
-	c.WaitFor(fmt.Sprintf("a primary known to each of %v", ids), func() bool {
-		p = ""
-		for _, id := range ids {
-			s, err := c.status(id)
-			if err != nil || s.Leader == "" || (p != "" && s.Leader != p) {
-				return false
-			}
-			p = s.Leader
-		}
-		s, err := c.status(p)
-		return err == nil && s.Role == "primary" && slices.Contains(ids, p)
+	p, _ := c.AgreedLeader(fmt.Sprintf("a primary known to each of %v", ids), "primary", ids, func(p string, _ clustertest.NodeStatus) bool {
+		return slices.Contains(ids, p)
 	})
 	return p
 }

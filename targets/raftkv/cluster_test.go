@@ -66,22 +66,7 @@ func (c *cluster) status(id string) (nodeStatus, error) {
 // node names it, and returns it.
 func (c *cluster) leader() string {
 	c.T.Helper()
-	var leader string
-	c.WaitFor("a leader known to every running node", func() bool {
-		leader = ""
-		for _, id := range c.IDs {
-			if !c.Nodes[id].Running() {
-				continue
-			}
-			s, err := c.status(id)
-			if err != nil || s.Leader == "" || (leader != "" && s.Leader != leader) {
-				return false
-			}
-			leader = s.Leader
-		}
-		s, err := c.status(leader)
-		return err == nil && s.Role == "leader"
-	})
+	leader, _ := c.AgreedLeader("a leader known to every running node", "leader", c.Running(), nil)
 	return leader
 }
 

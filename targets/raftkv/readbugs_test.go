@@ -3,6 +3,7 @@ package raftkv
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,25 +20,11 @@ import (
 // leader and its term.
 func (c *cluster) newLeader(old string, term uint64) (string, uint64) {
 	c.T.Helper()
-	var leader string
-	var lterm uint64
-	c.WaitFor("a new leader other than "+old, func() bool {
-		leader, lterm = "", 0
-		for _, id := range c.IDs {
-			if id == old || !c.Nodes[id].Running() {
-				continue
-			}
-			s, err := c.status(id)
-			if err != nil || s.Leader == "" || s.Leader == old || (leader != "" && s.Leader != leader) {
-				return false
-			}
-			leader = s.Leader
-		}
-		s, err := c.status(leader)
-		lterm = s.Term
-		return err == nil && s.Role == "leader" && s.Term > term
+	ids := slices.DeleteFunc(c.Running(), func(id string) bool { return id == old })
+	leader, s := c.AgreedLeader("a new leader other than "+old, "leader", ids, func(leader string, s clustertest.NodeStatus) bool {
+		return leader != old && s.Term > term
 	})
-	return leader, lterm
+	return leader, s.Term
 }
 
 func (c *cluster) term(id string) uint64 {

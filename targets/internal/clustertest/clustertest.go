@@ -337,6 +337,29 @@ func MustStatus[S any](c *Cluster, id string) S {
 	return s
 }
 
+// AgreedLeader waits (WaitFor, as what) until every node of ids names the
+// same leader, that node's status says role (leader, primary) and accept,
+// if not nil, takes it; it returns the leader and its status.
+func (c *Cluster) AgreedLeader(what, role string, ids []string, accept func(leader string, s NodeStatus) bool) (string, NodeStatus) {
+	c.T.Helper()
+	var leader string
+	var ls NodeStatus
+	c.WaitFor(what, func() bool {
+		leader = ""
+		for _, id := range ids {
+			var s NodeStatus
+			if err := c.Status(id, &s); err != nil || s.Leader == "" || (leader != "" && s.Leader != leader) {
+				return false
+			}
+			leader = s.Leader
+		}
+		ls = NodeStatus{}
+		err := c.Status(leader, &ls)
+		return err == nil && ls.Role == role && (accept == nil || accept(leader, ls))
+	})
+	return leader, ls
+}
+
 // Local reads key from node id's own state (the admin API's local read).
 func (c *Cluster) Local(id, key string) string {
 	c.T.Helper()
