@@ -47,20 +47,6 @@ func (c *cluster) put(id, key, value string) {
 	}
 }
 
-// setClock sets node id's clock offset through the admin API.
-func (c *cluster) setClock(id string, offset time.Duration) {
-	c.T.Helper()
-	body := fmt.Sprintf(`{"offset_ms": %d}`, offset.Milliseconds())
-	resp, err := http.Post("http://"+c.Nodes[id].Cfg.Admin+"/admin/clock", "application/json", strings.NewReader(body))
-	if err != nil {
-		c.T.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		c.T.Fatalf("POST /admin/clock %s at %s: %d", body, id, resp.StatusCode)
-	}
-}
-
 // noQueueRetry and noAntiEntropy make one replication path idle, so a
 // test sees the other alone.
 var (
@@ -113,7 +99,7 @@ func TestReplication(t *testing.T) {
 // of n2, whose clock runs 10 s ahead.
 func TestPartitionConverges(t *testing.T) {
 	c := startCluster(t, 3, noQueueRetry)
-	c.setClock("n2", 10*time.Second)
+	c.SetClock("n2", targets.Clock{Offset: 10 * time.Second})
 	for _, other := range []string{"n2", "n3"} {
 		c.Partition("n1", other, true)
 	}
@@ -169,7 +155,7 @@ func TestCausality(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(tc.bugs), func(t *testing.T) {
 			c := startCluster(t, 2, map[string]string{"anti-entropy-interval": "50ms", "replication-retry": "50ms"}, tc.bugs...)
-			c.setClock("n1", 10*time.Second)
+			c.SetClock("n1", targets.Clock{Offset: 10 * time.Second})
 			c.put("n1", "k", `"a"`)
 			c.WaitFor("n2 to hold a", func() bool { return c.Local("n2", "k") == `"a"` })
 			c.put("n2", "k", `"b"`)

@@ -183,13 +183,7 @@ func TestCluster(t *testing.T) {
 	if s.Counters["writes"] < 2 || s.Counters["reads"] < 1 {
 		t.Fatalf("leader counters %v: want writes >= 2 and reads >= 1", s.Counters)
 	}
-	sys, err := targets.LookupSystem(Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sys.SetClock(context.Background(), c.Info(leader2), targets.Clock{Offset: -1500 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
+	c.SetClock(leader2, targets.Clock{Offset: -1500 * time.Millisecond})
 	if s, _ := c.status(leader2); s.ClockOffsetMS != -1500 {
 		t.Fatalf("clock offset: status reports %d, want -1500", s.ClockOffsetMS)
 	}
@@ -203,18 +197,7 @@ func TestLocalRead(t *testing.T) {
 	leader := c.leader()
 	f := c.follower(leader)
 	cl := c.Client(leader)
-	sys, err := targets.LookupSystem(Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	local := func(id, key string) string {
-		t.Helper()
-		v, err := sys.LocalRead(context.Background(), c.Info(id), key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(v)
-	}
+	local := c.Local
 	mustOK(t, do(t, cl, "put", "k", "1"), "")
 	c.waitApplied(f, c.commitIndex(leader))
 	if got := local(f, "k"); got != "1" {

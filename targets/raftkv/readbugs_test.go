@@ -1,7 +1,6 @@
 package raftkv
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -166,10 +165,6 @@ func TestStaleReadBug(t *testing.T) {
 // deposed leader serves its old state under its old term.
 func TestLeaseReadBug(t *testing.T) {
 	c := startCluster(t, 3, BugLeaseRead)
-	sys, err := targets.LookupSystem(Name)
-	if err != nil {
-		t.Fatal(err)
-	}
 	leader := c.leader()
 	atLeader := c.Client(leader)
 	term := c.term(leader)
@@ -204,9 +199,7 @@ func TestLeaseReadBug(t *testing.T) {
 	term3 := c.term(leader3)
 	at3 := c.Client(leader3)
 	mustOK(t, do(t, at3, "put", "k", "3"), "")
-	if err := sys.SetClock(context.Background(), c.Info(leader3), targets.Clock{Drift: -0.99}); err != nil {
-		t.Fatal(err)
-	}
+	c.SetClock(leader3, targets.Clock{Drift: -0.99})
 	time.Sleep(100 * time.Millisecond) // leases renewed on the slow clock
 	c.Isolate(leader3, true)
 	leader4, _ := c.newLeader(leader3, term3)
@@ -222,9 +215,7 @@ func TestLeaseReadBug(t *testing.T) {
 	}
 
 	// Its clock reset, the lease is over at once.
-	if err := sys.SetClock(context.Background(), c.Info(leader3), targets.Clock{}); err != nil {
-		t.Fatal(err)
-	}
+	c.SetClock(leader3, targets.Clock{})
 	if out := do(t, at3, "get", "k", ""); out.Type == history.OK {
 		t.Fatalf("the deposed leader served %s with its clock reset", out.Value)
 	}

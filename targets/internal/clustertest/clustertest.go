@@ -370,6 +370,15 @@ func (c *Cluster) Local(id, key string) string {
 	return string(v)
 }
 
+// SetClock sets node id's clock through the system's SetClock capability
+// (the admin API), failing the test on an error.
+func (c *Cluster) SetClock(id string, clk targets.Clock) {
+	c.T.Helper()
+	if err := c.Sys().SetClock(context.Background(), c.Info(id), clk); err != nil {
+		c.T.Fatal(err)
+	}
+}
+
 // WaitFor polls cond every 20ms for at most 10s.
 func (c *Cluster) WaitFor(what string, cond func() bool) {
 	c.T.Helper()
