@@ -781,12 +781,6 @@ func (c *ccCheck) explainPaths() {
 func causalExplanation(as []Anomaly) string {
 	var b strings.Builder
 	b.WriteString("The causal order (each process's order of operations, and each read after the write it read) shows reads that no serialization of their causal past explains; each anomaly names the read first, then the writes.")
-	for i, a := range as {
-		if i == 5 {
-			fmt.Fprintf(&b, "\n... and %d more: all %d are in the anomalies (anomalies.jsonl)", len(as)-5, len(as))
-			break
-		}
-		fmt.Fprintf(&b, "\n- %s", a.Message)
-	}
+	listAnomalies(&b, as, func(a Anomaly) string { return a.Message })
 	return b.String()
 }

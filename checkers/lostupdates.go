@@ -366,12 +366,6 @@ func lostUpdatesExplanation(as []Anomaly) string {
 	}
 	fmt.Fprintf(&b, "%s: a read that began after an acknowledged write completed, from a node that held the write (or in the final reads), returned a value written before that write began, and no later read returned the write. The lost writes were acknowledged by %s; the older writes that beat them by %s. The history shows the order of the writes, not why the older one won (a last-write-wins store decides by timestamps, which it does not record).",
 		plural(len(as), "lost update"), nodeCounts(ackBy), nodeCounts(wonBy))
-	for i, a := range as {
-		if i == 5 {
-			fmt.Fprintf(&b, "\n... and %d more: all %d are in the anomalies (anomalies.jsonl)", len(as)-5, len(as))
-			break
-		}
-		b.WriteString("\n- " + a.Message)
-	}
+	listAnomalies(&b, as, func(a Anomaly) string { return a.Message })
 	return b.String()
 }

@@ -1,6 +1,10 @@
 package checkers
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // finish sets r's anomaly count and the time elapsed since start, and
 // returns r: the last step of a Check.
@@ -25,4 +29,16 @@ func (r *Result) setMalformed(what string, p problem) {
 	r.Verdict = Unknown
 	r.Summary = "the history is malformed, so " + what + " cannot be paired with their outcomes"
 	r.Explanation = p.Message + ". The stats checker lists every such problem."
+}
+
+// listAnomalies writes one line ("\n- " and line(a)) for each of the first
+// five of as to b, then counts the rest.
+func listAnomalies(b *strings.Builder, as []Anomaly, line func(Anomaly) string) {
+	for i, a := range as {
+		if i == 5 {
+			fmt.Fprintf(b, "\n... and %d more: all %d are in the anomalies (anomalies.jsonl)", len(as)-5, len(as))
+			break
+		}
+		b.WriteString("\n- " + line(a))
+	}
 }

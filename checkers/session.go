@@ -919,12 +919,6 @@ func sessionCycle(h *kvHistory, sk *sgKey, g string, premise []string, cyc []sgE
 func sessionExplanation(as []Anomaly) string {
 	var b strings.Builder
 	b.WriteString("Some session (process) saw the store in an order that no version order of the writes allows under the guarantee named; each anomaly names the operations that prove it, the offending read first.")
-	for i, a := range as {
-		if i == 5 {
-			fmt.Fprintf(&b, "\n... and %d more: all %d are in the anomalies (anomalies.jsonl)", len(as)-5, len(as))
-			break
-		}
-		fmt.Fprintf(&b, "\n- %s: %s", a.Kind, a.Message)
-	}
+	listAnomalies(&b, as, func(a Anomaly) string { return a.Kind + ": " + a.Message })
 	return b.String()
 }
