@@ -278,6 +278,16 @@ func TestExamples(t *testing.T) {
 					t.Errorf("run directory lacks %s", f)
 				}
 			}
+			// What an example shows beyond its verdicts, checked on this
+			// same run (each example runs once in the suite).
+			if check, ok := map[string]func(*testing.T, string){
+				"raft-stale-read.yaml": checkFaultOnly,
+				"raft-lease-read.yaml": checkFaultOnly,
+				"pb-split-brain.yaml":  checkPBSplitBrain,
+				"pb-fenced.yaml":       checkPBFenced,
+			}[name]; ok {
+				check(t, dir)
+			}
 			if left := append(processesOf(t, bin), processLeftovers(dir, "etcd", "redis-server")...); len(left) > 0 {
 				t.Errorf("processes left after the run: %v", left)
 			}
