@@ -342,9 +342,10 @@ func ackTerm(in Input, ev int) uint64 {
 	return t
 }
 
-// dataNodes returns the i-th name of an anomaly's Data["nodes"].
+// dataNodes returns the i-th name of an anomaly's Data["nodes"], "?" if
+// it has none.
 func dataNodes(d map[string]any, i int) string {
-	if ns, ok := d["nodes"].([]string); ok && i < len(ns) {
+	if ns := DataStrings(d["nodes"]); i < len(ns) {
 		return ns[i]
 	}
 	return "?"
@@ -352,15 +353,42 @@ func dataNodes(d map[string]any, i int) string {
 
 // dataInt returns an anomaly's Data number as int64 (0 if it is none).
 func dataInt(v any) int64 {
+	n, _ := DataInt(v)
+	return n
+}
+
+// DataInt reads a number from an anomaly's Data: an integer as a checker
+// set it, or a float64 once read back from results.json. ok is false for
+// anything else.
+func DataInt(v any) (n int64, ok bool) {
 	switch x := v.(type) {
 	case int64:
-		return x
+		return x, true
 	case int:
-		return int64(x)
+		return int64(x), true
 	case uint64:
-		return int64(x)
+		return int64(x), true
 	case float64:
-		return int64(x)
+		return int64(x), true
 	}
-	return 0
+	return 0, false
+}
+
+// DataStrings reads a list of strings from an anomaly's Data: a []string
+// as a checker set it, or a []any once read back from results.json
+// (elements that are not non-empty strings are left out).
+func DataStrings(v any) []string {
+	switch x := v.(type) {
+	case []string:
+		return x
+	case []any:
+		var out []string
+		for _, e := range x {
+			if s, ok := e.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }

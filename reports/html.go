@@ -367,9 +367,9 @@ func splitWindows(rs []checkers.Result) []splitWindow {
 			continue
 		}
 		for _, a := range c.Anomalies {
-			from, ok1 := dataNs(a.Data["from"])
-			to, ok2 := dataNs(a.Data["to"])
-			nodes := dataStrings(a.Data["nodes"])
+			from, ok1 := checkers.DataInt(a.Data["from"])
+			to, ok2 := checkers.DataInt(a.Data["to"])
+			nodes := checkers.DataStrings(a.Data["nodes"])
 			if !ok1 || !ok2 || len(nodes) == 0 {
 				continue
 			}
@@ -377,37 +377,6 @@ func splitWindows(rs []checkers.Result) []splitWindow {
 		}
 	}
 	return out
-}
-
-// dataNs reads a time (ns) from an anomaly's Data: an int64 in memory, a
-// float64 once read back from results.json.
-func dataNs(v any) (int64, bool) {
-	switch x := v.(type) {
-	case int64:
-		return x, true
-	case int:
-		return int64(x), true
-	case float64:
-		return int64(x), true
-	}
-	return 0, false
-}
-
-// dataStrings reads a list of strings from an anomaly's Data.
-func dataStrings(v any) []string {
-	switch x := v.(type) {
-	case []string:
-		return x
-	case []any:
-		var out []string
-		for _, e := range x {
-			if s, ok := e.(string); ok && s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	return nil
 }
 
 func jsDataOf(in *chartInput) jsData {

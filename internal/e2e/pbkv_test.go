@@ -10,20 +10,14 @@ import (
 	"github.com/faultline/faultline/reports"
 )
 
-// dataNumber reads a number from an anomaly's Data (float64 once read
-// back from results.json).
+// dataNumber reads a number from an anomaly's Data (checkers.DataInt).
 func dataNumber(t *testing.T, a checkers.Anomaly, key string) uint64 {
 	t.Helper()
-	switch v := a.Data[key].(type) {
-	case float64:
-		return uint64(v)
-	case uint64:
-		return v
-	case int:
-		return uint64(v)
+	n, ok := checkers.DataInt(a.Data[key])
+	if !ok {
+		t.Fatalf("anomaly %s: data %q is %T %v, want a number", a.Kind, key, a.Data[key], a.Data[key])
 	}
-	t.Fatalf("anomaly %s: data %q is %T %v, want a number", a.Kind, key, a.Data[key], a.Data[key])
-	return 0
+	return uint64(n)
 }
 
 // lineTerm returns the "term" of a history line (an ok completion or a
