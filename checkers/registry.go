@@ -112,6 +112,12 @@ func init() {
 		New:  func(any) (Checker, error) { return Causal{}, nil },
 	})
 	Register(Entry{
+		Name:      "retry-storm",
+		Doc:       "per window: offered load and goodput (the client operations), amplification (callers' attempts per request) and breaker state (sampled metrics); time to recover after the trigger fault; invalid on a metastable failure or amplification above the limit",
+		NewParams: func() any { return NewRetryStormParams() },
+		New:       func(p any) (Checker, error) { return RetryStorm{Params: *p.(*RetryStormParams)}, nil },
+	})
+	Register(Entry{
 		Name: "lost-updates",
 		Doc:  "acknowledged writes that an older write beat, in a later read from a node that held them or in the final reads; races lost to concurrent writes are counted per node, not judged",
 		New:  func(any) (Checker, error) { return LostUpdates{}, nil },
