@@ -73,8 +73,8 @@ type HTTPParams struct {
 	// roots.
 	TLS *HTTPTLS `yaml:"tls,omitempty"`
 
-	eps []compiledEndpoint // set by Check
-	tr  *http.Transport    // the clients' shared connection pool (transport)
+	eps  []compiledEndpoint // set by Check
+	pool *httpPool          // the clients' shared connection pool (connPool)
 }
 
 // Endpoint is one request of the http workload.
@@ -314,7 +314,7 @@ func (p *HTTPParams) Check() error {
 		eps[i] = ce
 	}
 	p.eps = eps
-	p.tr = nil
+	p.pool = nil
 	return nil
 }
 
