@@ -52,6 +52,9 @@ type Scenario struct {
 	Workload    Workload              `yaml:"workload"`
 	Faults      *faults.Schedule      `yaml:"faults"` // none: no faults (links still go through proxies)
 	Checkers    Checkers              `yaml:"checkers"`
+	// Metrics, if set, are Prometheus endpoints (nodes' admin APIs, or
+	// URLs) sampled during the load into the history (see MetricsConfig).
+	Metrics *MetricsConfig `yaml:"metrics,omitempty"`
 	// Expect is the consistency model the system promises (a rung of the
 	// ladder: checkers.ModelNames); "" for none. With it, the checkers
 	// of stronger models (and any checker not marked `gating: true`)
@@ -626,6 +629,9 @@ func (s *Scenario) Validate() error {
 		return err
 	}
 	if err := s.checkLimits(); err != nil {
+		return err
+	}
+	if err := s.validateMetrics(); err != nil {
 		return err
 	}
 	if err := s.Faults.Validate(s.faultEnv()); err != nil {
