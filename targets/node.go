@@ -55,6 +55,10 @@ type Role struct {
 	// Serves is true for the roles whose nodes take the workload's
 	// operations. When no role of a system says so, every role does.
 	Serves bool
+	// ServiceTime is true for the roles whose nodes have a service time
+	// that System.SetServiceTime sets (the service-time fault acts on
+	// them only).
+	ServiceTime bool
 }
 
 // Option is one system tunable, passed to nodes as --opt NAME=VALUE.
@@ -114,6 +118,10 @@ type System struct {
 	// LocalRead, if set, reads key from the node's own state, bypassing
 	// replication; absent keys give JSON null.
 	LocalRead func(ctx context.Context, n NodeInfo, key string) (json.RawMessage, error)
+	// SetServiceTime, if set, sets the service time of node n (of a role
+	// with Role.ServiceTime) to *d, the time each request it serves takes
+	// from then on; a nil d restores the value the node was started with.
+	SetServiceTime func(ctx context.Context, n NodeInfo, d *time.Duration) error
 
 	// Run serves the node until ctx is cancelled (graceful stop) and returns
 	// nil then; it returns an error if the node cannot start or fails.

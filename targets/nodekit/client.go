@@ -33,6 +33,15 @@ var adminHTTP = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
+// AdminCall sends one request to n's admin API, as ReadStatus and SetClock
+// do, for a system's own admin routes: with n's token, in at most
+// AdminTimeout, the answer's status code and body (at most MaxBody bytes).
+// A nil body sends none. Errors name the node and the request. Safe for
+// concurrent use.
+func AdminCall(ctx context.Context, n targets.NodeInfo, method, path string, body []byte) (int, []byte, error) {
+	return adminCall(ctx, n, method, path, body)
+}
+
 // adminCall sends one request to n's admin API, with n.Token if it has one,
 // and returns the status code and body (at most MaxBody bytes). Errors name
 // the node and the request.

@@ -468,6 +468,11 @@ func (n *Node) ClientHandler(store Store) http.Handler {
 	return n.guard(mux)
 }
 
+// Guard returns h behind the node's token, as the kit's own APIs are: for
+// systems that serve further routes or listeners of their own (retrysvc's
+// /metrics and peer API). See guard.
+func (n *Node) Guard(h http.Handler) http.Handler { return n.guard(h) }
+
 // guard refuses, with 401 and a definite error body, every request that
 // does not carry the node's token (NodeConfig.Token), and counts it as
 // errors_unauthorized; without a token it returns h itself.
