@@ -20,6 +20,7 @@ import (
 	_ "github.com/faultline/faultline/targets/pbkv"
 	_ "github.com/faultline/faultline/targets/raftkv"
 	_ "github.com/faultline/faultline/targets/rediskv"
+	_ "github.com/faultline/faultline/targets/retrysvc"
 )
 
 // killChildren is the last resort of a second Ctrl-C or a panic: every
