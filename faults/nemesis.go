@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +54,8 @@ type Nemesis struct {
 	tampers    []Tamper        // found by Audit, Watch and Heal, in order
 	tamperSeen map[string]bool // Tamper.key of each, to report it once
 	audits     AuditStatus
+
+	logf func(format string, args ...any) // the run's live log; nil: none
 }
 
 // Active is a fault in force.
@@ -93,6 +97,95 @@ func NewNemesis(t Target, rec *history.Recorder) *Nemesis {
 	}
 	return n
 }
+
+// SetLog makes the nemesis write to the run's live log, through logf, one
+// line when each fault starts (its id, name, the nodes it acts on, a
+// partition's groups and its other parameters, the time since the run's
+// start), one when it fails to start, one when it ends (with how long it
+// lasted), and one per Heal saying what the heal changed (the faults it
+// ended, the toxics it removed, the proxies it enabled), or that it changed
+// nothing. logf is called from the goroutines that start and end faults,
+// one line per call, without a trailing newline; nil turns the log off.
+// Call SetLog before Start, Run or Heal.
+func (n *Nemesis) SetLog(logf func(format string, args ...any)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.logf = logf
+}
+
+func (n *Nemesis) log(format string, args ...any) {
+	n.mu.Lock()
+	logf := n.logf
+	n.mu.Unlock()
+	if logf != nil {
+		logf(format, args...)
+	}
+}
+
+// describe is a fault as the live log names it: "#3 partition-leader on
+// n2 (groups n2 | n1 n3; mode drop)". The nodes come from targets; the
+// parameters that select nodes (target) are shown only when no node was
+// resolved (a leader that could not be found).
+func describe(id int, sp Spec, targets []string, groups [][]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#%d %s", id, sp.Fault)
+	if len(targets) > 0 {
+		b.WriteString(" on " + strings.Join(targets, " "))
+	}
+	var parts []string
+	if len(groups) > 0 {
+		gs := make([]string, len(groups))
+		for i, g := range groups {
+			gs[i] = strings.Join(g, " ")
+		}
+		parts = append(parts, "groups "+strings.Join(gs, " | "))
+	}
+	if f, err := sp.kind(); err == nil {
+		if e := entryOf(f); e != nil {
+			v := reflect.ValueOf(f).Elem()
+			for _, pf := range e.fields {
+				fv := v.Field(pf.index)
+				if _, isSel := fv.Interface().(Selector); isSel && len(targets) > 0 {
+					continue
+				}
+				parts = append(parts, fmt.Sprintf("%s %v", pf.name, paramValue(fv)))
+			}
+		}
+	}
+	if len(parts) > 0 {
+		b.WriteString(" (" + strings.Join(parts, "; ") + ")")
+	}
+	return b.String()
+}
+
+// countOf is "1 fault" or "3 faults" (noun's plural: +s, or y -> ies).
+func countOf(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	first, rest, _ := strings.Cut(noun, " ")
+	switch {
+	case strings.HasSuffix(first, "y"):
+		first = strings.TrimSuffix(first, "y") + "ies"
+	default:
+		first += "s"
+	}
+	if rest != "" {
+		first += " " + rest
+	}
+	return fmt.Sprintf("%d %s", n, first)
+}
+
+// orNothing joins what a heal changed, or says it changed nothing.
+func orNothing(changed []string) string {
+	if len(changed) == 0 {
+		return "no fault in force, no toxic left, every proxy enabled"
+	}
+	return strings.Join(changed, "; ")
+}
+
+// seconds is a time since the run's start for the live log.
+func seconds(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
 
 // Injected returns every fault started so far, in start order.
 func (n *Nemesis) Injected() []Injected {
@@ -240,6 +333,7 @@ func (n *Nemesis) Start(ctx context.Context, p Planned) (*Active, error) {
 		n.mu.Lock()
 		n.injects = append(n.injects, inj)
 		n.mu.Unlock()
+		n.log("fault %s failed to start at %s: %v", describe(a.ID, sp, a.Targets, a.Groups), seconds(a.Start), err)
 		return nil, err
 	}
 	n.record(a.Family, "start", value, "")
@@ -247,6 +341,7 @@ func (n *Nemesis) Start(ctx context.Context, p Planned) (*Active, error) {
 	n.active[a.ID] = a
 	n.injects = append(n.injects, inj)
 	n.mu.Unlock()
+	n.log("fault %s started at %s", describe(a.ID, sp, a.Targets, a.Groups), seconds(a.Start))
 	return a, nil
 }
 
@@ -286,6 +381,16 @@ func (n *Nemesis) End(ctx context.Context, a *Active) error {
 		}
 	}
 	n.mu.Unlock()
+	line := fmt.Sprintf("fault #%d %s", a.ID, a.Spec.Fault)
+	if len(a.Targets) > 0 {
+		line += " on " + strings.Join(a.Targets, " ")
+	}
+	line += fmt.Sprintf(" ended at %s, after %s", seconds(now), seconds(now-a.Start))
+	if err != nil {
+		n.log("%s; ending it failed: %v", line, err)
+	} else {
+		n.log("%s", line)
+	}
 	return err
 }
 
@@ -348,6 +453,14 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 		}
 	}
 	value := map[string]any{"fault": "heal", "ended": len(act)}
+	var changed []string
+	if len(act) > 0 {
+		ids := make([]string, len(act))
+		for i, a := range act {
+			ids[i] = fmt.Sprintf("#%d %s", a.ID, a.Spec.Fault)
+		}
+		changed = append(changed, fmt.Sprintf("ended %s still in force (%s)", countOf(len(act), "fault"), strings.Join(ids, ", ")))
+	}
 	if n.t.Links != nil {
 		rep, err := n.t.Links.Heal(ctx)
 		if err != nil {
@@ -356,6 +469,14 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 		n.noteTampers(rep.Foreign)
 		value["toxics_removed"] = len(rep.Removed)
 		value["proxies_enabled"] = len(rep.Enabled)
+		// The toxics and proxies of the faults it ended are theirs; these
+		// are what was left behind or made by someone else.
+		if len(rep.Removed) > 0 {
+			changed = append(changed, "removed "+countOf(len(rep.Removed), "toxic left on the links"))
+		}
+		if len(rep.Enabled) > 0 {
+			changed = append(changed, "re-enabled "+countOf(len(rep.Enabled), "proxy"))
+		}
 	}
 	err := errors.Join(errs...)
 	errText := ""
@@ -363,6 +484,12 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 		errText = err.Error()
 	}
 	n.record("heal", "", value, errText)
+	switch {
+	case err != nil:
+		n.log("heal: %s; errors: %v", orNothing(changed), err)
+	default:
+		n.log("heal: %s", orNothing(changed))
+	}
 	return err
 }
 

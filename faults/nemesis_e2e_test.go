@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +25,13 @@ import (
 // startRaft starts a real 3-node raftkv cluster as child processes, every
 // link through the embedded Toxiproxy, and returns a nemesis target for it.
 func startRaft(t *testing.T) (*local.Cluster, faults.Target, *faults.ProxyServer, *history.Recorder) {
+	t.Helper()
+	return startRaftLogged(t, nil)
+}
+
+// startRaftLogged is startRaft with the runtime's log (node started,
+// killed, paused, resumed) going to logf.
+func startRaftLogged(t *testing.T, logf func(format string, args ...any)) (*local.Cluster, faults.Target, *faults.ProxyServer, *history.Recorder) {
 	t.Helper()
 	bin, err := testbin.Build()
 	if err != nil {
@@ -48,7 +56,7 @@ func startRaft(t *testing.T) (*local.Cluster, faults.Target, *faults.ProxyServer
 	}
 	links := faults.NewLinks(srv.APIAddr(), faults.LinksOptions{})
 	c, err := rt.Start(ctx, targets.ClusterSpec{
-		RunID: "e2e", System: "raftkv", Nodes: env.Nodes, Dir: t.TempDir(), Binary: bin, Links: links,
+		RunID: "e2e", System: "raftkv", Nodes: env.Nodes, Dir: t.TempDir(), Binary: bin, Links: links, Log: logf,
 	})
 	if err != nil {
 		srv.Close()
@@ -298,6 +306,103 @@ func TestKillPauseHealLeavesNothing(t *testing.T) {
 			t.Errorf("proxy listener %s still accepts after Close", a)
 		}
 	}
+}
+
+// liveLog collects the lines of a run's live log (the nemesis's and the
+// runtime's), safe for concurrent use.
+type liveLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *liveLog) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+// since returns the lines logged from line i on, and how many there are.
+func (l *liveLog) since(i int) ([]string, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines[i:]...), len(l.lines)
+}
+
+// The live log names each fault's nodes when it starts, marks when it
+// ends, and the heal logs only what it changed: on real raftkv nodes, the
+// heal after a kill and a pause that already ended starts and resumes
+// nothing, and says so.
+func TestLiveLogOfFaultsAndHeal(t *testing.T) {
+	var log liveLog
+	c, tgt, _, rec := startRaftLogged(t, log.logf)
+	ctx := context.Background()
+	waitFor(t, "a leader", 10*time.Second, func() bool { return status(t, c, "n1").Leader != "" })
+	nem := faults.NewNemesis(tgt, rec)
+	nem.SetLog(log.logf)
+	_, mark := log.since(0)
+	kill, err := nem.Start(ctx, faults.Planned{Spec: faults.NewSpec("kill", func(k *faults.Kill) { k.Target = "n1" })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pause, err := nem.Start(ctx, faults.Planned{Spec: faults.NewSpec("pause", func(p *faults.Pause) { p.Target = "n2" })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nem.End(ctx, kill); err != nil {
+		t.Fatal(err)
+	}
+	if err := nem.End(ctx, pause); err != nil {
+		t.Fatal(err)
+	}
+	lines, mark := log.since(mark)
+	want := []string{
+		"local: node n1 killed", "fault #1 kill on n1 started at ",
+		"local: node n2 paused", "fault #2 pause on n2 started at ",
+		"local: node n1 started", "fault #1 kill on n1 ended at ",
+		"local: node n2 resumed", "fault #2 pause on n2 ended at ",
+	}
+	if !inOrder(lines, want) {
+		t.Errorf("live log of a kill and a pause:\n%s\nwant lines starting, in order, with:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	// A latency fault still in force at the heal; n1 and n2 run again.
+	if _, err := nem.Start(ctx, faults.Planned{Spec: faults.NewSpec("latency", func(l *faults.Latency) { l.Latency = 20 * time.Millisecond })}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nem.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lines, mark = log.since(mark)
+	want = []string{
+		"fault #3 latency on n1 n2 n3 (latency 20ms; jitter 0s; peers true; clients false) started at ",
+		"fault #3 latency on n1 n2 n3 ended at ",
+		"heal: ended 1 fault still in force (#3 latency)",
+	}
+	if !inOrder(lines, want) {
+		t.Errorf("live log of the heal:\n%s\nwant lines starting, in order, with:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "local: node") {
+			t.Errorf("the heal logged %q for a node that was running", l)
+		}
+	}
+	if err := nem.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lines, _ = log.since(mark); len(lines) != 1 || lines[0] != "heal: no fault in force, no toxic left, every proxy enabled" {
+		t.Errorf("a heal with nothing to do logged %q", lines)
+	}
+}
+
+// inOrder reports whether lines has a line starting with each of prefixes,
+// in that order (other lines may come between).
+func inOrder(lines, prefixes []string) bool {
+	i := 0
+	for _, l := range lines {
+		if i < len(prefixes) && strings.HasPrefix(l, prefixes[i]) {
+			i++
+		}
+	}
+	return i == len(prefixes)
 }
 
 func TestMain(m *testing.M) {

@@ -289,6 +289,9 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	}
 	defer hlog.Close()
 	nem = faults.NewNemesis(faults.Target{Cluster: cluster, System: s.sys, Status: status, Links: links}, rec)
+	// Each fault's start (naming its nodes) and end, and what the heal
+	// changed, go to the live log.
+	nem.SetLog(func(format string, args ...any) { opt.logf("  "+format, args...) })
 	plan = s.Faults.Plan(s.nodes, s.Seed, s.Duration.D())
 	for _, p := range plan {
 		r.Schedule = append(r.Schedule, plannedFault(p))
@@ -329,11 +332,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	mainCtx, endMain := context.WithCancel(ctx)
 	go func() {
 		defer close(nemDone)
-		nem.Run(mainCtx, plan, t0, func() {
-			if f := nem.InForce(); len(f) > 0 {
-				opt.logf("  faults in force: %v", f)
-			}
-		})
+		nem.Run(mainCtx, plan, t0, nil)
 	}()
 	wstats, werr := runMain(ctx, wcfg, opt, nem)
 	endMain()

@@ -172,7 +172,10 @@ func (r *Runtime) startOnce(ctx context.Context, spec targets.ClusterSpec, binar
 	}
 
 	// Start every node at once; the first failure stops the others' waits.
-	errs := targets.StartEach(ctx, len(c.order), func(ctx context.Context, i int) error { return c.order[i].start(ctx) })
+	errs := targets.StartEach(ctx, len(c.order), func(ctx context.Context, i int) error {
+		_, err := c.order[i].start(ctx)
+		return err
+	})
 	first := targets.PickStartError(errs, preferStartErrors...)
 	if first != nil {
 		c.Close()
@@ -273,6 +276,8 @@ type proc struct {
 	expected bool // we asked it to exit (kill, stop, close)
 	ready    bool // it answered GET targets.ReadyPath once
 
+	paused bool // Pause stopped it and no Resume continued it since; guarded by n.mu
+
 	done    chan struct{} // closed once reaped
 	waitErr error         // cmd.Wait's error; read after done
 }
@@ -369,14 +374,19 @@ func (c *Cluster) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := n.start(ctx); err != nil {
+	spawned, err := n.start(ctx)
+	if err != nil {
 		var se *startError
 		if errors.As(err, &se) {
 			return &targets.InfraError{Err: err}
 		}
 		return err
 	}
-	c.logf("local: node %s started (pid %d)", id, n.pid())
+	if spawned {
+		// Only what changed is logged: the heal starts every node a
+		// fault touched, most of them running again by then.
+		c.logf("local: node %s started (pid %d)", id, n.pid())
+	}
 	return nil
 }
 
@@ -406,9 +416,15 @@ func (c *Cluster) signalRunning(ctx context.Context, id string, sig syscall.Sign
 		return fmt.Errorf("local runtime: cannot %s node %s: it is not running", verb, id)
 	}
 	p.signal(sig)
+	// A resume of a node that was not paused changes nothing, and is not
+	// logged (the heal resumes every node a fault touched).
+	changed := p.paused != stopped
+	p.paused = stopped
 	n.mu.Unlock()
 	waitState(ctx, p.pid, stopped)
-	c.logf("local: node %s %s (pid %d)", id, done, p.pid)
+	if changed {
+		c.logf("local: node %s %s (pid %d)", id, done, p.pid)
+	}
 	return nil
 }
 
@@ -470,21 +486,20 @@ type startError struct {
 func (e *startError) Error() string { return e.msg }
 
 // start spawns the node unless it is running, then waits until it is
-// ready. A failure leaves no process behind.
-func (n *node) start(ctx context.Context) error {
+// ready; spawned says whether it started a process. A failure leaves no
+// process behind.
+func (n *node) start(ctx context.Context) (spawned bool, err error) {
 	n.mu.Lock()
 	if n.c.isClosed() {
 		n.mu.Unlock()
-		return fmt.Errorf("local runtime: cannot start node %s: the cluster is closed", n.info.ID)
+		return false, fmt.Errorf("local runtime: cannot start node %s: the cluster is closed", n.info.ID)
 	}
 	p := n.cur
-	spawned := false
 	if p == nil || p.isReaped() {
-		var err error
 		p, err = n.spawn()
 		if err != nil {
 			n.mu.Unlock()
-			return err
+			return false, err
 		}
 		n.cur = p
 		spawned = true
@@ -492,9 +507,9 @@ func (n *node) start(ctx context.Context) error {
 	n.mu.Unlock()
 
 	if !spawned && p.isReady() {
-		return nil // running (perhaps paused: Start does not resume)
+		return false, nil // running (perhaps paused: Start does not resume)
 	}
-	err := n.waitReady(ctx, p)
+	err = n.waitReady(ctx, p)
 	if err == nil {
 		p.mu.Lock()
 		p.ready = true
@@ -504,7 +519,7 @@ func (n *node) start(ctx context.Context) error {
 		p.signal(syscall.SIGKILL)
 		<-p.done
 	}
-	return err
+	return spawned, err
 }
 
 // spawn writes the start marker and starts the process. Called with n.mu.
