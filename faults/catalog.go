@@ -31,6 +31,7 @@ var builtin = []struct {
 	{"kill", func() Fault { return &Kill{Target: TargetOne} }},
 	{"pause", func() Fault { return &Pause{Target: TargetOne} }},
 	{"clock-skew", func() Fault { return &ClockSkew{Target: TargetOne, Offset: 5 * time.Second} }},
+	{"service-time", func() Fault { return &ServiceTime{Target: TargetAll, ServiceTime: 100 * time.Millisecond} }},
 }
 
 func init() {

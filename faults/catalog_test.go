@@ -55,6 +55,7 @@ func TestCatalogDefaults(t *testing.T) {
 		"kill":                      {"target": "one"},
 		"pause":                     {"target": "one"},
 		"clock-skew":                {"target": "one", "offset": "5s", "drift": "0"},
+		"service-time":              {"target": "all", "service_time": "100ms"},
 	}
 	for _, k := range Kinds() {
 		got := map[string]string{}
