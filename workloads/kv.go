@@ -76,6 +76,9 @@ type KV struct {
 	counter atomic.Int64
 	last    []atomic.Pointer[json.RawMessage]
 	index   map[string]int
+	// stride and offset make written values stride·n + offset (ShardKeys);
+	// stride 0 means plain n.
+	stride, offset int64
 }
 
 // NewKV returns a KV workload. Errors name the bad field.
@@ -144,6 +147,9 @@ func (g *KV) Next(r *rand.Rand, worker int) history.Op {
 
 // fresh appends a new unique value to dst.
 func (g *KV) fresh(dst []byte) []byte {
+	if g.stride > 1 {
+		return strconv.AppendInt(dst, g.counter.Add(1)*g.stride+g.offset, 10)
+	}
 	return strconv.AppendInt(dst, g.counter.Add(1), 10)
 }
 
