@@ -99,6 +99,10 @@ type Input struct {
 	Events []history.Event
 	// File names the history in references (Ref); "" means history.jsonl.
 	File string
+	// FileOf, if set, names the file event i came from, in place of File
+	// (the union of a sharded run's histories, each event in its shard's
+	// history.jsonl; "" falls back to File).
+	FileOf func(i int) string
 	// OutDir, if not empty, is the run directory; a checker may write
 	// artifacts there (linearizability.html).
 	OutDir string
@@ -118,6 +122,11 @@ type Checker interface {
 // its position counting a header line as line 1 when the input has one.
 func (in Input) Ref(i int) string {
 	file := in.File
+	if in.FileOf != nil && i >= 0 && i < len(in.Events) {
+		if f := in.FileOf(i); f != "" {
+			file = f
+		}
+	}
 	if file == "" {
 		file = "history.jsonl"
 	}

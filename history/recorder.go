@@ -15,6 +15,11 @@ type HeaderLine struct {
 	Scenario  string `json:"scenario"`
 	Seed      int64  `json:"seed"`
 	Start     string `json:"start"` // RFC 3339, UTC, wall clock at the run's start
+	// Shard is "I/N" for shard I of a run split over N generators
+	// (faultline run --shard), with the digest of the scenario every shard
+	// of the run shares; both empty for a run that is not sharded.
+	Shard          string `json:"shard,omitempty"`
+	ScenarioDigest string `json:"scenario_digest,omitempty"`
 }
 
 // DefaultMaxBuffer is the default bound, in bytes, on encoded events held in
