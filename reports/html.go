@@ -175,6 +175,9 @@ func renderHTML(dir string, r *Results) ([]byte, error) {
 	histPath := filepath.Join(dir, "history.jsonl")
 	if r.History != "" && !fileExists(histPath) {
 		histPath = r.History // faultline check --out of a history elsewhere
+		if !filepath.IsAbs(histPath) {
+			histPath = filepath.Join(dir, histPath) // a merged run's, beside its results
+		}
 	}
 	sc, herr := scanHistory(histPath)
 	switch {
@@ -277,6 +280,7 @@ func metaRows(r *Results, sc *scan) []kv {
 		add("nodes", fmt.Sprintf("%d (%s)", len(r.Nodes), strings.Join(r.Nodes, ", ")))
 	}
 	add("runtime", r.Runtime)
+	add("sharded run", ShardLine(r))
 	add("bugs switched on", strings.Join(r.Bugs, ", "))
 	add("started", r.Start)
 	if s, e, ok := parseSpan(r.Start, r.End); ok {

@@ -70,6 +70,12 @@ type Results struct {
 	Stats      Stats              `json:"stats"`
 	Extra      map[string]any     `json:"extra,omitempty"`
 	Thresholds map[string]float64 `json:"thresholds,omitempty"`
+	// Shard says which part of a sharded run this run directory holds
+	// (faultline run --shard I/N); nil for a run that is not sharded.
+	Shard *ShardInfo `json:"shard,omitempty"`
+	// Shards lists the shards a merged run was judged from (faultline
+	// check DIR DIR ...), in shard order; empty for any other run.
+	Shards []MergedShard `json:"shards,omitempty"`
 }
 
 // Phase is one phase of the run, in ns since the run's start: history's

@@ -29,6 +29,9 @@ func Summary(w io.Writer, r *Results) {
 		head += "  bugs " + strings.Join(r.Bugs, ",")
 	}
 	fmt.Fprintln(w, head)
+	if l := ShardLine(r); l != "" {
+		fmt.Fprintln(w, "  "+oneLine(l, 2000))
+	}
 	width := 0
 	for _, c := range r.Checkers {
 		if len(c.Name) > width {

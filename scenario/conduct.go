@@ -44,6 +44,11 @@ type RunOptions struct {
 	// of null through the adapter, which deletes where the system can:
 	// etcd, redis), after the final reads.
 	Cleanup bool
+	// Shard, if set, runs the scenario as one shard of a run split over
+	// several generators (faultline run --shard I/N; see Shard): its keys,
+	// its part of the load, and of the faults, the client-link ones past
+	// shard 0.
+	Shard *Shard
 }
 
 // Progress is a snapshot of a run in progress.
@@ -73,6 +78,17 @@ func randomSeed() int64 {
 // violation is not an error but a verdict in the results. Whatever happens,
 // every process Run started has ended when it returns.
 func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results, err error) {
+	var part *shardPart // this shard's part of the run; nil when not sharded
+	if opt.Shard != nil {
+		if s.rt == nil {
+			if err := s.Validate(); err != nil {
+				return nil, exitcode.New(exitcode.Usage, err)
+			}
+		}
+		if part, err = s.shardOf(*opt.Shard); err != nil {
+			return nil, exitcode.New(exitcode.Usage, err)
+		}
+	}
 	if s.Seed == 0 {
 		s.Seed = randomSeed()
 	}
@@ -105,6 +121,10 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		Runtime: s.Runtime, System: s.System, Nodes: s.NodeIDs(), Bugs: s.Bugs,
 		Start: startWall.UTC().Format(time.RFC3339Nano), RunDir: dir,
 		Faults: []reports.Fault{},
+	}
+	if part != nil {
+		r.Shard = part.info(0)
+		opt.logf("shard %s: %s", part.sh, reports.ShardLine(r))
 	}
 	var nem *faults.Nemesis
 	var plan []faults.Planned
@@ -160,9 +180,11 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	defer hf.Close()
 	// The recorder hands every event to the file within 100 ms
 	// (history.DefaultFlushInterval), so a crash loses at most that.
-	rec, err := history.NewRecorderAt(hf, &history.HeaderLine{
-		Faultline: version.String(), Scenario: s.Name, Seed: s.Seed,
-	}, startWall)
+	hdr := &history.HeaderLine{Faultline: version.String(), Scenario: s.Name, Seed: s.Seed}
+	if part != nil {
+		hdr.Shard, hdr.ScenarioDigest = part.sh.String(), part.digest
+	}
+	rec, err := history.NewRecorderAt(hf, hdr, startWall)
 	if err != nil {
 		return nil, exitcode.New(exitcode.Internal, err)
 	}
@@ -195,6 +217,9 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		Token:    targets.NewToken(),
 		Log:      func(format string, args ...any) { opt.logf("  "+format, args...) },
 		External: s.externalSpec(),
+	}
+	if part != nil {
+		spec.External = part.external(spec.External) // hooks are shard 0's
 	}
 	r.RunID = spec.RunID
 	if s.KeyPrefix == "" && s.External() {
@@ -296,6 +321,10 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	for _, p := range plan {
 		r.Schedule = append(r.Schedule, plannedFault(p))
 	}
+	inject := plan
+	if part != nil {
+		inject, r.Shard.FaultsLeft = part.filterPlan(plan, r.Schedule, s.faultEnv())
+	}
 	for _, f := range s.pastTheEnd() {
 		r.Schedule = append(r.Schedule, f)
 		opt.logf("  not injected: %s at %s: %s", f.Name, time.Duration(f.Start), f.Error)
@@ -321,6 +350,13 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	for _, st := range s.Workload.Stages {
 		wcfg.Stages = append(wcfg.Stages, workloads.Stage{Duration: st.Duration.D(), Rate: st.Rate})
 	}
+	minOps := s.MinOps
+	if part != nil {
+		if err := part.apply(gen, &wcfg); err != nil {
+			return nil, exitcode.New(exitcode.Usage, fmt.Errorf("shard %s: %w", part.sh, err))
+		}
+		minOps = part.minOps
+	}
 	// The proxies are audited until the final reads end: a toxic or a
 	// disabled proxy the nemesis did not make is tampering.
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -332,7 +368,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	mainCtx, endMain := context.WithCancel(ctx)
 	go func() {
 		defer close(nemDone)
-		nem.Run(mainCtx, plan, t0, nil)
+		nem.Run(mainCtx, inject, t0, nil)
 	}()
 	wstats, werr := runMain(ctx, wcfg, opt, nem)
 	endMain()
@@ -456,8 +492,8 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 	if healErr != nil {
 		invalid = append(invalid, fmt.Sprintf("the heal failed, so the cluster was not whole for the recovery and the final reads: %v", healErr))
 	}
-	if wstats.OK < int64(s.MinOps) {
-		invalid = append(invalid, fmt.Sprintf("only %d operations succeeded in the main phase (min_ops is %d): the cluster was not really exercised; look at the node logs and the fail/info errors", wstats.OK, s.MinOps))
+	if wstats.OK < int64(minOps) {
+		invalid = append(invalid, fmt.Sprintf("only %d operations succeeded in the main phase (min_ops is %d): the cluster was not really exercised; look at the node logs and the fail/info errors", wstats.OK, minOps))
 	}
 	if tp := nem.Tampered(); len(tp) > 0 {
 		for _, t := range tp {

@@ -24,6 +24,8 @@ type runFlags struct {
 	quiet       bool
 	nodes       []string
 	cleanup     bool
+	shard       string
+	dryRun      bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -42,7 +44,8 @@ Once the run directory exists every exit leaves results.json, junit.xml and
 report.html saying how the run ended, also an infrastructure error (70) or
 an interruption (130).`,
 		Example: `  faultline run examples/raft-basic.yaml
-  faultline run examples/raft-basic.yaml --duration 5s --rate 200 --seed 42 --out /tmp/run1`,
+  faultline run examples/raft-basic.yaml --duration 5s --rate 200 --seed 42 --out /tmp/run1
+  faultline run examples/http-external.yaml --seed 7 --shard 1/2 --out /runs/shard-1`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: yamlFiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -79,6 +82,19 @@ an interruption (130).`,
 				return exitcode.New(exitcode.Usage, err)
 			}
 			opt := scenario.RunOptions{Out: f.out, BaseDir: f.baseDir, StepSummary: os.Getenv("GITHUB_STEP_SUMMARY"), Cleanup: f.cleanup}
+			if fl.Changed("shard") {
+				sh, err := scenario.ParseShard(f.shard)
+				if err != nil {
+					return exitcode.New(exitcode.Usage, err)
+				}
+				opt.Shard = &sh
+			}
+			if f.dryRun {
+				if err := scenario.DryRun(s, opt.Shard, cmd.OutOrStdout()); err != nil {
+					return exitcode.New(exitcode.Usage, err)
+				}
+				return nil
+			}
 			if !f.quiet {
 				w := reports.Unwrap(cmd.ErrOrStderr()) // the console escapes what it logs
 				tty := false
@@ -116,6 +132,8 @@ an interruption (130).`,
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the final summary")
 	fl.StringArrayVar(&f.nodes, "node", nil, "an external cluster's node address, ID=HOST:PORT (repeatable; overrides cluster.nodes[].client)")
 	fl.BoolVar(&f.cleanup, "cleanup", false, "delete the run's keys (under its key prefix) from the cluster at the end")
+	fl.StringVar(&f.shard, "shard", "", "run shard I of N generators (I/N, I from 0) against one external cluster: its own keys, 1/N of the load, the client-link faults on its own proxies (process faults and hooks from shard 0); every shard needs the same scenario and --seed; merge with faultline check DIR...")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "check the scenario (and --shard) and print what the run would do, without starting anything")
 	cmd.RegisterFlagCompletionFunc("runtime", cobra.FixedCompletions([]string{"local", "docker", "external"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }

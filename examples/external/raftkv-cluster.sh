@@ -8,7 +8,8 @@
 #       default 24791-24793, 24801-24803, 24811-24813) with data and logs
 #       in DIR, waits until each answers, and prints the export lines for
 #       the example (RAFT_1..RAFT_3). FAULTLINE names the binary
-#       (default: faultline in PATH).
+#       (default: faultline in PATH); RAFT_BUG the bug switch (default
+#       follower-read; RAFT_BUG= starts a correct cluster).
 #   sh examples/external/raftkv-cluster.sh stop DIR
 set -eu
 cmd=${1:?usage: raftkv-cluster.sh start|stop DIR ...}
@@ -20,6 +21,7 @@ if [ "$cmd" = stop ]; then
 fi
 [ "$cmd" = start ] || { echo "raftkv-cluster.sh: unknown command $cmd" >&2; exit 64; }
 bin=${FAULTLINE:-faultline}
+bug=${RAFT_BUG-follower-read}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 c1=${3:-24791} c2=${4:-24792} c3=${5:-24793}
@@ -27,7 +29,7 @@ a1=${6:-24801} a2=${7:-24802} a3=${8:-24803}
 r1=${9:-24811} r2=${10:-24812} r3=${11:-24813}
 start() { # id client admin raft peer1 peer2
   nohup "$bin" node --system raftkv --id "$1" --listen "127.0.0.1:$2" --admin "127.0.0.1:$3" \
-    --peer-listen "127.0.0.1:$4" --peer "$5" --peer "$6" --data "$dir/$1" --bug follower-read \
+    --peer-listen "127.0.0.1:$4" --peer "$5" --peer "$6" --data "$dir/$1" ${bug:+--bug "$bug"} \
     >> "$dir/$1.log" 2>&1 &
   echo $! > "$dir/$1.pid"
 }
