@@ -18,7 +18,7 @@ func newCheckCmd() *cobra.Command {
 	var names []string
 	var out string
 	cmd := &cobra.Command{
-		Use:   "check RUN_DIR|history.jsonl",
+		Use:   "check RUN_DIR|history.jsonl|SHARD_DIR...",
 		Short: "Re-run the checkers on a saved run directory or history file",
 		Long: `Re-judge a saved history without the cluster. A run directory is checked
 with the checker settings of the scenario saved in it, and keeps what its
@@ -32,13 +32,23 @@ Evidence names history lines as FILE:LINE. Check rewrites nothing but
 linearizability.html (--no-artifacts: not even that); --out DIR saves the
 re-judgement there: results.json, anomalies.jsonl (every anomaly),
 report.html, junit.xml and linearizability.html.
-The exit code is the verdict (see faultline --help).`,
+The exit code is the verdict (see faultline --help).
+
+Several directories are the shards of one run (faultline run --shard I/N):
+they are merged and judged as one run, into --out DIR (default a new
+directory under faultline-runs/<scenario>/; nothing is written into the
+shards' directories). Shards of different scenarios, seeds or shard
+counts, or a shard missing or given twice, are refused (exit 64).
+Checkers that judge each key on its own judge the union; the others
+(split-brain, convergence, ...) judge each shard's history and say so.
+Evidence names each shard's history (DIR/history.jsonl:LINE).`,
 		Example: `  faultline check faultline-runs/raft-basic/latest
   faultline check history.jsonl --budget 5m
-  faultline check other-tool.jsonl --checkers linearizability --out /tmp/judged`,
-		Args: cobra.ExactArgs(1),
+  faultline check other-tool.jsonl --checkers linearizability --out /tmp/judged
+  faultline check /runs/shard-0 /runs/shard-1 --out /runs/merged`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := scenario.Check(cmd.Context(), args[0], scenario.CheckOptions{Budget: budget, NoArtifacts: noArtifacts, Checkers: names, Out: out})
+			res, err := scenario.CheckRuns(cmd.Context(), args, scenario.CheckOptions{Budget: budget, NoArtifacts: noArtifacts, Checkers: names, Out: out})
 			if err != nil {
 				if res != nil {
 					reports.Summary(cmd.OutOrStdout(), res)
