@@ -72,6 +72,11 @@ func NewFrontend(cfg FrontendConfig) *Frontend {
 		IdleConnTimeout:     30 * time.Second,
 		DisableCompression:  true,
 	}
+	// HTTP/2 without TLS (prior knowledge): an attempt that times out
+	// resets its stream, not the connection, so a storm of timeouts is
+	// not also a storm of new connections (through the link's proxy).
+	f.tr.Protocols = new(http.Protocols)
+	f.tr.Protocols.SetUnencryptedHTTP2(true)
 	f.client = &http.Client{Transport: f.tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	switch cfg.Policy {
 	case PolicyBreaker:

@@ -151,6 +151,10 @@ const (
 // maxBody bounds the request and answer bodies the service reads.
 const maxBody = 64 << 10
 
+// maxStreams bounds the HTTP/2 requests in flight on one connection to a
+// node (a frontend opens more connections beyond it).
+const maxStreams = 4096
+
 // Options are the tunables accepted in NodeConfig.Opts, with their
 // defaults; each doc says which role reads it.
 var Options = []targets.Option{
@@ -529,7 +533,13 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 			return fmt.Errorf("retrysvc: node %s: %s: listen on %s: %w", cfg.ID, l.what, l.addr, err)
 		}
 		lns = append(lns, ln)
-		servers = append(servers, &http.Server{Handler: l.h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute})
+		srv := &http.Server{Handler: l.h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+		// HTTP/1.1 and HTTP/2 with prior knowledge (the frontends' attempts).
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+		srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: maxStreams}
+		servers = append(servers, srv)
 	}
 	errc := make(chan error, len(servers))
 	for i, ln := range lns {
