@@ -38,6 +38,10 @@ type CheckOptions struct {
 	// report.html and junit.xml, and the artifacts (linearizability.html).
 	// It may be the run directory itself (its results are then replaced).
 	Out string
+	// Format is how a history file given as the path is written
+	// (history.FormatAuto: detected, see history.DetectFormat); EDN is
+	// refused for a run directory, whose history.jsonl is JSON Lines.
+	Format history.Format
 }
 
 // BareHistoryWorkload is the workload whose default checkers judge a
@@ -118,6 +122,9 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 	outDir := opt.OutDir
 	if fi.IsDir() {
 		histPath = filepath.Join(path, "history.jsonl")
+		if opt.Format == history.FormatEDN {
+			return nil, exitcode.Usagef("check: --format edn: %s is a run directory, whose history.jsonl is JSON Lines; give the EDN history file itself", path)
+		}
 		if _, err := os.Stat(histPath); err != nil {
 			return nil, exitcode.Usagef("check: %s has no history.jsonl: give a run directory or a history file", path)
 		}
@@ -142,7 +149,7 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 	if opt.NoArtifacts {
 		outDir = ""
 	}
-	hdr, evs, err := history.ReadFile(histPath)
+	hdr, evs, _, err := history.ReadFileFormat(histPath, opt.Format)
 	var cut *history.CutError
 	if errors.As(err, &cut) {
 		// A writer killed mid-line: every line before it is complete, and
