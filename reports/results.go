@@ -65,7 +65,7 @@ type Results struct {
 	// cut short by a crash, ...).
 	Warnings   []string           `json:"warnings,omitempty"`
 	Faults     []Fault            `json:"faults"`
-	Schedule   []Fault            `json:"schedule,omitempty"` // planned faults (seeded), before injection
+	Schedule   []Fault            `json:"schedule,omitempty"` // planned faults (seeded), before injection; times from the run's start, as Faults
 	Phases     []Phase            `json:"phases,omitempty"`
 	Stats      Stats              `json:"stats"`
 	Extra      map[string]any     `json:"extra,omitempty"`

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/faultline/faultline/checkers"
 	"github.com/faultline/faultline/faults"
 	"github.com/faultline/faultline/history"
@@ -330,6 +328,15 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		opt.logf("  not injected: %s at %s: %s", f.Name, time.Duration(f.Start), f.Error)
 	}
 	t0 = beginPhase("main")
+	// The plan counts from the main phase's start; results.json gives
+	// every time from the run's start (the history's clock), as the
+	// injected faults and the phases do.
+	for i := range r.Schedule {
+		r.Schedule[i].Start += int64(t0)
+		if r.Schedule[i].End != 0 {
+			r.Schedule[i].End += int64(t0)
+		}
+	}
 	opt.logf("main: %s of %s; %d faults planned", s.Duration, loadDescription(s), len(plan))
 	gen, err := s.Workload.Params.New()
 	if err != nil {
@@ -613,7 +620,7 @@ func (s *Scenario) saveEffective(path string) error {
 			saved.Client.Options[k] = v
 		}
 	}
-	b, err := yaml.Marshal(&saved)
+	b, err := Marshal(&saved)
 	if err != nil {
 		return err
 	}

@@ -121,5 +121,44 @@ func FuzzParse(f *testing.F) {
 		if !bytes.Equal(eff, eff2) {
 			t.Fatalf("the effective scenario changes when replayed:\n--- first\n%s\n--- replayed\n%s", eff, eff2)
 		}
+		// As a run saves it (scenario.yaml): no null anywhere, and the
+		// same scenario when read back.
+		saved, err := scenario.Marshal(s)
+		if err != nil {
+			t.Fatalf("the scenario cannot be saved: %v", err)
+		}
+		if hasNull(t, saved) {
+			t.Fatalf("the saved scenario has a null:\n%s", saved)
+		}
+		s3, err := scenario.Parse(name, saved)
+		if err != nil {
+			t.Fatalf("the saved scenario does not parse again: %v\n--- saved\n%s", err, saved)
+		}
+		if eff3, err := yaml.Marshal(s3); err != nil || !bytes.Equal(eff, eff3) {
+			t.Fatalf("the saved scenario reads back as another (%v):\n--- effective\n%s\n--- saved and read back\n%s", err, eff, eff3)
+		}
 	})
+}
+
+// hasNull reports whether a YAML document has a field (a mapping entry)
+// whose value is null, at any depth.
+func hasNull(t *testing.T, b []byte) bool {
+	t.Helper()
+	var n yaml.Node
+	if err := yaml.Unmarshal(b, &n); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(n *yaml.Node) bool
+	walk = func(n *yaml.Node) bool {
+		for i, c := range n.Content {
+			if n.Kind == yaml.MappingNode && i%2 == 1 && c.Kind == yaml.ScalarNode && c.Tag == "!!null" {
+				return true
+			}
+			if walk(c) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(&n)
 }

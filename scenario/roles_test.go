@@ -218,7 +218,9 @@ func (f *front) Status() nodekit.Status          { return nodekit.Status{Role: "
 // TestTwoRoleSystemWithRoleTargetedKill runs the test-only system end to
 // end: the role-targeted kill takes down exactly the store nodes (the
 // front stays up), they come back with their data, and the history is
-// linearizable with no acknowledged write lost.
+// linearizable with no acknowledged write lost. The same run shows that
+// results.json's planned and injected fault times share one origin, and
+// that the scenario as saved has no null field.
 func TestTwoRoleSystemWithRoleTargetedKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a cluster for about 15 s")
@@ -275,6 +277,34 @@ faults:
 	// marked as never injected, with the reason.
 	if n := len(r.Schedule); n != 3 || r.Schedule[2].Name != "pause" || !strings.Contains(r.Schedule[2].Error, "past the end of the main phase") {
 		t.Errorf("schedule %+v: want the pause at 1m reported as not injected", r.Schedule)
+	}
+	// Planned and injected times have one origin, the run's start: a
+	// planned fault is due at the main phase's start plus its at, and no
+	// fault starts before it is due.
+	var mainStart int64 = -1
+	for _, p := range r.Phases {
+		if p.Name == "main" {
+			mainStart = p.Start
+		}
+	}
+	for i, at := range []time.Duration{2 * time.Second, 4500 * time.Millisecond, time.Minute} {
+		if i < len(r.Schedule) && r.Schedule[i].Start != mainStart+int64(at) {
+			t.Errorf("schedule[%d] %s planned at %d ns, want the main phase's start %d + %s", i, r.Schedule[i].Name, r.Schedule[i].Start, mainStart, at)
+		}
+	}
+	for i, f := range r.Faults {
+		if i < len(r.Schedule) && (f.Start < r.Schedule[i].Start || f.End < r.Schedule[i].End) {
+			t.Errorf("fault %s injected %d-%d ns, before its plan %d-%d ns", f.Name, f.Start, f.End, r.Schedule[i].Start, r.Schedule[i].End)
+		}
+	}
+	// The scenario as saved has no null field (cluster, for one, is not
+	// set here).
+	saved, err := os.ReadFile(filepath.Join(dir, "scenario.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(saved, []byte(": null")) || !bytes.Contains(saved, []byte("system: twotier")) {
+		t.Errorf("saved scenario.yaml:\n%s\nwant no null field", saved)
 	}
 	// The history says which nodes were killed, and the front's operations
 	// failed while the stores were down, then succeeded again.
