@@ -23,25 +23,24 @@ type plan struct {
 	Quick bool `json:"quick"`
 
 	// HTTP load against vegeta.
-	HTTPRuns    int             `json:"http_runs"`    // per tool and rate, interleaved
-	HTTPPhase   time.Duration   `json:"http_phase"`   // each run's length
-	HTTPRates   []float64       `json:"http_rates"`   // rising; stop after the first that either tool misses by more than 5%
-	ServiceTime time.Duration   `json:"service_time"` // the server's, per request
-	Concurrency int             `json:"concurrency"`  // faultline's workers (vegeta grows its own)
-	StallRuns   int             `json:"stall_runs"`
-	StallConc   int             `json:"stall_concurrency"` // faultline's workers, and the capped vegeta's -max-workers
-	StallPhase  time.Duration   `json:"stall_phase"`
-	StallRate   float64         `json:"stall_rate"`
-	Stall       time.Duration   `json:"stall"` // the server is stopped this long in the middle of the run
-	PacerRuns   int             `json:"pacer_runs"`
-	PacerPhase  time.Duration   `json:"pacer_phase"`
-	PacerRates  []float64       `json:"pacer_rates"`
-	MaxRuns     int             `json:"max_runs"` // the no-op HTTP server: closed loops
-	MaxPhase    time.Duration   `json:"max_phase"`
-	CheckRuns   int             `json:"check_runs"`
-	CheckSizes  []int           `json:"check_sizes"` // ops per generated history (1k keys)
-	ClusterRuns int             `json:"cluster_runs"`
-	Extra       map[string]bool `json:"-"`
+	HTTPRuns    int           `json:"http_runs"`       // per tool and rate, interleaved
+	HTTPPhase   time.Duration `json:"http_phase_ns"`   // each run's length
+	HTTPRates   []float64     `json:"http_rates"`      // rising; stop after the first that either tool misses by more than 5%
+	ServiceTime time.Duration `json:"service_time_ns"` // the server's, per request
+	Concurrency int           `json:"concurrency"`     // faultline's workers (vegeta grows its own)
+	StallRuns   int           `json:"stall_runs"`
+	StallConc   int           `json:"stall_concurrency"` // faultline's workers, and the capped vegeta's -max-workers
+	StallPhase  time.Duration `json:"stall_phase_ns"`
+	StallRate   float64       `json:"stall_rate"`
+	Stall       time.Duration `json:"stall_ns"` // the server is stopped this long in the middle of the run
+	PacerRuns   int           `json:"pacer_runs"`
+	PacerPhase  time.Duration `json:"pacer_phase_ns"`
+	PacerRates  []float64     `json:"pacer_rates"`
+	MaxRuns     int           `json:"max_runs"` // the no-op HTTP server: closed loops
+	MaxPhase    time.Duration `json:"max_phase_ns"`
+	CheckRuns   int           `json:"check_runs"`
+	CheckSizes  []int         `json:"check_sizes"` // ops per generated history (1k keys)
+	ClusterRuns int           `json:"cluster_runs"`
 }
 
 func fullPlan() plan {

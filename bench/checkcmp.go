@@ -53,13 +53,7 @@ func (b *bencher) checker(ctx context.Context) ([]row, error) {
 		if !b.keep {
 			os.Remove(path)
 		}
-		get := func(tool string, f func(checkRun) float64) float64 {
-			vs := make([]float64, len(runs[tool]))
-			for i, r := range runs[tool] {
-				vs[i] = f(r)
-			}
-			return median(vs)
-		}
+		get := func(tool string, f func(checkRun) float64) float64 { return medianOf(runs[tool], f) }
 		wall := func(r checkRun) float64 { return r.WallS }
 		mem := func(r checkRun) float64 { return r.MaxRSSMB }
 		cpu := func(r checkRun) float64 { return r.CPUs }

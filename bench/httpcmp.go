@@ -124,15 +124,6 @@ func (b *bencher) load(ctx context.Context, t loadTool, srv *serverProc, rate fl
 	return lr, nil
 }
 
-// pick returns f of each run.
-func pick(runs []loadRun, f func(loadRun) float64) []float64 {
-	out := make([]float64, len(runs))
-	for i, r := range runs {
-		out[i] = f(r)
-	}
-	return out
-}
-
 // httpRates is the HTTP load comparison: at each rate, faultline's http
 // workload and vegeta take turns (the order alternating from run to run)
 // against one server answering after the plan's service time; the rates
@@ -163,24 +154,24 @@ func (b *bencher) httpRates(ctx context.Context) ([]row, error) {
 			}
 		}
 		f, v := runs["faultline"], runs["vegeta"]
-		fa, va := median(pick(f, func(r loadRun) float64 { return r.Achieved })), median(pick(v, func(r loadRun) float64 { return r.Achieved }))
+		fa, va := medianOf(f, func(r loadRun) float64 { return r.Achieved }), medianOf(v, func(r loadRun) float64 { return r.Achieved })
 		name := fmt.Sprintf("HTTP %s/s", rateName(rate))
 		errs := ""
-		if fe, ve := median(pick(f, func(r loadRun) float64 { return float64(r.Errors) })), median(pick(v, func(r loadRun) float64 { return float64(r.Errors) })); fe+ve > 0 {
+		if fe, ve := medianOf(f, func(r loadRun) float64 { return float64(r.Errors) }), medianOf(v, func(r loadRun) float64 { return float64(r.Errors) }); fe+ve > 0 {
 			errs = fmt.Sprintf("; errors (median): faultline %.0f, vegeta %.0f", fe, ve)
 		}
 		rows = append(rows,
 			row{Part: "http", Figure: name + ": achieved rate", Unit: "req/s", Faultline: fa, Peer: ptr(va), PeerName: "vegeta",
 				Note: fmt.Sprintf("of the target: faultline %.3f, vegeta %.3f%s", fa/rate, va/rate, errs)},
 			row{Part: "http", Figure: name + ": CPU per 1,000 requests", Unit: "cpu-s", PeerName: "vegeta",
-				Faultline: median(pick(f, func(r loadRun) float64 { return r.CPUPer1k })), Peer: ptr(median(pick(v, func(r loadRun) float64 { return r.CPUPer1k })))},
+				Faultline: medianOf(f, func(r loadRun) float64 { return r.CPUPer1k }), Peer: ptr(medianOf(v, func(r loadRun) float64 { return r.CPUPer1k }))},
 			row{Part: "http", Figure: name + ": p50 as reported", Unit: "ms", PeerName: "vegeta",
-				Faultline: median(pick(f, func(r loadRun) float64 { return r.P50ms })), Peer: ptr(median(pick(v, func(r loadRun) float64 { return r.P50ms }))),
+				Faultline: medianOf(f, func(r loadRun) float64 { return r.P50ms }), Peer: ptr(medianOf(v, func(r loadRun) float64 { return r.P50ms })),
 				Note: "faultline from the intended start, vegeta from the send"},
 			row{Part: "http", Figure: name + ": p99 as reported", Unit: "ms", PeerName: "vegeta",
-				Faultline: median(pick(f, func(r loadRun) float64 { return r.P99ms })), Peer: ptr(median(pick(v, func(r loadRun) float64 { return r.P99ms }))),
+				Faultline: medianOf(f, func(r loadRun) float64 { return r.P99ms }), Peer: ptr(medianOf(v, func(r loadRun) float64 { return r.P99ms })),
 				Note: fmt.Sprintf("true p99, from the schedule: faultline %.2f ms, vegeta %.2f ms",
-					median(pick(f, func(r loadRun) float64 { return r.TrueP99ms })), median(pick(v, func(r loadRun) float64 { return r.TrueP99ms })))},
+					medianOf(f, func(r loadRun) float64 { return r.TrueP99ms }), medianOf(v, func(r loadRun) float64 { return r.TrueP99ms }))},
 		)
 		if fa < 0.95*rate || va < 0.95*rate {
 			b.logf("http: stopping at %s/s: faultline achieved %.3f of the target, vegeta %.3f", rateName(rate), fa/rate, va/rate)
@@ -222,7 +213,7 @@ func (b *bencher) httpStall(ctx context.Context) ([]row, error) {
 		}
 	}
 	what := fmt.Sprintf("stall %s at %s/s (%s runs, faultline %d workers)", b.plan.Stall, rateName(rate), b.plan.StallPhase, c)
-	med := func(name string, f func(loadRun) float64) float64 { return median(pick(runs[name], f)) }
+	med := func(name string, f func(loadRun) float64) float64 { return medianOf(runs[name], f) }
 	reported := func(r loadRun) float64 { return r.P99ms }
 	truth := func(r loadRun) float64 { return r.TrueP99ms }
 	ratio := func(r loadRun) float64 { return r.P99ms / r.TrueP99ms }

@@ -99,9 +99,10 @@ func httpWorkload(addr string, timeout time.Duration) (*workloads.Workload, *wor
 	return w, p, in, env, nil
 }
 
-// loadFaultline runs the http workload as a scenario's main phase does:
-// open loop, history recorded to a file.
-func loadFaultline(addr string, rate float64, dur time.Duration, out string, conc int, timeout time.Duration) (*loadReport, error) {
+// runHTTP runs faultline's http workload against addr as a scenario's
+// main phase does, at rate requests/s (0: closed loop) with conc workers,
+// recording its history to out through its Recorder.
+func runHTTP(addr string, rate float64, dur time.Duration, conc int, out string, timeout time.Duration) (*workloads.Stats, error) {
 	w, p, in, env, err := httpWorkload(addr, timeout)
 	if err != nil {
 		return nil, err
@@ -111,7 +112,7 @@ func loadFaultline(addr string, rate float64, dur time.Duration, out string, con
 		return nil, err
 	}
 	defer f.Close()
-	rec, err := history.NewRecorderAt(f, &history.HeaderLine{Faultline: "bench", Scenario: "bench-http-load", Seed: 1}, time.Now())
+	rec, err := history.NewRecorderAt(f, &history.HeaderLine{Faultline: "bench", Scenario: "bench-http", Seed: 1}, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +127,13 @@ func loadFaultline(addr string, rate float64, dur time.Duration, out string, con
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Close(); err != nil {
+	return st, f.Close()
+}
+
+// loadFaultline is one open-loop run of the http workload.
+func loadFaultline(addr string, rate float64, dur time.Duration, out string, conc int, timeout time.Duration) (*loadReport, error) {
+	st, err := runHTTP(addr, rate, dur, conc, out, timeout)
+	if err != nil {
 		return nil, err
 	}
 	pc := st.Percentiles()

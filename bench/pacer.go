@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,33 +156,14 @@ func rawClosedLoop(addr string, dur time.Duration, conc int) (int64, error) {
 }
 
 // faultlineClosedLoop runs the http workload in closed loop with conc
-// workers, recording its history to out.
+// workers, recording its history to out; every request must be ok.
 func faultlineClosedLoop(addr string, dur time.Duration, conc int, out string) (*workloads.Stats, error) {
-	w, p, in, env, err := httpWorkload(addr, 30*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Create(out)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	rec, err := history.NewRecorderAt(f, &history.HeaderLine{Faultline: "bench", Scenario: "bench-http-max", Seed: 1}, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	st, err := workloads.Run(context.Background(), workloads.Config{
-		Duration: dur, Concurrency: conc, Seed: 1, Generator: in, Recorder: rec,
-		NewClient: func(int) (workloads.Client, error) { return w.NewClient(p, env) },
-	})
-	if cerr := rec.Close(); err == nil {
-		err = cerr
-	}
+	st, err := runHTTP(addr, 0, dur, conc, out, 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	if st.OK != st.Ops {
 		return nil, fmt.Errorf("%d of %d requests were not ok", st.Ops-st.OK, st.Ops)
 	}
-	return st, f.Close()
+	return st, nil
 }

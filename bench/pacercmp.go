@@ -53,14 +53,7 @@ func (b *bencher) pacer(ctx context.Context) ([]row, error) {
 	rows := []row{{Part: "pacer", Figure: "pacer, closed loop, no-op client: the baseline", Unit: "ops/s", Faultline: base, Peer: ptr(1e6), PeerName: "1M ops/s",
 		Note: "the most ops/s through the workers, generator and recorder on this machine"}}
 	for _, rate := range p.PacerRates {
-		rs := open[rate]
-		get := func(f func(pacerReport) float64) float64 {
-			vs := make([]float64, len(rs))
-			for i, r := range rs {
-				vs[i] = f(r)
-			}
-			return median(vs)
-		}
+		get := func(f func(pacerReport) float64) float64 { return medianOf(open[rate], f) }
 		ach := get(func(r pacerReport) float64 { return r.Achieved })
 		name := fmt.Sprintf("pacer %s ops/s", rateName(rate))
 		rows = append(rows,
@@ -109,13 +102,7 @@ func (b *bencher) httpMax(ctx context.Context) ([]row, error) {
 			runs[tool] = append(runs[tool], r)
 		}
 	}
-	get := func(tool string, f func(httpMaxRun) float64) float64 {
-		vs := make([]float64, len(runs[tool]))
-		for i, r := range runs[tool] {
-			vs[i] = f(r)
-		}
-		return median(vs)
-	}
+	get := func(tool string, f func(httpMaxRun) float64) float64 { return medianOf(runs[tool], f) }
 	rate := func(r httpMaxRun) float64 { return r.Rate }
 	cpu := func(r httpMaxRun) float64 { return r.CPUPer1k }
 	peer := fmt.Sprintf("a minimal Go client, %d goroutines", conc)

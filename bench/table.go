@@ -46,6 +46,15 @@ func median(vs []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
+// medianOf returns the median of f over runs.
+func medianOf[T any](runs []T, f func(T) float64) float64 {
+	vs := make([]float64, len(runs))
+	for i, r := range runs {
+		vs[i] = f(r)
+	}
+	return median(vs)
+}
+
 // writeTable writes rows as one Markdown table: figure, faultline, peer
 // (named in the figure), ratio, note.
 func writeTable(w io.Writer, rows []row) {
