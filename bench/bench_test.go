@@ -165,10 +165,14 @@ func TestTrueLatency(t *testing.T) {
 	if want := 2.0; math.Abs(tr.P50us/1e3-want) > 0.01 {
 		t.Errorf("true p50 %.3f ms, want %.1f", tr.P50us/1e3, want)
 	}
-	// Only the first 900 sent: the 100 never sent count up to the last answer.
+	// Only the first 900 sent: the 100 never sent count up to the last
+	// answer, and the p99 is a lower bound; one never sent changes nothing.
 	tr = trueLatency(reqs[:900], rate, dur)
 	if tr.Scheduled != 1000 || tr.Sent != 900 || !tr.LowerBound {
 		t.Fatalf("%+v: want 1000 scheduled, 900 sent, a lower bound", tr)
+	}
+	if tr = trueLatency(reqs[:999], rate, dur); tr.LowerBound || math.Abs(tr.P99us/1e3-401.9) > 0.01 {
+		t.Fatalf("%+v: one of 1000 never sent; want the same p99, not a lower bound", tr)
 	}
 }
 

@@ -17,6 +17,7 @@ type loadRun struct {
 	Tool       string  `json:"tool"` // faultline, vegeta, or vegeta-max-workers-N
 	Rate       float64 `json:"rate"`
 	Run        int     `json:"run"`
+	Scheduled  int     `json:"scheduled"` // requests the schedule made due
 	Sent       int     `json:"sent"`
 	Errors     int     `json:"errors"` // requests not ok
 	Achieved   float64 `json:"achieved"`
@@ -119,7 +120,7 @@ func (b *bencher) load(ctx context.Context, t loadTool, srv *serverProc, rate fl
 		lr.CPUPer1k = lr.CPUs / float64(lr.Sent) * 1000
 	}
 	tr := trueLatency(reqs, rate, dur)
-	lr.TrueP50ms, lr.TrueP99ms, lr.LowerBound = tr.P50us/1e3, tr.P99us/1e3, tr.LowerBound
+	lr.Scheduled, lr.TrueP50ms, lr.TrueP99ms, lr.LowerBound = tr.Scheduled, tr.P50us/1e3, tr.P99us/1e3, tr.LowerBound
 	b.record("http", lr)
 	return lr, nil
 }
@@ -221,7 +222,7 @@ func (b *bencher) httpStall(ctx context.Context) ([]row, error) {
 	for _, peer := range []string{"vegeta", capped} {
 		note := ""
 		if pr := runs[peer]; len(pr) > 0 && slices.ContainsFunc(pr, func(r loadRun) bool { return r.LowerBound }) {
-			note = "some requests never sent: the true p99 is a lower bound"
+			note = "over 1% of the requests never sent: the true p99 is a lower bound"
 		}
 		rows = append(rows,
 			row{Part: "stall", Figure: what + ": true p99, from the schedule", Unit: "ms", PeerName: peer, Faultline: med("faultline", truth), Peer: ptr(med(peer, truth)), Note: note},
