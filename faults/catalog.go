@@ -44,7 +44,7 @@ func init() {
 // It is derived from the kind's registered type and constructor.
 type Kind struct {
 	Name   string
-	Family string // the history event's f: partition, latency, bandwidth, reset, kill, pause, clock
+	Family string // the history event's f: partition, latency, bandwidth, reset, kill, pause, clock, service-time
 	Doc    string
 	Params []Param
 }

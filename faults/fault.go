@@ -22,7 +22,7 @@ import (
 // value may be injected many times, also concurrently.
 type Fault interface {
 	// Family is the history event's f for this kind: partition, latency,
-	// bandwidth, reset, kill, pause or clock.
+	// bandwidth, reset, kill, pause, clock or service-time.
 	Family() string
 	// Doc says in one line what the fault does.
 	Doc() string
