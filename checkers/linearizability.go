@@ -3,7 +3,6 @@ package checkers
 import (
 	"context"
 	"fmt"
-	"io"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -15,7 +14,6 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/faultline/faultline/history"
-	"github.com/faultline/faultline/internal/atomicfile"
 )
 
 // DefaultLinearizabilityBudget is the time the linearizability checker
@@ -467,7 +465,13 @@ func (l Linearizability) explainAndDraw(h *regHistory, illegal []*keyOutcome, ou
 	if in.OutDir != "" {
 		info.AddAnnotations(faultAnnotations(h))
 		path := filepath.Join(in.OutDir, "linearizability.html")
-		if err := writeVisualization(model, info, path); err != nil {
+		page := vizPage{Title: vizTitle(in), Processes: map[int]string{}}
+		for _, ops := range h.byKey {
+			for _, op := range ops {
+				page.Processes[op.row] = op.proc.String()
+			}
+		}
+		if err := writeVisualization(model, info, path, page); err != nil {
 			details["visualization_error"] = err.Error()
 		} else {
 			details["visualization"] = path
@@ -479,11 +483,6 @@ func (l Linearizability) explainAndDraw(h *regHistory, illegal []*keyOutcome, ou
 		}
 	}
 	return explained
-}
-
-// writeVisualization writes the HTML to a temporary file and renames it.
-func writeVisualization(model porcupine.Model, info porcupine.LinearizationInfo, path string) error {
-	return atomicfile.Write(path, func(w io.Writer) error { return porcupine.Visualize(model, info, w) })
 }
 
 // perKeyDetails reports every key's verdict when there are few keys, else

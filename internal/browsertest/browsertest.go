@@ -164,19 +164,54 @@ func Eval[T any](t testing.TB, p *Page, expr string) T {
 	return v
 }
 
-// Screenshot saves a full-page PNG as name in the test's artifact
-// directory (kept with go test -artifacts; see testing.T.ArtifactDir), logs
-// its path and returns it.
+// ArtifactsEnv names the environment variable that sets where tests keep
+// their screenshots (ArtifactDir).
+const ArtifactsEnv = "FAULTLINE_ARTIFACTS"
+
+// ArtifactDir returns the directory a test writes its screenshots to:
+// $FAULTLINE_ARTIFACTS (created if need be; kept), else the test's own
+// artifact directory (testing.T.ArtifactDir: kept with go test -artifacts
+// -outputdir DIR, else a temporary directory removed after the test).
+func ArtifactDir(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv(ArtifactsEnv); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatalf("%s=%s: %v", ArtifactsEnv, d, err)
+		}
+		return d
+	}
+	return t.ArtifactDir()
+}
+
+// Screenshot saves a full-page PNG as name in ArtifactDir(t), logs its
+// path and returns it.
 func Screenshot(t *testing.T, p *Page, name string) string {
 	t.Helper()
 	png, err := chromedp.Run(p.Ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	path := filepath.Join(t.ArtifactDir(), name)
+	return saveShot(t, name, png)
+}
+
+// ViewportScreenshot saves a PNG of what the window shows at its scroll
+// position (1280x900; not the whole page) as name in ArtifactDir(t), logs
+// its path and returns it.
+func ViewportScreenshot(t *testing.T, p *Page, name string) string {
+	t.Helper()
+	png, err := chromedp.Run(p.Ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	return saveShot(t, name, png)
+}
+
+func saveShot(t *testing.T, name string, png []byte) string {
+	t.Helper()
+	path := filepath.Join(ArtifactDir(t), name)
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot: %s (%d bytes; keep it with go test -artifacts -outputdir DIR)", path, len(png))
+	t.Logf("screenshot: %s (%d bytes; %s=DIR keeps screenshots there)", path, len(png), ArtifactsEnv)
 	return path
 }
