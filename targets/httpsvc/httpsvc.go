@@ -97,6 +97,8 @@ func latency(opts map[string]string) (time.Duration, error) {
 // implements nodekit.Store for the kit's admin API (its key-value methods
 // refuse: the service has no keys).
 type Service struct {
+	nodekit.NoKeys // the service has no keys
+
 	id      string
 	latency time.Duration
 	count   atomic.Int64
@@ -106,7 +108,7 @@ type Service struct {
 
 // NewService returns the service of node id with service time latency.
 func NewService(id string, latency time.Duration) *Service {
-	return &Service{id: id, latency: latency, byCode: map[int]int64{}}
+	return &Service{NoKeys: nodekit.NoKeys{Err: errNoKeys}, id: id, latency: latency, byCode: map[int]int64{}}
 }
 
 type answer struct {
@@ -165,20 +167,6 @@ func (s *Service) Status() nodekit.Status {
 }
 
 var errNoKeys = &nodekit.Error{Code: http.StatusNotFound, Definite: true, Msg: "httpsvc has no keys: it answers any request on its client API"}
-
-// Get refuses: the service has no keys.
-func (s *Service) Get(context.Context, string) (json.RawMessage, error) { return nil, errNoKeys }
-
-// Put refuses: the service has no keys.
-func (s *Service) Put(context.Context, string, json.RawMessage) error { return errNoKeys }
-
-// CAS refuses: the service has no keys.
-func (s *Service) CAS(context.Context, string, json.RawMessage, json.RawMessage) error {
-	return errNoKeys
-}
-
-// LocalGet returns nil: the service has no keys.
-func (s *Service) LocalGet(string) json.RawMessage { return nil }
 
 // guard answers 401 to a request without the node's token ("" lets every
 // request through).

@@ -195,6 +195,24 @@ type Store interface {
 	Status() Status
 }
 
+// NoKeys is the key-value half of a Store for a system that has no keys
+// (an HTTP service such as httpsvc or retrysvc): Get, Put and CAS refuse
+// with Err (make it a definite 404 saying what the service answers
+// instead), LocalGet returns nil. Embed it and supply Status.
+type NoKeys struct{ Err *Error }
+
+// Get refuses with k.Err.
+func (k NoKeys) Get(context.Context, string) (json.RawMessage, error) { return nil, k.Err }
+
+// Put refuses with k.Err.
+func (k NoKeys) Put(context.Context, string, json.RawMessage) error { return k.Err }
+
+// CAS refuses with k.Err.
+func (k NoKeys) CAS(context.Context, string, json.RawMessage, json.RawMessage) error { return k.Err }
+
+// LocalGet returns nil: there are no keys.
+func (NoKeys) LocalGet(string) json.RawMessage { return nil }
+
 // Node is the kit of one node: its clock, its counters, and the servers of
 // its two APIs. Create it with New before the system starts (so the system
 // can use Now from the start), then call Serve once. Its methods are safe

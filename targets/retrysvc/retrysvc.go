@@ -314,10 +314,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// node is what the kit's admin API serves for a node of either role. It
-// implements nodekit.Store; its key-value methods refuse (the service has
-// no keys).
+// node is what the kit's admin API serves for a node of either role: a
+// nodekit.Store whose key-value methods refuse (the service has no keys).
 type node struct {
+	nodekit.NoKeys
 	role    string
 	samples func() []sample
 	extra   map[string]any
@@ -325,20 +325,6 @@ type node struct {
 }
 
 var errNoKeys = &nodekit.Error{Code: http.StatusNotFound, Definite: true, Msg: "retrysvc has no keys: a frontend answers any request on its client API"}
-
-// Get refuses: the service has no keys.
-func (n *node) Get(context.Context, string) (json.RawMessage, error) { return nil, errNoKeys }
-
-// Put refuses: the service has no keys.
-func (n *node) Put(context.Context, string, json.RawMessage) error { return errNoKeys }
-
-// CAS refuses: the service has no keys.
-func (n *node) CAS(context.Context, string, json.RawMessage, json.RawMessage) error {
-	return errNoKeys
-}
-
-// LocalGet returns nil: the service has no keys.
-func (n *node) LocalGet(string) json.RawMessage { return nil }
 
 // Status reports the node's counters and gauges (see the package doc).
 func (n *node) Status() nodekit.Status {
@@ -476,7 +462,7 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	n := &node{role: cfg.Role}
+	n := &node{NoKeys: nodekit.NoKeys{Err: errNoKeys}, role: cfg.Role}
 	type listener struct {
 		what, addr string
 		h          http.Handler
