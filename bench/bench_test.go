@@ -296,7 +296,7 @@ func TestMedianAndFormat(t *testing.T) {
 	if !math.IsNaN(median(nil)) {
 		t.Error("median of nothing is not NaN")
 	}
-	for v, want := range map[float64]string{1234567: "1,234,567", 123.4: "123", 12.34: "12.3", 1.234: "1.23", 0.01234: "0.0123", 0: "0"} {
+	for v, want := range map[float64]string{1234567: "1,234,567", 123.4: "123", 12.34: "12.3", 1.234: "1.23", 0.9996: "1.000", 0.01234: "0.0123", 0: "0"} {
 		if got := formatNum(v); got != want {
 			t.Errorf("formatNum(%v) = %q, want %q", v, got, want)
 		}

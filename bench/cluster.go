@@ -105,7 +105,7 @@ func (b *bencher) cluster(ctx context.Context, runtime string) ([]row, error) {
 		if err != nil {
 			return nil, fmt.Errorf("the first docker run (building the image): %w", err)
 		}
-		note = fmt.Sprintf("a first run, not counted, cached the image: ready in %.2f s, %.1f s in all; ", cs.Ready.Seconds(), time.Since(t0).Seconds())
+		note = fmt.Sprintf("a first run, not counted, made sure the image is built: ready in %.2f s, %.1f s in all; ", cs.Ready.Seconds(), time.Since(t0).Seconds())
 	}
 	var ready, setup, warm []float64
 	for run := 1; run <= b.plan.ClusterRuns; run++ {

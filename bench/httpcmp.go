@@ -227,7 +227,7 @@ func (b *bencher) httpStall(ctx context.Context) ([]row, error) {
 		rows = append(rows,
 			row{Part: "stall", Figure: what + ": true p99, from the schedule", Unit: "ms", PeerName: peer, Faultline: med("faultline", truth), Peer: ptr(med(peer, truth)), Note: note},
 			row{Part: "stall", Figure: what + ": p99 as reported", Unit: "ms", PeerName: peer, Faultline: med("faultline", reported), Peer: ptr(med(peer, reported))},
-			row{Part: "stall", Figure: what + ": reported ÷ true p99", PeerName: peer, Faultline: med("faultline", ratio), Peer: ptr(med(peer, ratio)),
+			row{Part: "stall", Figure: what + ": reported ÷ true p99", PeerName: peer, Faultline: med("faultline", ratio), Peer: ptr(med(peer, ratio)), NoRatio: true,
 				Note: "1.00 is the truth; goal for faultline: within 10%"},
 		)
 	}

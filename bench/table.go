@@ -18,12 +18,13 @@ type row struct {
 	Faultline float64  `json:"faultline"`
 	Peer      *float64 `json:"peer,omitempty"`
 	PeerName  string   `json:"peer_name,omitempty"`
+	NoRatio   bool     `json:"-"` // the values are ratios themselves: no ratio of them
 	Note      string   `json:"note,omitempty"`
 }
 
 // ratio returns faultline / peer, or NaN without a peer.
 func (r row) ratio() float64 {
-	if r.Peer == nil || *r.Peer == 0 {
+	if r.Peer == nil || *r.Peer == 0 || r.NoRatio {
 		return math.NaN()
 	}
 	return r.Faultline / *r.Peer
@@ -100,6 +101,8 @@ func formatNum(v float64) string {
 		return strconv.FormatFloat(v, 'f', 1, 64)
 	case a >= 1:
 		return strconv.FormatFloat(v, 'f', 2, 64)
+	case a >= 0.1:
+		return strconv.FormatFloat(v, 'f', 3, 64)
 	case a == 0:
 		return "0"
 	}
