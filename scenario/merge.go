@@ -209,6 +209,9 @@ func CheckShards(ctx context.Context, dirs []string, opt CheckOptions) (*reports
 		hlogs = append(hlogs, filepath.Join(sr.dir, "latency.hlog"))
 		r.Shards = append(r.Shards, ms)
 	}
+	if w := apart(shards); w != "" {
+		r.Warnings = append(r.Warnings, w)
+	}
 	sort.SliceStable(r.Faults, func(i, j int) bool { return r.Faults[i].Start < r.Faults[j].Start })
 	r.RunInvalid = strings.Join(invalid, "; ")
 	r.Phases = merged.Phases
@@ -443,6 +446,34 @@ func readShards(dirs []string) ([]*shardRun, error) {
 		}
 	}
 	return shards, nil
+}
+
+// apart says, when the shards' main phases did not all overlap in time
+// (by each shard's wall-clock start and its own phases), that they were
+// not one run at the total rate; "" when they overlapped or it cannot be
+// told.
+func apart(shards []*shardRun) string {
+	var latestStart, earliestEnd time.Time
+	var spans []string
+	for _, sr := range shards {
+		t0, err := time.Parse(time.RFC3339Nano, sr.hdr.Start)
+		main, ok := history.FindPhase(history.Phases(sr.evs), "main")
+		if err != nil || !ok || main.Open() {
+			return ""
+		}
+		s, e := t0.Add(time.Duration(main.Start)), t0.Add(time.Duration(main.End))
+		if latestStart.IsZero() || s.After(latestStart) {
+			latestStart = s
+		}
+		if earliestEnd.IsZero() || e.Before(earliestEnd) {
+			earliestEnd = e
+		}
+		spans = append(spans, fmt.Sprintf("shard %d %s to %s", sr.info.Index, s.UTC().Format(time.RFC3339), e.UTC().Format(time.RFC3339)))
+	}
+	if !latestStart.After(earliestEnd) {
+		return ""
+	}
+	return "the shards' main phases did not all overlap in time (" + strings.Join(spans, "; ") + "): they were not one run at the total rate, and their loads did not add up; start every shard at once (an Indexed Job's pods do)"
 }
 
 // perShard makes one result of a checker's results on each shard's own

@@ -373,3 +373,28 @@ func TestRegisterSharder(t *testing.T) {
 		t.Fatal("the register workload cannot split its keys")
 	}
 }
+
+// Shards whose main phases did not overlap in time are merged, with a
+// warning that their loads did not add up.
+func TestCheckShardsApart(t *testing.T) {
+	s0, s1 := copyShards(t, func(p, text string) string {
+		if p == "s1/history.jsonl" {
+			return strings.Replace(text, `"start":"2026-12-01T10:00:00.3Z"`, `"start":"2026-12-01T10:05:00Z"`, 1)
+		}
+		return text
+	})
+	r, err := CheckShards(context.Background(), []string{s0, s1}, CheckOptions{Out: t.TempDir(), NoArtifacts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(r.Warnings, func(w string) bool { return strings.Contains(w, "did not all overlap in time") }) {
+		t.Errorf("warnings %q: want one saying the shards ran apart", r.Warnings)
+	}
+	together, err := CheckShards(context.Background(), []string{filepath.Join("testdata", "shards", "s0"), filepath.Join("testdata", "shards", "s1")}, CheckOptions{Out: t.TempDir(), NoArtifacts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(together.Warnings, func(w string) bool { return strings.Contains(w, "overlap") }) {
+		t.Errorf("warnings %q for shards that ran together", together.Warnings)
+	}
+}
