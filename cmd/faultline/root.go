@@ -48,7 +48,7 @@ Exit codes: 0 valid, 1 violation found, 2 unknown (inconclusive),
 		Version:       version.String(),
 	}
 	root.SetVersionTemplate("faultline {{.Version}}\n")
-	root.AddCommand(newRunCmd(), newCheckCmd(), newReportCmd(), newNodeCmd(), newProxyCmd(), newFaultsCmd(), newCleanCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newCheckCmd(), newReportCmd(), newRunsCmd(), newNodeCmd(), newProxyCmd(), newFaultsCmd(), newCleanCmd(), newVersionCmd())
 	return root
 }
 

@@ -427,4 +427,21 @@ func TestInterruptedRunLeavesResults(t *testing.T) {
 	if regexp.MustCompile(`lost-writes\s+(valid|invalid)`).MatchString(out) {
 		t.Errorf("lost-writes judged the cut-short reads of an interrupted run as final reads:\n%s", out)
 	}
+
+	// faultline runs lists it beside a valid and an invalid judgement
+	// (check --out of two fixtures), newest first, and writes index.html.
+	root := filepath.Dir(dir)
+	for _, f := range []string{"valid-register", "stale-read"} {
+		if code, out := faultline(t, time.Minute, "check", filepath.Join("checkers", "testdata", f+".jsonl"), "--out", filepath.Join(root, f)); code > 1 {
+			t.Fatalf("check %s: exit %d\n%s", f, code, out)
+		}
+	}
+	code, out = faultline(t, time.Minute, "runs", root)
+	want := regexp.MustCompile(`(?s)raft-basic\s+3\s+interrupted\s+130\s+\d+\s+run\n.*valid-register\s+1\s+valid\s+0\s+10\s+valid-register\n.*stale-read\s+2\s+invalid\s+1\s+4\s+stale-read\n3 runs under `)
+	if code != 0 || !want.MatchString(out) {
+		t.Errorf("faultline runs: exit %d, want 0 listing the interrupted, the valid and the invalid run, newest first\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(root, "index.html")); err != nil {
+		t.Errorf("faultline runs wrote no index.html: %v", err)
+	}
 }
