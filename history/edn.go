@@ -293,8 +293,7 @@ func (p *ednParser) value(c byte, line, col, depth int) (ednValue, error) {
 	case c == '^' || c == '\'' || c == '`' || c == '~' || c == '@':
 		return v, p.errorf(line, col, "%q (Clojure reader syntax) is outside the EDN faultline reads", c)
 	}
-	p.unreadByte()
-	sym := p.token()
+	sym := string(c) + p.token()
 	switch sym {
 	case "nil":
 		v.kind = ednNil
@@ -302,9 +301,6 @@ func (p *ednParser) value(c byte, line, col, depth int) (ednValue, error) {
 	case "true", "false":
 		v.kind, v.text = ednBool, sym
 		return v, nil
-	case "":
-		r, _ := utf8.DecodeRuneInString(string(c))
-		return v, p.errorf(line, col, "unexpected %q", r)
 	}
 	if len(sym) > maxEDNShown {
 		sym = sym[:maxEDNShown] + "..."
