@@ -31,6 +31,11 @@ const DefaultMaxBuffer = 32 << 20
 // of the process loses at most this much of the history.
 const DefaultFlushInterval = 100 * time.Millisecond
 
+// chunkSize is the capacity of the chunks that hold encoded events until
+// they are written: pending events are a list of chunks, never one buffer
+// that grows (and is copied) while the writer catches up.
+const chunkSize = 64 << 10
+
 // batchSize is how many pending bytes make the background writer write at
 // once rather than wait for more events to join the batch.
 const batchSize = 256 << 10
@@ -63,15 +68,18 @@ type Recorder struct {
 	w    io.Writer
 
 	mu        sync.Mutex
-	cond      *sync.Cond // signalled when buf is taken or the writer fails
-	buf       []byte     // encoded, not yet written
-	oldest    int64      // Time of the first event in buf
+	cond      *sync.Cond // signalled when chunks are taken or the writer fails
+	chunks    [][]byte   // encoded, not yet written, in order (see put)
+	pending   int        // bytes in chunks
+	free      [][]byte   // empty chunks of chunkSize for reuse
+	scratch   []byte     // the event being encoded
+	oldest    int64      // Time of the first event in chunks
 	maxBuffer int
 	interval  time.Duration
 	closed    bool
 	err       error // first write error
 	count     int64
-	kick      chan struct{} // buf became non-empty or full, or Close
+	kick      chan struct{} // chunks became non-empty or full, or Close
 	done      chan struct{}
 	listeners []func(Event)
 }
@@ -162,7 +170,7 @@ func (r *Recorder) Now() time.Duration { return time.Since(r.base) }
 // After Close, or after a write error, the event is dropped; Err reports it.
 func (r *Recorder) Record(e Event) Event {
 	r.mu.Lock()
-	for len(r.buf) >= r.maxBuffer && r.err == nil && !r.closed {
+	for r.pending >= r.maxBuffer && r.err == nil && !r.closed {
 		r.cond.Wait()
 	}
 	e.Time = int64(time.Since(r.base))
@@ -170,19 +178,19 @@ func (r *Recorder) Record(e Event) Event {
 		r.mu.Unlock()
 		return e
 	}
-	n := len(r.buf)
+	n := r.pending
 	if n == 0 {
 		r.oldest = e.Time
 	}
-	r.buf = e.AppendJSON(r.buf)
-	r.buf = append(r.buf, '\n')
+	r.scratch = append(e.AppendJSON(r.scratch[:0]), '\n')
+	r.put(r.scratch)
 	r.count++
 	for _, fn := range r.listeners {
 		fn(e)
 	}
 	// Wake the writer when its state changes: a first pending event (it
 	// starts waiting for the batch to fill) or a full batch.
-	kick := n == 0 || !r.full(n) && r.full(len(r.buf))
+	kick := n == 0 || !r.full(n) && r.full(r.pending)
 	r.mu.Unlock()
 	if kick {
 		r.wake()
@@ -225,6 +233,29 @@ type flusher interface{ Flush() error }
 
 // full reports whether n pending bytes are a batch to write at once.
 // Called with r.mu held.
+// put appends an encoded event to the pending chunks: to the last one
+// when it has room, else to a new chunk (one of its own when the event is
+// larger than chunkSize). Called with r.mu held.
+func (r *Recorder) put(b []byte) {
+	last := len(r.chunks) - 1
+	if last < 0 || cap(r.chunks[last])-len(r.chunks[last]) < len(b) {
+		var c []byte
+		switch {
+		case len(b) > chunkSize:
+			c = make([]byte, 0, len(b))
+		case len(r.free) > 0:
+			c = r.free[len(r.free)-1]
+			r.free = r.free[:len(r.free)-1]
+		default:
+			c = make([]byte, 0, chunkSize)
+		}
+		r.chunks = append(r.chunks, c)
+		last++
+	}
+	r.chunks[last] = append(r.chunks[last], b...)
+	r.pending += len(b)
+}
+
 func (r *Recorder) full(n int) bool { return n >= batchSize || n >= r.maxBuffer }
 
 // wake tells the background writer that something changed.
@@ -247,17 +278,17 @@ func (r *Recorder) setErr(err error) {
 
 // loop is the background writer. It waits for a first pending event, lets
 // the batch grow for half the flush interval (less when it fills up
-// first), then takes the whole buffer and writes it (and flushes w when
+// first), then takes every pending chunk and writes them (and flushes w when
 // it can), so each event reaches the writer within the interval.
 func (r *Recorder) loop() {
 	defer close(r.done)
 	fl, _ := r.w.(flusher)
-	var spare []byte
+	var spare [][]byte
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		r.mu.Lock()
-		n, closed := len(r.buf), r.closed
+		n, closed := r.pending, r.closed
 		var wait time.Duration
 		if n > 0 && !closed && !r.full(n) {
 			wait = r.interval/2 - (time.Since(r.base) - time.Duration(r.oldest))
@@ -284,17 +315,32 @@ func (r *Recorder) loop() {
 			continue
 		}
 		r.mu.Lock()
-		out := r.buf
-		r.buf = spare[:0]
+		out := r.chunks
+		r.chunks, r.pending = spare[:0], 0
 		r.cond.Broadcast()
 		r.mu.Unlock()
-		if _, err := r.w.Write(out); err != nil {
-			r.setErr(err)
-		} else if fl != nil {
-			if err := fl.Flush(); err != nil {
-				r.setErr(err)
+		var err error
+		for _, c := range out {
+			if _, err = r.w.Write(c); err != nil {
+				break
 			}
 		}
+		if err == nil && fl != nil {
+			err = fl.Flush()
+		}
+		if err != nil {
+			r.setErr(err)
+		}
+		// The written chunks go back for reuse, as many as the bound on
+		// pending bytes can need.
+		r.mu.Lock()
+		for i, c := range out {
+			if cap(c) == chunkSize && len(r.free) < r.maxBuffer/chunkSize+1 {
+				r.free = append(r.free, c[:0])
+			}
+			out[i] = nil
+		}
+		r.mu.Unlock()
 		spare = out
 	}
 }
