@@ -55,8 +55,8 @@ type Config struct {
 	// ops in flight (they finish and are recorded).
 	OpTimeout time.Duration
 	// MaxBacklog bounds the open-loop ops that are due but waiting for a
-	// free worker; ops that become due while it is full are counted in
-	// Stats.Missed. 0 means ten seconds of the peak target rate (at least
+	// free worker; when more are due, the oldest of them are never sent and
+	// are counted in Stats.Missed. 0 means ten seconds of the peak target rate (at least
 	// Concurrency, at most 1<<20): a stall of the system under test
 	// shorter than that loses no op, each is sent late and its latency
 	// counts the wait.
@@ -101,8 +101,20 @@ type runner struct {
 	shards []*shard
 	byKey  map[string]*keyFigures // KeyFigures' keys; read-only once running
 
-	due     chan time.Duration // open loop: intended starts of due ops
-	stop    chan struct{}      // closed when the phase stops
+	// Open loop: ops 0..dueN-1 are due (the pacer advances dueN as the
+	// schedule makes them due), ops 0..taken-1 were taken by a worker or
+	// dropped as missed; a worker takes op i by moving taken from i to i+1
+	// and sends it at once (its intended start is sched.at(i)). Workers
+	// with nothing due park on wake after counting themselves in idle; the
+	// pacer sends one token per op it makes due, up to idle. So at high
+	// rates dispatching an op costs one compare-and-swap, no channel.
+	dueN    atomic.Int64
+	taken   atomic.Int64
+	idle    atomic.Int64
+	wake    chan struct{}
+	backlog int64 // MaxBacklog, or its default
+
+	stop    chan struct{} // closed when the phase stops
 	stopped atomic.Bool
 	stopAt  atomic.Int64 // ns since start when the phase stopped
 	endAt   atomic.Int64 // ns since start when Run finished (0 = running)
@@ -175,7 +187,8 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 			backlog = int(math.Min(math.Ceil(defaultBacklog.Seconds()*s.peak), 1<<20))
 			backlog = max(backlog, cfg.Concurrency)
 		}
-		r.due = make(chan time.Duration, backlog)
+		r.backlog = int64(backlog)
+		r.wake = make(chan struct{}, cfg.Concurrency)
 	} else if cfg.Rate < 0 {
 		return nil, fmt.Errorf("workloads: rate must be >= 0 ops/s (0 = closed loop), got %v", cfg.Rate)
 	}
@@ -271,7 +284,9 @@ func Run(ctx context.Context, cfg Config) (*Stats, error) {
 	}
 	wg.Wait()
 	finished := time.Since(r.start)
-	r.unsent.Add(int64(len(r.due)))
+	if r.sched != nil {
+		r.unsent.Add(max(r.dueN.Load()-r.taken.Load(), 0))
+	}
 
 	var hlogErr error
 	if hl != nil {
@@ -322,32 +337,43 @@ func (r *runner) waitStop(ctx context.Context) {
 }
 
 // pace is the open-loop pacer. It runs until the end of the phase or ctx,
-// handing due ops to the workers in batches: on every wake-up it computes
-// how many ops the schedule has made due since the start and queues each
-// one's intended start; an op that finds the queue full is missed.
+// making ops due in batches: on every wake-up it computes how many ops the
+// schedule has made due since the start, publishes that count (dueN),
+// drops the oldest waiting ops beyond the backlog (missed), and wakes as
+// many parked workers as ops became due.
 func (r *runner) pace(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var next int64 // index of the next op to dispatch
+	var next int64 // ops made due so far
 	for {
 		now := time.Since(r.start)
 		final := false
 		if r.end > 0 && now >= r.end {
 			now, final = r.end, true
 		}
-		due := r.sched.due(now)
-		var missed int64
-		for ; next < due; next++ {
-			select {
-			case r.due <- r.sched.at(next):
-			default:
-				missed++
+		due := max(r.sched.due(now), next)
+		if due > next {
+			for {
+				t := r.taken.Load()
+				if due-t <= r.backlog {
+					break
+				}
+				if r.taken.CompareAndSwap(t, due-r.backlog) {
+					r.missed.Add(due - r.backlog - t)
+					break
+				}
 			}
+			r.dueN.Store(due)
+			for n := min(due-next, r.idle.Load()); n > 0; n-- {
+				select {
+				case r.wake <- struct{}{}:
+				default:
+					n = 0
+				}
+			}
+			next = due
 		}
 		nextAt := r.sched.at(next)
-		if missed > 0 {
-			r.missed.Add(missed)
-		}
 		r.scheduled.Store(next)
 		if final {
 			r.halt(now)
@@ -384,17 +410,31 @@ func (w *worker) closedLoop() {
 
 func (w *worker) openLoop() {
 	r := w.r
-	for {
-		select {
-		case <-r.stop:
-			return
-		case intended := <-r.due:
-			if r.stopped.Load() {
-				r.unsent.Add(1)
-				return
+	for !r.stopped.Load() {
+		i := r.taken.Load()
+		if i < r.dueN.Load() {
+			if r.taken.CompareAndSwap(i, i+1) {
+				if r.stopped.Load() {
+					r.unsent.Add(1)
+					return
+				}
+				w.one(r.sched.at(i), true)
 			}
-			w.one(intended, true)
+			continue
 		}
+		// Nothing due: park. Counting in idle before the second look means
+		// the pacer either sees this worker idle (and sends a token) or
+		// made the op due before that look.
+		r.idle.Add(1)
+		if r.taken.Load() < r.dueN.Load() {
+			r.idle.Add(-1)
+			continue
+		}
+		select {
+		case <-r.wake:
+		case <-r.stop:
+		}
+		r.idle.Add(-1)
 	}
 }
 

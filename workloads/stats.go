@@ -255,7 +255,7 @@ func (p *Progress) Snapshot() ProgressSnapshot {
 		snap.Elapsed = time.Duration(end)
 	}
 	if r.sched != nil {
-		snap.Backlog = len(r.due)
+		snap.Backlog = int(max(r.dueN.Load()-r.taken.Load(), 0))
 		if snap.Running {
 			snap.TargetRate = r.sched.rate(snap.Elapsed)
 		}
