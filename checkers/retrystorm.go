@@ -117,14 +117,17 @@ func (p *RetryStormParams) Check() error {
 // events: amplification and breaker state).
 //
 // The main phase (else the span of the client events) is cut into
-// windows of Params.Window from its start; a last partial window is left
-// out. Per window: offered load = client invokes per second; goodput = ok
+// windows of Params.Window from its start, up to the last client invoke
+// (plus a tenth of a window: the main phase also waits for the requests
+// in flight, and a window without load is no loss of goodput); a last
+// partial window is left out. Per window: offered load = client invokes per second; goodput = ok
 // completions per second (by completion time); amplification = the
 // increase of the callers' attempts counter over the increase of their
 // requests counter; the breaker's open fraction = the share of the
 // window's samples in which the breaker state gauge read 1 (open).
 // Counters are read at the window's bounds by linear interpolation
-// between the two samples around each bound, per node, after undoing
+// between the two samples around each bound (each placed at its reading,
+// MetricsSample.At, else at the event's time), per node, after undoing
 // counter resets (a value below the previous one starts from 0 again, as
 // Prometheus's increase does; a labelled series not yet seen counts as
 // 0). A bound between two samples further apart than twice the node's
@@ -137,7 +140,9 @@ func (p *RetryStormParams) Check() error {
 // before the first fault of the main phase starts; the clock starts when
 // the trigger ends (Params.Trigger; the last to end). Goodput has
 // recovered at the end of the first window that starts after the trigger
-// ended and whose goodput is at least (1 - Tolerance) x the baseline:
+// ended (or less than a tenth of a window before: the fault's end is
+// recorded a moment after the time it was planned for) and whose goodput
+// is at least (1 - Tolerance) x the baseline:
 // time to recover = that window's end - the trigger's end, exact to the
 // window (an upper bound by less than one window). Not recovered by the
 // trigger's end + RecoverWithin is a metastable failure: invalid, with
@@ -153,11 +158,17 @@ func (p *RetryStormParams) Check() error {
 // operations. With neither a fault nor MaxAmplification it reports its
 // figures without a verdict (Result.Figures).
 //
-// Details: window_ns, baseline_goodput, trigger (fault, start_ns,
-// end_ns), recovered, recovered_at_ns, time_to_recover_ns,
-// recover_within_ns, metastable, peak_amplification,
-// peak_amplification_at_ns, peak_amplification_while_open (windows in
-// which every sample read open), breaker_opened (the increase of the
+// Details: window_ns, baseline_goodput, recovery_goodput (the least
+// that counts as recovered), trigger (fault, start_ns, end_ns),
+// amplification_during_trigger (attempts per request from the trigger's
+// start to its end: a window's figure can exceed the policy's 1 + retries
+// while the retries of requests received in the window before land in
+// it),
+// recovered, recovered_at_ns, time_to_recover_ns, recover_within_ns,
+// metastable, max_amplification (the limit, when set), peak_amplification,
+// peak_amplification_at_ns, open_ns and amplification_while_open (over
+// the intervals between two samples that both read the breaker open, all
+// callers together: open_ns long in all), breaker_opened (the increase of the
 // breaker's transitions to open, when sampled), nodes (the callers
 // sampled), samples, sample_errors, and series (a RetryStormSeries; read
 // it back from results.json with RetryStormSeriesOf). It ignores the
@@ -300,28 +311,36 @@ func (c RetryStorm) Check(ctx context.Context, in Input) Result {
 	evs := in.Events
 	w := p.Window.Nanoseconds()
 
-	// The span judged: the main phase, else the client events'.
+	// The span judged: the main phase, else the client events', up to
+	// the last invoke (the load's end: a main phase also waits for the
+	// requests in flight, and windows without load would read as lost
+	// goodput).
 	var from, to int64 = -1, -1
-	lastClient := int64(-1)
+	lastInvoke := int64(-1)
+	main, hasMain := history.FindPhase(history.Phases(evs), "main")
 	for i := range evs {
-		if evs[i].Process.IsClient() {
-			if from < 0 {
-				from = evs[i].Time
-			}
-			lastClient = evs[i].Time
+		e := &evs[i]
+		if !e.Process.IsClient() {
+			continue
+		}
+		if from < 0 {
+			from = e.Time
+		}
+		if e.Type == history.Invoke && (!hasMain || e.Time <= main.End) {
+			lastInvoke = e.Time
 		}
 	}
-	if lastClient < 0 {
+	if lastInvoke < 0 {
 		r.Verdict = NotApplicable
 		r.Summary = "no client operations in the history: no load to judge"
 		return done()
 	}
-	to = lastClient
-	if m, ok := history.FindPhase(history.Phases(evs), "main"); ok {
-		from = m.Start
-		if !m.Open() {
-			to = m.End
-		}
+	if hasMain {
+		from = main.Start
+	}
+	to = lastInvoke + w/10
+	if hasMain && !main.Open() {
+		to = min(to, main.End)
 	}
 	nw := int((to - from) / w)
 	if nw < 1 {
@@ -394,6 +413,13 @@ func (c RetryStorm) Check(ctx context.Context, in Input) Result {
 			order = append(order, e.Node)
 			states[e.Node] = [3]*counterState{{m: att}, {m: req}, {m: toOpen}}
 		}
+		at := e.Time
+		if ms.At > 0 && ms.At <= e.Time {
+			at = ms.At
+		}
+		if n := len(cs.times); n > 0 && at <= cs.times[n-1] {
+			continue // not after the node's previous sample: out of order
+		}
 		st := states[e.Node]
 		for _, s := range st {
 			s.add(ms.Metrics)
@@ -414,7 +440,7 @@ func (c RetryStorm) Check(ctx context.Context, in Input) Result {
 		if st[2].seen {
 			opens = st[2].total
 		}
-		cs.times = append(cs.times, e.Time)
+		cs.times = append(cs.times, at)
 		cs.ev = append(cs.ev, i)
 		cs.att = append(cs.att, st[0].total)
 		cs.req = append(cs.req, st[1].total)
@@ -435,7 +461,7 @@ func (c RetryStorm) Check(ctx context.Context, in Input) Result {
 	usable := reqSeen && attSeen
 
 	// Amplification and breaker per window.
-	peak, peakAt, peakOpen := math.NaN(), -1, math.NaN()
+	peak, peakAt := math.NaN(), -1
 	for k := 0; k < nw; k++ {
 		s, e := win(k)
 		var attInc, reqInc float64
@@ -480,9 +506,6 @@ func (c RetryStorm) Check(ctx context.Context, in Input) Result {
 			if math.IsNaN(peak) || amp > peak {
 				peak, peakAt = amp, k
 			}
-			if bo == 1 && (math.IsNaN(peakOpen) || amp > peakOpen) {
-				peakOpen = amp
-			}
 		}
 	}
 	for _, id := range order {
@@ -518,9 +541,27 @@ func (c RetryStorm) Check(ctx context.Context, in Input) Result {
 		d["peak_amplification_at_ns"] = ps
 		facts = append(facts, fmt.Sprintf("peak amplification %.2f attempts per request (%s to %s)", peak, fmtNs(ps), fmtNs(ps+w)))
 	}
-	if !math.IsNaN(peakOpen) {
-		d["peak_amplification_while_open"] = round3(peakOpen)
-		facts = append(facts, fmt.Sprintf("at most %.2f while the breaker was open", peakOpen))
+	// While open: the sample intervals that begin and end with the
+	// breaker open, summed over the callers.
+	var openAtt, openReq float64
+	var openNs int64
+	for _, id := range order {
+		cs := byNode[id]
+		for j := 1; j < len(cs.times); j++ {
+			if cs.brk[j-1] == 1 && cs.brk[j] == 1 {
+				openAtt += cs.att[j] - cs.att[j-1]
+				openReq += cs.req[j] - cs.req[j-1]
+				openNs += cs.times[j] - cs.times[j-1]
+			}
+		}
+	}
+	if openNs > 0 {
+		d["open_ns"] = openNs
+		if openReq >= math.Max(p.MinRequests, 1e-9) {
+			ao := openAtt / openReq
+			d["amplification_while_open"] = round3(ao)
+			facts = append(facts, fmt.Sprintf("%.2f attempts per request while the breaker was open (%s in all)", ao, fmtNs(openNs)))
+		}
 	}
 	opened := 0.0
 	for _, id := range order {
@@ -539,13 +580,14 @@ func (c RetryStorm) Check(ctx context.Context, in Input) Result {
 			d["breaker_opened"] = int64(opened)
 		}
 	}
-	if v, ok := d["breaker_opened"]; ok {
+	if v, ok := d["breaker_opened"]; ok && (v.(int64) > 0 || len(series.Breaker) > 0 && anyOpen(series.Breaker)) {
 		facts = append(facts, fmt.Sprintf("the breaker opened %d times", v))
 	}
 
 	// Amplification limit.
 	if p.MaxAmplification > 0 {
 		judged = true
+		d["max_amplification"] = p.MaxAmplification
 		switch {
 		case !usable:
 			unknown = append(unknown, c.noSamples(order, otherRoles, sampleErrors, reqSeen, attSeen))
@@ -617,6 +659,10 @@ func (c RetryStorm) Check(ctx context.Context, in Input) Result {
 		}
 		trigName := faultName(tw)
 		d["trigger"] = map[string]any{"fault": trigName, "start_ns": tw.Start, "end_ns": tw.End}
+		if amp, ok := spanAmplification(byNode, order, tw.Start, tw.End, p.MinRequests); ok && usable {
+			d["amplification_during_trigger"] = round3(amp)
+			facts = append(facts, fmt.Sprintf("%.2f attempts per request while %s was in force", amp, trigName))
+		}
 		if tw.Open() || tw.End > to {
 			d["trigger"] = map[string]any{"fault": trigName, "start_ns": tw.Start}
 			unknown = append(unknown, fmt.Sprintf("the trigger (%s from %s) did not end while the load ran, so recovery after it cannot be timed", trigName, fmtNs(tw.Start)))
@@ -633,10 +679,11 @@ func (c RetryStorm) Check(ctx context.Context, in Input) Result {
 			break
 		}
 		need := (1 - p.Tolerance) * baseline
+		d["recovery_goodput"] = round3(need)
 		deadline := tw.End + p.RecoverWithin.Nanoseconds()
 		rec := -1
 		for k := 0; k < nw; k++ {
-			if s, _ := win(k); s >= tw.End && series.Goodput[k] >= need-1e-9*baseline {
+			if s, _ := win(k); s >= tw.End-w/10 && series.Goodput[k] >= need-1e-9*baseline {
 				rec = k
 				break
 			}
@@ -747,6 +794,36 @@ func (c RetryStorm) noSamples(order []string, others map[string]bool, errs int, 
 		return fmt.Sprintf("the samples of %s hold no series %s (the attempts counter): set checkers.retry-storm.attempts", who, p.Attempts)
 	}
 	return "the callers' counters could not be read"
+}
+
+// spanAmplification is the callers' attempts per request from s to e
+// (ns), summed over the nodes whose samples cover both.
+func spanAmplification(by map[string]*callerSamples, order []string, s, e int64, minReq float64) (float64, bool) {
+	var att, req float64
+	for _, id := range order {
+		a0, r0, ok0 := by[id].at(s)
+		a1, r1, ok1 := by[id].at(e)
+		if ok0 && ok1 {
+			att += a1 - a0
+			req += r1 - r0
+		}
+	}
+	if req < math.Max(minReq, 1e-9) {
+		return 0, false
+	}
+	return att / req, true
+}
+
+// anyOpen reports whether a breaker lane ever left the closed state.
+func anyOpen(lanes map[string][][2]int64) bool {
+	for _, l := range lanes {
+		for _, c := range l {
+			if c[1] != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // faultName is a fault window's name: its value's "fault", else its family.

@@ -37,6 +37,11 @@ type MetricsSample struct {
 	// Dropped counts the series of the scrape left out because a sample
 	// holds at most MaxSampleSeries of them.
 	Dropped int `json:"dropped,omitempty"`
+	// At, if set, is when the values were read, ns since the run's start
+	// (the recorder's clock): midway between sending the scrape and
+	// reading its answer. The event's own time is when it was recorded,
+	// after the answer was parsed; checkers place the values at At.
+	At int64 `json:"at,omitempty"`
 }
 
 // MaxSampleSeries is the most series one MetricsSample keeps (the first

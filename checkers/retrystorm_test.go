@@ -65,6 +65,12 @@ func (h *stormHist) sample(t int64, node, role string, metrics map[string]float6
 	h.add(history.Event{Type: history.Info, Process: history.Observer, Time: t, F: MetricsF, Node: node, Value: v})
 }
 
+// sampleLate records a sample read at t, recorded late (at t + late).
+func (h *stormHist) sampleLate(t, late int64, node, role string, metrics map[string]float64) {
+	v, _ := json.Marshal(MetricsSample{Role: role, Metrics: metrics, At: t})
+	h.add(history.Event{Type: history.Info, Process: history.Observer, Time: t + late, F: MetricsF, Node: node, Value: v})
+}
+
 // done returns the events in time order (ties in the order added), with
 // their line numbers as a file with a header would have them.
 func (h *stormHist) done() []history.Event {
@@ -137,6 +143,26 @@ func TestRetryStormRecoveryExactToTheWindow(t *testing.T) {
 		t.Fatalf("recovered after the bound: %s %s %v", late.Verdict, late.Summary, late.Details)
 	}
 
+	// A fault's end is recorded a moment after its planned time: a window
+	// that starts less than a tenth of a window before it counts.
+	lateEnd := &stormHist{}
+	lateEnd.phase("main", 0, 15*sec)
+	lateEnd.load(0, 15*sec, 100, okOutside(4*sec, 8*sec))
+	lateEnd.fault("service-time", 4*sec, 8*sec+3*int64(time.Millisecond))
+	if r := stormCheck(t, NewRetryStormParams(), lateEnd.done()); r.Details["time_to_recover_ns"] != sec-3*int64(time.Millisecond) {
+		t.Errorf("trigger ended 3 ms after 8 s, goodput back from 8 s: recovered after %v", r.Details["time_to_recover_ns"])
+	}
+
+	// The main phase also waits for the requests in flight: the windows
+	// after the last request are not judged (no load, no goodput).
+	drain := &stormHist{}
+	drain.phase("main", 0, 16500*int64(time.Millisecond))
+	drain.load(0, 15*sec, 100, okOutside(4*sec, 10300*int64(time.Millisecond)))
+	drain.fault("service-time", 4*sec, 8*sec)
+	if r := stormCheck(t, NewRetryStormParams(), drain.done()); r.Verdict != Valid || len(seriesOf(t, r).Goodput) != 15 {
+		t.Errorf("load until 15 s of a main phase of 16.5 s: %s, %d windows", r.Verdict, len(seriesOf(t, r).Goodput))
+	}
+
 	// 10% below the baseline still counts (tolerance 0.1): 90/s is back.
 	p = NewRetryStormParams()
 	h := &stormHist{}
@@ -177,7 +203,7 @@ func TestRetryStormMetastable(t *testing.T) {
 	}
 	evs := h.done()
 	r := stormCheck(t, NewRetryStormParams(), evs)
-	if r.Verdict != Invalid || r.Details["metastable"] != true || r.Details["recovered"] != false {
+	if r.Verdict != Invalid || r.Details["metastable"] != true || r.Details["recovered"] != false || r.Details["amplification_during_trigger"] != 4.0 {
 		t.Fatalf("no recovery: %s %v", r.Verdict, r.Details)
 	}
 	a := r.Anomalies[0]
@@ -245,7 +271,9 @@ func TestRetryStormAmplificationWindows(t *testing.T) {
 		if t > 10*sec && t < 12500*int64(time.Millisecond) {
 			continue // samples lost
 		}
-		h.sample(t, "frontend1", "frontend", map[string]float64{"retrysvc_requests_total": req - reqOff, "retrysvc_attempts_total": att - attOff, "other_total": 5})
+		// Recorded up to 99 ms after they were read: the values are
+		// placed at their reading (At).
+		h.sampleLate(t, (t/(sec/2))*37%99*int64(time.Millisecond), "frontend1", "frontend", map[string]float64{"retrysvc_requests_total": req - reqOff, "retrysvc_attempts_total": att - attOff, "other_total": 5})
 	}
 	r := stormCheck(t, NewRetryStormParams(), h.done())
 	s := seriesOf(t, r)
@@ -282,7 +310,8 @@ func TestRetryStormAmplificationWindows(t *testing.T) {
 	for i, at := range []int64{5 * sec, 4 * sec} {
 		var line int
 		fmt.Sscanf(a.Refs[i], "history.jsonl:%d", &line)
-		if e := h.evs[line-2]; e.F != MetricsF || e.Time != at {
+		var ms MetricsSample
+		if e := h.evs[line-2]; e.F != MetricsF || json.Unmarshal(e.Value, &ms) != nil || ms.At != at {
 			t.Errorf("ref %s: %+v, want the sample at %s", a.Refs[i], e, time.Duration(at))
 		}
 	}
@@ -348,7 +377,9 @@ func TestRetryStormSelectorsAndBreaker(t *testing.T) {
 	if got := fmt.Sprint(s.Breaker); got != "map[frontend2:[[0 0] [2000000000 1] [4000000000 0]]]" {
 		t.Errorf("breaker lanes %s", got)
 	}
-	if r.Details["peak_amplification_while_open"] != 1.364 || !slices.Equal(r.Details["nodes"].([]string), []string{"frontend1", "frontend2"}) {
+	// While open (frontend2's samples from 2 s to 3.5 s): 150 attempts
+	// for 75 + 10 requests.
+	if r.Details["amplification_while_open"] != 1.765 || r.Details["open_ns"] != int64(1500*time.Millisecond) || !slices.Equal(r.Details["nodes"].([]string), []string{"frontend1", "frontend2"}) {
 		t.Errorf("details %v", r.Details)
 	}
 	// No fault and no limit: figures only.

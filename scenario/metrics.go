@@ -42,7 +42,8 @@ import (
 type MetricsConfig struct {
 	// Interval is the time between two scrapes of one target.
 	Interval Duration `yaml:"interval"`
-	// Timeout bounds one scrape; default the interval (at most 10s).
+	// Timeout bounds one scrape; default 2s, or the interval if longer
+	// (a scrape that takes longer than the interval delays the next).
 	Timeout Duration `yaml:"timeout,omitempty"`
 	// Scrape names nodes of this run, each by role or by id, whose admin
 	// API serves Prometheus text (faultline's own systems that declare it:
@@ -273,7 +274,7 @@ func (s *Scenario) startMetrics(ctx context.Context, c targets.Cluster, rec *his
 	}
 	timeout := s.Metrics.Timeout.D()
 	if timeout <= 0 {
-		timeout = min(interval, 10*time.Second)
+		timeout = min(max(interval, 2*time.Second), 10*time.Second)
 	}
 	sc := &scraper{
 		client: &http.Client{Timeout: timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute},
@@ -317,10 +318,14 @@ type scraper struct {
 // record scrapes t once and records the sample (or the error), unless
 // ctx ended meanwhile.
 func (sc *scraper) record(ctx context.Context, rec *history.Recorder, t metricsTarget) {
+	sent := rec.Now()
 	sample, err := sc.scrape(ctx, t)
 	if ctx.Err() != nil {
 		return
 	}
+	// The values were read between the send and the answer: place them
+	// midway (the event itself is stamped when it is recorded).
+	sample.At = int64(sent + (rec.Now()-sent)/2)
 	ev := history.Event{Type: history.Info, Process: history.Observer, F: checkers.MetricsF, Node: t.node}
 	if err != nil {
 		ev.Error = err.Error()

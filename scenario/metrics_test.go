@@ -171,6 +171,9 @@ func TestMetricsSampler(t *testing.T) {
 	}
 	want := map[string]float64{"retrysvc_attempts_total": 12, `retrysvc_responses_total{code="200"}`: 10, `retrysvc_responses_total{code="5\"03"}`: 2,
 		"retrysvc_breaker_state": 1, "latency_seconds_count": 2, "latency_seconds_sum": 0.75}
+	if e := got["n1"][0]; n1.At <= 0 || n1.At > e.Time {
+		t.Errorf("n1 read at %d, recorded at %d: want 0 < read <= recorded", n1.At, e.Time)
+	}
 	if n1.Role != "node" || len(n1.Metrics) != len(want) {
 		t.Errorf("n1 sample %+v, want %v", n1, want)
 	}
