@@ -327,6 +327,13 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		r.Schedule = append(r.Schedule, f)
 		opt.logf("  not injected: %s at %s: %s", f.Name, time.Duration(f.Start), f.Error)
 	}
+	// Metrics samples (the scenario's metrics block) from just before the
+	// main phase until the recovery ends.
+	mets, err := s.startMetrics(ctx, cluster, rec)
+	if err != nil {
+		return nil, infra(err)
+	}
+	defer mets.Stop()
 	t0 = beginPhase("main")
 	// The plan counts from the main phase's start; results.json gives
 	// every time from the run's start (the history's clock), as the
@@ -439,6 +446,7 @@ func Run(ctx context.Context, s *Scenario, opt RunOptions) (res *reports.Results
 		r.Extra = map[string]any{"recovery_error": err.Error()}
 	}
 	phase("recovery", t0)
+	mets.Stop()
 	t0 = beginPhase("final-reads")
 	opt.logf("final reads: the %s workload's final step", s.Workload.Type)
 	fcfg := clients
