@@ -24,6 +24,9 @@ const (
 	ShardFaultsClientLinks = "client-links"
 )
 
+// MaxShardKeysListed bounds the keys results.json lists for a shard.
+const MaxShardKeysListed = 1000
+
 // ShardInfo is results.json's "shard": which part of a sharded run
 // (faultline run --shard I/N) a run directory holds.
 type ShardInfo struct {
@@ -34,9 +37,11 @@ type ShardInfo struct {
 	// one run.
 	ScenarioDigest string `json:"scenario_digest"`
 	// Keys are the keys this shard drove (register: k<j> with j mod Count
-	// = Index) when KeysPartitioned; a workload that does not split its
-	// keys sends to all of them.
+	// = Index) when KeysPartitioned, listed when there are at most
+	// MaxShardKeysListed; KeyCount is how many. A workload that does not
+	// split its keys sends to all of them (KeyCount 0).
 	Keys            []string `json:"keys,omitempty"`
+	KeyCount        int      `json:"key_count,omitempty"`
 	KeysPartitioned bool     `json:"keys_partitioned"`
 	// FirstProcess is the first client process id of the shard
 	// (Index·1e9); its ids stay below the next shard's.
@@ -91,7 +96,7 @@ func ShardLine(r *Results) string {
 		}
 		keys := "every key"
 		if r.Shard.KeysPartitioned {
-			keys = fmt.Sprintf("%d keys", len(r.Shard.Keys))
+			keys = fmt.Sprintf("%d keys", max(r.Shard.KeyCount, len(r.Shard.Keys)))
 		}
 		return fmt.Sprintf("shard %s (%s; faults: %s)", r.Shard, keys, what)
 	case len(r.Shards) > 0:

@@ -145,8 +145,11 @@ func (p *shardPart) apply(gen workloads.Instance, cfg *workloads.Config) error {
 // it left to shard 0).
 func (p *shardPart) info(skipped int) *reports.ShardInfo {
 	si := &reports.ShardInfo{Index: p.sh.Index, Count: p.sh.Count, ScenarioDigest: p.digest,
-		Keys: p.keys, KeysPartitioned: p.partitioned, FirstProcess: p.first, Rate: p.rate, Concurrency: p.concurrency,
+		KeyCount: len(p.keys), KeysPartitioned: p.partitioned, FirstProcess: p.first, Rate: p.rate, Concurrency: p.concurrency,
 		Faults: reports.ShardFaultsAll, FaultsLeft: skipped}
+	if len(p.keys) <= reports.MaxShardKeysListed {
+		si.Keys = p.keys
+	}
 	if p.sh.Index > 0 {
 		si.Faults = reports.ShardFaultsClientLinks
 	}
@@ -275,7 +278,12 @@ func DryRun(s *Scenario, sh *Shard, w io.Writer) error {
 		s.Name, sh, s.Seed, p.digest, s.Runtime, strings.Join(s.NodeIDs(), ", "))
 	keys := "every key (workload " + s.Workload.Type + " does not split its keys)"
 	if p.partitioned {
-		keys = fmt.Sprintf("%d of %d: %s", len(p.keys), s.keyCount(), strings.Join(p.keys, ", "))
+		list := p.keys
+		more := ""
+		if len(list) > 20 {
+			list, more = list[:20], fmt.Sprintf(", ... (%d more)", len(p.keys)-20)
+		}
+		keys = fmt.Sprintf("%d of %d: %s%s", len(p.keys), s.keyCount(), strings.Join(list, ", "), more)
 	}
 	fmt.Fprintf(w, "  keys %s\n  load: %s (of %s) for %s; min_ops %d\n  client processes from %d; workload seed %d\n",
 		keys, load(p.rate, p.concurrency), load(s.Workload.Rate, s.Workload.Concurrency), s.Duration, p.minOps, p.first, p.seed)

@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -84,6 +85,9 @@ func TestShardParts(t *testing.T) {
 			t.Errorf("shard %d: first process %d, partitioned %v", i, p.first, p.partitioned)
 		}
 		allKeys = append(allKeys, p.keys...)
+		if si := p.info(0); si.KeyCount != len(p.keys) || !slices.Equal(si.Keys, p.keys) || si.String() != fmt.Sprintf("%d/3", i) {
+			t.Errorf("shard %d: results.json's shard %+v", i, si)
+		}
 		sched := make([]reports.Fault, len(plan))
 		kept, skipped := p.filterPlan(plan, sched, s.faultEnv())
 		var names []string
