@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/faultline/faultline/history"
@@ -34,7 +35,10 @@ import (
 // The main phase is [MainStart, MainEnd] if MainEnd > 0; else the phase
 // "main" of the history's phase markers (history.Phases), if it ended; else
 // the span from the first invoke to the last completion. Latency figures
-// are history.PercentilesOfSamples'.
+// are history.PercentilesOfSamples'. When the main phase is known, the
+// Summary and Details ("ops_main_phase", "ops_final_reads") say how many
+// ops were invoked in it (a run's load: the workload's own count) and how
+// many in the final reads: the history's ops are more than the load's.
 //
 // The zero value is ready to use; a Stats is safe for concurrent use.
 type Stats struct {
@@ -149,6 +153,30 @@ func (s Stats) Check(ctx context.Context, in Input) (res Result) {
 		}
 	}
 	d["rate_window"] = map[string]any{"start_ns": ws, "end_ns": we, "source": source}
+	// Where the ops were invoked, when the phases are known: the main
+	// phase's load, the final reads, other phases.
+	split := ""
+	if source != "history" {
+		final, hasFinal := history.FindPhase(history.Phases(in.Events), "final-reads")
+		var inMain, inFinal int64
+		for i := range ops {
+			switch c := ops[i].Call; {
+			case c >= ws && c <= we:
+				inMain++
+			case hasFinal && c >= final.Start && (final.Open() || c <= final.End):
+				inFinal++
+			}
+		}
+		d["ops_main_phase"], d["ops_final_reads"] = inMain, inFinal
+		parts := []string{fmt.Sprintf("%d invoked in the main phase", inMain)}
+		if inFinal > 0 {
+			parts = append(parts, fmt.Sprintf("%d in the final reads", inFinal))
+		}
+		if other := total.ops - inMain - inFinal; other > 0 {
+			parts = append(parts, fmt.Sprintf("%d in other phases", other))
+		}
+		split = " (" + strings.Join(parts, ", ") + ")"
+	}
 	if span := float64(we-ws) / 1e9; span > 0 {
 		d["achieved_rate"] = float64(done) / span
 		d["ok_rate"] = float64(okDone) / span
@@ -172,8 +200,8 @@ func (s Stats) Check(ctx context.Context, in Input) (res Result) {
 	}
 	res.Verdict, res.Figures = NotApplicable, true
 	lat := d["latency_us"].(map[string]float64)
-	res.Summary = fmt.Sprintf("figures, not a verdict: %d ops: %d ok, %s, %s, %s, %d pending; %.1f ops/s; latency p50 %s p99 %s max %s",
-		total.ops, total.ok, plural64(total.mismatch, "cas mismatch", "cas mismatches"),
+	res.Summary = fmt.Sprintf("figures, not a verdict: history: %d ops%s: %d ok, %s, %s, %s, %d pending; %.1f ops/s completed in the main phase; ok ops from invoke to completion p50 %s p99 %s max %s",
+		total.ops, split, total.ok, plural64(total.mismatch, "cas mismatch", "cas mismatches"),
 		plural64(total.fail, "definite rejection (fail)", "definite rejections (fail)"),
 		plural64(total.info, "unknown outcome (info)", "unknown outcomes (info)"),
 		total.pending, d["achieved_rate"], usText(lat["p50"]), usText(lat["p99"]), usText(lat["max"]))

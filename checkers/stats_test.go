@@ -44,6 +44,42 @@ func TestStatsValidRegister(t *testing.T) {
 	}
 }
 
+// With phase markers, the figures say how many of the history's ops are
+// the main phase's load (what the workload counts) and how many are the
+// final reads, so the two op counts of a run's summary are told apart.
+func TestStatsSplitsLoadAndFinalReads(t *testing.T) {
+	v := func(s string) json.RawMessage { return json.RawMessage(s) }
+	at := func(e history.Event, tm int64) history.Event { e.Time = tm; return e }
+	op := func(p history.Process, call, ret int64, key string) []history.Event {
+		return []history.Event{
+			{Type: history.Invoke, Process: p, Time: call, F: "get", Key: key},
+			{Type: history.OK, Process: p, Time: ret, F: "get", Key: key, Value: v("null")},
+		}
+	}
+	evs := []history.Event{at(history.PhaseMarker("main", history.PhaseStart), 100)}
+	evs = append(evs, op(0, 200, 300, "a")...)
+	evs = append(evs, op(1, 250, 400, "b")...)
+	evs = append(evs, op(0, 500, 900, "a")...) // invoked in the main phase, completes after it
+	evs = append(evs, at(history.PhaseMarker("main", history.PhaseEnd), 600))
+	evs = append(evs, at(history.PhaseMarker("final-reads", history.PhaseStart), 1000))
+	evs = append(evs, op(2, 1100, 1200, "a")...)
+	evs = append(evs, op(2, 1300, 1400, "b")...)
+	evs = append(evs, at(history.PhaseMarker("final-reads", history.PhaseEnd), 1500))
+	r := Stats{}.Check(context.Background(), Input{Events: evs})
+	if r.Details["ops_main_phase"] != int64(3) || r.Details["ops_final_reads"] != int64(2) {
+		t.Errorf("details %v: want 3 ops in the main phase and 2 in the final reads", r.Details)
+	}
+	if !strings.Contains(r.Summary, "history: 5 ops (3 invoked in the main phase, 2 in the final reads)") ||
+		!strings.Contains(r.Summary, "ok ops from invoke to completion p50") {
+		t.Errorf("summary %q does not label its figures", r.Summary)
+	}
+	// A bare history without phases: no split claimed.
+	r = Stats{}.Check(context.Background(), loadFixture(t, "valid-register.jsonl"))
+	if strings.Contains(r.Summary, "main phase (") || r.Details["ops_main_phase"] != nil {
+		t.Errorf("a history without phase markers: %q %v", r.Summary, r.Details)
+	}
+}
+
 func abs(x float64) float64 {
 	if x < 0 {
 		return -x

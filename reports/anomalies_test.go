@@ -208,7 +208,7 @@ func TestMismatchIsNotAnError(t *testing.T) {
 	}
 	var b bytes.Buffer
 	Summary(&b, r)
-	if !strings.Contains(b.String(), "ops 30 (ok 10, fail 10, mismatch 10, info 0)") {
+	if !strings.Contains(b.String(), "30 ops sent in the main phase (ok 10, fail 10, mismatch 10, info 0)") {
 		t.Errorf("summary:\n%s", b.String())
 	}
 }

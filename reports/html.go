@@ -72,6 +72,7 @@ type reportView struct {
 	Charts       []*chart
 	Spectrum     *chart
 	Latencies    []latencyRow
+	FiguresNote  string // where the two op counts come from
 	ByF          []opRow
 	Faults       []faultRow
 	Planned      []faultRow
@@ -114,6 +115,7 @@ type anomalyView struct {
 
 type latencyRow struct {
 	Name                           string
+	Ops                            string // how many ops the figures are over ("" if unknown)
 	P50, P90, P99, P999, Max, Mean string
 }
 
@@ -248,6 +250,7 @@ func renderHTML(dir string, r *Results) ([]byte, error) {
 	v.Data = jsDataOf(in)
 
 	v.Latencies = latencyRows(r, hl, sc)
+	v.FiguresNote = figuresNote(r, sc)
 	v.ByF = opRows(r, sc)
 	v.Faults = faultRows(r.Faults)
 	v.Planned = faultRows(r.Schedule)
@@ -429,29 +432,65 @@ func displayJSON(v any, indent string) string {
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 
 func pctRow(name string, p Percentiles) latencyRow {
-	return latencyRow{Name: name, P50: us(p.P50), P90: us(p.P90), P99: us(p.P99), P999: us(p.P999), Max: us(p.Max), Mean: us(p.Mean)}
+	row := latencyRow{Name: name, P50: us(p.P50), P90: us(p.P90), P99: us(p.P99), P999: us(p.P999), Max: us(p.Max), Mean: us(p.Mean)}
+	if p.Count > 0 {
+		row.Ops = groupDigits(p.Count)
+	}
+	return row
 }
 
+// latencyRows are the latency table's rows, each saying what it measures
+// and over which ops: the load (the ops the workload sent in the main
+// phase, results.json's stats) and the history (every client op, the
+// final reads included).
 func latencyRows(r *Results, hl *hlogData, sc *scan) []latencyRow {
 	var rows []latencyRow
 	s := r.Stats
 	if s.Ops > 0 {
-		rows = append(rows, pctRow("from intended start (workload)", s.Latency))
+		name := "the load: from the intended start"
+		if s.TargetRate == 0 {
+			name = "the load: from the send (closed loop)"
+		}
+		rows = append(rows, pctRow(name, s.Latency))
 		if s.Service != nil {
-			rows = append(rows, pctRow("service time (workload)", *s.Service))
+			rows = append(rows, pctRow("the load: service time (send to completion)", *s.Service))
 		}
 		if s.DispatchLag != nil {
-			rows = append(rows, pctRow("dispatch lag (workload)", *s.DispatchLag))
+			rows = append(rows, pctRow("the load: dispatch lag (intended start to send)", *s.DispatchLag))
 		}
 	}
 	if t := sc.total; t != nil && t.TotalCount() > 0 {
-		rows = append(rows, pctRow("invoke to completion (history, every op)", history.PercentilesOf(t)))
+		rows = append(rows, pctRow("history: invoke to completion, every client op", history.PercentilesOf(t)))
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.ByEndpoint)) {
 		e := s.ByEndpoint[name]
-		rows = append(rows, pctRow("endpoint "+name+": from intended start", e.Latency), pctRow("endpoint "+name+": service time", e.Service))
+		rows = append(rows, pctRow("endpoint "+name+": from the intended start", e.Latency), pctRow("endpoint "+name+": service time", e.Service))
 	}
 	return rows
+}
+
+// figuresNote says where the report's two op counts come from, with the
+// figures of this run: the load the workload sent in the main phase, and
+// the client ops of the history (the load and the final reads); "" when
+// the run has only one of them.
+func figuresNote(r *Results, sc *scan) string {
+	var hist int64
+	for _, st := range sc.ops {
+		hist += st.Ops
+	}
+	if r.Stats.Ops == 0 || hist == 0 {
+		return ""
+	}
+	lat := "from each op's intended start, its wait for a worker counted"
+	if r.Stats.TargetRate == 0 {
+		lat = "from each op's send (closed loop)"
+	}
+	note := fmt.Sprintf("Two sources of figures. The load: the %s ops the workload sent in the main phase (results.json's stats; the operations table), their latency %s. The history: its %s client ops, the load's and the final reads' (the stats checker's figures), timed from invoke to completion as recorded.",
+		groupDigits(r.Stats.Ops), lat, groupDigits(hist))
+	if d := hist - r.Stats.Ops; d > 0 {
+		note += fmt.Sprintf(" The history has %s more than the load.", groupDigits(d))
+	}
+	return note
 }
 
 func opRows(r *Results, sc *scan) []opRow {
