@@ -246,6 +246,7 @@ func renderHTML(dir string, r *Results) ([]byte, error) {
 	in.anoms = anomalyMarks(r.Checkers)
 	in.splits = splitWindows(r.Checkers)
 	v.Charts = []*chart{in.timelineChart(), in.throughputChart(), in.latencyChart(), in.nodesChart()}
+	v.Charts = append(v.Charts, in.retryStormCharts(r.Checkers)...)
 	v.Spectrum = in.spectrumChart()
 	v.Data = jsDataOf(in)
 
