@@ -152,7 +152,8 @@ func (p *RetryStormParams) Check() error {
 // samples around it.
 //
 // Unknown: no full window before the first fault (no baseline), no
-// goodput before it, a trigger that never ended, a load that ended before
+// goodput before it or less than (1 - Tolerance) x the load offered then
+// (the system was failing before the fault), a trigger that never ended, a load that ended before
 // the bound passed without recovery, or MaxAmplification set without
 // usable samples of the callers' counters. Not applicable: no client
 // operations. With neither a fault nor MaxAmplification it reports its
@@ -651,10 +652,11 @@ func (c RetryStorm) Check(ctx context.Context, in Input) Result {
 				tw = fw
 			}
 		}
-		var base []float64
+		var base, baseOffered []float64
 		for k := 0; k < nw; k++ {
 			if _, e := win(k); e <= first {
 				base = append(base, series.Goodput[k])
+				baseOffered = append(baseOffered, series.Offered[k])
 			}
 		}
 		trigName := faultName(tw)
@@ -676,6 +678,11 @@ func (c RetryStorm) Check(ctx context.Context, in Input) Result {
 		d["baseline_goodput"] = round3(baseline)
 		if baseline <= 0 {
 			unknown = append(unknown, fmt.Sprintf("no goodput before the first fault (at %s): the system served nothing to recover to", fmtNs(first)))
+			break
+		}
+		if off := median(baseOffered); baseline < (1-p.Tolerance)*off {
+			d["baseline_offered"] = round3(off)
+			unknown = append(unknown, fmt.Sprintf("goodput before the first fault (at %s) was %.0f/s of %.0f/s offered: the system was already failing before it (a storm with another cause?), so recovery from the fault cannot be judged", fmtNs(first), baseline, off))
 			break
 		}
 		need := (1 - p.Tolerance) * baseline

@@ -414,6 +414,15 @@ func TestRetryStormUndecided(t *testing.T) {
 	if r := stormCheck(t, NewRetryStormParams(), early.done()); r.Verdict != Unknown || !strings.Contains(r.Summary, "no full window of 1s before the first fault") {
 		t.Errorf("fault at 0.5 s: %s %s", r.Verdict, r.Summary)
 	}
+	// Failing before the fault (half the requests): recovery from the
+	// fault cannot be judged.
+	failing := &stormHist{}
+	failing.phase("main", 0, 15*sec)
+	failing.load(0, 15*sec, 100, func(t int64) bool { return t/(10*int64(time.Millisecond))%2 == 0 && (t < 4*sec || t >= 9*sec) })
+	failing.fault("service-time", 4*sec, 8*sec)
+	if r := stormCheck(t, NewRetryStormParams(), failing.done()); r.Verdict != Unknown || !strings.Contains(r.Summary, "was 50/s of 100/s offered: the system was already failing before it") {
+		t.Errorf("failing before the fault: %s %s", r.Verdict, r.Summary)
+	}
 	p := NewRetryStormParams()
 	p.Trigger = "kill"
 	if r := stormCheck(t, p, early.evs); r.Verdict != Unknown || !strings.Contains(r.Summary, "no fault named kill in the main phase (its faults: service-time)") {
