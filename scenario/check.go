@@ -193,19 +193,7 @@ func Check(ctx context.Context, path string, opt CheckOptions) (*reports.Results
 	if prev != nil {
 		st = &prev.Stats
 	}
-	var cs []checkers.Checker
-	switch {
-	case names != nil:
-		var cfg []CheckerConfig
-		if s != nil {
-			cfg = s.Checkers.List
-		}
-		cs, err = newCheckers(names, cfg)
-	case s != nil:
-		cs, err = s.checkerList(st)
-	default:
-		cs, err = bareHistoryCheckers()
-	}
+	cs, err := checkersFor(names, s, st)
 	if err != nil {
 		return nil, exitcode.New(exitcode.Internal, err)
 	}

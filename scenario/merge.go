@@ -249,19 +249,7 @@ func CheckShards(ctx context.Context, dirs []string, opt CheckOptions) (*reports
 	}
 
 	// The checkers.
-	var cs []checkers.Checker
-	switch {
-	case names != nil:
-		var cfg []CheckerConfig
-		if s != nil {
-			cfg = s.Checkers.List
-		}
-		cs, err = newCheckers(names, cfg)
-	case s != nil:
-		cs, err = s.checkerList(st)
-	default:
-		cs, err = bareHistoryCheckers()
-	}
+	cs, err := checkersFor(names, s, st)
 	if err != nil {
 		return nil, exitcode.New(exitcode.Internal, err)
 	}
@@ -324,6 +312,24 @@ func CheckShards(ctx context.Context, dirs []string, opt CheckOptions) (*reports
 		return r, exitcode.New(exitcode.Internal, fmt.Errorf("check: saving the merged results in %s: %w", out, err))
 	}
 	return r, nil
+}
+
+// checkersFor returns the checkers of a re-judgement: those named (with
+// the scenario's parameters, when there is a scenario), else the
+// scenario's (st: the workload's figures, for the thresholds), else those
+// of a bare history.
+func checkersFor(names []string, s *Scenario, st *reports.Stats) ([]checkers.Checker, error) {
+	switch {
+	case names != nil:
+		var cfg []CheckerConfig
+		if s != nil {
+			cfg = s.Checkers.List
+		}
+		return newCheckers(names, cfg)
+	case s != nil:
+		return s.checkerList(st)
+	}
+	return bareHistoryCheckers()
 }
 
 // readShards reads the shards' run directories and refuses what cannot
