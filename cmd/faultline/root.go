@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/faultline/faultline/checkers"
 	"github.com/faultline/faultline/internal/version"
 	"github.com/faultline/faultline/targets/docker"
 	"github.com/faultline/faultline/targets/local"
@@ -33,11 +35,13 @@ func killChildren() {
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "faultline",
-		Short: "Chaos testing and load generation with Jepsen-grade checking",
-		Long: `faultline starts a cluster (its own reference systems, locally or in Docker,
-or one you already run), drives a concurrent workload at it, injects faults,
-records every operation into a history and checks it: linearizability,
-lost writes, split brain, retry storms, convergence.
+		Short: "Chaos testing and load generation with Jepsen-style history checking",
+		Long: wrapText("faultline starts a cluster (its own reference systems or any binary, as local "+
+			"processes or in Docker, or a cluster you already run), drives a concurrent "+
+			"workload at it (register operations over keys, or HTTP requests), injects "+
+			"faults (faultline faults lists them), records every operation into a "+
+			"history, and checks it with this build's checkers ("+strings.Join(checkers.Names(), ", ")+
+			") and the scenario's latency, rate and error-rate thresholds.", 76) + `
 
 Exit codes: 0 valid, 1 violation found, 2 unknown (inconclusive),
 3 performance threshold not met, 4 the run itself was invalid,
@@ -50,6 +54,25 @@ Exit codes: 0 valid, 1 violation found, 2 unknown (inconclusive),
 	root.SetVersionTemplate("faultline {{.Version}}\n")
 	root.AddCommand(newRunCmd(), newCheckCmd(), newReportCmd(), newRunsCmd(), newNodeCmd(), newProxyCmd(), newFaultsCmd(), newCleanCmd(), newVersionCmd())
 	return root
+}
+
+// wrapText breaks s into lines of at most width runes at spaces (a word
+// longer than width gets a line of its own).
+func wrapText(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, w := range strings.Fields(s) {
+		if i > 0 && n+1+len([]rune(w)) > width {
+			b.WriteByte('\n')
+			n = 0
+		} else if i > 0 {
+			b.WriteByte(' ')
+			n++
+		}
+		b.WriteString(w)
+		n += len([]rune(w))
+	}
+	return b.String()
 }
 
 func newVersionCmd() *cobra.Command {

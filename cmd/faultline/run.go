@@ -37,9 +37,10 @@ func newRunCmd() *cobra.Command {
 
 The run directory (history.jsonl, results.json, anomalies.jsonl,
 report.html, junit.xml, latency.hlog, linearizability.html,
-nodes/<id>.log, scenario.yaml as run) goes under
-faultline-runs/<scenario>/<UTC timestamp>/ with a "latest" link beside it,
-or exactly at --out. The exit code is the verdict (see faultline --help).
+nodes/<id>.log, data/<id>/, scenario.yaml as run) goes under
+RUNS/<scenario>/<UTC timestamp>/, RUNS being --runs-dir (default
+faultline-runs, in the working directory), with a "latest" link beside
+it, or exactly at --out. The exit code is the verdict (see faultline --help).
 Once the run directory exists every exit leaves results.json, junit.xml and
 report.html saying how the run ended, also an infrastructure error (70) or
 an interruption (130).`,
