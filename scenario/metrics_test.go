@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -211,5 +213,34 @@ func TestMetricsSampler(t *testing.T) {
 	sc.names = nil
 	if m, dropped := sc.series(byName); len(m) != checkers.MaxSampleSeries || dropped != 7 {
 		t.Errorf("kept %d, dropped %d", len(m), dropped)
+	}
+}
+
+// A run of a system with roles (and a metrics block) saves a scenario.yaml
+// that reads back to judge the run (faultline check), and replays.
+func TestMultiRoleScenarioSavedReadsBack(t *testing.T) {
+	s, err := Parse("two.yaml", []byte("system: twotier\nroles:\n  store: {nodes: 2, opts: {}}\n  front: {nodes: 1}\nmetrics:\n  scrape: [{role: front}]\n  urls: [{node: api, url: \"http://${FL_UNSET_AT_JUDGING}/metrics\"}]\n"))
+	if err == nil {
+		t.Fatal("an unset variable was accepted for a run")
+	}
+	t.Setenv("FL_UNSET_AT_JUDGING", "127.0.0.1:9")
+	if s, err = Parse("two.yaml", []byte("system: twotier\nroles:\n  store: {nodes: 2, opts: {}}\n  front: {nodes: 1}\nmetrics:\n  scrape: [{role: front}]\n  urls: [{node: api, url: \"http://${FL_UNSET_AT_JUDGING}/metrics\"}]\n")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "scenario.yaml")
+	if err := s.saveEffective(path); err != nil {
+		t.Fatal(err)
+	}
+	saved, _ := os.ReadFile(path)
+	if _, err := Load(path); err != nil {
+		t.Errorf("replaying the saved scenario: %v\n%s", err, saved)
+	}
+	os.Unsetenv("FL_UNSET_AT_JUDGING")
+	back, err := loadForJudging(path)
+	if err != nil {
+		t.Fatalf("judging with the saved scenario: %v\n%s", err, saved)
+	}
+	if !reflect.DeepEqual(back.Metrics, s.Metrics) || len(back.NodeIDs()) != 3 {
+		t.Errorf("read back %+v, nodes %v", back.Metrics, back.NodeIDs())
 	}
 }

@@ -16,17 +16,21 @@ import (
 // runs its nodes: the keys of a role besides nodes, bugs and opts. See
 // targets.ProcessSpec for what each means; command, env and dir are Go
 // templates over targets.ProcessVars.
+//
+// Every field is omitted from a saved scenario when empty, so that the
+// roles of a system that starts its own nodes save without process keys
+// (which such a role may not give).
 type ProcessConfig struct {
-	Command    []string          `yaml:"command"`
-	Env        map[string]string `yaml:"env"`
-	Dir        string            `yaml:"dir"`
-	StopSignal string            `yaml:"stop_signal"`
-	StopGrace  Duration          `yaml:"stop_grace"`
-	Ready      ReadyProbe        `yaml:"ready"`
-	Peers      string            `yaml:"peers"`
+	Command    []string          `yaml:"command,omitempty"`
+	Env        map[string]string `yaml:"env,omitempty"`
+	Dir        string            `yaml:"dir,omitempty"`
+	StopSignal string            `yaml:"stop_signal,omitempty"`
+	StopGrace  Duration          `yaml:"stop_grace,omitempty"`
+	Ready      ReadyProbe        `yaml:"ready,omitempty"`
+	Peers      string            `yaml:"peers,omitempty"`
 	// PeerPort is "client" when the node serves its peers on its client
 	// port (Redis); default: a port of its own.
-	PeerPort string `yaml:"peer_port"`
+	PeerPort string `yaml:"peer_port,omitempty"`
 }
 
 // given reports whether any key of a process role was set.
