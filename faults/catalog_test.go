@@ -89,10 +89,25 @@ func TestCatalogDocsFitTheFault(t *testing.T) {
 			docs[p.Name+"\x00"+p.Doc] = k.Family
 		}
 	}
-	lat, _ := Lookup("latency")
-	for _, p := range lat.Params {
-		if p.Name == "clients" && (strings.Contains(p.Doc, "cut") || !strings.Contains(p.Doc, "slow")) {
-			t.Errorf("latency's clients doc: %q", p.Doc)
+	// The link faults' peers and clients say what the fault does to those
+	// links, not what a partition does.
+	for kind, verb := range map[string]string{"latency": "slow", "bandwidth": "limit", "reset": "reset"} {
+		k, ok := Lookup(kind)
+		if !ok {
+			t.Fatalf("no fault %s", kind)
+		}
+		seen := 0
+		for _, p := range k.Params {
+			if p.Name != "clients" && p.Name != "peers" {
+				continue
+			}
+			seen++
+			if strings.Contains(p.Doc, "cut") || strings.Contains(p.Doc, "isolat") || !strings.Contains(p.Doc, verb) {
+				t.Errorf("%s's %s doc %q: want it to say it does %q to those links", kind, p.Name, p.Doc, verb)
+			}
+		}
+		if seen != 2 {
+			t.Errorf("%s has %d of peers and clients", kind, seen)
 		}
 	}
 }
