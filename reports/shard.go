@@ -134,11 +134,7 @@ func MergeStats(parts []Stats, hlogs []string) (st Stats, notes []string) {
 		st.Duration = max(st.Duration, p.Duration)
 		for f, c := range p.ByF {
 			m := st.ByF[f]
-			m.Ops += c.Ops
-			m.OK += c.OK
-			m.Fail += c.Fail
-			m.Mismatch += c.Mismatch
-			m.Info += c.Info
+			m.add(c)
 			st.ByF[f] = m
 		}
 		for name, e := range p.ByEndpoint {
@@ -146,11 +142,7 @@ func MergeStats(parts []Stats, hlogs []string) (st Stats, notes []string) {
 				st.ByEndpoint = map[string]EndpointStats{}
 			}
 			m := st.ByEndpoint[name]
-			m.Ops += e.Ops
-			m.OK += e.OK
-			m.Fail += e.Fail
-			m.Mismatch += e.Mismatch
-			m.Info += e.Info
+			m.add(e.OpStats)
 			m.Latency = worst(m.Latency, e.Latency)
 			m.Service = worst(m.Service, e.Service)
 			st.ByEndpoint[name] = m
@@ -190,6 +182,15 @@ func MergeStats(parts []Stats, hlogs []string) (st Stats, notes []string) {
 		notes = append(notes, "per-endpoint latency percentiles of the merged run are the worst shard's: an upper bound of the run's")
 	}
 	return st, notes
+}
+
+// add adds b's counts to o's.
+func (o *OpStats) add(b OpStats) {
+	o.Ops += b.Ops
+	o.OK += b.OK
+	o.Fail += b.Fail
+	o.Mismatch += b.Mismatch
+	o.Info += b.Info
 }
 
 // worst is the larger of each percentile, and the sum of the counts.
