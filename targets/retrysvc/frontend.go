@@ -14,7 +14,7 @@ import (
 
 // FrontendConfig is a frontend node's policy and its backends.
 type FrontendConfig struct {
-	ID       string
+	ID       string // the node's id, named in its answers
 	Policy   Policy
 	Retries  int           // retries after the first attempt (policies that retry)
 	Attempt  time.Duration // one attempt's timeout
@@ -61,8 +61,9 @@ type Frontend struct {
 	gaveExhausted, gaveDeadline           counter
 }
 
-// NewFrontend returns the frontend cfg describes; it has at least one
-// backend. Close releases its idle connections.
+// NewFrontend returns the frontend cfg describes; cfg.Backends must not
+// be empty. Serve it as an http.Handler; Close releases its idle
+// connections.
 func NewFrontend(cfg FrontendConfig) *Frontend {
 	f := &Frontend{cfg: cfg}
 	f.tr = &http.Transport{
