@@ -55,7 +55,7 @@ func (k *Kill) Inject(ctx context.Context, in *Injection) (Undo, error) {
 		// cancelled) may still have killed the node, and ending the fault
 		// must start it again (Start of a running node does nothing).
 		killed = append(killed, id)
-		in.Touch(id)
+		in.Touch(id, Killed)
 		if err := pc.Kill(ctx, id); err != nil {
 			return undo, fmt.Errorf("kill %s: %w", id, err)
 		}

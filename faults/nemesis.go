@@ -49,7 +49,7 @@ type Nemesis struct {
 	nextID  int
 	active  map[int]*Active
 	injects []Injected
-	touched map[string]bool // nodes ever killed or paused: Heal makes sure they run
+	touched map[string]Stop // nodes ever killed or paused, and how: Heal makes sure they run
 
 	tampers    []Tamper        // found by Audit, Watch and Heal, in order
 	tamperSeen map[string]bool // Tamper.key of each, to report it once
@@ -206,13 +206,13 @@ func (n *Nemesis) InForce() []string {
 	return out
 }
 
-func (n *Nemesis) touch(id string) {
+func (n *Nemesis) touch(id string, how Stop) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.touched == nil {
-		n.touched = map[string]bool{}
+		n.touched = map[string]Stop{}
 	}
-	n.touched[id] = true
+	n.touched[id] |= how
 }
 
 func (n *Nemesis) record(family, phase string, value map[string]any, errText string) {
@@ -397,8 +397,8 @@ func (n *Nemesis) End(ctx context.Context, a *Active) error {
 // Heal audits the proxies once more (see Audit), ends every active fault,
 // then makes sure no toxic is left and every proxy is enabled (even ones
 // nemesis did not add: those are recorded as tampering too), and records a
-// "heal" event. Every node a fault ever killed or paused is resumed and
-// started again (both do nothing to a running node).
+// "heal" event. Every node a fault ever paused is resumed, and every node a
+// fault ever killed is started again (both do nothing to a running node).
 func (n *Nemesis) Heal(ctx context.Context) error {
 	// An error here is Links.Heal's to report; an audit that raced a
 	// fault change (one still ending) is tried again a few times.
@@ -428,21 +428,27 @@ func (n *Nemesis) Heal(ctx context.Context) error {
 	// of the fault that touched it (an ending that failed, a kill cut
 	// short): resume (a no-op for a running node) then start (likewise).
 	n.mu.Lock()
-	var touched []string
-	for id := range n.touched {
-		touched = append(touched, id)
+	var paused, killed []string
+	for id, how := range n.touched {
+		if how&Paused != 0 {
+			paused = append(paused, id)
+		}
+		if how&Killed != 0 {
+			killed = append(killed, id)
+		}
 	}
 	n.mu.Unlock()
-	sort.Strings(touched)
+	sort.Strings(paused)
+	sort.Strings(killed)
 	pz, _ := n.t.Cluster.(targets.Pauser)
 	pc, _ := n.t.Cluster.(targets.ProcessControl)
-	for _, id := range touched {
+	for _, id := range paused {
 		if pz != nil {
 			pz.Resume(ctx, id) // fails harmlessly for a node that is not running
 		}
 	}
-	if pc != nil {
-		if err := startAll(ctx, pc, touched, "heal: start"); err != nil {
+	if pc != nil && len(killed) > 0 {
+		if err := startAll(ctx, pc, killed, "heal: start"); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -596,10 +602,22 @@ func (in *Injection) SetClock(ctx context.Context, id string, c targets.Clock) e
 	return fmt.Errorf("no node %q in this cluster", id)
 }
 
-// Touch notes that the fault stops node id's process (kill, pause): Heal
-// makes sure it runs again, whatever becomes of the fault. Call it before
+// Stop is how a fault stops a node's process: Killed, Paused, or both
+// over a run.
+type Stop uint8
+
+const (
+	Killed Stop = 1 << iota // the process was killed (Heal starts it)
+	Paused                  // the process was paused (Heal resumes it)
+)
+
+// Touch notes that the fault stops node id's process (kill, pause), and
+// how: Heal makes sure it runs again, whatever becomes of the fault, by
+// resuming a node that was paused and starting one that was killed (and
+// only that: a cluster that can pause but not start, an external one with
+// pause and resume hooks only, is never asked to start). Call it before
 // acting, so that a call that fails part way is covered too.
-func (in *Injection) Touch(id string) { in.nem.touch(id) }
+func (in *Injection) Touch(id string, how Stop) { in.nem.touch(id, how) }
 
 // LinkFault notes a link fault the injection made (for the history event)
 // and returns the Undo that ends it.

@@ -358,3 +358,49 @@ func TestNemesisLinkFaults(t *testing.T) {
 		t.Errorf("partition start event: %s", evs[0].Value)
 	}
 }
+
+// noStart can pause and resume but not start (an external cluster with
+// pause and resume hooks only): Start always fails.
+type noStart struct{ *memCluster }
+
+func (c noStart) Start(ctx context.Context, id string) error {
+	return fmt.Errorf("start %s: no start hook", id)
+}
+
+// Heal resumes the nodes a fault paused and starts only those a fault
+// killed: a cluster that can pause but not start heals cleanly after a
+// pause, and a killed node is still started.
+func TestNemesisHealStartsOnlyKilledNodes(t *testing.T) {
+	c := newMemCluster("n1", "n2", "n3")
+	ev := newEvents(t)
+	nem := NewNemesis(Target{Cluster: noStart{c}}, ev.rec)
+	ctx := context.Background()
+	if _, err := nem.Start(ctx, Planned{Spec: NewSpec("pause", func(p *Pause) { p.Target = "n2" })}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nem.Heal(ctx); err != nil {
+		t.Fatalf("heal after a pause, on a cluster that cannot start: %v", err)
+	}
+	if s := c.states()["n2"]; s != "running" {
+		t.Errorf("n2 is %s after the heal", s)
+	}
+	for _, act := range c.actions {
+		if strings.HasPrefix(act, "running ") && act != "running n2" {
+			t.Errorf("heal did %q", act)
+		}
+	}
+	ev.list(t)
+
+	// A kill is still undone by a start.
+	c2 := newMemCluster("n1", "n2", "n3")
+	nem2 := NewNemesis(Target{Cluster: c2}, newEvents(t).rec)
+	if _, err := nem2.Start(ctx, Planned{Spec: NewSpec("kill", func(k *Kill) { k.Target = "n1" })}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nem2.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := c2.states()["n1"]; s != "running" {
+		t.Errorf("n1 is %s after the heal of a kill", s)
+	}
+}

@@ -41,7 +41,7 @@ func (p *Pause) Inject(ctx context.Context, in *Injection) (Undo, error) {
 	}
 	for _, id := range in.Targets {
 		paused = append(paused, id)
-		in.Touch(id)
+		in.Touch(id, Paused)
 		if err := pz.Pause(ctx, id); err != nil {
 			return undo, fmt.Errorf("pause %s: %w", id, err)
 		}
