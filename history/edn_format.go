@@ -118,6 +118,6 @@ func ReadFormat(r io.Reader, name string, f Format) (*HeaderLine, []Event, Forma
 		evs, err := ReadEDN(br, name)
 		return nil, evs, f, err
 	}
-	h, evs, err := ReadAll(br, name)
+	h, evs, err := readAll(br, name, sizeHint(r)) // sized from the file, if r is one
 	return h, evs, f, err
 }

@@ -30,7 +30,8 @@ type LineReader struct {
 	line         int
 	events       int
 	header       *HeaderLine
-	unterminated bool // the line just scanned had no newline after it
+	unterminated bool  // the line just scanned had no newline after it
+	consumed     int64 // bytes of the input scanned
 }
 
 // NewLineReader returns a line reader of r; name is used in error messages
@@ -48,10 +49,12 @@ func NewLineReader(r io.Reader, name string) *LineReader {
 func (l *LineReader) split(data []byte, atEOF bool) (int, []byte, error) {
 	if i := bytes.IndexByte(data, '\n'); i >= 0 {
 		l.unterminated = false
+		l.consumed += int64(i + 1)
 		return i + 1, data[:i], nil
 	}
 	if atEOF && len(data) > 0 {
 		l.unterminated = true
+		l.consumed += int64(len(data))
 		return len(data), data, nil
 	}
 	return 0, nil, nil
@@ -147,8 +150,15 @@ func (l *LineReader) CheckType(t Type) error {
 
 // Decoder reads a history in JSON Lines form, one event per line (the rules
 // of LineReader). The optional header line is returned by Header.
+//
+// Events' strings may be shared with other events it decoded, and their
+// Values (and Extra values) may be carved out of one shared block: a caller
+// that keeps one event keeps up to 32 KiB of values alive with it. Both are
+// safe to append to (an append copies); a caller must not write into a
+// Value's bytes.
 type Decoder struct {
 	lr     *LineReader
+	fast   *fastDecoder
 	peeked *Event
 	err    error
 }
@@ -156,7 +166,7 @@ type Decoder struct {
 // NewDecoder returns a decoder reading from r; name is used in error messages
 // (a file path, or "-").
 func NewDecoder(r io.Reader, name string) *Decoder {
-	d := &Decoder{lr: NewLineReader(r, name)}
+	d := &Decoder{lr: NewLineReader(r, name), fast: newFastDecoder()}
 	// Read ahead to find the header, if any.
 	ev, err := d.next()
 	if err != nil {
@@ -185,19 +195,43 @@ func (d *Decoder) Next() (*Event, error) {
 }
 
 func (d *Decoder) next() (*Event, error) {
+	ev := new(Event)
+	if err := d.decodeLine(ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// nextInto is Next decoding into ev (which on an error holds garbage).
+func (d *Decoder) nextInto(ev *Event) error {
+	if d.peeked != nil {
+		*ev = *d.peeked
+		d.peeked = nil
+		return nil
+	}
+	if d.err != nil {
+		return d.err
+	}
+	return d.decodeLine(ev)
+}
+
+// decodeLine decodes the next line into ev: by the fast decoder when it
+// can, else by Event.UnmarshalJSON (whose errors are the ones reported).
+func (d *Decoder) decodeLine(ev *Event) error {
 	b, err := d.lr.Next()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	ev := new(Event)
-	if err := ev.UnmarshalJSON(b); err != nil {
-		return nil, d.lr.Errorf("%v", err)
+	if !d.fast.decode(b, ev) {
+		if err := ev.UnmarshalJSON(b); err != nil {
+			return d.lr.Errorf("%v", err)
+		}
 	}
 	if err := d.lr.CheckType(ev.Type); err != nil {
-		return nil, err
+		return err
 	}
 	ev.Line = d.lr.Line()
-	return ev, nil
+	return nil
 }
 
 // Line returns the line number of the most recently read line.
@@ -206,20 +240,83 @@ func (d *Decoder) Line() int { return d.lr.Line() }
 // ReadAll reads every event from r. On an error it returns the events read
 // before it; when the error is a *CutError (the last line is cut short)
 // those are all the complete events of the history.
+//
+// The events share strings and value blocks as the Decoder's do.
 func ReadAll(r io.Reader, name string) (*HeaderLine, []Event, error) {
+	return readAll(r, name, sizeHint(r))
+}
+
+// readAll is ReadAll of an input of about size bytes (0: unknown). The
+// events are decoded in place: into one slice sized from size and the
+// length of the first lines, or, when that is unknown or too short, into
+// chunks copied once into the slice returned. (Growing one slice by append
+// copies a large history's events about five times over, and holds 2.25
+// times their size at the last growth.)
+func readAll(r io.Reader, name string, size int64) (*HeaderLine, []Event, error) {
 	d := NewDecoder(r, name)
-	var evs []Event
+	var chunks [][]Event // full ones
+	cur := make([]Event, 0, estimateAfter)
+	estimated := size <= 0
+	n := 0
+	var err error
 	for {
-		ev, err := d.Next()
-		if err == io.EOF {
+		if len(cur) == cap(cur) && !estimated {
+			// The events to come, from the length of the lines so far
+			// (at least 32 bytes a line), and 5% more.
+			estimated = true
+			if c := d.lr.consumed; c > 0 {
+				est := float64(size) / float64(c) * float64(len(cur)) * 1.05
+				est = min(est, float64(size/32))
+				if int(est) > cap(cur) {
+					cur = append(make([]Event, 0, int(est)), cur...)
+				}
+			}
+		}
+		if len(cur) == cap(cur) {
+			chunks = append(chunks, cur)
+			cur = make([]Event, 0, min(2*cap(cur), readChunk))
+		}
+		cur = cur[:len(cur)+1]
+		if err = d.nextInto(&cur[len(cur)-1]); err != nil {
+			cur = cur[:len(cur)-1]
 			break
 		}
-		if err != nil {
-			return d.Header(), evs, err
-		}
-		evs = append(evs, *ev)
+		n++
 	}
-	return d.Header(), evs, nil
+	if err == io.EOF {
+		err = nil
+	}
+	if n == 0 {
+		return d.Header(), nil, err
+	}
+	if len(chunks) == 0 {
+		return d.Header(), cur, err
+	}
+	evs := make([]Event, 0, n)
+	for i, c := range chunks {
+		evs = append(evs, c...)
+		chunks[i] = nil
+	}
+	evs = append(evs, cur...)
+	return d.Header(), evs, err
+}
+
+// readChunk is the most events readAll decodes into one chunk (5 MiB);
+// estimateAfter is how many events it reads before it estimates how many
+// there are.
+const (
+	readChunk     = 1 << 15
+	estimateAfter = 1 << 10
+)
+
+// sizeHint returns the size of r if it is a regular file, else 0.
+func sizeHint(r io.Reader) int64 {
+	if f, ok := r.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			return fi.Size()
+		}
+	}
+	return 0
 }
 
 // ReadFile reads every event of the history file at path, as ReadAll does

@@ -1,0 +1,410 @@
+package history
+
+import "encoding/json"
+
+// A history of a million operations has two million lines; decoding each
+// through a map (Event.UnmarshalJSON) costs most of `faultline check`'s time
+// and gigabytes of garbage. fastDecoder reads the common line (a flat
+// object whose field names and string fields are printable ASCII without
+// escapes) with a validating scanner, and gives up on anything else, which
+// Event.UnmarshalJSON then decodes: so the accepted format, the events and
+// the error messages are UnmarshalJSON's (FuzzFastDecode holds it to that).
+//
+// Strings of the fields that repeat (type, f, key, node, error, phase) are
+// interned, and Values and Extra values are carved out of shared blocks
+// (each with its capacity cut to its length, so an append copies). A
+// fastDecoder is not safe for concurrent use.
+type fastDecoder struct {
+	strs  map[string]string // interned field values
+	block []byte            // the current block values are copied into
+}
+
+// maxInterned bounds the strings a fastDecoder interns: past it (a history
+// whose keys are all distinct), new strings are allocated one by one.
+const maxInterned = 1 << 16
+
+// valueBlock is the size of the blocks values are copied into; a value
+// longer than an eighth of it gets its own allocation.
+const valueBlock = 32 << 10
+
+func newFastDecoder() *fastDecoder {
+	return &fastDecoder{strs: make(map[string]string)}
+}
+
+// Fixed fields, as bits of the set of fields seen on a line.
+const (
+	fType = 1 << iota
+	fProcess
+	fTime
+	fF
+	fKey
+	fValue
+	fNode
+	fError
+	fPhase
+)
+
+// decode reads the trimmed line b into e and reports whether it could; if
+// not, e holds garbage and the caller decodes b with e.UnmarshalJSON. It
+// sets what UnmarshalJSON sets (not Line).
+func (d *fastDecoder) decode(b []byte, e *Event) bool {
+	*e = Event{}
+	if len(b) < 2 || b[0] != '{' {
+		return false
+	}
+	i := skipSpace(b, 1)
+	if i < len(b) && b[i] == '}' {
+		return skipSpace(b, i+1) == len(b)
+	}
+	seen := 0
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		ke := plainStringEnd(b, i)
+		if ke < 0 {
+			return false
+		}
+		name := b[i+1 : ke-1]
+		i = skipSpace(b, ke)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		ve := valueEnd(b, i, 0)
+		if ve < 0 {
+			return false
+		}
+		v := b[i:ve]
+		bit := 0
+		switch string(name) {
+		case "type":
+			bit = fType
+			s, ok := d.str(v)
+			if !ok {
+				return false
+			}
+			e.Type = Type(s)
+		case "process":
+			bit = fProcess
+			if n, ok := plainUint(v); ok {
+				e.Process = Process(n)
+			} else if e.Process.UnmarshalJSON(v) != nil {
+				return false
+			}
+		case "time":
+			bit = fTime
+			if n, ok := plainUint(v); ok {
+				e.Time = n
+			} else {
+				t, err := decodeTime(v)
+				if err != nil {
+					return false
+				}
+				e.Time = t
+			}
+		case "f":
+			bit = fF
+			s, ok := d.str(v)
+			if !ok {
+				return false
+			}
+			e.F = s
+		case "key":
+			bit = fKey
+			if v[0] == '"' {
+				s, ok := d.str(v)
+				if !ok {
+					return false
+				}
+				e.Key = s
+			} else {
+				k, num, err := unmarshalKey(v)
+				if err != nil {
+					return false
+				}
+				e.Key, e.KeyIsNumber = k, num
+			}
+		case "value":
+			bit = fValue
+			e.Value = d.copy(v)
+		case "node":
+			bit = fNode
+			s, ok := d.str(v)
+			if !ok {
+				return false
+			}
+			e.Node = s
+		case "error":
+			bit = fError
+			switch {
+			case v[0] == '"':
+				s, ok := d.str(v)
+				if !ok {
+					return false
+				}
+				e.Error = s
+			case string(v) != "null":
+				e.Error = string(v) // a structured error: its text
+			}
+		case "phase":
+			bit = fPhase
+			s, ok := d.str(v)
+			if !ok {
+				return false
+			}
+			e.Phase = s
+		default:
+			if e.Extra == nil {
+				e.Extra = make(map[string]json.RawMessage)
+			}
+			e.Extra[string(name)] = d.copy(v) // a repeated name: the last wins, as in a map
+		}
+		if seen&bit != 0 {
+			return false // a repeated fixed field: UnmarshalJSON keeps the last, and says which is wrong
+		}
+		seen |= bit
+		i = skipSpace(b, ve)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return skipSpace(b, i+1) == len(b)
+		default:
+			return false
+		}
+	}
+}
+
+// str returns the contents of v, interned, when v is null ("", as
+// encoding/json leaves a string it decodes null into) or a string of
+// printable ASCII without escapes; ok is false for anything else.
+func (d *fastDecoder) str(v []byte) (string, bool) {
+	if string(v) == "null" {
+		return "", true
+	}
+	if v[0] != '"' || plainStringEnd(v, 0) != len(v) {
+		return "", false
+	}
+	c := v[1 : len(v)-1]
+	switch string(c) { // the event types: no lookup
+	case "invoke":
+		return string(Invoke), true
+	case "ok":
+		return string(OK), true
+	case "fail":
+		return string(Fail), true
+	case "info":
+		return string(Info), true
+	}
+	if s, ok := d.strs[string(c)]; ok {
+		return s, true
+	}
+	s := string(c)
+	if len(d.strs) < maxInterned {
+		d.strs[s] = s
+	}
+	return s, true
+}
+
+// copy returns a copy of the raw value v, carved out of the current block.
+func (d *fastDecoder) copy(v []byte) json.RawMessage {
+	if len(v) > valueBlock/8 {
+		return append(json.RawMessage(nil), v...)
+	}
+	if cap(d.block)-len(d.block) < len(v) {
+		d.block = make([]byte, 0, valueBlock)
+	}
+	n := len(d.block)
+	d.block = append(d.block, v...)
+	return json.RawMessage(d.block[n:len(d.block):len(d.block)])
+}
+
+// plainUint returns the value of v when it is a plain non-negative integer
+// literal of at most 18 digits (no sign, no leading zero).
+func plainUint(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 || (v[0] == '0' && len(v) > 1) {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// plainStringEnd returns the index after the string at b[i] (a quote) when
+// it holds only printable ASCII without escapes (what decodes to itself),
+// else -1.
+func plainStringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		c := b[j]
+		if c == '"' {
+			return j + 1
+		}
+		if c < 0x20 || c >= 0x7f || c == '\\' {
+			return -1
+		}
+	}
+	return -1
+}
+
+// maxFastDepth bounds the nesting valueEnd follows; deeper values are left
+// to encoding/json.
+const maxFastDepth = 32
+
+// valueEnd returns the index after the JSON value that starts at b[i], or
+// -1 if there is none there (or it is nested deeper than maxFastDepth). It
+// accepts exactly what encoding/json accepts: any bytes but control
+// characters in strings, the escapes of RFC 8259, its number grammar.
+func valueEnd(b []byte, i, depth int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return stringEnd(b, i)
+	case c == '-' || c >= '0' && c <= '9':
+		return numberEnd(b, i)
+	case c == 't':
+		return literalEnd(b, i, "true")
+	case c == 'f':
+		return literalEnd(b, i, "false")
+	case c == 'n':
+		return literalEnd(b, i, "null")
+	case c == '[' || c == '{':
+		if depth >= maxFastDepth {
+			return -1
+		}
+		closing := byte(']')
+		if c == '{' {
+			closing = '}'
+		}
+		j := skipSpace(b, i+1)
+		if j < len(b) && b[j] == closing {
+			return j + 1
+		}
+		for {
+			if c == '{' {
+				if j >= len(b) || b[j] != '"' {
+					return -1
+				}
+				if j = stringEnd(b, j); j < 0 {
+					return -1
+				}
+				j = skipSpace(b, j)
+				if j >= len(b) || b[j] != ':' {
+					return -1
+				}
+				j = skipSpace(b, j+1)
+			}
+			if j = valueEnd(b, j, depth+1); j < 0 {
+				return -1
+			}
+			j = skipSpace(b, j)
+			if j >= len(b) {
+				return -1
+			}
+			switch b[j] {
+			case ',':
+				j = skipSpace(b, j+1)
+			case closing:
+				return j + 1
+			default:
+				return -1
+			}
+		}
+	}
+	return -1
+}
+
+// stringEnd returns the index after the JSON string at b[i] (a quote), or -1.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return j + 1
+		case c < 0x20:
+			return -1
+		case c == '\\':
+			j++
+			if j >= len(b) {
+				return -1
+			}
+			switch b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(b) {
+					return -1
+				}
+				for _, h := range b[j+1 : j+5] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return -1
+					}
+				}
+				j += 4
+			default:
+				return -1
+			}
+		}
+	}
+	return -1
+}
+
+// numberEnd returns the index after the JSON number at b[i], or -1.
+func numberEnd(b []byte, i int) int {
+	j := i
+	if b[j] == '-' {
+		j++
+	}
+	digits := func() bool {
+		k := j
+		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+			j++
+		}
+		return j > k
+	}
+	switch {
+	case j < len(b) && b[j] == '0':
+		j++
+	case !digits():
+		return -1
+	}
+	if j < len(b) && b[j] == '.' {
+		j++
+		if !digits() {
+			return -1
+		}
+	}
+	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
+		j++
+		if j < len(b) && (b[j] == '+' || b[j] == '-') {
+			j++
+		}
+		if !digits() {
+			return -1
+		}
+	}
+	return j
+}
+
+// literalEnd returns the index after lit at b[i], or -1.
+func literalEnd(b []byte, i int, lit string) int {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}
