@@ -108,44 +108,37 @@ func TestVisualizationOpensAtFirstViolation(t *testing.T) {
 	type view struct {
 		Ready       string  `json:"ready"`
 		Width       float64 `json:"width"`
-		InnerW      float64 `json:"innerW"`
-		InnerH      float64 `json:"innerH"`
 		ScrollX     float64 `json:"scrollX"`
-		VX          float64 `json:"vx"`
-		VY          float64 `json:"vy"`
-		Found       bool    `json:"found"`
 		LabelLeft   float64 `json:"labelLeft"`
 		LabelRight  float64 `json:"labelRight"`
 		LabelText   string  `json:"labelText"`
 		LabelsAtTop bool    `json:"labelsAtTop"`
 	}
-	// The first violation as Porcupine's "jump to first error" finds it:
-	// the leftmost invalid linearization point that is not hidden.
 	const look = `(() => {
-		const pts = Array.from(document.querySelectorAll('line.linearization-invalid.linearization-point'))
-			.filter(p => !p.parentElement.classList.contains('hidden'))
-			.sort((a, b) => a.getAttribute('x1') - b.getAttribute('x1'));
-		const v = {ready: document.documentElement.dataset.flReady || '', width: document.documentElement.scrollWidth,
-			innerW: window.innerWidth, innerH: window.innerHeight, scrollX: window.scrollX, found: pts.length > 0};
-		if (pts.length) { const r = pts[0].getBoundingClientRect(); v.vx = r.left + r.width / 2; v.vy = r.top + r.height / 2; }
+		const v = {ready: document.documentElement.dataset.flReady || '', width: document.documentElement.scrollWidth, scrollX: window.scrollX};
 		const label = Array.from(document.querySelectorAll('#canvas svg text')).find(t => /^p\d+$/.test(t.textContent));
 		if (label) { const r = label.getBoundingClientRect(); v.labelLeft = r.left; v.labelRight = r.right; v.labelText = label.textContent;
-			const svg = label.ownerSVGElement; v.labelsAtTop = label.parentElement === svg.lastElementChild; }
+			v.labelsAtTop = label.parentElement === label.ownerSVGElement.lastElementChild; }
 		return v;
 	})()`
+	type spot struct {
+		Found      bool `json:"found"`
+		X, Y, W, H float64
+	}
 	v := browsertest.Eval[view](t, p, look)
-	t.Logf("at open: %+v", v)
+	fv := browsertest.Eval[spot](t, p, browsertest.FirstViolationJS)
+	t.Logf("at open: %+v, first violation %+v", v, fv)
 	if errs := p.Errors(); len(errs) > 0 {
 		t.Fatalf("browser errors:\n%s", strings.Join(errs, "\n"))
 	}
 	browsertest.ViewportScreenshot(t, p, "linearizability-generated-at-open.png")
 	switch {
-	case v.Ready != "at-first-violation" || !v.Found:
+	case v.Ready != "at-first-violation" || !fv.Found:
 		t.Fatalf("the page did not find its first violation (data-fl-ready %q)", v.Ready)
-	case v.Width < 3*v.InnerW:
-		t.Fatalf("the page is %.0f px wide for a %.0f px window: too narrow for the test to mean anything", v.Width, v.InnerW)
-	case v.VX < 0 || v.VX > v.InnerW || v.VY < 0 || v.VY > v.InnerH:
-		t.Errorf("the first violation is at (%.0f, %.0f) in a %.0fx%.0f window: not in view at open", v.VX, v.VY, v.InnerW, v.InnerH)
+	case v.Width < 3*fv.W:
+		t.Fatalf("the page is %.0f px wide for a %.0f px window: too narrow for the test to mean anything", v.Width, fv.W)
+	case fv.X < 0 || fv.X > fv.W || fv.Y < 0 || fv.Y > fv.H:
+		t.Errorf("the first violation is at (%.0f, %.0f) in a %.0fx%.0f window: not in view at open", fv.X, fv.Y, fv.W, fv.H)
 	}
 	if v.LabelText == "" || v.LabelLeft < 0 || v.LabelRight > 200 || !v.LabelsAtTop {
 		t.Errorf("lane label %q at %.0f-%.0f px (on top: %v), want it at the window's left edge, drawn last", v.LabelText, v.LabelLeft, v.LabelRight, v.LabelsAtTop)

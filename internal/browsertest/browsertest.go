@@ -164,6 +164,37 @@ func Eval[T any](t testing.TB, p *Page, expr string) T {
 	return v
 }
 
+// Goto loads the file at path in p's tab (the browser it already runs)
+// and waits for the load event; Requests then leaves that file out.
+func (p *Page) Goto(t testing.TB, path string) {
+	t.Helper()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := (&url.URL{Scheme: "file", Path: abs}).String()
+	p.mu.Lock()
+	p.URL = u
+	p.mu.Unlock()
+	if err := chromedp.Do(p.Ctx, chromedp.Navigate(u)); err != nil {
+		t.Fatalf("loading %s: %v", u, err)
+	}
+}
+
+// FirstViolationJS is a JavaScript expression for a page of Porcupine's
+// (linearizability.html): it finds the first violation as Porcupine's
+// "jump to first error" does (the leftmost invalid linearization point
+// not hidden) and returns {found, x, y, w, h}: its centre in the window's
+// coordinates and the window's size.
+const FirstViolationJS = `(() => {
+	const pts = Array.from(document.querySelectorAll('line.linearization-invalid.linearization-point'))
+		.filter(p => !p.parentElement.classList.contains('hidden'))
+		.sort((a, b) => a.getAttribute('x1') - b.getAttribute('x1'));
+	const v = {found: pts.length > 0, x: 0, y: 0, w: window.innerWidth, h: window.innerHeight};
+	if (v.found) { const r = pts[0].getBoundingClientRect(); v.x = r.left + r.width / 2; v.y = r.top + r.height / 2; }
+	return v;
+})()`
+
 // ArtifactsEnv names the environment variable that sets where tests keep
 // their screenshots (ArtifactDir).
 const ArtifactsEnv = "FAULTLINE_ARTIFACTS"

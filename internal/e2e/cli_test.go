@@ -288,6 +288,12 @@ func TestExamples(t *testing.T) {
 			}[name]; ok {
 				check(t, dir)
 			}
+			// What a reviewer sees of a stale read and of lost writes:
+			// report.html (and linearizability.html) in a browser, with
+			// screenshots in the artifact directory.
+			if name == "raft-stale-read.yaml" || name == "raft-lost-writes.yaml" {
+				browseRun(t, dir, strings.TrimSuffix(name, ".yaml"))
+			}
 			if left := append(processesOf(t, bin), processLeftovers(dir, "etcd", "redis-server")...); len(left) > 0 {
 				t.Errorf("processes left after the run: %v", left)
 			}

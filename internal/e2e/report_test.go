@@ -159,7 +159,9 @@ func TestReportOfARealRunInBrowser(t *testing.T) {
 	if reqs := p.Requests(); len(reqs) > 0 {
 		t.Errorf("the report made network requests: %q", reqs)
 	}
-	shot := browsertest.Screenshot(t, p, "report.png")
+	// The report of a run with faults, kept by verdict (valid with this
+	// seed when last run) beside TestExamples' screenshots.
+	shot := browsertest.Screenshot(t, p, "report-raft-partitions-"+res.Verdict+".png")
 	if fi, err := os.Stat(shot); err != nil || fi.Size() < 10_000 {
 		t.Errorf("screenshot %s: %v (%d bytes)", shot, err, sizeOf(fi))
 	}
