@@ -137,6 +137,10 @@ func TestExamples(t *testing.T) {
 		"http-load.yaml":           3,
 		"etcd-process.yaml":        0,
 		"redis-replica.yaml":       1,
+		"retry-naive.yaml":         1,
+		"retry-backoff.yaml":       0,
+		"retry-breaker.yaml":       0,
+		"retry-budget.yaml":        0,
 	}
 	if _, err := os.Stat(filepath.Join(moduleRoot(t), "examples", "raft-lost-writes.yaml")); err == nil {
 		want["raft-lost-writes.yaml"] = 1
@@ -201,6 +205,10 @@ func TestExamples(t *testing.T) {
 				"raft-lost-writes.yaml":    {"lost-writes": "invalid"},
 				"etcd-process.yaml":        {"linearizability": "valid", "lost-writes": "valid", "split-brain": "valid", "convergence": "valid"},
 				"redis-replica.yaml":       {"linearizability": "invalid"},
+				"retry-naive.yaml":         {"retry-storm": "invalid"},
+				"retry-backoff.yaml":       {"retry-storm": "valid"},
+				"retry-breaker.yaml":       {"retry-storm": "valid"},
+				"retry-budget.yaml":        {"retry-storm": "valid"},
 			}[name]
 			if testing.Short() && name == "raft-lost-writes.yaml" {
 				// Cut to 8 s, the run lacks the final kill that leaves losses
@@ -215,7 +223,7 @@ func TestExamples(t *testing.T) {
 			}
 			lad, _ := r["consistency"].(map[string]any)
 			switch {
-			case name == "http-load.yaml":
+			case name == "http-load.yaml" || strings.HasPrefix(name, "retry-"):
 				// Load, no consistency model: no ladder.
 				if lad != nil {
 					t.Errorf("an http load run has a consistency ladder: %v", lad)
@@ -256,6 +264,9 @@ func TestExamples(t *testing.T) {
 				}
 			}
 			nodeLog := "nodes/n1.log"
+			if strings.HasPrefix(name, "retry-") {
+				nodeLog = "nodes/frontend1.log"
+			}
 			if name == "redis-replica.yaml" {
 				nodeLog = "nodes/replica1.log"
 				// Each stale read is named with the replica that served it.
@@ -285,6 +296,10 @@ func TestExamples(t *testing.T) {
 				"raft-lease-read.yaml": checkFaultOnly,
 				"pb-split-brain.yaml":  checkPBSplitBrain,
 				"pb-fenced.yaml":       checkPBFenced,
+				"retry-naive.yaml":     checkRetryNaive,
+				"retry-backoff.yaml":   checkRetryBackoff,
+				"retry-breaker.yaml":   checkRetryBreaker,
+				"retry-budget.yaml":    checkRetryBudget,
 			}[name]; ok {
 				check(t, dir)
 			}

@@ -202,6 +202,9 @@ func shortened(t *testing.T, name string) []string {
 	if !testing.Short() {
 		return []string{path}
 	}
+	if strings.HasPrefix(name, "retry-") {
+		return shortenedRetry(t, name)
+	}
 	if name == "raft-lost-writes.yaml" {
 		src := readText(t, filepath.Join(moduleRoot(t), "examples", name))
 		i := strings.Index(src, "  timeline:\n")
