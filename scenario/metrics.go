@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -364,13 +365,15 @@ func (sc *scraper) scrape(ctx context.Context, t metricsTarget) (checkers.Metric
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return sample, fmt.Errorf("scrape: status %d", resp.StatusCode)
 	}
-	body := io.LimitReader(resp.Body, maxMetricsBody+1)
-	cr := &countingReader{r: body}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(cr)
-	if cr.n > maxMetricsBody {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxMetricsBody+1))
+	if err != nil {
+		return sample, fmt.Errorf("scrape: reading the answer: %v", err)
+	}
+	if len(b) > maxMetricsBody {
 		return sample, fmt.Errorf("scrape: the answer is larger than %d MiB", maxMetricsBody>>20)
 	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(b))
 	if err != nil {
 		return sample, fmt.Errorf("scrape: not Prometheus text format: %v", err)
 	}
@@ -432,15 +435,4 @@ func (sc *scraper) series(fams map[string]*dto.MetricFamily) (map[string]float64
 		delete(all, k)
 	}
 	return all, dropped + len(keys) - checkers.MaxSampleSeries
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -219,12 +219,13 @@ func TestMetricsSampler(t *testing.T) {
 // A run of a system with roles (and a metrics block) saves a scenario.yaml
 // that reads back to judge the run (faultline check), and replays.
 func TestMultiRoleScenarioSavedReadsBack(t *testing.T) {
-	s, err := Parse("two.yaml", []byte("system: twotier\nroles:\n  store: {nodes: 2, opts: {}}\n  front: {nodes: 1}\nmetrics:\n  scrape: [{role: front}]\n  urls: [{node: api, url: \"http://${FL_UNSET_AT_JUDGING}/metrics\"}]\n"))
-	if err == nil {
+	src := []byte("system: twotier\nroles:\n  store: {nodes: 2, opts: {}}\n  front: {nodes: 1}\nmetrics:\n  scrape: [{role: front}]\n  urls: [{node: api, url: \"http://${FL_UNSET_AT_JUDGING}/metrics\"}]\n")
+	if _, err := Parse("two.yaml", src); err == nil {
 		t.Fatal("an unset variable was accepted for a run")
 	}
 	t.Setenv("FL_UNSET_AT_JUDGING", "127.0.0.1:9")
-	if s, err = Parse("two.yaml", []byte("system: twotier\nroles:\n  store: {nodes: 2, opts: {}}\n  front: {nodes: 1}\nmetrics:\n  scrape: [{role: front}]\n  urls: [{node: api, url: \"http://${FL_UNSET_AT_JUDGING}/metrics\"}]\n")); err != nil {
+	s, err := Parse("two.yaml", src)
+	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "scenario.yaml")
