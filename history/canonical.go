@@ -32,7 +32,7 @@ import (
 // float64 range (1e999). CanonicalJSON is safe for concurrent use.
 func CanonicalJSON(raw []byte) (string, error) {
 	raw = bytes.TrimSpace(raw)
-	if isPlainString(raw) {
+	if isPlainString(raw) || isLiteral(raw) {
 		return string(raw), nil
 	}
 	if isPlainInteger(raw) {
@@ -47,7 +47,7 @@ func CanonicalJSON(raw []byte) (string, error) {
 // does not allocate beyond growing dst. On error dst is returned unchanged.
 func AppendCanonicalJSON(dst, raw []byte) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
-	if isPlainString(raw) {
+	if isPlainString(raw) || isLiteral(raw) {
 		return append(dst, raw...), nil
 	}
 	if isPlainInteger(raw) {
@@ -88,6 +88,16 @@ func isPlainString(raw []byte) bool {
 		}
 	}
 	return true
+}
+
+// isLiteral reports whether raw is null, true or false (its own canonical
+// text).
+func isLiteral(raw []byte) bool {
+	switch string(raw) {
+	case "null", "true", "false":
+		return true
+	}
+	return false
 }
 
 // isPlainInteger reports whether raw is a JSON integer literal (no

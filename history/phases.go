@@ -42,10 +42,16 @@ func ParsePhaseMarker(ev *Event) (name, edge string, ok bool) {
 	if ev.Process.IsClient() || ev.F != "phase" || (ev.Phase != PhaseStart && ev.Phase != PhaseEnd) {
 		return "", "", false
 	}
-	if len(ev.Value) == 0 || ev.Value[0] != '"' || json.Unmarshal(ev.Value, &name) != nil || name == "" {
+	if len(ev.Value) == 0 || ev.Value[0] != '"' {
 		return "", "", false
 	}
-	return name, ev.Phase, true
+	// Declared here, not as the result: Unmarshal makes it escape, and a
+	// heap string per event of a large history adds up.
+	var s string
+	if json.Unmarshal(ev.Value, &s) != nil || s == "" {
+		return "", "", false
+	}
+	return s, ev.Phase, true
 }
 
 // Phases reads the phases of a history from its phase markers
