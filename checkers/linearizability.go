@@ -334,6 +334,9 @@ func (l Linearizability) checkKeys(model porcupine.Model, h *regHistory, deadlin
 	if workers > len(keys) {
 		workers = len(keys)
 	}
+	// Each check is of one key's operations: partitioning them again by
+	// key would only copy them.
+	model.Partition = nil
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {

@@ -1,6 +1,7 @@
 package checkers
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -79,6 +80,9 @@ func normalizeF(f string) string {
 // parseCAS reads a cas argument: {"from":X,"to":Y}, or [X, Y] as other tools
 // write it.
 func parseCAS(raw json.RawMessage) (from, to json.RawMessage, err error) {
+	if from, to, ok := parsePlainCAS(raw); ok {
+		return from, to, nil
+	}
 	var c struct {
 		// A JSON null arrives as "null"; a missing field stays nil.
 		From json.RawMessage `json:"from"`
@@ -92,6 +96,58 @@ func parseCAS(raw json.RawMessage) (from, to json.RawMessage, err error) {
 		return a[0], a[1], nil
 	}
 	return nil, nil, fmt.Errorf("want {\"from\":X,\"to\":Y} or [X,Y], got %.80s", raw)
+}
+
+// parsePlainCAS reads a cas argument as faultline writes it,
+// {"from":X,"to":Y} with X and Y null, true, false, plain integers or
+// strings of printable ASCII without escapes, as json.Unmarshal would
+// (without its cost, which a million operations feel); ok is false for
+// anything else.
+func parsePlainCAS(raw []byte) (from, to json.RawMessage, ok bool) {
+	const pre, mid = `{"from":`, `,"to":`
+	if len(raw) < len(pre)+len(mid)+3 || string(raw[:len(pre)]) != pre || raw[len(raw)-1] != '}' {
+		return nil, nil, false
+	}
+	rest := raw[len(pre) : len(raw)-1]
+	i := bytes.Index(rest, []byte(mid)) // a plain scalar holds no quote: the first is the separator
+	if i < 0 {
+		return nil, nil, false
+	}
+	from, to = rest[:i], rest[i+len(mid):]
+	if !plainScalar(from) || !plainScalar(to) {
+		return nil, nil, false
+	}
+	return from, to, true
+}
+
+// plainScalar reports whether v is null, true, false, an integer literal
+// (-?(0|[1-9][0-9]*)) or a string of printable ASCII without escapes.
+func plainScalar(v []byte) bool {
+	switch string(v) {
+	case "null", "true", "false":
+		return true
+	}
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		for _, c := range v[1 : len(v)-1] {
+			if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+				return false
+			}
+		}
+		return true
+	}
+	d := v
+	if len(d) > 0 && d[0] == '-' {
+		d = d[1:]
+	}
+	if len(d) == 0 || (d[0] == '0' && len(d) > 1) {
+		return false
+	}
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // buildRegisterHistory pairs the client operations of in.Events and turns
@@ -112,9 +168,15 @@ func buildRegisterHistory(in Input, prune bool) (*regHistory, []problem, error) 
 	if amb := ambiguousOnly(probs); len(amb) > 0 {
 		return nil, amb, nil
 	}
+	writes := 0 // at most this many distinct values are written
+	for i := range cops {
+		if f := normalizeF(cops[i].F); f == "put" || f == "cas" {
+			writes++
+		}
+	}
 	h := &regHistory{
 		in:    in,
-		vals:  newValueTable(),
+		vals:  newValueTableSize(writes + 1),
 		byKey: make(map[history.Key][]*regOp),
 		count: make(map[string]int),
 	}
@@ -151,6 +213,9 @@ func buildRegisterHistory(in Input, prune bool) (*regHistory, []problem, error) 
 		h.end = int64(len(evs))
 	}
 	rows := make(map[history.Process]int)
+	// The operations live in one block: a million small allocations cost
+	// more than their contents.
+	slab := make([]regOp, 0, len(cops))
 	for ci := range cops {
 		c := &cops[ci]
 		f := normalizeF(c.F)
@@ -174,11 +239,12 @@ func buildRegisterHistory(in Input, prune bool) (*regHistory, []problem, error) 
 		if c.Comp >= 0 {
 			comp = &evs[c.Comp]
 		}
-		op := &regOp{
+		slab = append(slab, regOp{
 			key: c.Key, f: c.F, proc: c.Process, inv: c.Inv, comp: c.Comp,
 			call: h.times(c.Inv), ret: h.end,
 			info: c.Type == history.Info,
-		}
+		})
+		op := &slab[len(slab)-1]
 		if comp != nil {
 			op.node, op.err = comp.Node, comp.Error
 			if !op.info {
@@ -195,6 +261,7 @@ func buildRegisterHistory(in Input, prune bool) (*regHistory, []problem, error) 
 			if c.Type != history.OK {
 				// A failed read did nothing; an unknown read tells nothing.
 				h.count["dropped_"+string(c.Type)+"_reads"]++
+				slab = slab[:len(slab)-1] // its slot is the next op's
 				continue
 			}
 			op.kind = opGet
@@ -202,6 +269,7 @@ func buildRegisterHistory(in Input, prune bool) (*regHistory, []problem, error) 
 		case "put":
 			if c.Type == history.Fail {
 				h.count["dropped_fail_writes"]++
+				slab = slab[:len(slab)-1] // its slot is the next op's
 				continue
 			}
 			op.kind = opPut
@@ -209,6 +277,7 @@ func buildRegisterHistory(in Input, prune bool) (*regHistory, []problem, error) 
 		case "cas":
 			if c.Type == history.Fail && !history.IsMismatch(c.Type, comp.Error) {
 				h.count["dropped_fail_cas"]++
+				slab = slab[:len(slab)-1] // its slot is the next op's
 				continue
 			}
 			var from, to json.RawMessage

@@ -29,8 +29,12 @@ type valueTable struct {
 	scratch []byte
 }
 
-func newValueTable() *valueTable {
-	t := &valueTable{ids: make(map[string]int32)}
+func newValueTable() *valueTable { return newValueTableSize(0) }
+
+// newValueTableSize returns a table with room for about n values (growing
+// a map of a million values costs more than filling it).
+func newValueTableSize(n int) *valueTable {
+	t := &valueTable{ids: make(map[string]int32, n), text: make([]string, 0, n), boxed: make([]any, 0, n)}
 	t.intern("null")
 	return t
 }
@@ -49,8 +53,8 @@ func (t *valueTable) intern(s string) int32 {
 // internRaw canonicalises raw (an absent value is null) and interns it.
 // A value already interned costs no allocation.
 func (t *valueTable) internRaw(raw json.RawMessage) (int32, error) {
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return 0, nil // null
+	if raw = bytes.TrimSpace(raw); len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
 	}
 	b, err := history.AppendCanonicalJSON(t.scratch[:0], raw)
 	if err != nil {
