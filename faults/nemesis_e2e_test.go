@@ -228,13 +228,19 @@ func answered(t *testing.T, addr string) bool {
 
 // TestKillPauseHealLeavesNothing injects a kill and a pause, heals, and
 // checks every node is back and serving; after Close no node process and
-// no proxy listener is left.
+// no proxy listener is left. The live log names each fault's nodes when it
+// starts and marks when it ends, and the heal logs only what it changed:
+// the runtime says once that it started the killed node and resumed the
+// paused one, and a second heal changes nothing and says so.
 func TestKillPauseHealLeavesNothing(t *testing.T) {
-	c, tgt, srv, rec := startRaft(t)
+	var log liveLog
+	c, tgt, srv, rec := startRaftLogged(t, log.logf)
 	links := tgt.Links
 	ctx := context.Background()
 	waitFor(t, "a leader", 10*time.Second, func() bool { return status(t, c, "n1").Leader != "" })
 	nem := faults.NewNemesis(tgt, rec)
+	nem.SetLog(log.logf)
+	_, mark := log.since(0)
 	killed, err := nem.Start(ctx, faults.Planned{Spec: faults.NewSpec("kill", func(k *faults.Kill) { k.Target = faults.TargetLeader })})
 	if err != nil {
 		t.Fatal(err)
@@ -264,6 +270,33 @@ func TestKillPauseHealLeavesNothing(t *testing.T) {
 	}
 	for _, id := range []string{"n1", "n2", "n3"} {
 		status(t, c, id) // every node answers again
+	}
+	lines, mark := log.since(mark)
+	k, pz := killed.Targets[0], other
+	want := []string{
+		"local: node " + k + " killed", "fault #1 kill on " + k + " started at ",
+		"local: node " + pz + " paused", "fault #2 pause on " + pz + " started at ",
+		"fault #3 latency on n1 n2 n3 (latency 20ms; jitter 0s; peers true; clients false) started at ",
+		"fault #3 latency on n1 n2 n3 ended at ",
+		"local: node " + pz + " resumed", "fault #2 pause on " + pz + " ended at ",
+		"local: node " + k + " started", "fault #1 kill on " + k + " ended at ",
+		"heal: ended 3 faults still in force (#3 latency, #2 pause, #1 kill)",
+	}
+	if !inOrder(lines, want) {
+		t.Errorf("live log:\n%s\nwant lines starting, in order, with:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	// The heal resumes and starts every node a fault touched: the runtime
+	// logs only what that changed, here nothing more.
+	for _, once := range []string{"local: node " + k + " started", "local: node " + pz + " resumed"} {
+		if n := countPrefix(lines, once); n != 1 {
+			t.Errorf("%d lines %q, want 1:\n%s", n, once, strings.Join(lines, "\n"))
+		}
+	}
+	if err := nem.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lines, _ = log.since(mark); len(lines) != 1 || lines[0] != "heal: no fault in force, no toxic left, every proxy enabled" {
+		t.Errorf("a heal with nothing to do logged %q", lines)
 	}
 	states, _ := links.Inspect(ctx)
 	for _, s := range states {
@@ -328,69 +361,15 @@ func (l *liveLog) since(i int) ([]string, int) {
 	return append([]string(nil), l.lines[i:]...), len(l.lines)
 }
 
-// The live log names each fault's nodes when it starts, marks when it
-// ends, and the heal logs only what it changed: on real raftkv nodes, the
-// heal after a kill and a pause that already ended starts and resumes
-// nothing, and says so.
-func TestLiveLogOfFaultsAndHeal(t *testing.T) {
-	var log liveLog
-	c, tgt, _, rec := startRaftLogged(t, log.logf)
-	ctx := context.Background()
-	waitFor(t, "a leader", 10*time.Second, func() bool { return status(t, c, "n1").Leader != "" })
-	nem := faults.NewNemesis(tgt, rec)
-	nem.SetLog(log.logf)
-	_, mark := log.since(0)
-	kill, err := nem.Start(ctx, faults.Planned{Spec: faults.NewSpec("kill", func(k *faults.Kill) { k.Target = "n1" })})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pause, err := nem.Start(ctx, faults.Planned{Spec: faults.NewSpec("pause", func(p *faults.Pause) { p.Target = "n2" })})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nem.End(ctx, kill); err != nil {
-		t.Fatal(err)
-	}
-	if err := nem.End(ctx, pause); err != nil {
-		t.Fatal(err)
-	}
-	lines, mark := log.since(mark)
-	want := []string{
-		"local: node n1 killed", "fault #1 kill on n1 started at ",
-		"local: node n2 paused", "fault #2 pause on n2 started at ",
-		"local: node n1 started", "fault #1 kill on n1 ended at ",
-		"local: node n2 resumed", "fault #2 pause on n2 ended at ",
-	}
-	if !inOrder(lines, want) {
-		t.Errorf("live log of a kill and a pause:\n%s\nwant lines starting, in order, with:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
-	}
-	// A latency fault still in force at the heal; n1 and n2 run again.
-	if _, err := nem.Start(ctx, faults.Planned{Spec: faults.NewSpec("latency", func(l *faults.Latency) { l.Latency = 20 * time.Millisecond })}); err != nil {
-		t.Fatal(err)
-	}
-	if err := nem.Heal(ctx); err != nil {
-		t.Fatal(err)
-	}
-	lines, mark = log.since(mark)
-	want = []string{
-		"fault #3 latency on n1 n2 n3 (latency 20ms; jitter 0s; peers true; clients false) started at ",
-		"fault #3 latency on n1 n2 n3 ended at ",
-		"heal: ended 1 fault still in force (#3 latency)",
-	}
-	if !inOrder(lines, want) {
-		t.Errorf("live log of the heal:\n%s\nwant lines starting, in order, with:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
-	}
+// countPrefix counts the lines starting with prefix.
+func countPrefix(lines []string, prefix string) int {
+	n := 0
 	for _, l := range lines {
-		if strings.HasPrefix(l, "local: node") {
-			t.Errorf("the heal logged %q for a node that was running", l)
+		if strings.HasPrefix(l, prefix) {
+			n++
 		}
 	}
-	if err := nem.Heal(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if lines, _ = log.since(mark); len(lines) != 1 || lines[0] != "heal: no fault in force, no toxic left, every proxy enabled" {
-		t.Errorf("a heal with nothing to do logged %q", lines)
-	}
+	return n
 }
 
 // inOrder reports whether lines has a line starting with each of prefixes,
