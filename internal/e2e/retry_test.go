@@ -103,13 +103,14 @@ func checkRetryBreaker(t *testing.T, dir string) {
 	retryCharts(t, dir, "retry-breaker")
 }
 
-// retry-budget: at most 1 + budget-ratio attempts per request (plus the
-// reserve's one retry per window), goodput back within the bound.
+// retry-budget: at most 1 + budget-ratio attempts per request, goodput
+// back within the bound. Over a window the retries are at most 0.1 x its
+// requests, plus the reserve's one, plus one held from before: 2 in 130.
 func checkRetryBudget(t *testing.T, dir string) {
 	c, num := retryStorm(t, dir)
 	recovered(t, c, num)
-	if peak, ok := num("peak_amplification"); !ok || peak > 1+0.1+1.0/130+0.02 {
-		t.Errorf("peak amplification %.3f: want at most 1 + 0.1 (budget-ratio) + 1/130 (budget-reserve over a window) + 0.02 (window edges)", peak)
+	if peak, ok := num("peak_amplification"); !ok || peak > 1+0.1+2.0/130+0.02 {
+		t.Errorf("peak amplification %.3f: want at most 1 + 0.1 (budget-ratio) + 2/130 (the reserve, over a window) + 0.02 (the counters read between samples)", peak)
 	}
 	retryCharts(t, dir)
 }
