@@ -49,7 +49,8 @@ func vizTitle(in Input) string {
 // position: sticky), and scrolls the first violation (the leftmost
 // invalid linearization point shown, the one "jump to first error" goes
 // to) into the middle of the window, without selecting anything. It sets
-// data-fl-ready on <html> when done, for tests.
+// data-fl-ready on <html> when done. internal/e2e's TestExamples checks
+// all of this in Chromium on a real run's page (browseRun).
 const vizScript = `
 ;(function () {
   'use strict'

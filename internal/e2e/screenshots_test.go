@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,8 @@ import (
 // in the same tab and checks that its title names the scenario and that
 // its first violation is in the window at open (the page is wider than the
 // window by far), and keeps linearizability-NAME-at-open.png, what the
-// window shows.
+// window shows; then that the lanes' labels stay in view when the page
+// scrolls sideways.
 func browseRun(t *testing.T, dir, name string) {
 	t.Helper()
 	browsertest.Chromium(t)
@@ -81,6 +83,30 @@ func browseRun(t *testing.T, dir, name string) {
 		t.Errorf("linearizability.html opens with its first violation at (%.0f, %.0f), outside the %.0fx%.0f window", at.X, at.Y, at.W, at.H)
 	}
 	browsertest.ViewportScreenshot(t, p, "linearizability-"+name+"-at-open.png")
+	// The lanes' labels (the history's processes) stay at the window's
+	// left edge, drawn over the lanes, when the page scrolls sideways.
+	type label struct {
+		Text    string  `json:"text"`
+		Left    float64 `json:"left"`
+		Right   float64 `json:"right"`
+		OnTop   bool    `json:"onTop"`
+		ScrollX float64 `json:"scrollX"`
+	}
+	const lookLabel = `(() => {
+		const l = Array.from(document.querySelectorAll('#canvas svg text')).find(t => /^p\d+$/.test(t.textContent));
+		if (!l) return {text: '', left: 0, right: 0, onTop: false, scrollX: window.scrollX};
+		const r = l.getBoundingClientRect();
+		return {text: l.textContent, left: r.left, right: r.right, onTop: l.parentElement === l.ownerSVGElement.lastElementChild, scrollX: window.scrollX};
+	})()`
+	for i, by := range []int{0, -1500} {
+		if by != 0 {
+			browsertest.Eval[bool](t, p, fmt.Sprintf(`(window.scrollBy(%d, 0), window.dispatchEvent(new Event('scroll')), true)`, by))
+		}
+		l := browsertest.Eval[label](t, p, lookLabel)
+		if l.Text == "" || l.Left < 0 || l.Right > 250 || !l.OnTop {
+			t.Errorf("linearizability.html scrolled to %.0f px (step %d): lane label %q at %.0f-%.0f px, drawn last: %v; want it at the window's left edge, over the lanes", l.ScrollX, i, l.Text, l.Left, l.Right, l.OnTop)
+		}
+	}
 	if errs := p.Errors()[seen:]; len(errs) > 0 {
 		t.Errorf("linearizability.html: browser errors:\n%s", strings.Join(errs, "\n"))
 	}
