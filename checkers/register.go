@@ -114,40 +114,10 @@ func parsePlainCAS(raw []byte) (from, to json.RawMessage, ok bool) {
 		return nil, nil, false
 	}
 	from, to = rest[:i], rest[i+len(mid):]
-	if !plainScalar(from) || !plainScalar(to) {
+	if !history.IsPlainScalar(from) || !history.IsPlainScalar(to) {
 		return nil, nil, false
 	}
 	return from, to, true
-}
-
-// plainScalar reports whether v is null, true, false, an integer literal
-// (-?(0|[1-9][0-9]*)) or a string of printable ASCII without escapes.
-func plainScalar(v []byte) bool {
-	switch string(v) {
-	case "null", "true", "false":
-		return true
-	}
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		for _, c := range v[1 : len(v)-1] {
-			if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-				return false
-			}
-		}
-		return true
-	}
-	d := v
-	if len(d) > 0 && d[0] == '-' {
-		d = d[1:]
-	}
-	if len(d) == 0 || (d[0] == '0' && len(d) > 1) {
-		return false
-	}
-	for _, c := range d {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // buildRegisterHistory pairs the client operations of in.Events and turns

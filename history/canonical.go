@@ -90,6 +90,14 @@ func isPlainString(raw []byte) bool {
 	return true
 }
 
+// IsPlainScalar reports whether raw is null, true, false, an integer
+// literal without fraction or exponent, or a string of printable ASCII
+// without escapes: a value encoding/json reads as the bytes it is written
+// in, and that readers may take without decoding it.
+func IsPlainScalar(raw []byte) bool {
+	return isLiteral(raw) || isPlainString(raw) || isPlainInteger(raw)
+}
+
 // isLiteral reports whether raw is null, true or false (its own canonical
 // text).
 func isLiteral(raw []byte) bool {

@@ -76,92 +76,67 @@ func (d *fastDecoder) decode(b []byte, e *Event) bool {
 			return false
 		}
 		v := b[i:ve]
-		bit := 0
+		bit, ok := 0, true
 		switch string(name) {
 		case "type":
 			bit = fType
-			s, ok := d.str(v)
-			if !ok {
-				return false
-			}
-			e.Type = Type(s)
+			var t string
+			ok = d.strInto(v, &t)
+			e.Type = Type(t)
 		case "process":
 			bit = fProcess
-			if n, ok := plainUint(v); ok {
+			if n, plain := plainUint(v); plain {
 				e.Process = Process(n)
-			} else if e.Process.UnmarshalJSON(v) != nil {
-				return false
+			} else {
+				ok = e.Process.UnmarshalJSON(v) == nil
 			}
 		case "time":
 			bit = fTime
-			if n, ok := plainUint(v); ok {
+			var err error
+			if n, plain := plainUint(v); plain {
 				e.Time = n
 			} else {
-				t, err := decodeTime(v)
-				if err != nil {
-					return false
-				}
-				e.Time = t
+				e.Time, err = decodeTime(v)
+				ok = err == nil
 			}
 		case "f":
 			bit = fF
-			s, ok := d.str(v)
-			if !ok {
-				return false
-			}
-			e.F = s
+			ok = d.strInto(v, &e.F)
 		case "key":
 			bit = fKey
 			if v[0] == '"' {
-				s, ok := d.str(v)
-				if !ok {
-					return false
-				}
-				e.Key = s
+				ok = d.strInto(v, &e.Key)
 			} else {
-				k, num, err := unmarshalKey(v)
-				if err != nil {
-					return false
-				}
-				e.Key, e.KeyIsNumber = k, num
+				var err error
+				e.Key, e.KeyIsNumber, err = unmarshalKey(v)
+				ok = err == nil
 			}
 		case "value":
 			bit = fValue
 			e.Value = d.copy(v)
 		case "node":
 			bit = fNode
-			s, ok := d.str(v)
-			if !ok {
-				return false
-			}
-			e.Node = s
+			ok = d.strInto(v, &e.Node)
 		case "error":
 			bit = fError
-			switch {
-			case v[0] == '"':
-				s, ok := d.str(v)
-				if !ok {
-					return false
-				}
-				e.Error = s
-			case string(v) != "null":
+			if v[0] == '"' {
+				ok = d.strInto(v, &e.Error)
+			} else if string(v) != "null" {
 				e.Error = string(v) // a structured error: its text
 			}
 		case "phase":
 			bit = fPhase
-			s, ok := d.str(v)
-			if !ok {
-				return false
-			}
-			e.Phase = s
+			ok = d.strInto(v, &e.Phase)
 		default:
 			if e.Extra == nil {
 				e.Extra = make(map[string]json.RawMessage)
 			}
 			e.Extra[string(name)] = d.copy(v) // a repeated name: the last wins, as in a map
 		}
-		if seen&bit != 0 {
-			return false // a repeated fixed field: UnmarshalJSON keeps the last, and says which is wrong
+		if !ok || seen&bit != 0 {
+			// UnmarshalJSON says what is wrong; of a repeated fixed
+			// field it keeps the last.
+			return false
 		}
 		seen |= bit
 		i = skipSpace(b, ve)
@@ -179,35 +154,39 @@ func (d *fastDecoder) decode(b []byte, e *Event) bool {
 	}
 }
 
-// str returns the contents of v, interned, when v is null ("", as
-// encoding/json leaves a string it decodes null into) or a string of
-// printable ASCII without escapes; ok is false for anything else.
-func (d *fastDecoder) str(v []byte) (string, bool) {
+// strInto sets *dst to the contents of v, interned, when v is null (""
+// then, as encoding/json leaves a string it decodes null into) or a
+// string of printable ASCII without escapes; it reports false for anything
+// else.
+func (d *fastDecoder) strInto(v []byte, dst *string) bool {
 	if string(v) == "null" {
-		return "", true
+		*dst = ""
+		return true
 	}
 	if v[0] != '"' || plainStringEnd(v, 0) != len(v) {
-		return "", false
+		return false
 	}
 	c := v[1 : len(v)-1]
 	switch string(c) { // the event types: no lookup
 	case "invoke":
-		return string(Invoke), true
+		*dst = string(Invoke)
 	case "ok":
-		return string(OK), true
+		*dst = string(OK)
 	case "fail":
-		return string(Fail), true
+		*dst = string(Fail)
 	case "info":
-		return string(Info), true
+		*dst = string(Info)
+	default:
+		s, ok := d.strs[string(c)]
+		if !ok {
+			s = string(c)
+			if len(d.strs) < maxInterned {
+				d.strs[s] = s
+			}
+		}
+		*dst = s
 	}
-	if s, ok := d.strs[string(c)]; ok {
-		return s, true
-	}
-	s := string(c)
-	if len(d.strs) < maxInterned {
-		d.strs[s] = s
-	}
-	return s, true
+	return true
 }
 
 // copy returns a copy of the raw value v, carved out of the current block.
