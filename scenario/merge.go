@@ -151,7 +151,15 @@ func CheckShards(ctx context.Context, dirs []string, opt CheckOptions) (*reports
 	r := &reports.Results{Faultline: version.String(), Scenario: first.hdr.Scenario, Seed: first.hdr.Seed, Faults: []reports.Fault{}}
 	if p := first.res; p != nil {
 		r.Description, r.Runtime, r.System, r.Nodes, r.Bugs = p.Description, p.Runtime, p.System, p.Nodes, p.Bugs
-		r.Schedule = p.Schedule
+		// Planned times share the faults' origin: shard 0's clock, shifted
+		// onto the merged timeline as its injected faults are below.
+		for _, f := range p.Schedule {
+			f.Start = history.MapTime(merged.Shifts[0], f.Start)
+			if f.End != 0 {
+				f.End = history.MapTime(merged.Shifts[0], f.End)
+			}
+			r.Schedule = append(r.Schedule, f)
+		}
 	}
 	var parts []reports.Stats
 	var hlogs []string

@@ -402,3 +402,40 @@ func TestCheckShardsApart(t *testing.T) {
 		t.Errorf("warnings %q for shards that ran together", together.Warnings)
 	}
 }
+
+// The merged run's planned faults (schedule) and injected faults share one
+// origin: shard 0's planned times are shifted onto the merged timeline as
+// its injected faults are.
+func TestCheckShardsScheduleSharesTheFaultsOrigin(t *testing.T) {
+	dir := t.TempDir()
+	for _, s := range []string{"s0", "s1"} {
+		if err := os.CopyFS(filepath.Join(dir, s), os.DirFS(filepath.Join("testdata", "shards", s))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s0 := filepath.Join(dir, "s0")
+	res, err := reports.ReadResults(s0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fault planned and injected at the same instant of shard 0's clock.
+	f := reports.Fault{Name: "latency", Start: 500_000_000, End: 600_000_000} // in the main phase
+	res.Schedule, res.Faults = []reports.Fault{f}, []reports.Fault{f}
+	if err := reports.WriteResults(s0, res); err != nil {
+		t.Fatal(err)
+	}
+	r, err := CheckShards(context.Background(), []string{s0, filepath.Join(dir, "s1")}, CheckOptions{Out: filepath.Join(dir, "merged"), NoArtifacts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Schedule) != 1 || len(r.Faults) != 1 {
+		t.Fatalf("schedule %+v, faults %+v", r.Schedule, r.Faults)
+	}
+	if r.Faults[0].Start == f.Start {
+		t.Fatalf("shard 0's times were not shifted (fault at %d): this test shows nothing", f.Start)
+	}
+	if r.Schedule[0].Start != r.Faults[0].Start || r.Schedule[0].End != r.Faults[0].End {
+		t.Errorf("planned %d..%d, injected %d..%d: the same instants of shard 0 on two origins",
+			r.Schedule[0].Start, r.Schedule[0].End, r.Faults[0].Start, r.Faults[0].End)
+	}
+}
