@@ -27,7 +27,6 @@ package httpsvc
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -226,12 +225,6 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 	case err := <-errc:
 		runErr = fmt.Errorf("httpsvc: node %s: %w", cfg.ID, err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for _, s := range servers {
-		if err := s.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.Close()
-		}
-	}
+	nodekit.ShutdownAll(2*time.Second, servers...)
 	return runErr
 }

@@ -358,10 +358,18 @@ func (n *Node) Serve(ctx context.Context, store Store) error {
 	if grace <= 0 {
 		grace = 2 * time.Second
 	}
+	ShutdownAll(grace, clientSrv, adminSrv)
+	return runErr
+}
+
+// ShutdownAll shuts the servers down at once, each gracefully (requests
+// in flight finish) within grace, and closes any still busy then. It
+// returns when all are down.
+func ShutdownAll(grace time.Duration, servers ...*http.Server) {
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, s := range []*http.Server{clientSrv, adminSrv} {
+	for _, s := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -371,7 +379,6 @@ func (n *Node) Serve(ctx context.Context, store Store) error {
 		}()
 	}
 	wg.Wait()
-	return runErr
 }
 
 // errorBody is the JSON of every failure other than a CAS mismatch.

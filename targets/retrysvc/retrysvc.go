@@ -114,7 +114,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -123,7 +122,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/faultline/faultline/targets"
@@ -542,18 +540,6 @@ func Run(ctx context.Context, cfg targets.NodeConfig) error {
 	}
 	log.Info("stopping")
 	close(stop) // backends: requests still queued are answered 503
-	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer scancel()
-	var wg sync.WaitGroup
-	for _, s := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.Close()
-			}
-		}()
-	}
-	wg.Wait()
+	nodekit.ShutdownAll(2*time.Second, servers...)
 	return runErr
 }
