@@ -119,7 +119,8 @@ func TestRunBadScenario(t *testing.T) {
 
 // TestExamples runs every example as is and checks its documented verdict,
 // that results.json carries the contract's fields, and that nothing is
-// left running. With -short the main phase is cut to 8 s.
+// left running. With -short and in CI (shortRuns) the main phase is cut to
+// 8 s, raft-basic's excepted.
 func TestExamples(t *testing.T) {
 	want := map[string]int{
 		"raft-basic.yaml":          0,
@@ -210,7 +211,7 @@ func TestExamples(t *testing.T) {
 				"retry-breaker.yaml":       {"retry-storm": "valid"},
 				"retry-budget.yaml":        {"retry-storm": "valid"},
 			}[name]
-			if testing.Short() && name == "raft-lost-writes.yaml" {
+			if shortRuns() && name == "raft-lost-writes.yaml" {
 				// Cut to 8 s, the run lacks the final kill that leaves losses
 				// for the final reads; the reads after each restart still
 				// show them.
@@ -324,11 +325,8 @@ func TestExamples(t *testing.T) {
 
 // checkLoadAndPacing checks the first slice's promise on TestExamples'
 // raft-basic run: in open loop it reaches its target rate within 5% with
-// several thousand ops (the full 20 s example; -short cuts it to 8 s).
+// several thousand ops (the full 20 s example, which shortRuns leaves as is).
 func checkLoadAndPacing(t *testing.T, dir string) {
-	if testing.Short() {
-		return
-	}
 	st := readResults(t, dir)["stats"].(map[string]any)
 	target, achieved, ops := st["target_rate"].(float64), st["achieved_rate"].(float64), st["ops"].(float64)
 	if ops < 5000 || achieved < 0.95*target || achieved > 1.05*target {

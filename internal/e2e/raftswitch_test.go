@@ -150,7 +150,7 @@ func TestRaftSwitchLeasePartitionOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := []string{"run", path, "--out", filepath.Join(t.TempDir(), "run"), "--seed", "7", "--quiet"}
-	if testing.Short() {
+	if shortRuns() {
 		args = append(args, "--duration", "8s")
 	}
 	code, out := faultline(t, 5*time.Minute, args...)
