@@ -20,11 +20,16 @@
 // processes `all` starts; each measures one thing and prints one JSON
 // object on stdout, so that the parent can take its CPU time and peak
 // memory from the kernel (rusage) without counting its own.
+//
+// BENCH_CPUPROFILE=FILE writes a CPU profile of one subcommand to FILE
+// (go tool pprof reads it): for finding where a child spends its time,
+// e.g. BENCH_CPUPROFILE=/tmp/l.prof bench load --tool faultline ...
 package main
 
 import (
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 )
@@ -48,10 +53,37 @@ func main() {
 		usage()
 		os.Exit(64)
 	}
-	if err := commands[os.Args[1]].run(os.Args[2:]); err != nil {
+	stop, err := profile(os.Getenv("BENCH_CPUPROFILE"))
+	if err == nil {
+		err = commands[os.Args[1]].run(os.Args[2:])
+		if serr := stop(); err == nil {
+			err = serr
+		}
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench %s: %v\n", os.Args[1], err)
 		os.Exit(1)
 	}
+}
+
+// profile starts a CPU profile into path (nothing when path is empty) and
+// returns the function that ends it.
+func profile(path string) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 func usage() {
