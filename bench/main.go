@@ -43,6 +43,7 @@ var commands = map[string]struct {
 	"server":    {cmdServer, "a loopback HTTP/1.1 server answering after a fixed service time"},
 	"load":      {cmdLoad, "one load run of faultline's http workload or of vegeta"},
 	"pacer":     {cmdPacer, "one open- or closed-loop run of the pacer against a no-op client"},
+	"minpacer":  {cmdMinPacer, "a minimal Go pacer handing ops to goroutines: the floor for dispatch lag"},
 	"httpmax":   {cmdHTTPMax, "one closed-loop run against an HTTP server: faultline's http workload or a minimal Go client"},
 	"genhist":   {cmdGenHist, "write a linearizable KV history (JSON Lines)"},
 	"porcupine": {cmdPorcupine, "check a KV history with Porcupine directly"},
