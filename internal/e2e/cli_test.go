@@ -120,7 +120,7 @@ func TestRunBadScenario(t *testing.T) {
 // TestExamples runs every example as is and checks its documented verdict,
 // that results.json carries the contract's fields, and that nothing is
 // left running. With -short and in CI (shortRuns) the main phase is cut to
-// 8 s, raft-basic's excepted.
+// 8 s, but for those in fullLength.
 func TestExamples(t *testing.T) {
 	want := map[string]int{
 		"raft-basic.yaml":          0,
