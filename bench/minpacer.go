@@ -2,20 +2,12 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"slices"
 	"sync"
 	"syscall"
 	"time"
 )
-
-// minPacerReport is what `bench minpacer` prints.
-type minPacerReport struct {
-	Target   float64 `json:"target"` // ops/s
-	Achieved float64 `json:"achieved"`
-	Ops      int64   `json:"ops"`
-	LagP50us float64 `json:"lag_p50_us"`
-	LagP99us float64 `json:"lag_p99_us"`
-}
 
 // cmdMinPacer is `bench minpacer`: the floor for the pacer's dispatch lag
 // on this machine, a minimal Go pacer with the same sleeps as faultline's
@@ -32,6 +24,9 @@ func cmdMinPacer(args []string) error {
 	conc := fs.Int("concurrency", 16, "goroutines the ops are handed to")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *rate <= 0 || *dur <= 0 || *conc <= 0 {
+		return fmt.Errorf("--rate %v, --duration %v and --concurrency %d must be positive", *rate, *dur, *conc)
 	}
 	total := int64(*rate * dur.Seconds())
 	due := make(chan time.Duration, *conc)
@@ -75,8 +70,9 @@ func cmdMinPacer(args []string) error {
 	elapsed := time.Since(start)
 	all := slices.Concat(lags...)
 	slices.Sort(all)
-	return printJSON(minPacerReport{
+	return printJSON(pacerReport{
 		Target: *rate, Achieved: float64(len(all)) / max(elapsed.Seconds(), dur.Seconds()), Ops: int64(len(all)),
+		Missed:   total - int64(len(all)),
 		LagP50us: quantile(all, 0.50), LagP99us: quantile(all, 0.99),
 	})
 }

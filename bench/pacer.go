@@ -15,7 +15,7 @@ import (
 	"github.com/faultline/faultline/workloads"
 )
 
-// pacerReport is what `bench pacer` prints.
+// pacerReport is what `bench pacer` and `bench minpacer` print.
 type pacerReport struct {
 	Target   float64 `json:"target"` // ops/s; 0 for closed loop
 	Achieved float64 `json:"achieved"`

@@ -14,12 +14,6 @@ type pacerRun struct {
 	Run int `json:"run"`
 }
 
-// minPacerRun is one run of the minimal pacer, as results.json keeps it.
-type minPacerRun struct {
-	minPacerReport
-	Run int `json:"run"`
-}
-
 // httpMaxRun is one closed-loop run against the no-op HTTP server.
 type httpMaxRun struct {
 	httpMaxReport
@@ -39,7 +33,7 @@ func (b *bencher) pacer(ctx context.Context) ([]row, error) {
 	p := b.plan
 	var closed []float64
 	open := map[float64][]pacerReport{}
-	minimal := map[float64][]minPacerReport{}
+	minimal := map[float64][]pacerReport{}
 	for run := 1; run <= p.PacerRuns; run++ {
 		for _, rate := range append([]float64{0}, p.PacerRates...) {
 			var rep pacerReport
@@ -55,12 +49,12 @@ func (b *bencher) pacer(ctx context.Context) ([]row, error) {
 			}
 			b.logf("pacer run %d %s/s: %.0f ops/s, lag p50 %.0f µs p99 %.0f µs, %d missed", run, rateName(rate), rep.Achieved, rep.LagP50us, rep.LagP99us, rep.Missed)
 			open[rate] = append(open[rate], rep)
-			var min minPacerReport
+			var min pacerReport
 			c = newChild(ctx, b.self, []string{"minpacer", "--rate", fmt.Sprint(rate), "--duration", p.PacerPhase.String()})
 			if _, err := c.run(&min); err != nil {
 				return nil, err
 			}
-			b.record("min-pacer", minPacerRun{min, run})
+			b.record("min-pacer", pacerRun{min, run})
 			b.logf("minimal pacer run %d %s/s: %.0f ops/s, lag p50 %.0f µs p99 %.0f µs", run, rateName(rate), min.Achieved, min.LagP50us, min.LagP99us)
 			minimal[rate] = append(minimal[rate], min)
 		}
@@ -78,9 +72,9 @@ func (b *bencher) pacer(ctx context.Context) ([]row, error) {
 			row{Part: "pacer", Figure: name + ": dispatch lag p50", Unit: "µs", Faultline: get(func(r pacerReport) float64 { return r.LagP50us })},
 			row{Part: "pacer", Figure: name + ": dispatch lag p99", Unit: "µs", Faultline: get(func(r pacerReport) float64 { return r.LagP99us }), Peer: ptr(1000), PeerName: "the goal, 1 ms"},
 			row{Part: "pacer", Figure: name + ": dispatch lag p99", Unit: "µs", Faultline: get(func(r pacerReport) float64 { return r.LagP99us }),
-				Peer: ptr(medianOf(minimal[rate], func(r minPacerReport) float64 { return r.LagP99us })), PeerName: "a minimal Go pacer, the same sleeps, a channel to 16 goroutines",
-				Note: fmt.Sprintf("the minimal pacer's p50 %.0f µs, achieved %.3f of the target: the floor of the wake-ups on this machine", medianOf(minimal[rate], func(r minPacerReport) float64 { return r.LagP50us }),
-					medianOf(minimal[rate], func(r minPacerReport) float64 { return r.Achieved })/rate)},
+				Peer: ptr(medianOf(minimal[rate], func(r pacerReport) float64 { return r.LagP99us })), PeerName: "a minimal Go pacer, the same sleeps, a channel to 16 goroutines",
+				Note: fmt.Sprintf("the minimal pacer's p50 %.0f µs, achieved %.3f of the target: the floor of the wake-ups on this machine", medianOf(minimal[rate], func(r pacerReport) float64 { return r.LagP50us }),
+					medianOf(minimal[rate], func(r pacerReport) float64 { return r.Achieved })/rate)},
 		)
 	}
 	more, err := b.httpMax(ctx)

@@ -203,7 +203,7 @@ func TestExamples(t *testing.T) {
 				"lww-wall-clock.yaml":      {"causal": "invalid"},
 				"lww-no-anti-entropy.yaml": {"convergence": "invalid"},
 				"http-load.yaml":           {"thresholds": "invalid"},
-				"raft-lost-writes.yaml":    {"lost-writes": "invalid"},
+				"raft-lost-writes.yaml":    {"linearizability": "invalid", "lost-writes": "invalid"},
 				"etcd-process.yaml":        {"linearizability": "valid", "lost-writes": "valid", "split-brain": "valid", "convergence": "valid"},
 				"redis-replica.yaml":       {"linearizability": "invalid"},
 				"retry-naive.yaml":         {"retry-storm": "invalid"},
@@ -211,12 +211,6 @@ func TestExamples(t *testing.T) {
 				"retry-breaker.yaml":       {"retry-storm": "valid"},
 				"retry-budget.yaml":        {"retry-storm": "valid"},
 			}[name]
-			if shortRuns() && name == "raft-lost-writes.yaml" {
-				// Cut to 8 s, the run lacks the final kill that leaves losses
-				// for the final reads; the reads after each restart still
-				// show them.
-				wantChecker = map[string]string{"linearizability": "invalid"}
-			}
 			for checker, v := range wantChecker {
 				if verdicts[checker] != v {
 					t.Errorf("checker %s: %s, want %s (all: %v)", checker, verdicts[checker], v, verdicts)
