@@ -256,15 +256,32 @@ func SafeName(name string) string {
 	return out
 }
 
+// lockRetry is how long LockRunDir keeps trying a lock another file
+// holds: `faultline runs` takes a shared lock on a run's .lock for an
+// instant to see whether the run goes on (RunRunning), and a run starting
+// in that instant must not be refused for it. A second run on the same
+// directory holds it for good and is refused after this.
+const lockRetry = 100 * time.Millisecond
+
 // LockRunDir takes an exclusive lock on the run directory dir (a file
 // .lock inside it) for as long as the run uses it; a second run on the
-// same directory gets an error at once. unlock releases it.
+// same directory gets an error within lockRetry (0.1 s). unlock releases
+// it. ListRuns tells a run that goes on from one that was killed by this
+// lock.
 func LockRunDir(dir string) (unlock func(), err error) {
 	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := lockFile(f); err != nil {
+	deadline := time.Now().Add(lockRetry)
+	for {
+		err = lockFile(f)
+		if err == nil || !lockBusy(err) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("run directory %s is in use by another faultline run (%v): give each run its own --out", dir, err)
 	}

@@ -46,8 +46,8 @@ func TestRunDirStaysInsideBase(t *testing.T) {
 	}
 }
 
-// TestRunDirLock: a second run on a directory in use is refused at once
-// (issue 10, item 4); the lock goes with the first run.
+// TestRunDirLock: a second run on a directory in use is refused (within
+// lockRetry; issue 10, item 4); the lock goes with the first run.
 func TestRunDirLock(t *testing.T) {
 	dir := t.TempDir()
 	unlock, err := LockRunDir(dir)

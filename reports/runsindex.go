@@ -33,9 +33,15 @@ const (
 	// (interrupted, exit 130; an infrastructure error, 70; a setting found
 	// bad late, 64): Results.Stopped.
 	RunStopped RunState = "stopped"
+	// RunRunning: no results.json yet, and a process holds the run's
+	// lock (LockRunDir): the run is still going.
+	RunRunning RunState = "running"
 	// RunNoResults: the directory has a run's history or lock but no
-	// results.json: the run is still going, or was killed (SIGKILL, a
-	// crash) before it could write one.
+	// results.json, and no process holds the lock: the run was killed
+	// (SIGKILL, a crash) before it could write one. Where the lock
+	// cannot be tested (no .lock file, no flock on the system, a
+	// directory on another machine), the run may also still be going;
+	// RunEntry.Problem says which.
 	RunNoResults RunState = "no-results"
 	// RunUnreadable: results.json is there but cannot be read (cut short,
 	// or not faultline's).
@@ -74,7 +80,7 @@ func (e *RunEntry) Interrupted() bool {
 }
 
 // Status is one word or two for the run's outcome: its verdict, or
-// "interrupted", "stopped (exit N)", "no results", "unreadable".
+// "running", "interrupted", "stopped (exit N)", "no results", "unreadable".
 func (e *RunEntry) Status() string {
 	switch e.State {
 	case RunStopped:
@@ -82,6 +88,8 @@ func (e *RunEntry) Status() string {
 			return "interrupted"
 		}
 		return fmt.Sprintf("stopped (exit %d)", e.ExitCode)
+	case RunRunning:
+		return "running"
 	case RunNoResults:
 		return "no results"
 	case RunUnreadable:
@@ -209,8 +217,18 @@ func readRunEntry(dir, rel string) RunEntry {
 			e.Start = t
 		}
 	case errors.Is(err, fs.ErrNotExist):
-		e.State = RunNoResults
-		e.Problem = "no results.json: the run is still going, or it was killed (SIGKILL, a crash) before it could write one; faultline check " + rel + " judges the history it recorded"
+		held, known := lockHeld(filepath.Join(dir, ".lock"))
+		switch {
+		case held:
+			e.State = RunRunning
+			e.Problem = "no results.json yet: a faultline process holds the run's lock, so the run is still going"
+		case known:
+			e.State = RunNoResults
+			e.Problem = "no results.json, and no process holds the run's lock: the run was killed (SIGKILL, a crash) before it could write one; faultline check " + rel + " judges the history it recorded"
+		default:
+			e.State = RunNoResults
+			e.Problem = "no results.json: the run is still going, or it was killed (SIGKILL, a crash) before it could write one (it has no lock to tell by); faultline check " + rel + " judges the history it recorded"
+		}
 	default:
 		e.State = RunUnreadable
 		why := strings.TrimPrefix(err.Error(), filepath.Join(dir, "results.json")+": ")

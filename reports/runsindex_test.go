@@ -161,7 +161,7 @@ func TestListRuns(t *testing.T) {
 	if !strings.Contains(l.Runs[1].Detail(), "stopped during the main phase: received interrupt") {
 		t.Errorf("the interrupted run's detail: %q", l.Runs[1].Detail())
 	}
-	if !strings.Contains(l.Runs[0].Detail(), "killed") || !strings.HasPrefix(l.Runs[4].Detail(), "results.json cannot be read (unexpected end of JSON input)") {
+	if !strings.Contains(l.Runs[0].Detail(), "no process holds the run's lock: the run was killed") || !strings.HasPrefix(l.Runs[4].Detail(), "results.json cannot be read (unexpected end of JSON input)") {
 		t.Errorf("details: %q, %q", l.Runs[0].Detail(), l.Runs[4].Detail())
 	}
 	if l.Skipped != 1 {
@@ -322,5 +322,57 @@ func TestRunsIndexInBrowser(t *testing.T) {
 		if !strings.Contains(title, r.Scenario) {
 			t.Errorf("link %q opened %q, want the report of %s", h, title, r.Scenario)
 		}
+	}
+}
+
+// TestListRunsRunning: a run without results.json whose lock a process
+// holds (LockRunDir, as the conductor takes it) is listed as running;
+// once the lock is released with no results.json it is a killed run; a
+// run with no lock file at all cannot be told apart and says so.
+func TestListRunsRunning(t *testing.T) {
+	root := t.TempDir()
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	live := filepath.Join(root, "raft-basic", "20260301T100000Z")
+	writeHistory(t, live, "valid-register.jsonl", "raft-basic", 21, t0)
+	unlock, err := reports.LockRunDir(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	old := filepath.Join(root, "raft-basic", "20260301T090000Z")
+	writeHistory(t, old, "valid-register.jsonl", "raft-basic", 22, t0.Add(-time.Hour))
+
+	l, err := reports.ListRuns(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Runs) != 2 {
+		t.Fatalf("%d runs, want 2: %+v", len(l.Runs), l.Runs)
+	}
+	if e := l.Runs[0]; e.State != reports.RunRunning || e.Status() != "running" || !strings.Contains(e.Detail(), "still going") {
+		t.Errorf("the locked run: state %s, status %q, detail %q; want running", e.State, e.Status(), e.Detail())
+	}
+	if e := l.Runs[1]; e.State != reports.RunNoResults || e.Status() != "no results" || !strings.Contains(e.Detail(), "it has no lock to tell by") {
+		t.Errorf("the run without a lock file: state %s, status %q, detail %q", e.State, e.Status(), e.Detail())
+	}
+	var out bytes.Buffer
+	if err := reports.WriteRunsTable(&out, l); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "2 runs under "+root+": 1 no results, 1 running") {
+		t.Errorf("table:\n%s", out.String())
+	}
+
+	// Listing takes the lock for an instant: the run still holds it.
+	if _, err := reports.LockRunDir(live); err == nil {
+		t.Fatal("a second LockRunDir on the running run succeeded after ListRuns")
+	}
+	unlock()
+	l, err = reports.ListRuns(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := l.Runs[0]; e.State != reports.RunNoResults || !strings.Contains(e.Detail(), "killed") {
+		t.Errorf("after the lock is released: state %s, detail %q; want no-results, killed", e.State, e.Detail())
 	}
 }
