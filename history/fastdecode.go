@@ -1,12 +1,17 @@
 package history
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/faultline/faultline/internal/jsonscan"
+)
 
 // A history of a million operations has two million lines; decoding each
 // through a map (Event.UnmarshalJSON) costs most of `faultline check`'s time
 // and gigabytes of garbage. fastDecoder reads the common line (a flat
 // object whose field names and string fields are printable ASCII without
-// escapes) with a validating scanner, and gives up on anything else, which
+// escapes) with a validating scanner (internal/jsonscan, which the
+// report's reader shares), and gives up on anything else, which
 // Event.UnmarshalJSON then decodes: so the accepted format, the events and
 // the error messages are UnmarshalJSON's (FuzzFastDecode holds it to that).
 //
@@ -52,9 +57,9 @@ func (d *fastDecoder) decode(b []byte, e *Event) bool {
 	if len(b) < 2 || b[0] != '{' {
 		return false
 	}
-	i := skipSpace(b, 1)
+	i := jsonscan.SkipSpace(b, 1)
 	if i < len(b) && b[i] == '}' {
-		return skipSpace(b, i+1) == len(b)
+		return jsonscan.SkipSpace(b, i+1) == len(b)
 	}
 	seen := 0
 	for {
@@ -66,12 +71,12 @@ func (d *fastDecoder) decode(b []byte, e *Event) bool {
 			return false
 		}
 		name := b[i+1 : ke-1]
-		i = skipSpace(b, ke)
+		i = jsonscan.SkipSpace(b, ke)
 		if i >= len(b) || b[i] != ':' {
 			return false
 		}
-		i = skipSpace(b, i+1)
-		ve := valueEnd(b, i, 0)
+		i = jsonscan.SkipSpace(b, i+1)
+		ve := jsonscan.ValueEnd(b, i)
 		if ve < 0 {
 			return false
 		}
@@ -139,15 +144,15 @@ func (d *fastDecoder) decode(b []byte, e *Event) bool {
 			return false
 		}
 		seen |= bit
-		i = skipSpace(b, ve)
+		i = jsonscan.SkipSpace(b, ve)
 		if i >= len(b) {
 			return false
 		}
 		switch b[i] {
 		case ',':
-			i = skipSpace(b, i+1)
+			i = jsonscan.SkipSpace(b, i+1)
 		case '}':
-			return skipSpace(b, i+1) == len(b)
+			return jsonscan.SkipSpace(b, i+1) == len(b)
 		default:
 			return false
 		}
@@ -218,13 +223,6 @@ func plainUint(v []byte) (int64, bool) {
 	return n, true
 }
 
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
 // plainStringEnd returns the index after the string at b[i] (a quote) when
 // it holds only printable ASCII without escapes (what decodes to itself),
 // else -1.
@@ -239,151 +237,4 @@ func plainStringEnd(b []byte, i int) int {
 		}
 	}
 	return -1
-}
-
-// maxFastDepth bounds the nesting valueEnd follows; deeper values are left
-// to encoding/json.
-const maxFastDepth = 32
-
-// valueEnd returns the index after the JSON value that starts at b[i], or
-// -1 if there is none there (or it is nested deeper than maxFastDepth). It
-// accepts exactly what encoding/json accepts: any bytes but control
-// characters in strings, the escapes of RFC 8259, its number grammar.
-func valueEnd(b []byte, i, depth int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch c := b[i]; {
-	case c == '"':
-		return stringEnd(b, i)
-	case c == '-' || c >= '0' && c <= '9':
-		return numberEnd(b, i)
-	case c == 't':
-		return literalEnd(b, i, "true")
-	case c == 'f':
-		return literalEnd(b, i, "false")
-	case c == 'n':
-		return literalEnd(b, i, "null")
-	case c == '[' || c == '{':
-		if depth >= maxFastDepth {
-			return -1
-		}
-		closing := byte(']')
-		if c == '{' {
-			closing = '}'
-		}
-		j := skipSpace(b, i+1)
-		if j < len(b) && b[j] == closing {
-			return j + 1
-		}
-		for {
-			if c == '{' {
-				if j >= len(b) || b[j] != '"' {
-					return -1
-				}
-				if j = stringEnd(b, j); j < 0 {
-					return -1
-				}
-				j = skipSpace(b, j)
-				if j >= len(b) || b[j] != ':' {
-					return -1
-				}
-				j = skipSpace(b, j+1)
-			}
-			if j = valueEnd(b, j, depth+1); j < 0 {
-				return -1
-			}
-			j = skipSpace(b, j)
-			if j >= len(b) {
-				return -1
-			}
-			switch b[j] {
-			case ',':
-				j = skipSpace(b, j+1)
-			case closing:
-				return j + 1
-			default:
-				return -1
-			}
-		}
-	}
-	return -1
-}
-
-// stringEnd returns the index after the JSON string at b[i] (a quote), or -1.
-func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			return j + 1
-		case c < 0x20:
-			return -1
-		case c == '\\':
-			j++
-			if j >= len(b) {
-				return -1
-			}
-			switch b[j] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if j+4 >= len(b) {
-					return -1
-				}
-				for _, h := range b[j+1 : j+5] {
-					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
-						return -1
-					}
-				}
-				j += 4
-			default:
-				return -1
-			}
-		}
-	}
-	return -1
-}
-
-// numberEnd returns the index after the JSON number at b[i], or -1.
-func numberEnd(b []byte, i int) int {
-	j := i
-	if b[j] == '-' {
-		j++
-	}
-	digits := func() bool {
-		k := j
-		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
-			j++
-		}
-		return j > k
-	}
-	switch {
-	case j < len(b) && b[j] == '0':
-		j++
-	case !digits():
-		return -1
-	}
-	if j < len(b) && b[j] == '.' {
-		j++
-		if !digits() {
-			return -1
-		}
-	}
-	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
-		j++
-		if j < len(b) && (b[j] == '+' || b[j] == '-') {
-			j++
-		}
-		if !digits() {
-			return -1
-		}
-	}
-	return j
-}
-
-// literalEnd returns the index after lit at b[i], or -1.
-func literalEnd(b []byte, i int, lit string) int {
-	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return -1
-	}
-	return i + len(lit)
 }

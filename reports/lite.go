@@ -8,15 +8,17 @@ import (
 	"unicode/utf8"
 
 	"github.com/faultline/faultline/history"
+	"github.com/faultline/faultline/internal/jsonscan"
 )
 
 // The report reads a history once, and a 1,000,000-operation history has
 // 2,000,000 lines: decoding each into a history.Event (a map per line) costs
 // seconds and gigabytes of garbage. liteEvent is the subset of an event the
-// report needs, read by a small scanner of top-level JSON fields that
-// allocates nothing for the common line. A line it cannot read is decoded
-// by history.Event's own decoder instead, so the accepted format and the
-// error messages stay history's.
+// report needs, read field by field with the validating scanner history's
+// own fast decoder uses (internal/jsonscan), allocating nothing for the
+// common line. A line it cannot read is decoded by history.Event's own
+// decoder instead, so the accepted format and the error messages stay
+// history's.
 
 type liteEvent struct {
 	Type    history.Type
@@ -76,33 +78,32 @@ func (lr *liteReader) next(ev *liteEvent) error {
 // that is not its own canonical text, a string that is not valid UTF-8),
 // so that the report accepts, and keys, exactly what history does.
 func parseLite(b []byte, ev *liteEvent) error {
-	i := skipWS(b, 0)
+	i := jsonscan.SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errLite
 	}
-	i++
+	i = jsonscan.SkipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return atEnd(b, i+1)
+	}
 	for {
-		i = skipWS(b, i)
-		if i >= len(b) {
+		if i >= len(b) || b[i] != '"' {
 			return errLite
 		}
-		if b[i] == '}' {
-			return nil
-		}
-		if b[i] != '"' {
-			return errLite
-		}
-		ke, esc := scanString(b, i)
-		if ke < 0 || esc {
+		ke := jsonscan.StringEnd(b, i)
+		if ke < 0 {
 			return errLite
 		}
 		key := b[i+1 : ke-1]
-		i = skipWS(b, ke)
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return errLite // an escaped name: history's decoder reads it
+		}
+		i = jsonscan.SkipSpace(b, ke)
 		if i >= len(b) || b[i] != ':' {
 			return errLite
 		}
-		i = skipWS(b, i+1)
-		ve := scanValue(b, i)
+		i = jsonscan.SkipSpace(b, i+1)
+		ve := jsonscan.ValueEnd(b, i)
 		if ve < 0 {
 			return errLite
 		}
@@ -150,19 +151,28 @@ func parseLite(b []byte, ev *liteEvent) error {
 		if err != nil {
 			return errLite
 		}
-		i = skipWS(b, ve)
+		i = jsonscan.SkipSpace(b, ve)
 		if i >= len(b) {
 			return errLite
 		}
 		switch b[i] {
 		case ',':
-			i++
+			i = jsonscan.SkipSpace(b, i+1)
 		case '}':
-			return nil
+			return atEnd(b, i+1)
 		default:
 			return errLite
 		}
 	}
+}
+
+// atEnd returns nil when only white space follows b[i:], else errLite
+// (the slow path refuses the line with history's error).
+func atEnd(b []byte, i int) error {
+	if jsonscan.SkipSpace(b, i) != len(b) {
+		return errLite
+	}
+	return nil
 }
 
 func internType(s []byte) string {
@@ -230,67 +240,4 @@ func liteProcess(v []byte, p *history.Process) error {
 	}
 	*p = history.Process(n)
 	return nil
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	return i
-}
-
-// scanString returns the index after the string starting at b[i] (a
-// quote) and whether it holds an escape; -1 if it does not end.
-func scanString(b []byte, i int) (int, bool) {
-	esc := false
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			esc = true
-			j++
-		case '"':
-			return j + 1, esc
-		}
-	}
-	return -1, esc
-}
-
-// scanValue returns the index after the JSON value starting at b[i], or -1.
-func scanValue(b []byte, i int) int {
-	if i >= len(b) {
-		return -1
-	}
-	switch b[i] {
-	case '"':
-		e, _ := scanString(b, i)
-		return e
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				e, _ := scanString(b, j)
-				if e < 0 {
-					return -1
-				}
-				j = e - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\r' && b[j] != '\n' {
-		j++
-	}
-	if j == i {
-		return -1
-	}
-	return j
 }
