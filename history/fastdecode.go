@@ -54,33 +54,16 @@ const (
 // sets what UnmarshalJSON sets (not Line).
 func (d *fastDecoder) decode(b []byte, e *Event) bool {
 	*e = Event{}
-	if len(b) < 2 || b[0] != '{' {
-		return false
-	}
-	i := jsonscan.SkipSpace(b, 1)
-	if i < len(b) && b[i] == '}' {
-		return jsonscan.SkipSpace(b, i+1) == len(b)
-	}
+	i, end := jsonscan.ObjectStart(b)
 	seen := 0
-	for {
-		if i >= len(b) || b[i] != '"' {
+	for i >= 0 && !end {
+		var name, v []byte
+		if name, v, i, end = jsonscan.Member(b, i); i < 0 {
 			return false
 		}
-		ke := plainStringEnd(b, i)
-		if ke < 0 {
+		if !plainText(name) {
 			return false
 		}
-		name := b[i+1 : ke-1]
-		i = jsonscan.SkipSpace(b, ke)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = jsonscan.SkipSpace(b, i+1)
-		ve := jsonscan.ValueEnd(b, i)
-		if ve < 0 {
-			return false
-		}
-		v := b[i:ve]
 		bit, ok := 0, true
 		switch string(name) {
 		case "type":
@@ -144,19 +127,8 @@ func (d *fastDecoder) decode(b []byte, e *Event) bool {
 			return false
 		}
 		seen |= bit
-		i = jsonscan.SkipSpace(b, ve)
-		if i >= len(b) {
-			return false
-		}
-		switch b[i] {
-		case ',':
-			i = jsonscan.SkipSpace(b, i+1)
-		case '}':
-			return jsonscan.SkipSpace(b, i+1) == len(b)
-		default:
-			return false
-		}
 	}
+	return i >= 0 && jsonscan.AtEnd(b, i)
 }
 
 // strInto sets *dst to the contents of v, interned, when v is null (""
@@ -221,6 +193,17 @@ func plainUint(v []byte) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
+}
+
+// plainText reports whether s (a string's text between its quotes) is only
+// printable ASCII without escapes: what decodes to itself.
+func plainText(s []byte) bool {
+	for _, c := range s {
+		if c < 0x20 || c >= 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // plainStringEnd returns the index after the string at b[i] (a quote) when

@@ -78,36 +78,15 @@ func (lr *liteReader) next(ev *liteEvent) error {
 // that is not its own canonical text, a string that is not valid UTF-8),
 // so that the report accepts, and keys, exactly what history does.
 func parseLite(b []byte, ev *liteEvent) error {
-	i := jsonscan.SkipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return errLite
-	}
-	i = jsonscan.SkipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return atEnd(b, i+1)
-	}
-	for {
-		if i >= len(b) || b[i] != '"' {
+	i, end := jsonscan.ObjectStart(b)
+	for i >= 0 && !end {
+		var key, v []byte
+		if key, v, i, end = jsonscan.Member(b, i); i < 0 {
 			return errLite
 		}
-		ke := jsonscan.StringEnd(b, i)
-		if ke < 0 {
-			return errLite
-		}
-		key := b[i+1 : ke-1]
 		if bytes.IndexByte(key, '\\') >= 0 {
 			return errLite // an escaped name: history's decoder reads it
 		}
-		i = jsonscan.SkipSpace(b, ke)
-		if i >= len(b) || b[i] != ':' {
-			return errLite
-		}
-		i = jsonscan.SkipSpace(b, i+1)
-		ve := jsonscan.ValueEnd(b, i)
-		if ve < 0 {
-			return errLite
-		}
-		v := b[i:ve]
 		var err error
 		switch string(key) {
 		case "type":
@@ -151,25 +130,8 @@ func parseLite(b []byte, ev *liteEvent) error {
 		if err != nil {
 			return errLite
 		}
-		i = jsonscan.SkipSpace(b, ve)
-		if i >= len(b) {
-			return errLite
-		}
-		switch b[i] {
-		case ',':
-			i = jsonscan.SkipSpace(b, i+1)
-		case '}':
-			return atEnd(b, i+1)
-		default:
-			return errLite
-		}
 	}
-}
-
-// atEnd returns nil when only white space follows b[i:], else errLite
-// (the slow path refuses the line with history's error).
-func atEnd(b []byte, i int) error {
-	if jsonscan.SkipSpace(b, i) != len(b) {
+	if i < 0 || !jsonscan.AtEnd(b, i) {
 		return errLite
 	}
 	return nil

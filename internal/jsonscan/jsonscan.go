@@ -166,3 +166,67 @@ func literalEnd(b []byte, i int, lit string) int {
 	}
 	return i + len(lit)
 }
+
+// ObjectStart returns the index of the first member of the JSON object
+// that starts b (after white space), the index just after it when it is
+// empty and closed (with end true), or -1 when b does not start with one.
+func ObjectStart(b []byte) (i int, end bool) {
+	i = SkipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return -1, false
+	}
+	i = SkipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	return i, false
+}
+
+// Member reads the object member at b[i]: its name's text between the
+// quotes (escapes not decoded) and its value as it stands in b, both
+// aliasing b. next is where the following member starts, or, with end
+// true, the index just after the object's closing brace; next is -1 when
+// b[i:] is not a member followed by a comma or the closing brace.
+//
+// The loop over a line's members, with the line's end checked by
+// AtEnd:
+//
+//	i, end := jsonscan.ObjectStart(b)
+//	for i >= 0 && !end {
+//		var name, value []byte
+//		if name, value, i, end = jsonscan.Member(b, i); i >= 0 {
+//			use(name, value)
+//		}
+//	}
+//	whole := i >= 0 && jsonscan.AtEnd(b, i)
+func Member(b []byte, i int) (name, value []byte, next int, end bool) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, nil, -1, false
+	}
+	ne := StringEnd(b, i)
+	if ne < 0 {
+		return nil, nil, -1, false
+	}
+	name = b[i+1 : ne-1]
+	i = SkipSpace(b, ne)
+	if i >= len(b) || b[i] != ':' {
+		return nil, nil, -1, false
+	}
+	i = SkipSpace(b, i+1)
+	ve := ValueEnd(b, i)
+	if ve < 0 {
+		return nil, nil, -1, false
+	}
+	value = b[i:ve]
+	i = SkipSpace(b, ve)
+	switch {
+	case i < len(b) && b[i] == ',':
+		return name, value, SkipSpace(b, i+1), false
+	case i < len(b) && b[i] == '}':
+		return name, value, i + 1, true
+	}
+	return nil, nil, -1, false
+}
+
+// AtEnd reports whether only white space follows b[i:].
+func AtEnd(b []byte, i int) bool { return SkipSpace(b, i) == len(b) }

@@ -66,5 +66,44 @@ func FuzzValueEnd(f *testing.F) {
 		if want && !got && brackets(b) <= MaxDepth {
 			t.Fatalf("%q: the scanner refuses what encoding/json takes", b)
 		}
+		object := want && b[SkipSpace(b, 0)] == '{'
+		if whole := members(b) != nil; whole != object && (whole || brackets(b) <= MaxDepth) {
+			t.Fatalf("%q: Member says whole %v, encoding/json an object %v", b, whole, object)
+		}
 	})
+}
+
+// members returns the names and values Member reads from b, or nil if b
+// is not one whole object.
+func members(b []byte) []string {
+	out := []string{}
+	i, end := ObjectStart(b)
+	for i >= 0 && !end {
+		var name, value []byte
+		if name, value, i, end = Member(b, i); i >= 0 {
+			out = append(out, string(name)+"="+string(value))
+		}
+	}
+	if i < 0 || !AtEnd(b, i) {
+		return nil
+	}
+	return out
+}
+
+// TestMembers: the members of an object as they stand in the line, and
+// every way a line is not one object.
+func TestMembers(t *testing.T) {
+	got := members([]byte(` { "a" : 1 , "b\"c":[1, {"d":"}"}] ,"e":null} `))
+	want := []string{`a=1`, `b\"c=[1, {"d":"}"}]`, `e=null`}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("members = %q, want %q", got, want)
+	}
+	if got := members([]byte(`{}`)); got == nil || len(got) != 0 {
+		t.Errorf("{} = %q, want no members", got)
+	}
+	for _, bad := range []string{``, `[]`, `1`, `{`, `{"a":1`, `{"a":1,}`, `{"a":}`, `{"a" 1}`, `{a:1}`, `{"a":1} x`, `{} {}`, `{"a":1 "b":2}`, "{\"a\x01\":1}"} {
+		if got := members([]byte(bad)); got != nil {
+			t.Errorf("%q: read as one object, members %q", bad, got)
+		}
+	}
 }
