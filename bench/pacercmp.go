@@ -21,12 +21,16 @@ type httpMaxRun struct {
 	CPUPer1k float64 `json:"cpu_s_per_1k"`
 }
 
+// pacerWorkers is the workers of the pacer runs and the goroutines of
+// the minimal pacer's.
+const pacerWorkers = 16
+
 // pacer is the pacer comparison: the open-loop pacer at each of the plan's
 // rates against a no-op client, each run after a closed-loop run that
 // measures the most this machine gets through the same client, workers
-// and recorder at that moment (the baseline), and followed by a run of the
-// minimal pacer at the same rate (the floor of its dispatch lag); then faultline's http
-// workload in closed loop against a no-op HTTP server, as a fraction of
+// and recorder at that moment (the baseline), and followed by a run of
+// the minimal pacer at the same rate and concurrency (the floor of its
+// dispatch lag); then faultline's http workload in closed loop against a no-op HTTP server, as a fraction of
 // what a minimal Go client gets through the same loopback, the two taking
 // turns.
 func (b *bencher) pacer(ctx context.Context) ([]row, error) {
@@ -37,7 +41,7 @@ func (b *bencher) pacer(ctx context.Context) ([]row, error) {
 	for run := 1; run <= p.PacerRuns; run++ {
 		for _, rate := range append([]float64{0}, p.PacerRates...) {
 			var rep pacerReport
-			c := newChild(ctx, b.self, []string{"pacer", "--rate", fmt.Sprint(rate), "--duration", p.PacerPhase.String()})
+			c := newChild(ctx, b.self, []string{"pacer", "--rate", fmt.Sprint(rate), "--duration", p.PacerPhase.String(), "--concurrency", strconv.Itoa(pacerWorkers)})
 			if _, err := c.run(&rep); err != nil {
 				return nil, err
 			}
@@ -49,14 +53,14 @@ func (b *bencher) pacer(ctx context.Context) ([]row, error) {
 			}
 			b.logf("pacer run %d %s/s: %.0f ops/s, lag p50 %.0f µs p99 %.0f µs, %d missed", run, rateName(rate), rep.Achieved, rep.LagP50us, rep.LagP99us, rep.Missed)
 			open[rate] = append(open[rate], rep)
-			var min pacerReport
-			c = newChild(ctx, b.self, []string{"minpacer", "--rate", fmt.Sprint(rate), "--duration", p.PacerPhase.String()})
-			if _, err := c.run(&min); err != nil {
+			var mp pacerReport
+			c = newChild(ctx, b.self, []string{"minpacer", "--rate", fmt.Sprint(rate), "--duration", p.PacerPhase.String(), "--concurrency", strconv.Itoa(pacerWorkers)})
+			if _, err := c.run(&mp); err != nil {
 				return nil, err
 			}
-			b.record("min-pacer", pacerRun{min, run})
-			b.logf("minimal pacer run %d %s/s: %.0f ops/s, lag p50 %.0f µs p99 %.0f µs", run, rateName(rate), min.Achieved, min.LagP50us, min.LagP99us)
-			minimal[rate] = append(minimal[rate], min)
+			b.record("min-pacer", pacerRun{mp, run})
+			b.logf("minimal pacer run %d %s/s: %.0f ops/s, lag p50 %.0f µs p99 %.0f µs", run, rateName(rate), mp.Achieved, mp.LagP50us, mp.LagP99us)
+			minimal[rate] = append(minimal[rate], mp)
 		}
 	}
 	base := median(closed)
@@ -72,7 +76,7 @@ func (b *bencher) pacer(ctx context.Context) ([]row, error) {
 			row{Part: "pacer", Figure: name + ": dispatch lag p50", Unit: "µs", Faultline: get(func(r pacerReport) float64 { return r.LagP50us })},
 			row{Part: "pacer", Figure: name + ": dispatch lag p99", Unit: "µs", Faultline: get(func(r pacerReport) float64 { return r.LagP99us }), Peer: ptr(1000), PeerName: "the goal, 1 ms"},
 			row{Part: "pacer", Figure: name + ": dispatch lag p99", Unit: "µs", Faultline: get(func(r pacerReport) float64 { return r.LagP99us }),
-				Peer: ptr(medianOf(minimal[rate], func(r pacerReport) float64 { return r.LagP99us })), PeerName: "a minimal Go pacer, the same sleeps, a channel to 16 goroutines",
+				Peer: ptr(medianOf(minimal[rate], func(r pacerReport) float64 { return r.LagP99us })), PeerName: fmt.Sprintf("a minimal Go pacer, the same sleeps, a channel to %d goroutines", pacerWorkers),
 				Note: fmt.Sprintf("the minimal pacer's p50 %.0f µs, achieved %.3f of the target: the floor of the wake-ups on this machine", medianOf(minimal[rate], func(r pacerReport) float64 { return r.LagP50us }),
 					medianOf(minimal[rate], func(r pacerReport) float64 { return r.Achieved })/rate)},
 		)

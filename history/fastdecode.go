@@ -140,7 +140,8 @@ func (d *fastDecoder) strInto(v []byte, dst *string) bool {
 		*dst = ""
 		return true
 	}
-	if v[0] != '"' || plainStringEnd(v, 0) != len(v) {
+	// v is one whole JSON string (jsonscan.Member validated it).
+	if v[0] != '"' || !plainText(v[1:len(v)-1]) {
 		return false
 	}
 	c := v[1 : len(v)-1]
@@ -204,20 +205,4 @@ func plainText(s []byte) bool {
 		}
 	}
 	return true
-}
-
-// plainStringEnd returns the index after the string at b[i] (a quote) when
-// it holds only printable ASCII without escapes (what decodes to itself),
-// else -1.
-func plainStringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		c := b[j]
-		if c == '"' {
-			return j + 1
-		}
-		if c < 0x20 || c >= 0x7f || c == '\\' {
-			return -1
-		}
-	}
-	return -1
 }

@@ -24,8 +24,9 @@ A run that did not finish says so: "interrupted" (exit 130) or "stopped"
 with where and why, as its results.json records; "running" when it has
 none yet and a faultline process holds its run directory's lock; "no
 results" when it has none and nothing holds the lock (it was killed before
-it could write one); "unreadable" when it cannot be read. Directories that are not runs are left out and
-counted; "latest" links and hidden directories are not followed.
+it could write one); "unreadable" when it cannot be read. Directories that
+are not runs are left out and counted; "latest" links and hidden
+directories are not followed.
 
 It writes DIR/index.html (--no-index: not), one self-contained page with a
 link to each run's report.html relative to DIR, so the directory can be

@@ -19,6 +19,7 @@ import (
 	"github.com/faultline/faultline/checkers"
 	"github.com/faultline/faultline/internal/exitcode"
 	"github.com/faultline/faultline/internal/testbin"
+	"github.com/faultline/faultline/internal/testenv"
 	"github.com/faultline/faultline/reports"
 	"github.com/faultline/faultline/scenario"
 
@@ -200,7 +201,7 @@ func shortRuns() bool {
 	if os.Getenv("FAULTLINE_FULL_EXAMPLES") == "1" {
 		return false
 	}
-	return testing.Short() || os.Getenv("CI") == "true"
+	return testing.Short() || testenv.InCI()
 }
 
 // fullLength are the examples that shortRuns leaves as written:
